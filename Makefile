@@ -1,0 +1,33 @@
+# knserve: `make up` runs a local cluster with knserve in it; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: up down test status install binaries clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+binaries: $(STAMP)
+	$(BIN)/python -m serving.local.binaries
+
+up: binaries
+	$(BIN)/knserve local up
+
+down: $(STAMP)
+	$(BIN)/knserve local down
+
+status: $(STAMP)
+	$(BIN)/knserve local status
+
+test: binaries
+	$(BIN)/python -m pytest -q
+
+clean: down
+	rm -rf $(VENV)

@@ -1,0 +1,82 @@
+"""Names shared by every component: ports, headers, labels and the stats wire format.
+
+These follow Knative Serving's public contract, so clients and tooling that know Knative
+find the same names here. Pure constants; no side effects.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- ports (queue-proxy sidecar; also the activator's data port) -------------------------
+QUEUE_HTTP_PORT: Final = 8012
+QUEUE_HTTPS_PORT: Final = 8112
+QUEUE_ADMIN_PORT: Final = 8022  # /wait-for-drain
+AUTOSCALING_STATS_PORT: Final = 9090  # per-pod stats the autoscaler scrapes
+USER_METRICS_PORT: Final = 9091  # Prometheus text
+PROFILING_PORT: Final = 8008
+QUEUE_HTTP_PORT_NAME: Final = "http"
+QUEUE_H2C_PORT_NAME: Final = "h2c"
+RESERVED_PORTS: Final = frozenset({8012, 8013, 8022, 9090, 9091, 8008})
+RESERVED_ENV: Final = frozenset({"PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION"})
+DEFAULT_USER_PORT: Final = 8080
+
+ACTIVATOR_SERVICE_NAME: Final = "activator-service"
+AUTOSCALER_SERVICE_NAME: Final = "autoscaler"
+AUTOSCALER_PORT: Final = 8080  # activator -> autoscaler stats push and poke
+SYSTEM_NAMESPACE: Final = "knative-serving"
+
+# --- headers ---------------------------------------------------------------------------
+REVISION_HEADER: Final = "Knative-Serving-Revision"
+NAMESPACE_HEADER: Final = "Knative-Serving-Namespace"
+ORIGINAL_HOST_HEADER: Final = "K-Original-Host"
+PROBE_HEADER: Final = "K-Network-Probe"
+PROBE_HEADER_QUEUE_VALUE: Final = "queue"
+PROXY_HEADER: Final = "K-Proxy-Request"  # value "activator" on requests the activator forwards
+PROXY_HEADER_ACTIVATOR_VALUE: Final = "activator"
+HASH_HEADER: Final = "K-Network-Hash"
+KUBELET_PROBE_USER_AGENT_PREFIX: Final = "kube-probe/"
+
+# --- labels and annotations --------------------------------------------------------------
+GROUP: Final = "serving.knative.dev"
+SERVICE_LABEL: Final = "serving.knative.dev/service"
+SERVICE_UID_LABEL: Final = "serving.knative.dev/serviceUID"
+CONFIGURATION_LABEL: Final = "serving.knative.dev/configuration"
+CONFIGURATION_UID_LABEL: Final = "serving.knative.dev/configurationUID"
+CONFIGURATION_GENERATION_LABEL: Final = "serving.knative.dev/configurationGeneration"
+REVISION_LABEL: Final = "serving.knative.dev/revision"
+REVISION_UID_LABEL: Final = "serving.knative.dev/revisionUID"
+ROUTE_LABEL: Final = "serving.knative.dev/route"
+ROUTES_ANNOTATION: Final = "serving.knative.dev/routes"
+ROUTING_STATE_LABEL: Final = "serving.knative.dev/routingState"
+ROUTING_STATE_MODIFIED_ANNOTATION: Final = "serving.knative.dev/routingStateModified"
+VISIBILITY_LABEL: Final = "networking.knative.dev/visibility"
+VISIBILITY_CLUSTER_LOCAL: Final = "cluster-local"
+ROLLOUT_DURATION_ANNOTATION: Final = "serving.knative.dev/rollout-duration"
+KPA_CLASS: Final = "kpa.autoscaling.knative.dev"
+AUTOSCALING_CLASS_ANNOTATION: Final = "autoscaling.knative.dev/class"
+
+# --- queue-proxy environment (set by the controller's Deployment builder) ----------------
+# Same names as Knative's queue-proxy, so the contract reads the same.
+ENV_SERVING_NAMESPACE: Final = "SERVING_NAMESPACE"
+ENV_SERVING_SERVICE: Final = "SERVING_SERVICE"
+ENV_SERVING_CONFIGURATION: Final = "SERVING_CONFIGURATION"
+ENV_SERVING_REVISION: Final = "SERVING_REVISION"
+ENV_SERVING_POD: Final = "SERVING_POD"  # fieldRef metadata.name
+ENV_SERVING_POD_IP: Final = "SERVING_POD_IP"  # fieldRef status.podIP
+ENV_QUEUE_SERVING_PORT: Final = "QUEUE_SERVING_PORT"
+ENV_USER_PORT: Final = "USER_PORT"
+ENV_CONTAINER_CONCURRENCY: Final = "CONTAINER_CONCURRENCY"
+ENV_REVISION_TIMEOUT_SECONDS: Final = "REVISION_TIMEOUT_SECONDS"
+ENV_REVISION_RESPONSE_START_TIMEOUT_SECONDS: Final = "REVISION_RESPONSE_START_TIMEOUT_SECONDS"
+ENV_REVISION_IDLE_TIMEOUT_SECONDS: Final = "REVISION_IDLE_TIMEOUT_SECONDS"
+ENV_SERVING_READINESS_PROBE: Final = "SERVING_READINESS_PROBE"  # JSON of the user container's probe
+ENV_USER_PORT_NAME: Final = "USER_PORT_NAME"  # "h2c" switches the app connection to HTTP/2 cleartext
+ENV_DRAIN_QUIET_PERIOD_SECONDS: Final = "DRAIN_QUIET_PERIOD_SECONDS"
+
+# --- stats wire format ---------------------------------------------------------------------
+# GET http://<pod-ip>:9090/stats answers one JSON object with these keys (Knative's Stat
+# fields): podName, averageConcurrentRequests, averageProxiedConcurrentRequests,
+# requestCount, proxiedRequestCount, processUptime (seconds), timestamp (unix seconds).
+# Each value covers the last whole second, so a scrape every second sees each bucket once.
+STATS_PATH: Final = "/stats"
