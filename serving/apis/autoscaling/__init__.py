@@ -1,0 +1,1 @@
+"""autoscaling.internal.knative.dev API objects."""

@@ -1,0 +1,95 @@
+"""Service condition verbs and reasons (after knative.dev/serving service_lifecycle.go).
+
+Ready is derived from ``ConfigurationsReady`` and ``RoutesReady``; the Service mirrors its
+Configuration's and Route's status fields. Pure; no side effects.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, Final
+
+from serving.apis.conditions import FALSE, READY, TRUE, ConditionSet
+from serving.apis.v1._lifecycle_base import Now, StatusLifecycle
+
+if TYPE_CHECKING:
+    from serving.apis.v1.configuration_types import ConfigurationStatus
+    from serving.apis.v1.route_types import RouteStatus
+
+CONDITION_READY: Final = READY
+CONDITION_CONFIGURATIONS_READY: Final = "ConfigurationsReady"
+CONDITION_ROUTES_READY: Final = "RoutesReady"
+
+REASON_NOT_OWNED: Final = "NotOwned"
+REASON_OUT_OF_DATE: Final = "OutOfDate"
+REASON_REVISION_NAME_TAKEN: Final = "RevisionNameTaken"
+REASON_TRAFFIC_NOT_MIGRATED: Final = "TrafficNotMigrated"
+MESSAGE_TRAFFIC_NOT_MIGRATED: Final = "Traffic is not yet migrated to the latest revision."
+
+SERVICE_CONDITION_SET: Final = ConditionSet(CONDITION_CONFIGURATIONS_READY, CONDITION_ROUTES_READY)
+
+
+class ServiceStatusLifecycle(StatusLifecycle):
+    CONDITION_SET: ClassVar[ConditionSet] = SERVICE_CONDITION_SET
+
+    def mark_configuration_not_owned(self, name: str, *, now: Now = None) -> None:
+        self.manage(now).mark_false(
+            CONDITION_CONFIGURATIONS_READY, REASON_NOT_OWNED,
+            f'There is an existing Configuration "{name}" that we do not own.',
+        )
+
+    def mark_route_not_owned(self, name: str, *, now: Now = None) -> None:
+        self.manage(now).mark_false(
+            CONDITION_ROUTES_READY, REASON_NOT_OWNED, f'There is an existing Route "{name}" that we do not own.'
+        )
+
+    def mark_configuration_not_reconciled(self, *, now: Now = None) -> None:
+        self.manage(now).mark_unknown(
+            CONDITION_CONFIGURATIONS_READY, REASON_OUT_OF_DATE,
+            "The Configuration is still working to reflect the latest desired specification.",
+        )
+
+    def mark_route_not_reconciled(self, *, now: Now = None) -> None:
+        self.manage(now).mark_unknown(
+            CONDITION_ROUTES_READY, REASON_OUT_OF_DATE,
+            "The Route is still working to reflect the latest desired specification.",
+        )
+
+    def mark_revision_name_taken(self, name: str, *, now: Now = None) -> None:
+        self.manage(now).mark_false(
+            CONDITION_ROUTES_READY, REASON_REVISION_NAME_TAKEN,
+            f'The revision name "{name}" is taken by a conflicting Revision, so traffic will not be migrated',
+        )
+
+    def mark_route_not_yet_ready(self, *, now: Now = None) -> None:
+        self.manage(now).mark_unknown(CONDITION_ROUTES_READY, REASON_TRAFFIC_NOT_MIGRATED, MESSAGE_TRAFFIC_NOT_MIGRATED)
+
+    def propagate_configuration_status(self, configuration_status: ConfigurationStatus, *, now: Now = None) -> None:
+        """Copy latestReady/latestCreated and fold the Configuration's Ready into ConfigurationsReady."""
+        self.latest_ready_revision_name = configuration_status.latest_ready_revision_name  # type: ignore[attr-defined]
+        self.latest_created_revision_name = configuration_status.latest_created_revision_name  # type: ignore[attr-defined]
+        ready = configuration_status.get_condition(READY)
+        if ready is None:
+            return
+        manager = self.manage(now)
+        if ready.status == TRUE:
+            manager.mark_true(CONDITION_CONFIGURATIONS_READY)
+        elif ready.status == FALSE:
+            manager.mark_false(CONDITION_CONFIGURATIONS_READY, ready.reason, ready.message)
+        else:
+            manager.mark_unknown(CONDITION_CONFIGURATIONS_READY, ready.reason, ready.message)
+
+    def propagate_route_status(self, route_status: RouteStatus, *, now: Now = None) -> None:
+        """Copy url/address/traffic and fold the Route's Ready into RoutesReady."""
+        self.url = route_status.url  # type: ignore[attr-defined]
+        self.address = route_status.address.model_copy(deep=True) if route_status.address else None  # type: ignore[attr-defined]
+        self.traffic = list(route_status.traffic) if route_status.traffic is not None else None  # type: ignore[attr-defined]
+        ready = route_status.get_condition(READY)
+        if ready is None:
+            return
+        manager = self.manage(now)
+        if ready.status == TRUE:
+            manager.mark_true(CONDITION_ROUTES_READY)
+        elif ready.status == FALSE:
+            manager.mark_false(CONDITION_ROUTES_READY, ready.reason, ready.message)
+        else:
+            manager.mark_unknown(CONDITION_ROUTES_READY, ready.reason, ready.message)
