@@ -1,0 +1,85 @@
+"""Shared fixtures: one real local Kubernetes per test run, and a namespace per test.
+
+The control plane (etcd, kube-apiserver, kube-controller-manager) and the node agent start
+once per session from the cached binaries, in a temporary state directory on free ports,
+and are stopped when the session ends, leaving no process behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from serving.local import binaries
+from serving.local.controlplane import LocalCluster, Ports
+
+BIN_DIR = Path(sys.executable).parent
+
+
+def kubectl_path() -> str:
+    found = BIN_DIR / "kubectl"
+    if found.exists():
+        return str(found)
+    return shutil.which("kubectl") or "kubectl"
+
+
+@dataclasses.dataclass
+class Cluster:
+    local: LocalCluster
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.local.kubeconfig
+
+    @property
+    def server(self) -> str:
+        return self.local.server
+
+    @property
+    def state_dir(self) -> Path:
+        return self.local.state_dir
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PATH": f"{BIN_DIR}:{os.environ.get('PATH', '')}"}
+
+    def kubectl(
+        self, *args: str, check: bool = True, input: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [kubectl_path(), *args], env=self.env, input=input, capture_output=True, text=True, timeout=timeout
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+        return result
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    found = binaries.binaries()
+    if not found.all_present():
+        found = binaries.ensure_binaries(progress=lambda message: print(f"==> {message}", file=sys.stderr))
+    state = tmp_path_factory.mktemp("cluster")
+    local = LocalCluster(state, found, ports=Ports.free())
+    with_node = (Path(__file__).parent.parent / "serving" / "local" / "node" / "__main__.py").exists()
+    try:
+        local.start(progress=lambda message: None, node=with_node)
+        yield Cluster(local)
+    finally:
+        local.stop(progress=lambda message: None)
+
+
+@pytest.fixture
+def namespace(cluster: Cluster) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    cluster.kubectl("create", "namespace", name)
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
