@@ -1,0 +1,118 @@
+"""The informer's local copy of a resource: a keyed store with secondary indexes.
+
+``Store`` holds the latest JSON of every object an informer has seen, keyed by
+``namespace/name``, plus named indexes (by namespace always; callers add e.g. "by owner
+uid" or "by label value"). Readers must treat returned objects as read-only and deep-copy
+before changing them (the reconcile loop does). No I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from serving.kube.labels import Selector, parse_selector
+from serving.kube.objects import JSON, key_of, namespace_of
+
+IndexFunc = Callable[[JSON], Iterable[str]]
+
+
+def by_namespace(obj: JSON) -> list[str]:
+    return [namespace_of(obj)]
+
+
+def by_controller_uid(obj: JSON) -> list[str]:
+    """Index objects by the uid of their controlling owner."""
+    for reference in obj.get("metadata", {}).get("ownerReferences") or []:
+        if reference.get("controller"):
+            return [str(reference.get("uid"))]
+    return []
+
+
+def by_label(label: str) -> IndexFunc:
+    """Index objects by ``namespace/<value of label>``."""
+
+    def index(obj: JSON) -> list[str]:
+        value = (obj.get("metadata", {}).get("labels") or {}).get(label)
+        return [f"{namespace_of(obj)}/{value}"] if value is not None else []
+
+    return index
+
+
+class Store:
+    """A dict of objects by key, with indexes kept current on every change."""
+
+    def __init__(self, indexers: dict[str, IndexFunc] | None = None) -> None:
+        self._items: dict[str, JSON] = {}
+        self._indexers: dict[str, IndexFunc] = {"namespace": by_namespace, **(indexers or {})}
+        self._indexes: dict[str, dict[str, set[str]]] = {name: {} for name in self._indexers}
+
+    def add_indexer(self, name: str, index: IndexFunc) -> None:
+        self._indexers[name] = index
+        self._indexes[name] = {}
+        for key, obj in self._items.items():
+            for value in index(obj):
+                self._indexes[name].setdefault(value, set()).add(key)
+
+    def _unindex(self, key: str, obj: JSON) -> None:
+        for name, index in self._indexers.items():
+            for value in index(obj):
+                keys = self._indexes[name].get(value)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del self._indexes[name][value]
+
+    def _index(self, key: str, obj: JSON) -> None:
+        for name, index in self._indexers.items():
+            for value in index(obj):
+                self._indexes[name].setdefault(value, set()).add(key)
+
+    def upsert(self, obj: JSON) -> JSON | None:
+        """Store ``obj``; return the object it replaced, if any."""
+        key = key_of(obj)
+        old = self._items.get(key)
+        if old is not None:
+            self._unindex(key, old)
+        self._items[key] = obj
+        self._index(key, obj)
+        return old
+
+    def remove(self, obj: JSON) -> JSON | None:
+        key = key_of(obj)
+        old = self._items.pop(key, None)
+        if old is not None:
+            self._unindex(key, old)
+        return old
+
+    def replace(self, objects: Iterable[JSON]) -> None:
+        self._items = {}
+        self._indexes = {name: {} for name in self._indexers}
+        for obj in objects:
+            self.upsert(obj)
+
+    def get_by_key(self, key: str) -> JSON | None:
+        return self._items.get(key)
+
+    def get(self, namespace: str | None, name: str) -> JSON | None:
+        return self._items.get(f"{namespace}/{name}" if namespace else name)
+
+    def keys(self) -> list[str]:
+        return list(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def by_index(self, index_name: str, value: str) -> list[JSON]:
+        return [self._items[key] for key in sorted(self._indexes[index_name].get(value, ()))]
+
+    def list(self, namespace: str | None = None, selector: Selector | str | None = None) -> list[JSON]:
+        """Objects in ``namespace`` (all when None) whose labels match ``selector``."""
+        if isinstance(selector, str):
+            selector = parse_selector(selector)
+        if namespace:
+            candidates = self.by_index("namespace", namespace)
+        else:
+            candidates = [self._items[key] for key in sorted(self._items)]
+        if selector is None:
+            return candidates
+        return [obj for obj in candidates if selector.matches(obj.get("metadata", {}).get("labels"))]

@@ -1,0 +1,273 @@
+"""The Kubernetes API as the controller uses it: a small Protocol and a real REST client.
+
+``KubeClient`` is the boundary every reconciler and informer talks to; ``RestKubeClient``
+implements it over kubernetes_asyncio's ApiClient (which handles kubeconfig, in-cluster
+service-account tokens and TLS), exchanging plain JSON dicts. ``connect`` builds one.
+``fake.FakeKubeClient`` implements the same Protocol in memory.
+
+Side effects: network calls to the API server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+import aiohttp
+from kubernetes_asyncio import client as k8s_client
+from kubernetes_asyncio import config as k8s_config
+from kubernetes_asyncio.config.config_exception import ConfigException
+
+from serving.kube.errors import ApiError, Gone, error_from_status
+from serving.kube.objects import JSON
+from serving.kube.resources import Resource
+
+log = logging.getLogger(__name__)
+
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WatchEvent:
+    """One line of a watch stream: ADDED, MODIFIED, DELETED or BOOKMARK, and the object."""
+
+    type: str
+    object: JSON
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ListResult:
+    items: list[JSON]
+    resource_version: str
+
+
+class KubeClient(Protocol):
+    """What the controller needs from an API server. Objects are JSON dicts."""
+
+    async def get(self, resource: Resource, namespace: str | None, name: str) -> JSON: ...
+
+    async def list(
+        self, resource: Resource, *, namespace: str | None = None, label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> ListResult: ...
+
+    def watch(
+        self, resource: Resource, *, namespace: str | None = None, resource_version: str,
+        label_selector: str | None = None, field_selector: str | None = None, timeout_seconds: int = 300,
+    ) -> AsyncIterator[WatchEvent]: ...
+
+    async def create(self, resource: Resource, obj: JSON) -> JSON: ...
+
+    async def update(self, resource: Resource, obj: JSON) -> JSON: ...
+
+    async def update_status(self, resource: Resource, obj: JSON) -> JSON: ...
+
+    async def patch(
+        self, resource: Resource, namespace: str | None, name: str, patch: Any, *,
+        content_type: str = MERGE_PATCH, subresource: str | None = None, field_manager: str | None = None,
+    ) -> JSON: ...
+
+    async def delete(
+        self, resource: Resource, namespace: str | None, name: str, *, propagation_policy: str | None = None,
+        uid: str | None = None,
+    ) -> None: ...
+
+
+def _with_type(resource: Resource, obj: JSON) -> JSON:
+    obj.setdefault("apiVersion", resource.api_version)
+    obj.setdefault("kind", resource.kind)
+    return obj
+
+
+class RestKubeClient:
+    """``KubeClient`` over HTTP, through a kubernetes_asyncio ``ApiClient``."""
+
+    def __init__(self, api_client: k8s_client.ApiClient, *, field_manager: str = "knserve-controller") -> None:
+        self._api = api_client
+        self._field_manager = field_manager
+
+    @property
+    def host(self) -> str:
+        return str(self._api.configuration.host)
+
+    async def close(self) -> None:
+        await self._api.close()
+
+    async def _request(
+        self, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None,
+        content_type: str = "application/json", timeout: aiohttp.ClientTimeout | None = None,
+    ) -> aiohttp.ClientResponse:
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        params = [(k, v) for k, v in (query or {}).items() if v is not None]
+        response = await self._api.call_api(
+            path, method, query_params=params, header_params=headers, body=body,
+            auth_settings=["BearerToken"], _preload_content=False,
+            _request_timeout=timeout or aiohttp.ClientTimeout(total=60),
+        )
+        return response  # type: ignore[no-any-return]
+
+    async def _json(
+        self, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None,
+        content_type: str = "application/json",
+    ) -> JSON:
+        response = await self._request(method, path, query=query, body=body, content_type=content_type)
+        async with response:
+            raw = await response.read()
+        try:
+            payload = json.loads(raw) if raw else {}
+        except ValueError:
+            payload = {"message": raw.decode(errors="replace")[:500]}
+        if not 200 <= response.status <= 299:
+            raise error_from_status(response.status, payload if isinstance(payload, dict) else None)
+        return payload if isinstance(payload, dict) else {}
+
+    async def get(self, resource: Resource, namespace: str | None, name: str) -> JSON:
+        return _with_type(resource, await self._json("GET", resource.object_path(namespace, name)))
+
+    async def list(
+        self, resource: Resource, *, namespace: str | None = None, label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> ListResult:
+        items: list[JSON] = []
+        continue_token: str | None = None
+        while True:
+            page = await self._json("GET", resource.collection_path(namespace), query={
+                "labelSelector": label_selector or None, "fieldSelector": field_selector or None,
+                "limit": 500, "continue": continue_token,
+            })
+            items.extend(_with_type(resource, item) for item in page.get("items") or [])
+            metadata = page.get("metadata") or {}
+            continue_token = metadata.get("continue") or None
+            if not continue_token:
+                return ListResult(items, str(metadata.get("resourceVersion") or ""))
+
+    async def watch(
+        self, resource: Resource, *, namespace: str | None = None, resource_version: str,
+        label_selector: str | None = None, field_selector: str | None = None, timeout_seconds: int = 300,
+    ) -> AsyncIterator[WatchEvent]:
+        """Stream events after ``resource_version``; ends when the server closes the watch.
+
+        Raises ``Gone`` when the version is too old (the caller re-lists).
+        """
+        query = {
+            "watch": "true", "resourceVersion": resource_version, "allowWatchBookmarks": "true",
+            "timeoutSeconds": timeout_seconds, "labelSelector": label_selector or None,
+            "fieldSelector": field_selector or None,
+        }
+        timeout = aiohttp.ClientTimeout(total=None, connect=30, sock_read=timeout_seconds + 30)
+        response = await self._request("GET", resource.collection_path(namespace), query=query, timeout=timeout)
+        async with response:
+            if not 200 <= response.status <= 299:
+                raw = await response.read()
+                try:
+                    payload = json.loads(raw)
+                except ValueError:
+                    payload = {"message": raw.decode(errors="replace")[:500]}
+                raise error_from_status(response.status, payload)
+            while True:
+                line = await response.content.readline()
+                if not line:
+                    return
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                event_type = str(event.get("type") or "")
+                obj = event.get("object") or {}
+                if event_type == "ERROR":
+                    raise error_from_status(int(obj.get("code") or 500), obj)
+                yield WatchEvent(event_type, _with_type(resource, obj))
+
+    async def create(self, resource: Resource, obj: JSON) -> JSON:
+        metadata = obj.get("metadata") or {}
+        path = resource.collection_path(metadata.get("namespace"))
+        body = _with_type(resource, dict(obj))
+        return _with_type(resource, await self._json("POST", path, body=body,
+                                                     query={"fieldManager": self._field_manager}))
+
+    async def update(self, resource: Resource, obj: JSON) -> JSON:
+        metadata = obj.get("metadata") or {}
+        path = resource.object_path(metadata.get("namespace"), metadata["name"])
+        body = _with_type(resource, dict(obj))
+        return _with_type(resource, await self._json("PUT", path, body=body,
+                                                     query={"fieldManager": self._field_manager}))
+
+    async def update_status(self, resource: Resource, obj: JSON) -> JSON:
+        metadata = obj.get("metadata") or {}
+        path = resource.object_path(metadata.get("namespace"), metadata["name"], "status")
+        body = _with_type(resource, dict(obj))
+        return _with_type(resource, await self._json("PUT", path, body=body,
+                                                     query={"fieldManager": self._field_manager}))
+
+    async def patch(
+        self, resource: Resource, namespace: str | None, name: str, patch: Any, *,
+        content_type: str = MERGE_PATCH, subresource: str | None = None, field_manager: str | None = None,
+    ) -> JSON:
+        query: dict[str, Any] = {"fieldManager": field_manager or self._field_manager}
+        if content_type == APPLY_PATCH:
+            query["force"] = "true"
+        path = resource.object_path(namespace, name, subresource)
+        return _with_type(resource, await self._json("PATCH", path, body=patch, content_type=content_type,
+                                                     query=query))
+
+    async def delete(
+        self, resource: Resource, namespace: str | None, name: str, *, propagation_policy: str | None = None,
+        uid: str | None = None,
+    ) -> None:
+        body: JSON = {"apiVersion": "v1", "kind": "DeleteOptions"}
+        if propagation_policy:
+            body["propagationPolicy"] = propagation_policy
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        await self._json("DELETE", resource.object_path(namespace, name), body=body)
+
+
+async def connect(kubeconfig: str | None = None, *, field_manager: str = "knserve-controller") -> RestKubeClient:
+    """A client from ``kubeconfig``, else ``$KUBECONFIG``, else the in-cluster service account,
+    else ``~/.kube/config``.
+
+    Raises ``ApiError`` with a sentence saying what to pass when none of them works.
+    """
+    configuration = k8s_client.Configuration()
+    path = kubeconfig or os.environ.get("KUBECONFIG") or None
+    try:
+        if path:
+            await k8s_config.load_kube_config(config_file=path, client_configuration=configuration)
+        else:
+            try:
+                k8s_config.load_incluster_config(client_configuration=configuration)
+            except ConfigException:
+                await k8s_config.load_kube_config(client_configuration=configuration)
+    except (ConfigException, OSError) as error:
+        raise ApiError(0, "NoConfiguration",
+                       f"Could not load a Kubernetes client configuration ({error}); pass --kubeconfig "
+                       "or set KUBECONFIG, or run inside a cluster with a service account.") from error
+    configuration.connection_pool_maxsize = 64
+    return RestKubeClient(k8s_client.ApiClient(configuration), field_manager=field_manager)
+
+
+async def wait_until_reachable(client: KubeClient, *, attempts: int = 30, delay: float = 1.0) -> None:
+    """Retry a cheap read until the API server answers (it may still be starting)."""
+    from serving.kube.resources import NAMESPACES
+
+    last: Exception | None = None
+    for _ in range(attempts):
+        try:
+            await client.list(NAMESPACES, label_selector="knserve.dev/probe-never-matches")
+            return
+        except (ApiError, aiohttp.ClientError, OSError) as error:
+            last = error
+            await asyncio.sleep(delay)
+    raise ApiError(0, "Unreachable", f"The Kubernetes API server did not answer: {last}")
+
+
+__all__ = [
+    "APPLY_PATCH", "JSON_PATCH", "MERGE_PATCH", "Gone", "KubeClient", "ListResult", "RestKubeClient",
+    "WatchEvent", "connect", "wait_until_reachable",
+]

@@ -1,0 +1,57 @@
+import asyncio
+
+from serving.kube.cache import by_controller_uid
+from serving.kube.fake import FakeKubeClient
+from serving.kube.informer import Change, Informer
+from serving.kube.resources import CONFIGURATIONS
+
+
+def config(name: str, owner_uid: str | None = None) -> dict:
+    metadata: dict = {"name": name, "namespace": "ns", "labels": {"app": name}}
+    if owner_uid:
+        metadata["ownerReferences"] = [{"uid": owner_uid, "controller": True, "name": "o", "kind": "Service"}]
+    return {"metadata": metadata, "spec": {}}
+
+
+async def wait_for(predicate, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+async def test_informer_lists_watches_and_indexes() -> None:
+    fake = FakeKubeClient([(CONFIGURATIONS, config("a", "owner-1"))])
+    informer = Informer(fake, CONFIGURATIONS, indexers={"owner": by_controller_uid})
+    seen: list[tuple[str, str]] = []
+    informer.add_handler(lambda change: seen.append((change.kind, change.object["metadata"]["name"])))
+    task = asyncio.create_task(informer.run())
+    try:
+        await informer.wait_synced()
+        assert [o["metadata"]["name"] for o in informer.store.by_index("owner", "owner-1")] == ["a"]
+        await fake.create(CONFIGURATIONS, config("b"))
+        await fake.delete(CONFIGURATIONS, "ns", "a")
+        await wait_for(lambda: ("delete", "a") in seen)
+        assert seen == [("add", "a"), ("add", "b"), ("delete", "a")]
+        assert informer.store.list("ns", "app=b")[0]["metadata"]["name"] == "b"
+        assert informer.store.by_index("owner", "owner-1") == []
+    finally:
+        task.cancel()
+
+
+async def test_informer_relists_after_gone_and_reports_missed_deletes() -> None:
+    fake = FakeKubeClient([(CONFIGURATIONS, config("a")), (CONFIGURATIONS, config("b"))])
+    informer = Informer(fake, CONFIGURATIONS, watch_timeout_seconds=0, retry_delay=0)
+    changes: list[Change] = []
+    informer.add_handler(changes.append)
+    task = asyncio.create_task(informer.run())
+    try:
+        await informer.wait_synced()
+        # while the watch is between requests, history is compacted and an object vanishes
+        fake.compact()
+        await fake.delete(CONFIGURATIONS, "ns", "a")
+        fake.compact()
+        await wait_for(lambda: informer.store.get("ns", "a") is None)
+        assert informer.lists >= 2
+        assert any(c.kind == "delete" and c.object["metadata"]["name"] == "a" for c in changes)
+    finally:
+        task.cancel()
