@@ -124,6 +124,7 @@ class Informer:
                         self._apply(event.type, event.object)
                     if version:
                         resource_version = str(version)
+                await asyncio.sleep(0)  # a watch the server ended at once must not starve the loop
             except asyncio.CancelledError:
                 raise
             except Gone:

@@ -40,7 +40,7 @@ async def test_informer_lists_watches_and_indexes() -> None:
 
 async def test_informer_relists_after_gone_and_reports_missed_deletes() -> None:
     fake = FakeKubeClient([(CONFIGURATIONS, config("a")), (CONFIGURATIONS, config("b"))])
-    informer = Informer(fake, CONFIGURATIONS, watch_timeout_seconds=0, retry_delay=0)
+    informer = Informer(fake, CONFIGURATIONS, watch_timeout_seconds=1, retry_delay=0)
     changes: list[Change] = []
     informer.add_handler(changes.append)
     task = asyncio.create_task(informer.run())
