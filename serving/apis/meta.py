@@ -25,9 +25,25 @@ _COMMON: dict[str, Any] = {
 
 
 class KubeModel(BaseModel):
-    """A mutable part of an API object (metadata, status)."""
+    """A mutable part of an API object (metadata, status).
+
+    A sub-object that was never set (it came from its default) and dumps empty is left out,
+    so a user's YAML round-trips without gaining ``metadata: {}`` or ``status: {}``.
+    """
 
     model_config = ConfigDict(**_COMMON)
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_empty(self, handler: Any) -> Any:
+        dumped = handler(self)
+        if isinstance(dumped, dict):
+            for name, field in type(self).model_fields.items():
+                if name in self.model_fields_set:
+                    continue
+                key = field.alias or name
+                if dumped.get(key) == {}:
+                    del dumped[key]
+        return dumped
 
     def to_dict(self) -> dict[str, Any]:
         """The object as Kubernetes JSON: aliases, no ``None`` fields."""
@@ -86,19 +102,12 @@ class ObjectReference(FrozenModel):
 class Resource(KubeModel):
     """A top-level object: ``apiVersion``, ``kind``, ``metadata``, ``spec`` and ``status``.
 
-    An empty ``status`` is left out of the dump, so a user's YAML round-trips unchanged.
+    An unset, empty ``status`` is left out of the dump, so a user's YAML round-trips unchanged.
     """
 
     api_version: str | None = None
     kind: str | None = None
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
-
-    @model_serializer(mode="wrap")
-    def _drop_empty_status(self, handler: Any) -> Any:
-        dumped = handler(self)
-        if isinstance(dumped, dict) and dumped.get("status") in ({}, None) and "status" in dumped:
-            del dumped["status"]
-        return dumped
 
     @property
     def name(self) -> str:
