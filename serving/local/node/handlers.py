@@ -15,7 +15,7 @@ import contextlib
 import os
 import signal
 import ssl
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import aiohttp
@@ -27,7 +27,7 @@ _MAX_MESSAGE = 1024
 
 
 @contextlib.asynccontextmanager
-async def probe_session() -> aiohttp.ClientSession:  # type: ignore[misc]
+async def probe_session() -> AsyncIterator[aiohttp.ClientSession]:
     """An HTTP client for probes: no keep-alive (like the kubelet), no certificate checks."""
     insecure = ssl.create_default_context()
     insecure.check_hostname = False

@@ -13,14 +13,12 @@ Side effects: TokenRequest calls, files in the pod's directory.
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime
+import json
 import logging
 import os
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from serving.local.node.api import ApiError, NodeApi, ServerInfo
 
@@ -63,7 +61,7 @@ def kubeconfig_for(*, server: ServerInfo, namespace: str, account: str, token_fi
         ],
         "current-context": "knserve",
     }
-    return yaml.safe_dump(document, sort_keys=False)
+    return json.dumps(document, indent=2)  # JSON is YAML: every kubeconfig reader takes it
 
 
 def _write(path: Path, content: bytes, mode: int = 0o644) -> None:

@@ -1,0 +1,117 @@
+"""The activator's data-port handler: find the revision, wait for a pod, forward, account.
+
+Answers, in order:
+- ``K-Network-Probe: activator``: ``200 activator`` (the probe that tells the activator is in
+  a revision's path); requests without revision headers to ``/healthz`` or from the kubelet:
+  ``200 ok`` (``503`` while draining);
+- no ``Knative-Serving-Revision`` / ``Knative-Serving-Namespace`` header, or an unknown
+  revision: ``404``;
+- the revision's queue is full: ``503 pending request queue full`` at once;
+- no answer within the revision's ``timeoutSeconds`` (waiting included): ``504 activator
+  request timeout`` (a response already under way is cut instead);
+- the pod cannot be reached: ``502``.
+
+Every request that names a known revision counts in the ``ConcurrencyReporter`` from arrival
+to answer; the first one for a revision the reporter has not seen goes to the autoscaler at
+once. Side effects: network I/O through the collaborators passed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import aiohttp
+from aiohttp import web
+
+from activator.backends import Backends, QueueFull, RevisionGone
+from activator.metrics import ActivatorMetrics
+from activator.proxy import Progress, forward
+from activator.reporter import StatPusher
+from activator.stats import ConcurrencyReporter
+from serving.networking import (
+    KUBELET_PROBE_USER_AGENT_PREFIX,
+    NAMESPACE_HEADER,
+    PROBE_HEADER,
+    REVISION_HEADER,
+)
+
+log = logging.getLogger(__name__)
+
+ACTIVATOR_PROBE_VALUE = "activator"
+TIMEOUT_MESSAGE = "activator request timeout"
+QUEUE_FULL_MESSAGE = "pending request queue full"
+
+
+class ActivationHandler:
+    def __init__(
+        self,
+        *,
+        backends: Backends,
+        reporter: ConcurrencyReporter,
+        pusher: StatPusher,
+        metrics: ActivatorMetrics,
+        session: aiohttp.ClientSession,
+    ) -> None:
+        self._backends = backends
+        self._reporter = reporter
+        self._pusher = pusher
+        self._metrics = metrics
+        self._session = session
+        self.draining = False
+
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        headers = request.headers
+        if headers.get(PROBE_HEADER) == ACTIVATOR_PROBE_VALUE:
+            return web.Response(text=ACTIVATOR_PROBE_VALUE)
+        namespace, name = headers.get(NAMESPACE_HEADER), headers.get(REVISION_HEADER)
+        if not namespace or not name:
+            if request.path == "/healthz" or headers.get("User-Agent", "").startswith(KUBELET_PROBE_USER_AGENT_PREFIX):
+                return web.Response(status=503 if self.draining else 200, text="draining" if self.draining else "ok")
+            return web.Response(
+                status=404,
+                text=f"The request names no revision: the activator needs the {REVISION_HEADER} and "
+                f"{NAMESPACE_HEADER} headers.\n",
+            )
+        info = self._backends.get(namespace, name)
+        if info is None:
+            return web.Response(status=404, text=f"Revision {namespace}/{name} is not known to the activator.\n")
+
+        loop = asyncio.get_running_loop()
+        arrived = loop.time()
+        first = self._reporter.request_in(namespace, name, now=time.monotonic())
+        if first is not None:
+            self._pusher.send_now(first)
+        status = 500
+        try:
+            response = await self._serve(request, namespace, name, info.timeout_seconds)
+            status = response.status
+            return response
+        finally:
+            self._reporter.request_out(namespace, name, now=time.monotonic())
+            self._metrics.observe(namespace, name, status, loop.time() - arrived)
+
+    async def _serve(self, request: web.BaseRequest, namespace: str, name: str, timeout: float) -> web.StreamResponse:
+        progress = Progress()
+        try:
+            async with asyncio.timeout(timeout):
+                try:
+                    dest = await self._backends.acquire(namespace, name)
+                except QueueFull:
+                    return web.Response(status=503, text=QUEUE_FULL_MESSAGE)
+                except RevisionGone as gone:
+                    return web.Response(status=503, text=f"{gone}.\n")
+                try:
+                    return await forward(request, dest, self._session, progress)
+                finally:
+                    self._backends.release(namespace, name, dest)
+        except TimeoutError:
+            if progress.started:
+                raise  # the answer is under way: cutting the connection is all that is left
+            return web.Response(status=504, text=TIMEOUT_MESSAGE)
+        except aiohttp.ClientError as error:
+            if progress.started:
+                raise
+            log.warning("cannot forward to revision %s/%s: %s", namespace, name, error)
+            return web.Response(status=502, text=f"Error reaching revision {namespace}/{name}: {error}\n")

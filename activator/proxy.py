@@ -1,0 +1,97 @@
+"""Forwarding one request to one pod's queue-proxy and its answer back.
+
+The request keeps its method, path, query, body and headers, including ``Host`` and the
+``Knative-Serving-*`` revision headers (the queue-proxy strips those); hop-by-hop headers
+are dropped, ``X-Forwarded-For`` gets the client's address and ``K-Proxy-Request:
+activator`` marks the request as proxied so the queue-proxy reports it apart. Small bodies
+(known length up to ``BUFFER_LIMIT``) are read whole, larger or chunked ones stream both
+ways. Side effects: network I/O on the given session.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import aiohttp
+from aiohttp import hdrs, web
+from multidict import CIMultiDict
+
+from serving.networking import PROXY_HEADER, PROXY_HEADER_ACTIVATOR_VALUE
+
+BUFFER_LIMIT: Final = 1 << 20
+HOP_BY_HOP: Final = frozenset(
+    h.lower()
+    for h in (
+        "Connection",
+        "Keep-Alive",
+        "Proxy-Authenticate",
+        "Proxy-Authorization",
+        "Proxy-Connection",
+        "TE",
+        "Trailer",
+        "Transfer-Encoding",
+        "Upgrade",
+    )
+)
+_RESPONSE_SKIP: Final = HOP_BY_HOP | {"content-length"}
+_AUTO_HEADERS: Final = (hdrs.ACCEPT, hdrs.ACCEPT_ENCODING, hdrs.USER_AGENT, hdrs.CONTENT_TYPE)
+
+
+def upstream_headers(request: web.BaseRequest) -> CIMultiDict[str]:
+    headers: CIMultiDict[str] = CIMultiDict()
+    for name, value in request.headers.items():
+        if name.lower() not in HOP_BY_HOP:
+            headers.add(name, value)
+    peer = request.remote
+    if peer:
+        prior = headers.get(hdrs.X_FORWARDED_FOR)
+        headers[hdrs.X_FORWARDED_FOR] = f"{prior}, {peer}" if prior else peer
+    headers[PROXY_HEADER] = PROXY_HEADER_ACTIVATOR_VALUE
+    return headers
+
+
+def _small(length: int | None) -> bool:
+    return length is not None and length <= BUFFER_LIMIT
+
+
+class Progress:
+    """Whether the answer to the client has started (then it can only be cut, not replaced)."""
+
+    __slots__ = ("started",)
+
+    def __init__(self) -> None:
+        self.started = False
+
+
+async def forward(
+    request: web.BaseRequest, dest: str, session: aiohttp.ClientSession, progress: Progress
+) -> web.StreamResponse:
+    """Send ``request`` to ``http://dest`` and answer with what the pod answers."""
+    headers = upstream_headers(request)
+    body: object = None
+    if request.body_exists:
+        body = await request.read() if _small(request.content_length) else request.content.iter_any()
+    skip = [name for name in _AUTO_HEADERS if name not in headers]
+    async with session.request(
+        request.method,
+        f"http://{dest}{request.rel_url}",
+        headers=headers,
+        data=body,
+        skip_auto_headers=skip,
+        allow_redirects=False,
+    ) as upstream:
+        answer_headers: CIMultiDict[str] = CIMultiDict(
+            (name, value) for name, value in upstream.headers.items() if name.lower() not in _RESPONSE_SKIP
+        )
+        if _small(upstream.content_length) or request.method == hdrs.METH_HEAD:
+            payload = await upstream.read()
+            return web.Response(status=upstream.status, reason=upstream.reason, headers=answer_headers, body=payload)
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=answer_headers)
+        if upstream.content_length is not None:
+            response.content_length = upstream.content_length
+        progress.started = True
+        await response.prepare(request)
+        async for chunk in upstream.content.iter_any():
+            await response.write(chunk)
+        await response.write_eof()
+        return response

@@ -1,0 +1,154 @@
+"""A small HTTP/1.1 server for the side ports: admin (8022), stats (9090), metrics (9091).
+
+These ports carry a request a second at most, so they are plain: httptools parses, a
+route table maps ``(method, path)`` to a handler returning a ``Reply`` (or a coroutine
+of one, for ``/wait-for-drain`` which blocks). aiohttp would do too, but costs the
+sidecar 16 MB of RSS. Side effects: socket I/O only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from http import HTTPStatus
+
+import httptools
+
+logger = logging.getLogger(__name__)
+
+MAX_REQUEST_BYTES = 64 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Reply:
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
+
+    def encode(self, *, keep_alive: bool, head_only: bool = False) -> bytes:
+        phrase = HTTPStatus(self.status).phrase if self.status in HTTPStatus._value2member_map_ else "Unknown"
+        head = (
+            f"HTTP/1.1 {self.status} {phrase}\r\nContent-Type: {self.content_type}\r\n"
+            f"Content-Length: {len(self.body)}\r\n{'' if keep_alive else 'Connection: close' + chr(13) + chr(10)}\r\n"
+        ).encode("latin-1")
+        return head if head_only else head + self.body
+
+
+Handler = Callable[[], "Reply | Awaitable[Reply]"]
+Routes = Mapping[str, Handler]  # path -> handler (GET and HEAD only)
+
+
+class SideProtocol(asyncio.Protocol):
+    def __init__(self, routes: Routes, connections: set[SideProtocol]) -> None:
+        self._routes = routes
+        self._connections = connections
+        self._parser = httptools.HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._url = b""
+        self._size = 0
+        self._busy = False
+        self._queue: list[tuple[bytes, bytes, bool]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        self._connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._connections.discard(self)
+        if self._task is not None:
+            self._task.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        self._size += len(data)
+        if self._size > MAX_REQUEST_BYTES:
+            self._send(Reply(431, b"request too large\n"), keep_alive=False)
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError:
+            self._send(Reply(400, b"malformed request\n"), keep_alive=False)
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_message_complete(self) -> None:
+        self._size = 0
+        self._queue.append((self._parser.get_method(), self._url, self._parser.should_keep_alive()))
+        if not self._busy:
+            self._next()
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def _next(self) -> None:
+        if not self._queue:
+            return
+        method, url, keep_alive = self._queue.pop(0)
+        path = httptools.parse_url(url).path.decode("latin-1") if url else "/"
+        handler = self._routes.get(path)
+        if method not in (b"GET", b"HEAD", b"POST"):
+            reply: Reply | Awaitable[Reply] = Reply(405, b"method not allowed\n")
+        elif handler is None:
+            reply = Reply(404, b"not found\n")
+        else:
+            try:
+                reply = handler()
+            except Exception:  # a handler bug must not take the port down
+                logger.exception("handler for %s failed", path)
+                reply = Reply(500, b"internal error\n")
+        if isinstance(reply, Reply):
+            self._send(reply, keep_alive=keep_alive, head_only=method == b"HEAD")
+            self._next()
+            return
+        self._busy = True
+        self._task = asyncio.ensure_future(self._await(reply, keep_alive, method == b"HEAD"))
+
+    async def _await(self, pending: Awaitable[Reply], keep_alive: bool, head_only: bool) -> None:
+        try:
+            reply = await pending
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("handler failed")
+            reply = Reply(500, b"internal error\n")
+        self._busy = False
+        self._task = None
+        self._send(reply, keep_alive=keep_alive, head_only=head_only)
+        self._next()
+
+    def _send(self, reply: Reply, *, keep_alive: bool, head_only: bool = False) -> None:
+        if self._transport is None or self._transport.is_closing():
+            return
+        self._transport.write(reply.encode(keep_alive=keep_alive, head_only=head_only))
+        if not keep_alive:
+            self._transport.close()
+
+
+class SideServer:
+    """One side port: its listening socket and its open connections."""
+
+    def __init__(self, name: str, routes: Routes) -> None:
+        self.name = name
+        self._routes = routes
+        self._connections: set[SideProtocol] = set()
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: SideProtocol(self._routes, self._connections), host, port, reuse_address=True
+        )
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self._connections):
+            connection.close()

@@ -1,0 +1,457 @@
+"""One request through the queue-proxy: admission, dispatch to the app, timeouts, the answer.
+
+An ``Exchange`` is created by the client connection when a request's headers are in. It
+counts the request in the stats, takes a breaker slot (or waits, or is refused with 503),
+sends the rewritten head and streams the body to an app connection, passes the app's
+response bytes back, and enforces the revision's timeouts (504 before the response
+starts, a cut body after). Whatever way it ends, ``_finish`` runs exactly once and gives
+back the breaker slot. Side effects: writes on the client and app transports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from http import HTTPStatus
+from typing import TYPE_CHECKING
+
+from queueproxy.headers import BODY_CHUNKED, BODY_NONE, RequestHead, encode_request_head
+from queueproxy.breaker import Admission
+
+if TYPE_CHECKING:
+    from queueproxy.proxy import ClientConnection, Proxy
+    from queueproxy.upstream import UpstreamConnection
+
+logger = logging.getLogger(__name__)
+
+# states
+NEW = 0
+WAITING = 1  # queued in the breaker
+CONNECTING = 2  # holds a slot, dialling the app
+ACTIVE = 3  # request sent (or being sent) to the app
+TUNNEL = 4  # upgraded (WebSocket): raw bytes both ways
+DONE = 5
+
+CLIENT_CLOSED_REQUEST = 499  # recorded in metrics when the client went away first
+PENDING_BODY_LIMIT = 256 * 1024  # bytes of request body held while waiting for the app
+TIMEOUT_BODY = b"request timeout"
+QUEUE_FULL_BODY = b"pending request queue full\n"
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def local_response(status: int, body: bytes, *, close: bool = False, head_only: bool = False) -> bytes:
+    """A complete small answer from the queue-proxy itself."""
+    reason = HTTPStatus(status).phrase.encode() if status in HTTPStatus._value2member_map_ else b"Unknown"
+    head = b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n%s\r\n" % (
+        status, reason, len(body), b"Connection: close\r\n" if close else b"",
+    )
+    return head if head_only else head + body
+
+
+class Exchange:
+    __slots__ = (
+        "proxy", "client", "method", "target", "head", "http10", "state", "pending", "pending_size",
+        "request_done", "upstream", "response_started", "status", "app_status", "started_at", "dispatched_at",
+        "last_activity", "timer", "holds_slot", "keep_alive", "tunnel_buffer", "retried", "body_sent",
+        "local", "__weakref__",
+    )
+
+    def __init__(self, proxy: Proxy, client: ClientConnection, method: bytes, target: bytes, head: RequestHead,
+                 *, http10: bool, keep_alive: bool) -> None:
+        self.proxy = proxy
+        self.client = client
+        self.method = method
+        self.target = target
+        self.head = head
+        self.http10 = http10
+        self.keep_alive = keep_alive
+        self.state = NEW
+        self.pending: list[bytes] | None = None  # body chunks (unframed) before an app connection is attached
+        self.pending_size = 0
+        self.request_done = False  # the client has sent the whole request
+        self.upstream: UpstreamConnection | None = None
+        self.response_started = False
+        self.status = 0
+        self.app_status = 0
+        self.started_at = 0.0
+        self.dispatched_at = 0.0
+        self.last_activity = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+        self.holds_slot = False
+        self.tunnel_buffer: list[bytes] | None = None
+        self.retried = False
+        self.body_sent = False
+        self.local: bytes | None = None  # a prepared answer (probes) instead of a trip to the app
+
+    # --- lifecycle -------------------------------------------------------------------
+    def start(self) -> None:
+        """The client connection made this its current exchange: admit and dispatch it."""
+        proxy = self.proxy
+        if self.local is not None:
+            self.state = DONE
+            self.client.write(self.local)
+            self.client.exchange_finished(self, self.keep_alive)
+            return
+        now = proxy.time()
+        self.started_at = self.last_activity = now
+        if proxy.drainer.draining:
+            proxy.drainer.request_seen(now)
+        proxy.stats.request_in(proxy.wall_time(), self.head.proxied)
+        proxy.in_flight += 1
+        admission = proxy.breaker.admit(self)
+        if admission is Admission.ADMITTED:
+            self.holds_slot = True
+            self._arm_timer(now)
+            self.dispatch()
+        elif admission is Admission.QUEUED:
+            self.state = WAITING
+            self._arm_timer(now)
+        else:
+            self._answer_locally(503, QUEUE_FULL_BODY)
+
+    def slot_granted(self) -> None:
+        """The breaker handed this waiting exchange a slot."""
+        self.holds_slot = True
+        if self.state == WAITING:
+            self.dispatch()
+        else:  # cannot happen: cancelled waiters leave the breaker; give the slot straight back
+            self._release_slot()
+
+    def dispatch(self) -> None:
+        self.dispatched_at = self.proxy.time()
+        if self.head.upgrade is None and self.proxy.h2 is not None:
+            self.state = ACTIVE
+            self.proxy.h2.submit(self)
+            return
+        connection = self.proxy.pool.take()
+        if connection is None:
+            self.state = CONNECTING
+            self.proxy.pool.connect(self)
+        else:
+            self.attach(connection)
+
+    def attach(self, connection: UpstreamConnection) -> bool:
+        """Send the request on ``connection``. False if this exchange no longer wants one."""
+        if self.state not in (CONNECTING, NEW, WAITING, ACTIVE) or self.upstream is not None:
+            return False
+        self.state = ACTIVE
+        self.upstream = connection
+        head = self.head
+        chunked = head.body == BODY_CHUNKED
+        extra = b""
+        if head.upgrade is not None:
+            extra = b"Connection: Upgrade\r\nUpgrade: " + head.upgrade + b"\r\n"
+        elif self.http10 and head.keep_alive_token:
+            extra = b"Connection: keep-alive\r\n"
+        elif chunked:
+            extra = b"Transfer-Encoding: chunked\r\n"
+        data = encode_request_head(self.method, self.target, head.headers, http10=self.http10, extra=extra)
+        if head.expect_continue and not self.request_done:
+            self.client.write(CONTINUE)
+        pending = self.pending
+        if pending:
+            self.pending = None
+            self.pending_size = 0
+            self.body_sent = True
+            if chunked:
+                for chunk in pending:
+                    data += b"%x\r\n%s\r\n" % (len(chunk), chunk)
+            else:
+                data += b"".join(pending)
+            self.client.resume_reading_for_body()
+        if self.request_done and chunked:
+            data += b"0\r\n\r\n"
+        connection.start(self, data, chunked=chunked, head_request=self.method == b"HEAD")
+        if self.client.write_paused:
+            connection.pause_reading()
+        return True
+
+    # --- request body from the client ----------------------------------------------------
+    def request_body(self, chunk: bytes) -> None:
+        if self.state == DONE:
+            return
+        upstream = self.upstream
+        if upstream is not None:
+            self.body_sent = True
+            upstream.send_body(chunk)
+            return
+        if self.state == ACTIVE and self.proxy.h2 is not None:
+            self.proxy.h2.send_body(self, chunk)
+            return
+        if self.pending is None:
+            self.pending = [chunk]
+        else:
+            self.pending.append(chunk)
+        self.pending_size += len(chunk)
+        if self.pending_size > PENDING_BODY_LIMIT:
+            self.client.pause_reading_for_body()
+
+    def request_complete(self) -> None:
+        self.request_done = True
+        if self.state == DONE:
+            return
+        if self.upstream is not None:
+            self.upstream.end_body()
+        elif self.state == ACTIVE and self.proxy.h2 is not None:
+            self.proxy.h2.end_body(self)
+
+    def take_pending_body(self) -> list[bytes]:
+        pending = self.pending or []
+        self.pending = None
+        self.pending_size = 0
+        if pending:
+            self.client.resume_reading_for_body()
+        return pending
+
+    # --- response from the app -------------------------------------------------------
+    def response_data(self, data: bytes, status: int) -> None:
+        if not self.response_started:
+            self.response_started = True
+            self.status = self.app_status = status
+        self.client.write(data)
+        if self.proxy.idle_timeout:
+            self.last_activity = self.proxy.time()
+
+    def response_complete(self, status: int, *, upstream_keep_alive: bool, close_delimited: bool) -> None:
+        upstream = self.upstream
+        self.upstream = None
+        if self.state == DONE:
+            return
+        if not self.response_started:  # e.g. 204 with nothing forwarded yet cannot happen; be safe
+            self.status = self.app_status = status
+        if upstream is not None:
+            if upstream_keep_alive and self.request_done and not self.proxy.closing:
+                self.proxy.pool.give_back(upstream)
+            else:
+                upstream.close()
+        if close_delimited or not upstream_keep_alive or not self.request_done:
+            self.keep_alive = False
+        self._finish()
+
+    def upstream_failed(self, error: BaseException, connection: UpstreamConnection | None,
+                        *, malformed: bool = False) -> None:
+        """The app connection could not be opened, broke, or sent garbage."""
+        if connection is not None and connection is not self.upstream:
+            return
+        self.upstream = None
+        if self.state == DONE:
+            return
+        if (connection is not None and connection.requests > 1 and not malformed and not self.retried
+                and connection.received == 0 and not self.body_sent and self.head.body == BODY_NONE):
+            # a kept-alive connection the app closed just as we reused it: try once on a fresh one
+            self.retried = True
+            self.state = CONNECTING
+            self.proxy.pool.connect(self)
+            return
+        logger.debug("app request failed: %r", error)
+        if self.response_started:
+            self._cut()
+        else:
+            message = "the app sent an invalid response" if malformed else f"error reaching the app: {error}"
+            self._answer_locally(502, message.encode() + b"\n")
+
+    def upstream_pause_writing(self) -> None:
+        self.client.pause_reading_for_body()
+
+    def upstream_resume_writing(self) -> None:
+        self.client.resume_reading_for_body()
+
+    # --- reframed responses (HTTP/2 to the app) ---------------------------------------
+    def start_response(self, status: int, head: bytes) -> None:
+        self.response_started = True
+        self.status = self.app_status = status
+        self.client.write(head)
+        if self.proxy.idle_timeout:
+            self.last_activity = self.proxy.time()
+
+    def response_body(self, data: bytes) -> None:
+        self.client.write(data)
+        if self.proxy.idle_timeout:
+            self.last_activity = self.proxy.time()
+
+    def reframed_complete(self, *, keep_alive: bool) -> None:
+        if self.state == DONE:
+            return
+        if not keep_alive or not self.request_done:
+            self.keep_alive = False
+        self._finish()
+
+    def reframed_failed(self, error: BaseException) -> None:
+        if self.state == DONE:
+            return
+        logger.debug("app stream failed: %r", error)
+        if self.response_started:
+            self._cut()
+        else:
+            self._answer_locally(502, f"error reaching the app: {error}\n".encode())
+
+    # --- upgrades (WebSocket) ----------------------------------------------------------
+    def upgraded(self, data: bytes) -> None:
+        """The app answered 101: from here on both sides are a raw byte tunnel."""
+        self.response_started = True
+        self.status = self.app_status = 101
+        self.state = TUNNEL
+        self._cancel_timer()
+        self.client.write(data)
+        self.client.start_tunnel(self)
+        if self.tunnel_buffer and self.upstream is not None:
+            for chunk in self.tunnel_buffer:
+                self.upstream.write_raw(chunk)
+        self.tunnel_buffer = None
+
+    def tunnel_from_client(self, data: bytes) -> None:
+        if self.state == TUNNEL and self.upstream is not None:
+            self.upstream.write_raw(data)
+        elif self.state != DONE:
+            if self.tunnel_buffer is None:
+                self.tunnel_buffer = []
+            self.tunnel_buffer.append(data)
+
+    def client_write(self, data: bytes) -> None:
+        self.client.write(data)
+
+    def tunnel_eof_from_app(self) -> None:
+        self.client.write_eof()
+
+    def tunnel_eof_from_client(self) -> None:
+        if self.upstream is not None:
+            self.upstream.write_eof()
+
+    def tunnel_closed(self) -> None:
+        if self.state == DONE:
+            return
+        upstream = self.upstream
+        self.upstream = None
+        if upstream is not None:
+            upstream.close()
+        self.keep_alive = False
+        self._finish()
+
+    # --- the client side ---------------------------------------------------------------
+    def client_gone(self) -> None:
+        """The client connection closed while this exchange was under way."""
+        if self.state == DONE:
+            return
+        if self.state == TUNNEL:
+            self.tunnel_closed()
+            return
+        if self.state == WAITING:
+            self.proxy.breaker.cancel(self)
+        self._abort_upstream()
+        if not self.response_started:
+            self.status = CLIENT_CLOSED_REQUEST
+        self.keep_alive = False
+        self._finish()
+
+    def client_error(self, status: int, message: bytes) -> None:
+        """The client's request turned out malformed mid-body (e.g. bad chunking)."""
+        if self.state == DONE:
+            return
+        if self.state == WAITING:
+            self.proxy.breaker.cancel(self)
+        self._abort_upstream()
+        if self.response_started:
+            self._cut()
+        else:
+            self._answer_locally(status, message, close=True)
+
+    # --- timeouts ----------------------------------------------------------------------
+    def _arm_timer(self, now: float) -> None:
+        deadline = self._next_deadline(now)
+        if deadline is not None:
+            self.timer = self.proxy.loop.call_at(deadline, self._on_timer)
+
+    def _next_deadline(self, now: float) -> float | None:
+        proxy = self.proxy
+        deadline = None
+        if proxy.request_timeout:
+            deadline = self.started_at + proxy.request_timeout
+        if proxy.response_start_timeout and not self.response_started:
+            candidate = self.started_at + proxy.response_start_timeout
+            deadline = candidate if deadline is None else min(deadline, candidate)
+        if proxy.idle_timeout:
+            candidate = self.last_activity + proxy.idle_timeout
+            deadline = candidate if deadline is None else min(deadline, candidate)
+        return deadline
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        if self.state in (DONE, TUNNEL):
+            return
+        proxy = self.proxy
+        now = proxy.time()
+        expired = (
+            (proxy.request_timeout and now >= self.started_at + proxy.request_timeout)
+            or (proxy.response_start_timeout and not self.response_started
+                and now >= self.started_at + proxy.response_start_timeout)
+            or (proxy.idle_timeout and now >= self.last_activity + proxy.idle_timeout)
+        )
+        if not expired:
+            self._arm_timer(now)
+            return
+        if self.state == WAITING:
+            proxy.breaker.cancel(self)
+        self._abort_upstream()
+        if self.response_started:
+            self._cut()
+        else:
+            self._answer_locally(504, TIMEOUT_BODY)
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    # --- endings -----------------------------------------------------------------------
+    def _abort_upstream(self) -> None:
+        upstream = self.upstream
+        self.upstream = None
+        if upstream is not None:
+            upstream.abort()
+        elif self.state == ACTIVE and self.proxy.h2 is not None:
+            self.proxy.h2.cancel(self)
+
+    def _answer_locally(self, status: int, body: bytes, *, close: bool = False) -> None:
+        self._abort_upstream()
+        self.status = status
+        if not self.request_done:
+            close = True  # the rest of the request body would be read as a new request
+        if close:
+            self.keep_alive = False
+        self.client.write(local_response(status, body, close=close, head_only=self.method == b"HEAD"))
+        self._finish()
+
+    def _cut(self) -> None:
+        """End a response that already started: the client sees the connection close early."""
+        self._abort_upstream()
+        self.keep_alive = False
+        self.client.abort()
+        self._finish()
+
+    def _release_slot(self) -> None:
+        if self.holds_slot:
+            self.holds_slot = False
+            waiter = self.proxy.breaker.release()
+            if waiter is not None:
+                waiter.slot_granted()
+
+    def _finish(self) -> None:
+        if self.state == DONE:
+            return
+        counted = self.state != NEW or self.started_at != 0.0
+        self.state = DONE
+        self._cancel_timer()
+        proxy = self.proxy
+        now = proxy.time()
+        if counted:
+            proxy.stats.request_out(proxy.wall_time(), self.head.proxied)
+            proxy.in_flight -= 1
+            status = self.status or 502
+            proxy.metrics.record_request(status, now - self.started_at)
+            if self.app_status:
+                proxy.metrics.record_app_request(self.app_status, now - self.dispatched_at)
+        self.pending = None
+        self.client.exchange_finished(self, self.keep_alive)
+        self._release_slot()
+        if counted and proxy.in_flight == 0:
+            proxy.idle()

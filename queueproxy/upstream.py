@@ -1,0 +1,279 @@
+"""HTTP/1.1 connections from the queue-proxy to the app, kept alive in a pool.
+
+``UpstreamConnection`` is an asyncio Protocol over one TCP connection to the app. It
+sends one request at a time and passes the app's response bytes to its exchange
+unchanged (httptools only finds where the response ends), so headers and bodies stream
+without being rebuilt or held whole. ``UpstreamPool`` keeps idle connections (LIFO) and
+opens new ones. Side effects: TCP connections to the app's address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+import httptools
+
+if TYPE_CHECKING:
+    from queueproxy.exchange import Exchange
+
+logger = logging.getLogger(__name__)
+
+MAX_RESPONSE_HEAD_BYTES = 1 << 20
+
+
+class _HeadResponseDone(Exception):
+    """Raised from the parser callback to stop at the end of a HEAD response's headers."""
+
+
+class UpstreamConnection(asyncio.Protocol):
+    __slots__ = (
+        "pool", "transport", "exchange", "_parser", "_status", "_headers_done", "_complete", "_keep_alive",
+        "_head_chunks", "requests", "closed", "tunnel", "_reading_paused", "chunked", "head_request",
+        "received",
+    )
+
+    def __init__(self, pool: UpstreamPool) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.exchange: Exchange | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._status = 0
+        self._headers_done = False
+        self._complete = False
+        self._keep_alive = False
+        self._head_chunks: list[bytes] = []
+        self.requests = 0  # requests sent on this connection, to know a reused one
+        self.closed = False
+        self.tunnel = False
+        self._reading_paused = False
+        self.chunked = False  # the current request body goes out chunked
+        self.head_request = False
+        self.received = 0  # response bytes of the current request
+
+    # --- asyncio.Protocol ----------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.pool.discard(self)
+        exchange = self.exchange
+        if exchange is None:
+            return
+        self.exchange = None
+        if self.tunnel:
+            exchange.tunnel_closed()
+        elif self._headers_done and not self._complete and self._close_delimited():
+            exchange.response_complete(self._status, upstream_keep_alive=False, close_delimited=True)
+        else:
+            exchange.upstream_failed(exc or ConnectionResetError("the app closed the connection"), self)
+
+    def eof_received(self) -> bool:
+        if self.tunnel and self.exchange is not None:
+            self.exchange.tunnel_eof_from_app()
+            return True
+        return False  # close; connection_lost does the rest
+
+    def pause_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.upstream_pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.upstream_resume_writing()
+
+    def data_received(self, data: bytes) -> None:
+        exchange = self.exchange
+        if exchange is None:  # unsolicited bytes on an idle connection: it cannot be trusted again
+            self.close()
+            return
+        if self.tunnel:
+            exchange.client_write(data)
+            return
+        was_done = self._headers_done
+        if not was_done:
+            self._head_chunks.append(data)
+        self.received += len(data)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self.tunnel = True
+            exchange.upgraded(self._output(data, was_done))
+            return
+        except httptools.HttpParserCallbackError as error:
+            if not isinstance(error.__context__, _HeadResponseDone):
+                raise
+            exchange.response_data(self._output(data, was_done), self._status)
+            self._finish_message(exchange)
+            return
+        except httptools.HttpParserError as error:
+            self.exchange = None
+            self.abort()
+            exchange.upstream_failed(error, self, malformed=True)
+            return
+        if self._headers_done:
+            exchange.response_data(data if was_done else self._output(data, was_done), self._status)
+            if self._complete:
+                self._finish_message(exchange)
+        elif self.received > MAX_RESPONSE_HEAD_BYTES:
+            self.exchange = None
+            self.abort()
+            exchange.upstream_failed(ValueError("the app's response headers are too large"), self, malformed=True)
+
+    def _output(self, data: bytes, was_done: bool) -> bytes:
+        """The bytes to forward now: everything held back while the response head was incomplete."""
+        if was_done or len(self._head_chunks) <= 1:
+            return data
+        return b"".join(self._head_chunks)
+
+    # --- httptools callbacks -----------------------------------------------------------
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            return  # interim response (103 Early Hints): forwarded, the final one follows
+        self._status = status
+        self._headers_done = True
+        if self.head_request:
+            self._complete = True
+            self._keep_alive = False  # llhttp cannot skip a HEAD body: do not trust the connection again
+            raise _HeadResponseDone()
+
+    def on_message_complete(self) -> None:
+        if not self._headers_done:
+            return  # end of an interim response
+        self._complete = True
+        self._keep_alive = self._parser.should_keep_alive()
+
+    # --- used by the exchange ----------------------------------------------------------
+    def start(self, exchange: Exchange, data: bytes, *, chunked: bool, head_request: bool) -> None:
+        self.exchange = exchange
+        self.requests += 1
+        self._status = 0
+        self._headers_done = False
+        self._complete = False
+        self._head_chunks.clear()
+        self.received = 0
+        self.chunked = chunked
+        self.head_request = head_request
+        if head_request:
+            self._parser = httptools.HttpResponseParser(self)
+        self.transport.write(data)  # type: ignore[union-attr]
+
+    def send_body(self, chunk: bytes) -> None:
+        if self.closed:
+            return
+        if self.chunked:
+            self.transport.writelines((b"%x\r\n" % len(chunk), chunk, b"\r\n"))  # type: ignore[union-attr]
+        else:
+            self.transport.write(chunk)  # type: ignore[union-attr]
+
+    def end_body(self) -> None:
+        if self.chunked and not self.closed:
+            self.transport.write(b"0\r\n\r\n")  # type: ignore[union-attr]
+
+    def write_raw(self, data: bytes) -> None:
+        if not self.closed:
+            self.transport.write(data)  # type: ignore[union-attr]
+
+    def write_eof(self) -> None:
+        if not self.closed and self.transport is not None and self.transport.can_write_eof():
+            self.transport.write_eof()
+
+    def pause_reading(self) -> None:
+        if not self._reading_paused and not self.closed:
+            self._reading_paused = True
+            self.transport.pause_reading()  # type: ignore[union-attr]
+
+    def resume_reading(self) -> None:
+        if self._reading_paused and not self.closed:
+            self._reading_paused = False
+            self.transport.resume_reading()  # type: ignore[union-attr]
+
+    def close(self) -> None:
+        self.exchange = None
+        if not self.closed:
+            self.closed = True
+            self.pool.discard(self)
+            if self.transport is not None:
+                self.transport.close()
+
+    def abort(self) -> None:
+        self.exchange = None
+        if not self.closed:
+            self.closed = True
+            self.pool.discard(self)
+            if self.transport is not None:
+                self.transport.abort()
+
+    # --- internals -------------------------------------------------------------------
+    def _finish_message(self, exchange: Exchange) -> None:
+        self.exchange = None
+        keep_alive = self._keep_alive
+        self._head_chunks.clear()
+        exchange.response_complete(self._status, upstream_keep_alive=keep_alive, close_delimited=False)
+
+    def _close_delimited(self) -> bool:
+        """Whether the response in progress ends at EOF (neither Content-Length nor chunked)."""
+        head = b"".join(self._head_chunks)
+        end = head.find(b"\r\n\r\n")
+        block = (head[:end] if end >= 0 else head).lower()
+        if self._status in (204, 304) or b"\ncontent-length:" in block:
+            return False
+        return b"\ntransfer-encoding:" not in block
+
+
+class UpstreamPool:
+    """Idle keep-alive connections to the app, newest first, and the dialer for new ones."""
+
+    def __init__(self, *, loop: asyncio.AbstractEventLoop, host: str, port: int, max_idle: int = 1024) -> None:
+        self._loop = loop
+        self.host = host
+        self.port = port
+        self.max_idle = max_idle
+        self._idle: dict[UpstreamConnection, None] = {}
+
+    @property
+    def idle_count(self) -> int:
+        return len(self._idle)
+
+    def take(self) -> UpstreamConnection | None:
+        idle = self._idle
+        while idle:
+            connection, _ = idle.popitem()
+            if not connection.closed:
+                return connection
+        return None
+
+    def give_back(self, connection: UpstreamConnection) -> None:
+        if connection.closed:
+            return
+        connection.resume_reading()
+        if len(self._idle) < self.max_idle:
+            self._idle[connection] = None
+        else:
+            connection.close()
+
+    def discard(self, connection: UpstreamConnection) -> None:
+        self._idle.pop(connection, None)
+
+    def connect(self, exchange: Exchange) -> None:
+        """Open a new connection for ``exchange``; it gets ``attach`` or ``upstream_failed``."""
+        self._loop.create_task(self._connect(exchange))
+
+    async def _connect(self, exchange: Exchange) -> None:
+        try:
+            _, connection = await self._loop.create_connection(
+                lambda: UpstreamConnection(self), self.host, self.port
+            )
+        except OSError as error:
+            exchange.upstream_failed(error, None)
+            return
+        if not exchange.attach(connection):  # the exchange ended meanwhile: keep the connection for others
+            self.give_back(connection)
+
+    def close(self) -> None:
+        while self._idle:
+            connection, _ = self._idle.popitem()
+            connection.close()

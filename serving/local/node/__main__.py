@@ -1,0 +1,128 @@
+"""``knserve node``: run the node agent (a kubelet whose containers are processes).
+
+    knserve node --kubeconfig ADMIN_KUBECONFIG --name knserve-node --state-dir DIR
+
+Parses flags, connects to the API server, builds the agent and runs it until SIGTERM or
+SIGINT, which stops every pod's processes and leaves the pods in the API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import ssl
+import sys
+from pathlib import Path
+
+from serving.local.node.addresses import DEFAULT_PORT_RANGE, HOST_IP, AllocationStore
+from serving.local.node.agent import NodeAgent
+from serving.local.node.api import NodeApi
+from serving.local.node.context import ImageMapCache, NodeContext, NodeSettings, StateLayout, SystemClock
+from serving.local.node.handlers import probe_session
+from serving.local.node.images import IMAGE_MAP_NAME, IMAGE_MAP_NAMESPACE
+from serving.local.node.logs import serving_certificate
+
+# The process environment a container starts from (an image would bring its own PATH etc).
+INHERITED_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER", "LOGNAME")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="knserve node", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--kubeconfig", required=True, help="kubeconfig with rights to nodes, pods, leases, tokens")
+    parser.add_argument("--name", default="knserve-node", help="the Node's name (default: knserve-node)")
+    parser.add_argument("--state-dir", required=True, type=Path, help="where pod addresses, records and logs live")
+    parser.add_argument("--host-ip", default=HOST_IP, help="the node's InternalIP and hostNetwork pods' IP")
+    parser.add_argument(
+        "--port", "--log-port", dest="log_port", type=int, default=0,
+        help="port of the kubelet (log) endpoint (default: any free port)",
+    )
+    parser.add_argument("--tls-cert-file", type=Path, help="serving certificate of the log endpoint (PEM)")
+    parser.add_argument("--tls-private-key-file", type=Path, help="its key (default: a self-signed pair is made)")
+    parser.add_argument(
+        "--image-map", default=f"{IMAGE_MAP_NAMESPACE}/{IMAGE_MAP_NAME}",
+        help="namespace/name of the ConfigMap mapping images to command lines",
+    )
+    parser.add_argument(
+        "--port-range", default=f"{DEFAULT_PORT_RANGE[0]}-{DEFAULT_PORT_RANGE[1]}",
+        help="ports given to containers in place of their PORT (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--shutdown-grace-period", type=float, default=10.0,
+        help="longest grace period given to each pod when the agent stops (seconds)",
+    )
+    parser.add_argument("--log-level", default="INFO")
+    return parser.parse_args(argv)
+
+
+def _port_range(text: str) -> tuple[int, int]:
+    low, _, high = text.partition("-")
+    return int(low), int(high or low)
+
+
+async def run(args: argparse.Namespace) -> None:
+    state_dir: Path = args.state_dir.resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(state_dir, 0o700)
+    layout = StateLayout(state_dir)
+    layout.pods.mkdir(exist_ok=True)
+    clock = SystemClock()
+    api = await NodeApi.connect(args.kubeconfig)
+    cert, key = args.tls_cert_file, args.tls_private_key_file
+    if cert is None or key is None:
+        cert, key = serving_certificate(state_dir / "pki", args.name, args.host_ip)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    image_namespace, _, image_name = args.image_map.partition("/")
+    settings = NodeSettings(
+        node_name=args.name,
+        host_ip=args.host_ip,
+        shutdown_grace=args.shutdown_grace_period,
+        base_env={name: os.environ[name] for name in INHERITED_VARIABLES if name in os.environ},
+    )
+    try:
+        async with probe_session() as session:
+            ctx = NodeContext(
+                api=api,
+                settings=settings,
+                layout=layout,
+                allocations=AllocationStore(layout.allocations, port_range=_port_range(args.port_range)),
+                server=api.server_info(),
+                probe_session=session,
+                images=ImageMapCache(api, namespace=image_namespace, name=image_name, clock=clock),
+                clock=clock,
+            )
+            await NodeAgent(ctx, log_port=args.log_port, log_tls=tls).run()
+    finally:
+        await api.close()
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, task.cancel)
+        try:
+            await run(args)
+        except asyncio.CancelledError:
+            pass
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

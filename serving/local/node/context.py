@@ -1,0 +1,115 @@
+"""What every part of the node agent shares: the clock, the state-directory layout, settings
+and the collaborators (API, address table, probe HTTP client, image map).
+
+``StateLayout`` names every file the agent keeps:
+
+    <state>/allocations.json                  pod IPs and remapped ports
+    <state>/pods/<uid>/pod.json               namespace and name of the pod
+    <state>/pods/<uid>/work/                  default working directory of its containers
+    <state>/pods/<uid>/serviceaccount/        token, ca.crt, namespace, kubeconfig
+    <state>/pods/<uid>/containers/<name>/     process.json (the live process), last.json
+                                              (its last exit), <restartCount>.log
+
+Side effects: ``ImageMapCache`` reads a ConfigMap; the rest only computes paths.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import time
+from pathlib import Path
+from typing import Protocol
+
+import aiohttp
+
+from serving.local.node.addresses import AllocationStore
+from serving.local.node.api import ApiError, NodeApi, ServerInfo
+
+
+class Clock(Protocol):
+    def now(self) -> datetime.datetime: ...
+
+    def monotonic(self) -> float: ...
+
+
+class SystemClock:
+    def now(self) -> datetime.datetime:
+        return datetime.datetime.now(datetime.timezone.utc)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+@dataclasses.dataclass(frozen=True)
+class StateLayout:
+    root: Path
+
+    @property
+    def allocations(self) -> Path:
+        return self.root / "allocations.json"
+
+    @property
+    def pods(self) -> Path:
+        return self.root / "pods"
+
+    def pod_dir(self, uid: str) -> Path:
+        return self.pods / uid
+
+    def pod_record(self, uid: str) -> Path:
+        return self.pod_dir(uid) / "pod.json"
+
+    def work_dir(self, uid: str) -> Path:
+        return self.pod_dir(uid) / "work"
+
+    def service_account_dir(self, uid: str) -> Path:
+        return self.pod_dir(uid) / "serviceaccount"
+
+    def container_dir(self, uid: str, container: str) -> Path:
+        return self.pod_dir(uid) / "containers" / container
+
+    def log_file(self, uid: str, container: str, restart_count: int) -> Path:
+        return self.container_dir(uid, container) / f"{restart_count}.log"
+
+
+class ImageMapCache:
+    """The image map ConfigMap, re-read at most every ``max_age`` seconds."""
+
+    def __init__(self, api: NodeApi, *, namespace: str, name: str, clock: Clock, max_age: float = 2.0) -> None:
+        self.api = api
+        self.namespace = namespace
+        self.name = name
+        self.clock = clock
+        self.max_age = max_age
+        self._data: dict[str, str] = {}
+        self._read_at: float | None = None
+
+    async def data(self) -> dict[str, str]:
+        now = self.clock.monotonic()
+        if self._read_at is None or now - self._read_at > self.max_age:
+            try:
+                self._data = await self.api.get_config_map_data(self.namespace, self.name) or {}
+                self._read_at = now
+            except ApiError:
+                pass  # keep the last copy; the next container start asks again
+        return self._data
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeSettings:
+    node_name: str
+    host_ip: str
+    shutdown_grace: float  # cap on each pod's grace period when the agent itself stops
+    base_env: dict[str, str]
+
+
+@dataclasses.dataclass
+class NodeContext:
+    api: NodeApi
+    settings: NodeSettings
+    layout: StateLayout
+    allocations: AllocationStore
+    server: ServerInfo
+    probe_session: aiohttp.ClientSession
+    images: ImageMapCache
+    clock: Clock

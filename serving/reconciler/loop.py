@@ -1,0 +1,195 @@
+"""The one generic reconcile loop: what every kind's reconciler gets for free.
+
+``ReconcileLoop.reconcile(key)`` reads the object from the informer cache (a missing or
+deleting object ends the pass: owner references let Kubernetes' garbage collector remove
+what it made), parses a deep copy into the kind's pydantic model, applies the kind's
+defaults in memory, initializes its conditions, runs the kind's phases, sets
+``status.observedGeneration``, stamps condition transition times from the injected clock,
+and writes the status once through ``/status`` if it changed — re-reading and retrying on a
+409 conflict. The kind reconciler only decides; it never writes its own status.
+
+``Controller`` runs N workers over a ``WorkQueue`` with rate-limited retries: an error
+re-queues the key with per-key back-off; a returned delay re-queues it later (rollout
+steps, retention timers).
+
+Side effects: API writes through the ``KubeClient``; logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Generic, Protocol, TypeVar
+
+from serving.apis.conditions import stamp_transition_times
+from serving.apis.meta import Resource as ApiObject
+from serving.config.snapshot import ConfigSnapshot
+from serving.kube.cache import Store
+from serving.kube.client import KubeClient
+from serving.kube.errors import Conflict, NotFound
+from serving.kube.events import EventSink
+from serving.kube.objects import JSON, deep_copy, split_key
+from serving.kube.resources import Resource
+from serving.kube.workqueue import ShutDown, WorkQueue
+from serving.reconciler.clock import Clock
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T", bound=ApiObject)
+
+STATUS_WRITE_ATTEMPTS = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class ReconcileContext:
+    """What one reconcile pass may read besides its object: config, time, an event sink."""
+
+    config: ConfigSnapshot
+    now: datetime.datetime
+    events: EventSink
+
+
+class KindReconciler(Protocol[T]):  # type: ignore[misc]
+    """A kind's phases. ``reconcile`` mutates ``obj.status`` and may return a delay in seconds
+    after which the object should be looked at again (None: only on change)."""
+
+    async def reconcile(self, obj: T, context: ReconcileContext) -> float | None: ...
+
+
+class ReconcileLoop(Generic[T]):
+    def __init__(
+        self,
+        *,
+        client: KubeClient,
+        resource: Resource,
+        model: type[T],
+        store: Store,
+        reconciler: KindReconciler[T],
+        config: Callable[[], ConfigSnapshot],
+        clock: Clock,
+        events: EventSink,
+        defaults: Callable[[T, ConfigSnapshot], T] | None = None,
+    ) -> None:
+        self.client = client
+        self.resource = resource
+        self.model = model
+        self.store = store
+        self.reconciler = reconciler
+        self.config = config
+        self.clock = clock
+        self.events = events
+        self.defaults = defaults
+
+    async def reconcile(self, key: str) -> float | None:
+        namespace, name = split_key(key)
+        original = self.store.get(namespace, name)
+        if original is None:
+            return None  # deleted: owner references cascade, nothing to finalize
+        if original.get("metadata", {}).get("deletionTimestamp"):
+            return None
+        config = self.config()
+        obj = self.model.model_validate(deep_copy(original))
+        if self.defaults is not None:
+            obj = self.defaults(obj, config)
+        status: Any = obj.status  # type: ignore[attr-defined]
+        now = self.clock.now()
+        status.initialize_conditions()
+        context = ReconcileContext(config=config, now=now, events=self.events)
+        error: BaseException | None = None
+        delay: float | None = None
+        try:
+            delay = await self.reconciler.reconcile(obj, context)
+        except asyncio.CancelledError:
+            raise
+        except Exception as caught:  # the status still records what was learned before the error
+            error = caught
+        status.observed_generation = obj.metadata.generation
+        stamp_transition_times(status, now)
+        await self.write_status(original, status.to_dict())
+        if error is not None:
+            raise error
+        return delay
+
+    async def write_status(self, original: JSON, new_status: JSON) -> None:
+        """PUT ``new_status`` through /status unless it is already what the server has."""
+        current = original
+        for _ in range(STATUS_WRITE_ATTEMPTS):
+            if (current.get("status") or {}) == new_status:
+                return
+            body = deep_copy(current)
+            body["status"] = new_status
+            try:
+                written = await self.client.update_status(self.resource, body)
+            except Conflict:
+                try:
+                    current = await self.client.get(self.resource, current["metadata"].get("namespace"),
+                                                    current["metadata"]["name"])
+                except NotFound:
+                    return
+                if current["metadata"].get("uid") != original["metadata"].get("uid"):
+                    return  # deleted and re-created meanwhile: the next pass handles the new one
+                continue
+            except NotFound:
+                return
+            # keep the cache ahead of the watch, so the next pass does not see a stale status
+            self.store.upsert(written)
+            return
+        raise Conflict(409, "Conflict", f"status of {self.resource} {original['metadata']['name']} kept conflicting")
+
+
+class Reconcile(Protocol):
+    async def reconcile(self, key: str) -> float | None: ...
+
+
+class Controller:
+    """Workers that take keys from ``queue`` and run ``loop.reconcile`` on them."""
+
+    def __init__(self, name: str, loop: Reconcile, *, workers: int = 4, queue: WorkQueue | None = None) -> None:
+        self.name = name
+        self.loop = loop
+        self.queue = queue or WorkQueue()
+        self.workers = workers
+        self.reconciles = 0
+        self.reconcile_cpu_seconds = 0.0
+
+    def enqueue(self, key: str) -> None:
+        self.queue.add(key)
+
+    async def _work(self) -> None:
+        while True:
+            try:
+                key = await self.queue.get()
+            except ShutDown:
+                return
+            started = time.thread_time()
+            try:
+                delay = await self.loop.reconcile(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                failures = self.queue.failures(key)
+                level = logging.INFO if isinstance(error, Conflict) or failures < 3 else logging.WARNING
+                log.log(level, "%s: reconcile %s failed (attempt %d): %s", self.name, key, failures + 1, error,
+                        exc_info=failures >= 3 and not isinstance(error, Conflict))
+                self.queue.add_rate_limited(key)
+            else:
+                self.queue.forget(key)
+                if delay is not None:
+                    self.queue.add_after(key, delay)
+            finally:
+                self.reconciles += 1
+                self.reconcile_cpu_seconds += time.thread_time() - started
+                self.queue.done(key)
+
+    async def run(self) -> None:
+        """Run the workers until cancelled."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                for index in range(self.workers):
+                    group.create_task(self._work(), name=f"{self.name}-worker-{index}")
+        finally:
+            self.queue.shut_down()
