@@ -35,6 +35,8 @@ class ScaleResult:
     desired_pod_count: int
     excess_burst_capacity: int
     in_panic: bool = False
+    observed_stable: float = 0.0
+    observed_panic: float = 0.0
 
 
 def initial_excess_burst_capacity(spec: ScalingSpec) -> int:
@@ -120,4 +122,6 @@ class Decider:
             desired_pod_count=desired,
             excess_burst_capacity=excess_burst_capacity(spec, ready_pods=ready_pods, observed_panic=observed_panic),
             in_panic=self._panic_since is not None,
+            observed_stable=observed_stable,
+            observed_panic=observed_panic,
         )

@@ -2,8 +2,8 @@
 
 ``RevisionScaler`` is Knative's scaler runner without the goroutines: ``record`` takes a
 stat (scraped or pushed by the activator) and says whether the revision must be decided on
-at once (a request reached a revision at zero: the "poke"); ``tick`` runs the KPA decision
-and says whether the decision changed in a way the PodAutoscaler must hear about (a new
+at once (a request reached a revision at zero or without a decision yet: the "poke");
+``tick`` runs the KPA decision and says whether the decision changed in a way the PodAutoscaler must hear about (a new
 desired scale, or excess burst capacity changing sign). The async shell calls ``tick`` every
 two seconds and on a poke.
 
@@ -52,9 +52,13 @@ class RevisionScaler:
         self._spec = spec
 
     def record(self, stat: Stat, *, now: float) -> bool:
-        """Add a stat; True when the revision is at zero and this stat carries load."""
+        """Add a stat; True when the revision is at zero (or undecided) and this stat carries load.
+
+        Knative pokes only at zero; poking an undecided revision too (an autoscaler that
+        restarted while the revision was at zero) saves a cold request up to one tick.
+        """
         self.collection.record(now, stat)
-        return self.status.desired_scale == 0 and stat.average_concurrent_requests > 0
+        return self.status.desired_scale <= 0 and stat.average_concurrent_requests > 0
 
     def tick(self, *, now: float, ready_pods: int) -> bool:
         """Decide; True when the PodAutoscaler needs to be reconciled."""

@@ -15,8 +15,8 @@ import logging
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
-from queueproxy.headers import BODY_CHUNKED, BODY_NONE, RequestHead, encode_request_head
 from queueproxy.breaker import Admission
+from queueproxy.headers import F_BODY, F_CHUNKED, F_EXPECT_CONTINUE, F_PROXIED, RequestHead
 
 if TYPE_CHECKING:
     from queueproxy.proxy import ClientConnection, Proxy
@@ -50,20 +50,19 @@ def local_response(status: int, body: bytes, *, close: bool = False, head_only: 
 
 class Exchange:
     __slots__ = (
-        "proxy", "client", "method", "target", "head", "http10", "state", "pending", "pending_size",
+        "proxy", "client", "method", "head", "proxied", "state", "pending", "pending_size",
         "request_done", "upstream", "response_started", "status", "app_status", "started_at", "dispatched_at",
         "last_activity", "timer", "holds_slot", "keep_alive", "tunnel_buffer", "retried", "body_sent",
         "local", "__weakref__",
     )
 
-    def __init__(self, proxy: Proxy, client: ClientConnection, method: bytes, target: bytes, head: RequestHead,
-                 *, http10: bool, keep_alive: bool) -> None:
+    def __init__(self, proxy: Proxy, client: ClientConnection, method: bytes, head: RequestHead,
+                 keep_alive: bool) -> None:
         self.proxy = proxy
         self.client = client
         self.method = method
-        self.target = target
         self.head = head
-        self.http10 = http10
+        self.proxied = head.flags & F_PROXIED
         self.keep_alive = keep_alive
         self.state = NEW
         self.pending: list[bytes] | None = None  # body chunks (unframed) before an app connection is attached

@@ -1,8 +1,10 @@
 """Request header rewriting between the client and the app (DESIGN §4), on raw bytes.
 
-Pure. One pass over the parsed header list classifies what the proxy needs to know
-(probe, kubelet probe, activator-proxied, body framing, upgrade) and builds the headers
-the app receives:
+Pure. ``RequestHeadBuilder`` receives headers one by one as httptools parses them
+(the client connection inherits it, so the parser calls ``on_header`` directly) and
+builds the head the app receives while it notes what the proxy must know (probe,
+kubelet probe, activator-proxied, body framing, upgrade). Ordinary headers cost one dict
+lookup; the rewriting below touches only the headers it names:
 
 - ``Knative-Serving-Revision`` / ``-Namespace`` are dropped;
 - ``Host`` is restored from ``K-Original-Host`` (which is dropped);
@@ -16,32 +18,38 @@ the app receives:
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
-BODY_NONE: Final = 0
-BODY_LENGTH: Final = 1
-BODY_CHUNKED: Final = 2
+# request flags
+F_KUBELET_PROBE: Final = 1
+F_PROBE: Final = 2  # K-Network-Probe present (value in RequestHead.probe)
+F_PROXIED: Final = 4  # K-Proxy-Request: activator
+F_LENGTH: Final = 8  # a body with Content-Length
+F_CHUNKED: Final = 16  # a chunked body
+F_EXPECT_CONTINUE: Final = 32
+F_CONNECTION_CLOSE: Final = 64
+F_CONNECTION_KEEP_ALIVE: Final = 128
+F_UPGRADE: Final = 256  # a protocol switch request (value in RequestHead.upgrade)
+F_ANY_PROBE: Final = F_KUBELET_PROBE | F_PROBE
+F_BODY: Final = F_LENGTH | F_CHUNKED
 
-_KEEP: Final = 0
 _DROP: Final = 1
-_HOST: Final = 2
-_ORIGINAL_HOST: Final = 3
-_CONNECTION: Final = 4
-_TRANSFER_ENCODING: Final = 5
-_UPGRADE: Final = 6
-_CONTENT_LENGTH: Final = 7
-_EXPECT: Final = 8
-_XFF: Final = 9
-_XFP: Final = 10
-_XFH: Final = 11
-_FORWARDED: Final = 12
-_PROBE: Final = 13
-_USER_AGENT: Final = 14
-_PROXY: Final = 15
-_TE: Final = 16
+_ORIGINAL_HOST: Final = 2
+_CONNECTION: Final = 3
+_TRANSFER_ENCODING: Final = 4
+_UPGRADE: Final = 5
+_CONTENT_LENGTH: Final = 6
+_EXPECT: Final = 7
+_XFF: Final = 8
+_XFP: Final = 9
+_XFH: Final = 10
+_FORWARDED: Final = 11
+_PROBE: Final = 12
+_USER_AGENT: Final = 13
+_PROXY: Final = 14
+_TE: Final = 15
 
 _CLASSES: Final[dict[bytes, int]] = {
-    b"host": _HOST,
     b"k-original-host": _ORIGINAL_HOST,
     b"knative-serving-revision": _DROP,
     b"knative-serving-namespace": _DROP,
@@ -66,123 +74,164 @@ _CLASSES: Final[dict[bytes, int]] = {
 }
 KUBE_PROBE_PREFIX: Final = b"kube-probe/"
 ACTIVATOR: Final = b"activator"
+_LINE_END_11: Final = b" HTTP/1.1\r\n"
+_LINE_END_10: Final = b" HTTP/1.0\r\n"
 
 
 class RequestHead:
-    """What the proxy learnt from a request's headers, and the headers the app gets."""
+    """A request's head as the app gets it, and what the proxy learnt from it."""
 
-    __slots__ = ("headers", "probe", "kubelet_probe", "proxied", "body", "expect_continue", "upgrade", "host",
-                 "keep_alive_token", "close_token")
+    __slots__ = ("head", "flags", "probe", "upgrade", "parts")
+
+    def __init__(self, head: bytes, flags: int, probe: bytes | None, upgrade: bytes | None, parts: list[bytes]) -> None:
+        self.head = head
+        self.flags = flags
+        self.probe = probe
+        self.upgrade = upgrade
+        # [request line, name, b": ", value, b"\r\n", name, ..., b"\r\n"]: for HTTP/2 to the app
+        self.parts = parts
+
+    def header_list(self) -> list[tuple[bytes, bytes]]:
+        """The rewritten headers as (name, value) pairs."""
+        parts = self.parts
+        return [(parts[index], parts[index + 2]) for index in range(1, len(parts) - 1, 4)]
+
+    @property
+    def proxied(self) -> bool:
+        return bool(self.flags & F_PROXIED)
+
+
+class RequestHeadBuilder:
+    """Collects one request's headers (``on_header``) and builds its ``RequestHead``."""
+
+    __slots__ = ("_parts", "_flags", "_extra")
 
     def __init__(self) -> None:
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.probe: bytes | None = None
-        self.kubelet_probe = False
-        self.proxied = False
-        self.body = BODY_NONE
-        self.expect_continue = False
-        self.upgrade: bytes | None = None  # the Upgrade header's value when the client asked to switch
-        self.host: bytes | None = None
-        self.keep_alive_token = False
-        self.close_token = False
+        self._parts: list[bytes] = [b""]
+        self._flags = 0
+        self._extra: dict[int, Any] | None = None
 
-
-def rewrite_request_headers(raw_headers: list[tuple[bytes, bytes]], *, client_ip: bytes) -> RequestHead:
-    result = RequestHead()
-    out = result.headers
-    classes = _CLASSES
-    original_host: bytes | None = None
-    host_index = -1
-    xff: list[bytes] | None = None
-    xfp = xfh = b""
-    has_forwarded = False
-    connection_tokens: list[bytes] | None = None
-    connection_upgrade = False
-    upgrade_value: bytes | None = None
-    for name, value in raw_headers:
-        kind = classes.get(name.lower(), _KEEP)
-        if kind == _KEEP:
-            out.append((name, value))
-        elif kind == _HOST:
-            host_index = len(out)
-            result.host = value
-            out.append((name, value))
+    def on_header(self, name: bytes, value: bytes) -> None:
+        kind = _CLASSES.get(name.lower())
+        if kind is None:
+            self._parts += (name, b": ", value, b"\r\n")
         elif kind == _USER_AGENT:
             if value.startswith(KUBE_PROBE_PREFIX):
-                result.kubelet_probe = True
-            out.append((name, value))
-        elif kind == _CONTENT_LENGTH:
+                self._flags |= F_KUBELET_PROBE
+            self._parts += (name, b": ", value, b"\r\n")
+        else:
+            self._special_header(kind, name, value)
+
+    def reset_head(self) -> None:
+        self._parts = [b""]
+        self._flags = 0
+        self._extra = None
+
+    def peek_flags(self) -> int:
+        return self._flags
+
+    def take_head(self, method: bytes, target: bytes, *, http10: bool, client_ip: bytes) -> RequestHead:
+        parts = self._parts
+        flags = self._flags
+        extra = self._extra
+        self._parts = [b""]
+        self._flags = 0
+        self._extra = None
+        parts[0] = method + b" " + target + (_LINE_END_10 if http10 else _LINE_END_11)
+        if extra is None:
+            parts += (b"X-Forwarded-For", b": ", client_ip, b"\r\n", b"\r\n")
+            return RequestHead(b"".join(parts), flags, None, None, parts)
+        return _finish_special(parts, flags, extra, http10=http10, client_ip=client_ip)
+
+    def _special_header(self, kind: int, name: bytes, value: bytes) -> None:
+        if kind == _DROP:
+            return
+        extra = self._extra
+        if extra is None:
+            extra = self._extra = {}
+        if kind == _CONTENT_LENGTH:
             if value.strip() not in (b"0", b""):
-                result.body = BODY_LENGTH
-            out.append((name, value))
-        elif kind == _DROP:
-            continue
+                self._flags |= F_LENGTH
+            self._parts += (name, b": ", value, b"\r\n")
+        elif kind == _XFF:
+            extra.setdefault(_XFF, []).append(value.strip())
+        elif kind == _XFP:
+            extra[_XFP] = value.strip()
+            self._parts += (name, b": ", value, b"\r\n")
+        elif kind == _XFH:
+            extra[_XFH] = value.strip()
+            self._parts += (name, b": ", value, b"\r\n")
+        elif kind == _FORWARDED:
+            extra[_FORWARDED] = True
+            self._parts += (name, b": ", value, b"\r\n")
+        elif kind == _PROXY:
+            if value.strip().lower() == ACTIVATOR:
+                self._flags |= F_PROXIED
+            self._parts += (name, b": ", value, b"\r\n")
+        elif kind == _PROBE:
+            self._flags |= F_PROBE
+            extra[_PROBE] = value.strip()
         elif kind == _ORIGINAL_HOST:
-            original_host = value
+            extra[_ORIGINAL_HOST] = value.strip()
         elif kind == _CONNECTION:
             for token in value.lower().split(b","):
                 token = token.strip()
                 if token == b"close":
-                    result.close_token = True
+                    self._flags |= F_CONNECTION_CLOSE
                 elif token == b"keep-alive":
-                    result.keep_alive_token = True
+                    self._flags |= F_CONNECTION_KEEP_ALIVE
                 elif token == b"upgrade":
-                    connection_upgrade = True
+                    extra[_CONNECTION] = True
                 elif token:
-                    connection_tokens = (connection_tokens or []) + [token]
+                    extra.setdefault(_DROP, set()).add(token)
         elif kind == _TRANSFER_ENCODING:
             if b"chunked" in value.lower():
-                result.body = BODY_CHUNKED
+                self._flags |= F_CHUNKED
         elif kind == _UPGRADE:
-            upgrade_value = value
+            extra[_UPGRADE] = value.strip()
         elif kind == _EXPECT:
             if value.strip().lower() == b"100-continue":
-                result.expect_continue = True
+                self._flags |= F_EXPECT_CONTINUE
             else:
-                out.append((name, value))
-        elif kind == _XFF:
-            xff = (xff or []) + [value]
-            out.append((name, value))
-        elif kind == _XFP:
-            xfp = value
-            out.append((name, value))
-        elif kind == _XFH:
-            xfh = value
-            out.append((name, value))
-        elif kind == _FORWARDED:
-            has_forwarded = True
-            out.append((name, value))
-        elif kind == _PROBE:
-            result.probe = value.strip()
-        elif kind == _PROXY:
-            if value.strip().lower() == ACTIVATOR:
-                result.proxied = True
-            out.append((name, value))
+                self._parts += (name, b": ", value, b"\r\n")
         elif kind == _TE:
             if value.strip().lower() == b"trailers":
-                out.append((name, value))
-    if connection_upgrade and upgrade_value:
-        result.upgrade = upgrade_value  # Upgrade without "Connection: upgrade" is no switch request
-    if result.body == BODY_CHUNKED:
-        out[:] = [(name, value) for name, value in out if name.lower() != b"content-length"]
-    if connection_tokens:
-        listed = set(connection_tokens)
-        out[:] = [(name, value) for name, value in out if name.lower() not in listed]
-    if original_host is not None:
-        result.host = original_host
-        if host_index >= 0:
-            out[host_index] = (b"Host", original_host)
-        else:
-            out.append((b"Host", original_host))
-    if not has_forwarded and (xff or xfp or xfh):
-        out.append((b"Forwarded", forwarded_from_x_forwarded(b", ".join(xff) if xff else b"", xfp, xfh)))
-    if xff:
-        joined = b", ".join(xff) + b", " + client_ip
-        out[:] = [(name, value) for name, value in out if name.lower() != b"x-forwarded-for"]
-        out.append((b"X-Forwarded-For", joined))
-    else:
-        out.append((b"X-Forwarded-For", client_ip))
-    return result
+                self._parts += (name, b": ", value, b"\r\n")
+
+
+def _finish_special(parts: list[bytes], flags: int, extra: dict[int, Any], *, http10: bool,
+                    client_ip: bytes) -> RequestHead:
+    dropped: set[bytes] = set(extra.get(_DROP, ()))
+    if flags & F_CHUNKED:
+        dropped.add(b"content-length")  # both present: chunked wins (RFC 9112 6.3)
+        flags &= ~F_LENGTH
+    if _ORIGINAL_HOST in extra:
+        dropped.add(b"host")
+    if dropped:
+        kept = [parts[0]]
+        for index in range(1, len(parts), 4):
+            if parts[index].lower() not in dropped:
+                kept += parts[index:index + 4]
+        parts = kept
+    if _ORIGINAL_HOST in extra:
+        parts += (b"Host", b": ", extra[_ORIGINAL_HOST], b"\r\n")
+    xff_values: list[bytes] = extra.get(_XFF, [])
+    prior_xff = b", ".join(value for value in xff_values if value)
+    if not extra.get(_FORWARDED) and (prior_xff or extra.get(_XFP) or extra.get(_XFH)):
+        forwarded = forwarded_from_x_forwarded(prior_xff, extra.get(_XFP, b""), extra.get(_XFH, b""))
+        parts += (b"Forwarded", b": ", forwarded, b"\r\n")
+    parts += (b"X-Forwarded-For", b": ", prior_xff + b", " + client_ip if prior_xff else client_ip, b"\r\n")
+    upgrade = None
+    if extra.get(_CONNECTION) and extra.get(_UPGRADE):
+        upgrade = extra[_UPGRADE]
+        flags |= F_UPGRADE
+        parts += (b"Connection", b": ", b"Upgrade", b"\r\n", b"Upgrade", b": ", upgrade, b"\r\n")
+    elif flags & F_CHUNKED:
+        parts += (b"Transfer-Encoding", b": ", b"chunked", b"\r\n")
+    elif http10 and flags & F_CONNECTION_KEEP_ALIVE:
+        parts += (b"Connection", b": ", b"keep-alive", b"\r\n")
+    parts.append(b"\r\n")
+    return RequestHead(b"".join(parts), flags, extra.get(_PROBE), upgrade, parts)
 
 
 def forwarded_from_x_forwarded(xff: bytes, proto: bytes, host: bytes) -> bytes:
@@ -211,14 +260,3 @@ def _quote_if_needed(value: bytes) -> bytes:
     if value and all(48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c in b"!#$%&'*+-.^_`|~" for c in value):
         return value
     return b'"' + value.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
-
-
-def encode_request_head(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], *,
-                        http10: bool = False, extra: bytes = b"") -> bytes:
-    """The HTTP/1.x request head for the app: request line, headers, blank line."""
-    parts = [method, b" ", target, b" HTTP/1.0\r\n" if http10 else b" HTTP/1.1\r\n"]
-    for name, value in headers:
-        parts += (name, b": ", value, b"\r\n")
-    parts.append(extra)
-    parts.append(b"\r\n")
-    return b"".join(parts)

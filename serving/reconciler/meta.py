@@ -56,8 +56,10 @@ def spec_hash(value: Any) -> str:
     return hashlib.sha256(encoded).hexdigest()[:16]
 
 
-def with_desired_hash(obj: dict[str, Any], *parts: str) -> dict[str, Any]:
-    """Stamp ``obj`` with the hash of its own ``parts`` (top-level keys) plus labels/annotations."""
+def with_desired_hash(obj: dict[str, Any], *parts: str, ignore_replicas: bool = False) -> dict[str, Any]:
+    """Stamp ``obj`` with the hash of its own ``parts`` (top-level keys) plus labels/annotations.
+
+    ``ignore_replicas`` leaves ``spec.replicas`` out: the autoscaler owns it after creation."""
     metadata = obj.setdefault("metadata", {})
     annotations = {k: v for k, v in (metadata.get("annotations") or {}).items() if k != DESIRED_HASH_ANNOTATION}
     hashed = {
@@ -65,6 +67,8 @@ def with_desired_hash(obj: dict[str, Any], *parts: str) -> dict[str, Any]:
         "annotations": annotations,
         **{part: obj.get(part) for part in parts},
     }
+    if ignore_replicas and isinstance(hashed.get("spec"), dict):
+        hashed["spec"] = {k: v for k, v in hashed["spec"].items() if k != "replicas"}
     metadata["annotations"] = {**annotations, DESIRED_HASH_ANNOTATION: spec_hash(hashed)}
     return obj
 

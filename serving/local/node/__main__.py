@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import os
 import signal
@@ -17,7 +18,16 @@ import ssl
 import sys
 from pathlib import Path
 
-from serving.local.node.addresses import DEFAULT_PORT_RANGE, HOST_IP, AllocationStore
+from serving.local.node.addresses import DEFAULT_PORT_RANGE, HOST_IP, AllocationStore, saved_block
+from serving.local.node.network import (
+    DEFAULT_POD_NETWORK,
+    LOOPBACK_POD_NETWORK,
+    LoopbackAliases,
+    LoopbackRange,
+    PodAddresses,
+    can_add_addresses,
+    claim_block,
+)
 from serving.local.node.agent import NodeAgent
 from serving.local.node.api import NodeApi
 from serving.local.node.context import ImageMapCache, NodeContext, NodeSettings, StateLayout, SystemClock
@@ -53,8 +63,39 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--shutdown-grace-period", type=float, default=10.0,
         help="longest grace period given to each pod when the agent stops (seconds)",
     )
+    parser.add_argument(
+        "--pod-network", default="auto",
+        help="where pod IPs come from: a CIDR (addresses are added to lo, needs CAP_NET_ADMIN), "
+        f"'loopback' (127.0.x.y: no setup, but Services get no endpoints), or 'auto' ({DEFAULT_POD_NETWORK} "
+        "when permitted, else loopback)",
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
+
+
+log = logging.getLogger("serving.local.node")
+
+
+def pod_network(setting: str) -> tuple[ipaddress.IPv4Network, bool]:
+    """The range pod IPs come from, and whether they are added to ``lo``."""
+    if setting == "loopback":
+        return LOOPBACK_POD_NETWORK, False
+    if setting == "auto":
+        if can_add_addresses():
+            return DEFAULT_POD_NETWORK, True
+        log.warning(
+            "this process may not add addresses (no CAP_NET_ADMIN), so pods get 127.0.x.y addresses: they run "
+            "and answer, but the API server refuses loopback addresses in EndpointSlices, so Services will have "
+            "no endpoints. Run the node agent as root for pod IPs in %s.", DEFAULT_POD_NETWORK,
+        )
+        return LOOPBACK_POD_NETWORK, False
+    network = ipaddress.IPv4Network(setting)
+    if network.is_loopback:
+        return network, False
+    if not can_add_addresses():
+        raise SystemExit(f"--pod-network={setting} needs CAP_NET_ADMIN to add pod addresses to lo; run as root "
+                         "or use --pod-network=loopback.")
+    return network, True
 
 
 def _port_range(text: str) -> tuple[int, int]:
@@ -69,6 +110,10 @@ async def run(args: argparse.Namespace) -> None:
     layout = StateLayout(state_dir)
     layout.pods.mkdir(exist_ok=True)
     clock = SystemClock()
+    network, add_addresses = pod_network(args.pod_network)
+    block, block_lock = claim_block(network, preferred=saved_block(layout.allocations))
+    addresses: PodAddresses = LoopbackAliases(block) if add_addresses else LoopbackRange()
+    log.info("pod IPs from %s%s", block, " (added to lo)" if add_addresses else "")
     api = await NodeApi.connect(args.kubeconfig)
     cert, key = args.tls_cert_file, args.tls_private_key_file
     if cert is None or key is None:
@@ -88,15 +133,19 @@ async def run(args: argparse.Namespace) -> None:
                 api=api,
                 settings=settings,
                 layout=layout,
-                allocations=AllocationStore(layout.allocations, port_range=_port_range(args.port_range)),
+                allocations=AllocationStore(
+                    layout.allocations, block=block, port_range=_port_range(args.port_range)
+                ),
                 server=api.server_info(),
                 probe_session=session,
                 images=ImageMapCache(api, namespace=image_namespace, name=image_name, clock=clock),
                 clock=clock,
+                addresses=addresses,
             )
             await NodeAgent(ctx, log_port=args.log_port, log_tls=tls).run()
     finally:
         await api.close()
+        block_lock.close()
 
 
 def main(argv: list[str]) -> int:

@@ -1,10 +1,10 @@
-"""Pod IPs and remapped ports: who has which loopback address and port on this node.
+"""Pod IPs and remapped ports: who has which address and port on this node.
 
-Every pod that is not ``hostNetwork`` gets its own loopback address 127.0.x.y (never
-127.0.0.1, never a .0 or .255 host part); all its containers share it. Pods run in the
-node's network namespace, so a process that binds the wildcard address on port N takes N
-for every pod IP at once; to keep pods apart, a container whose ``PORT`` variable is set gets
-a node-unique port from a reserved range instead (see ``runtime`` for how the pod learns it).
+Every pod that is not ``hostNetwork`` gets its own IP, taken from the address block this
+node claimed (see ``network``); all its containers share it. Pods run in the node's network
+namespace, so a process that binds the wildcard address on port N takes N for every pod IP
+at once; to keep pods apart, a container whose ``PORT`` variable is set gets a node-unique
+port from a reserved range instead, and every container of the pod learns the mapping.
 
 ``Allocations`` is the pure table; ``AllocationStore`` keeps it in one JSON file in the
 state directory so an agent restart gives each pod the same address and ports.
@@ -20,21 +20,17 @@ import os
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 HOST_IP = "127.0.0.1"
-FIRST_POD_NETWORK = ipaddress.IPv4Address("127.0.1.0")
-LAST_POD_NETWORK = ipaddress.IPv4Address("127.255.255.255")
 DEFAULT_PORT_RANGE = (20000, 29999)
 
 
-def pod_addresses() -> Iterator[str]:
-    """Candidate pod IPs in order: 127.0.1.1, 127.0.1.2, ... skipping .0 and .255."""
-    address = int(FIRST_POD_NETWORK)
-    while address < int(LAST_POD_NETWORK):
-        last_octet = address & 0xFF
-        if last_octet not in (0, 255):
-            yield str(ipaddress.IPv4Address(address))
-        address += 1
+def block_addresses(block: ipaddress.IPv4Network) -> Iterator[str]:
+    """Usable pod IPs of ``block`` in order, skipping addresses ending in .0 and .255."""
+    for address in block.hosts():
+        if int(address) & 0xFF not in (0, 255) and str(address) != HOST_IP:
+            yield str(address)
 
 
 @dataclasses.dataclass
@@ -47,6 +43,7 @@ class PodAllocation:
 class Allocations:
     """Pod UID -> address and port map. Pure; ``port_free`` is asked before a port is taken."""
 
+    block: ipaddress.IPv4Network
     pods: dict[str, PodAllocation] = dataclasses.field(default_factory=dict)
     port_range: tuple[int, int] = DEFAULT_PORT_RANGE
 
@@ -55,11 +52,11 @@ class Allocations:
         if allocation is not None:
             return allocation.ip
         used = {a.ip for a in self.pods.values()}
-        for candidate in pod_addresses():
+        for candidate in block_addresses(self.block):
             if candidate not in used:
                 self.pods[uid] = PodAllocation(candidate)
                 return candidate
-        raise RuntimeError("every loopback pod address is in use")
+        raise RuntimeError(f"every pod address of {self.block} is in use")
 
     def port_for(self, uid: str, declared: int, port_free: Callable[[int], bool]) -> int:
         allocation = self.pods[uid]
@@ -67,9 +64,9 @@ class Allocations:
             return allocation.ports[declared]
         used = {port for a in self.pods.values() for port in a.ports.values()}
         low, high = self.port_range
-        # Start from a spot derived from the pod so ports do not pile up at the range start.
         span = high - low + 1
-        offset = int(ipaddress.IPv4Address(allocation.ip)) % span
+        # Start from a spot derived from the address so that pods (and nodes) spread out.
+        offset = (int(ipaddress.IPv4Address(allocation.ip)) * 7) % span
         for step in range(span):
             candidate = low + (offset + step) % span
             if candidate not in used and port_free(candidate):
@@ -80,17 +77,31 @@ class Allocations:
     def release(self, uid: str) -> None:
         self.pods.pop(uid, None)
 
-    def to_json(self) -> dict[str, object]:
-        return {uid: {"ip": a.ip, "ports": {str(k): v for k, v in a.ports.items()}} for uid, a in self.pods.items()}
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "block": str(self.block),
+            "pods": {uid: {"ip": a.ip, "ports": {str(k): v for k, v in a.ports.items()}} for uid, a in self.pods.items()},
+        }
 
     @classmethod
-    def from_json(cls, raw: dict[str, dict[str, object]], port_range: tuple[int, int] = DEFAULT_PORT_RANGE) -> Allocations:
+    def from_json(
+        cls, raw: dict[str, Any], *, block: ipaddress.IPv4Network, port_range: tuple[int, int] = DEFAULT_PORT_RANGE
+    ) -> Allocations:
         pods = {}
-        for uid, entry in raw.items():
-            ports_raw = entry.get("ports") or {}
-            assert isinstance(ports_raw, dict)
-            pods[uid] = PodAllocation(str(entry["ip"]), {int(k): int(v) for k, v in ports_raw.items()})
-        return cls(pods=pods, port_range=port_range)
+        for uid, entry in (raw.get("pods") or {}).items():
+            ports = entry.get("ports") or {}
+            pods[uid] = PodAllocation(str(entry["ip"]), {int(k): int(v) for k, v in ports.items()})
+        return cls(block=block, pods=pods, port_range=port_range)
+
+
+def saved_block(path: Path) -> str | None:
+    """The address block an earlier run of the agent used, if it saved one."""
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    block = raw.get("block") if isinstance(raw, dict) else None
+    return str(block) if block else None
 
 
 def wildcard_port_free(port: int) -> bool:
@@ -106,10 +117,16 @@ def wildcard_port_free(port: int) -> bool:
 class AllocationStore:
     """``Allocations`` saved after every change to ``<state>/allocations.json``."""
 
-    def __init__(self, path: Path, *, port_range: tuple[int, int] = DEFAULT_PORT_RANGE) -> None:
+    def __init__(
+        self, path: Path, *, block: ipaddress.IPv4Network, port_range: tuple[int, int] = DEFAULT_PORT_RANGE
+    ) -> None:
         self.path = path
-        raw = json.loads(path.read_text()) if path.exists() else {}
-        self.table = Allocations.from_json(raw, port_range)
+        try:
+            raw = json.loads(path.read_text()) if path.exists() else {}
+        except ValueError:
+            raw = {}
+        self.table = Allocations.from_json(raw, block=block, port_range=port_range)
+        self._save()
 
     def _save(self) -> None:
         temporary = self.path.with_suffix(".tmp")
@@ -137,3 +154,6 @@ class AllocationStore:
 
     def known_pods(self) -> set[str]:
         return set(self.table.pods)
+
+    def addresses(self) -> set[str]:
+        return {a.ip for a in self.table.pods.values()}

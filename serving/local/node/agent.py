@@ -364,6 +364,8 @@ class NodeAgent:
                     lambda: self.ctx.api.delete_pod_now(worker.namespace, worker.name, uid=worker.uid),
                 )
             await worker.close()
+            if not worker.host_network:
+                await self.ctx.addresses.detach(worker.pod_ip)
             self.ctx.allocations.release(worker.uid)
             remove_tree(self.ctx.layout.pod_dir(worker.uid))
         finally:
@@ -389,6 +391,7 @@ class NodeAgent:
             remove_tree(pod_dir)
         for uid in self.ctx.allocations.known_pods() - listed:
             self.ctx.allocations.release(uid)
+        await self.ctx.addresses.sync(self.ctx.allocations.addresses())
 
     # --- shutdown ------------------------------------------------------------------------------------
 
@@ -404,5 +407,7 @@ class NodeAgent:
             *(w.terminate(min(w.termination_grace_period(), cap), pre_stop=False) for w in workers),
             return_exceptions=True,
         )
+        for address in self.ctx.allocations.addresses():
+            await self.ctx.addresses.detach(address)
         await self.log_server.stop()
         log.info("node agent stopped (%d pods' processes stopped)", len(workers))

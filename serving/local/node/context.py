@@ -25,6 +25,7 @@ import aiohttp
 
 from serving.local.node.addresses import AllocationStore
 from serving.local.node.api import ApiError, NodeApi, ServerInfo
+from serving.local.node.network import PodAddresses
 
 
 class Clock(Protocol):
@@ -113,3 +114,4 @@ class NodeContext:
     probe_session: aiohttp.ClientSession
     images: ImageMapCache
     clock: Clock
+    addresses: PodAddresses

@@ -1,7 +1,7 @@
 """One pod on the node: its address, credentials, containers and the status the node writes.
 
 ``PodWorker`` gives the pod its IP (its own loopback address, or the host's for
-``hostNetwork``) and ports, writes its service-account credentials, runs its init
+``hostNetwork``) and ports (relaying each remapped port from the declared one), writes its service-account credentials, runs its init
 containers one after another and then its containers side by side (a ``ContainerSupervisor``
 each), and publishes the pod's status whenever a container changes: changes are coalesced
 and written with one strategic-merge patch to ``pods/status`` carrying the pod's UID, so a
@@ -20,6 +20,7 @@ from typing import Any
 
 from serving.local.node.api import ApiError
 from serving.local.node.context import NodeContext
+from serving.local.node.portproxy import PortForwarder
 from serving.local.node.status import REASON_POD_INITIALIZING, Terminated, Waiting, build_pod_status
 from serving.local.node.supervisor import ContainerSupervisor
 from serving.local.node.tokens import PodCredentials
@@ -95,6 +96,7 @@ class PodWorker:
         self._gone = False
         self._tasks: list[asyncio.Task[None]] = []
         self._run_task: asyncio.Task[None] | None = None
+        self._forwarders: list[PortForwarder] = []
 
     # --- facts the supervisors ask for -----------------------------------------------------------
 
@@ -161,6 +163,15 @@ class PodWorker:
         return False
 
     async def _run(self) -> None:
+        if not self.host_network:
+            try:
+                await self.ctx.addresses.attach(self.pod_ip)
+            except OSError as error:
+                log.error("%s: %s", self.key, error)
+            for declared, actual in self.port_map.items():
+                forwarder = PortForwarder(self.pod_ip, declared, actual)
+                if await forwarder.start():
+                    self._forwarders.append(forwarder)
         if not await self._prepare_credentials():
             return
         if not self.initialized:
@@ -236,6 +247,9 @@ class PodWorker:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        for forwarder in self._forwarders:
+            await forwarder.stop()
+        self._forwarders.clear()
 
     def supervisor(self, name: str) -> ContainerSupervisor | None:
         for supervisor in [*self.supervisors, *self.init_supervisors]:

@@ -179,12 +179,16 @@ def _condition(
         transition = before["lastTransitionTime"]
     else:
         transition = timestamp(now)
-    condition: JSON = {"type": kind, "status": value, "lastProbeTime": None, "lastTransitionTime": transition}
-    if reason:
-        condition["reason"] = reason
-    if message:
-        condition["message"] = message
-    return condition
+    # Empty reason and message are written as null: in the strategic-merge patch the node
+    # writes, null removes what an earlier status said.
+    return {
+        "type": kind,
+        "status": value,
+        "lastProbeTime": None,
+        "lastTransitionTime": transition,
+        "reason": reason or None,
+        "message": message or None,
+    }
 
 
 def build_pod_status(

@@ -1,0 +1,90 @@
+"""The autoscaler's HTTP faces: the stats port (8080) and the metrics port.
+
+- ``POST /stats``: the activator's stat batches (``serving.autoscaling_wire``): ``202``, or
+  ``400`` with a sentence when the body is not a batch;
+- ``GET /healthz``: ``200 ok``;
+- metrics port ``GET /metrics``: per revision ``autoscaler_desired_pods``,
+  ``autoscaler_actual_pods``, ``autoscaler_stable_request_concurrency`` /
+  ``autoscaler_panic_request_concurrency`` (or ``_requests_per_second`` for rps),
+  ``autoscaler_target_concurrency_per_pod``, ``autoscaler_excess_burst_capacity``,
+  ``autoscaler_panic_mode``, read from the service at scrape time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from autoscaler.config import METRIC_RPS
+from autoscaler.service import AutoscalerService
+from serving.autoscaling_wire import HEALTH_PATH, STATS_PUSH_PATH, WireError, decode_stat_batch
+
+LABELS = ("namespace_name", "revision_name")
+
+
+def stats_app(service: AutoscalerService) -> web.Application:
+    async def push(request: web.Request) -> web.Response:
+        try:
+            messages = decode_stat_batch(await request.read())
+        except WireError as error:
+            return web.Response(status=400, text=f"{error}\n")
+        service.record(messages)
+        return web.Response(status=202)
+
+    async def health(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post(STATS_PUSH_PATH, push)
+    app.router.add_get(HEALTH_PATH, health)
+    return app
+
+
+class _ServiceCollector(Collector):
+    def __init__(self, service: AutoscalerService) -> None:
+        self._service = service
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        def family(name: str, text: str) -> GaugeMetricFamily:
+            return GaugeMetricFamily(name, text, labels=LABELS)
+
+        desired = family("autoscaler_desired_pods", "Pods the autoscaler wants (-1: no decision yet).")
+        actual = family("autoscaler_actual_pods", "Ready pods at the last reconcile.")
+        stable_c = family("autoscaler_stable_request_concurrency", "Average concurrency over the stable window.")
+        panic_c = family("autoscaler_panic_request_concurrency", "Average concurrency over the panic window.")
+        stable_r = family("autoscaler_stable_requests_per_second", "Average requests per second over the stable window.")
+        panic_r = family("autoscaler_panic_requests_per_second", "Average requests per second over the panic window.")
+        target = family("autoscaler_target_concurrency_per_pod", "The per-pod value aimed for (TV).")
+        ebc = family("autoscaler_excess_burst_capacity", "Spare capacity beyond target-burst-capacity.")
+        panic = family("autoscaler_panic_mode", "1 while the revision is in panic mode.")
+        for state in self._service.summary():
+            labels = [state.pa.namespace, state.pa.revision]
+            scaler = state.scaler
+            desired.add_metric(labels, scaler.status.desired_scale)
+            ebc.add_metric(labels, scaler.status.excess_burst_capacity)
+            target.add_metric(labels, scaler.spec.target)
+            if state.counts is not None:
+                actual.add_metric(labels, state.counts.ready)
+            result = scaler.last_result
+            if result is not None:
+                panic.add_metric(labels, 1.0 if result.in_panic else 0.0)
+                stable, burst = (stable_r, panic_r) if scaler.spec.metric == METRIC_RPS else (stable_c, panic_c)
+                stable.add_metric(labels, result.observed_stable)
+                burst.add_metric(labels, result.observed_panic)
+        yield from (desired, actual, stable_c, panic_c, stable_r, panic_r, target, ebc, panic)
+
+
+def metrics_app(service: AutoscalerService) -> web.Application:
+    registry = CollectorRegistry()
+    registry.register(_ServiceCollector(service))
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(registry), content_type="text/plain", charset="utf-8")
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    return app

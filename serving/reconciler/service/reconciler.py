@@ -1,0 +1,83 @@
+"""The Service reconciler: a Configuration and a Route of the Service's name, and a status
+that mirrors theirs (``ConfigurationsReady``, ``RoutesReady``, url, address, traffic,
+latestCreated/latestReadyRevisionName).
+
+Phases: ensure the Configuration, fold its status in (or mark it not reconciled while its
+``observedGeneration`` lags); ensure the Route, the same; then check the Route really
+carries the traffic the Service asked for (``TrafficNotMigrated`` until it does).
+
+Side effects: creates and updates Configurations and Routes; events.
+"""
+
+from __future__ import annotations
+
+from serving.apis.v1 import Configuration, Route, Service, TrafficTarget
+from serving.kube.cache import Store
+from serving.kube.client import KubeClient
+from serving.kube.resources import CONFIGURATIONS, ROUTES
+from serving.reconciler.children import ensure_child
+from serving.reconciler.loop import ReconcileContext
+from serving.reconciler.service.resources.children import make_configuration, make_route
+
+
+class ServiceReconciler:
+    def __init__(self, *, client: KubeClient, configurations: Store, routes: Store) -> None:
+        self.client = client
+        self.configurations = configurations
+        self.routes = routes
+
+    async def reconcile(self, service: Service, context: ReconcileContext) -> float | None:
+        owner = service.to_dict()
+        uid = service.metadata.uid or ""
+        status = service.status
+
+        desired_configuration = make_configuration(service)
+        result = await ensure_child(
+            self.client, CONFIGURATIONS, self.configurations, desired_configuration.to_dict(),
+            owner=owner, owner_uid=uid, events=context.events,
+        )
+        if result.not_owned or result.object is None:
+            status.mark_configuration_not_owned(desired_configuration.name)
+            raise RuntimeError(f'Service "{service.name}" does not own Configuration "{desired_configuration.name}".')
+        configuration = Configuration.model_validate(result.object)
+        if configuration.metadata.generation != configuration.status.observed_generation:
+            status.mark_configuration_not_reconciled()
+        else:
+            status.propagate_configuration_status(configuration.status)
+
+        desired_route = make_route(service)
+        result = await ensure_child(
+            self.client, ROUTES, self.routes, desired_route.to_dict(),
+            owner=owner, owner_uid=uid, events=context.events,
+        )
+        if result.not_owned or result.object is None:
+            status.mark_route_not_owned(desired_route.name)
+            raise RuntimeError(f'Service "{service.name}" does not own Route "{desired_route.name}".')
+        route = Route.model_validate(result.object)
+        if route.metadata.generation != route.status.observed_generation:
+            status.mark_route_not_reconciled()
+        else:
+            status.propagate_route_status(route.status)
+            if not traffic_migrated(configuration, route):
+                status.mark_route_not_yet_ready()
+        return None
+
+
+def _comparable(target: TrafficTarget) -> tuple[str, int, str]:
+    return (target.revision_name or "", target.percent or 0, target.tag or "")
+
+
+def traffic_migrated(configuration: Configuration, route: Route) -> bool:
+    """Whether the Route's status carries what its spec asks, with this Configuration's targets
+    read as its latest ready revision (Knative's checkRoutesNotReady)."""
+    ready = route.status.get_condition("Ready")
+    if ready is None or not ready.is_true():
+        return True  # RoutesReady already says why it is not ready
+    want = []
+    for target in route.spec.traffic or []:
+        if target.configuration_name == configuration.name:
+            target = target.model_copy(update={
+                "revision_name": configuration.status.latest_ready_revision_name, "configuration_name": None})
+        want.append(_comparable(target))
+    got = [_comparable(target) for target in route.status.traffic or []]
+    return sorted(want) == sorted(got)

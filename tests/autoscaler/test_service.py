@@ -1,0 +1,128 @@
+"""The autoscaler service driven one step at a time: fake cluster, fake stats, fake clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autoscaler.clock import FakeClock
+from autoscaler.kube import FakeCluster, PodInfo
+from autoscaler.service import AutoscalerService
+from serving.autoscaling_wire import ACTIVATOR_IN_PATH_CONDITION, RevisionStat, Stat
+
+NS, REV = "default", "hello-00001"
+KEY = (NS, REV)
+
+
+class FixedStats:
+    """Every pod reports the same stat."""
+
+    def __init__(self, concurrency: float) -> None:
+        self.concurrency = concurrency
+        self.fetched: list[str] = []
+
+    async def fetch(self, ip: str) -> Stat:
+        self.fetched.append(ip)
+        return Stat(ip, self.concurrency)
+
+
+def pa_object(*, annotations: dict[str, str] | None = None, status: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "metadata": {"name": REV, "namespace": NS, "generation": 1, "annotations": annotations or {},
+                     "labels": {"serving.knative.dev/revision": REV}},
+        "spec": {"containerConcurrency": 0, "scaleTargetRef": {"name": f"{REV}-deployment"}},
+        "status": status or {},
+    }
+
+
+def pods(count: int, *, clock: FakeClock) -> list[PodInfo]:
+    return [PodInfo(f"p{i}", f"10.0.0.{i}", ready=True, start_time=clock.now() - 600) for i in range(count)]
+
+
+def service(cluster: FakeCluster, clock: FakeClock, stats: FixedStats) -> AutoscalerService:
+    return AutoscalerService(watch=cluster, pods=cluster, scale=cluster, status=cluster, fetcher=stats, clock=clock)
+
+
+def condition(cluster: FakeCluster, kind: str) -> dict[str, Any]:
+    conditions = cluster.pod_autoscalers[KEY]["status"]["conditions"]
+    return next(c for c in conditions if c["type"] == kind)
+
+
+async def test_a_new_pa_gets_a_status_and_its_load_scales_the_deployment() -> None:
+    clock, cluster, stats = FakeClock(), FakeCluster(), FixedStats(140.0)
+    cluster.apply(pa_object())
+    cluster.replicas[(NS, f"{REV}-deployment")] = 1
+    cluster.set_pods(NS, REV, pods(1, clock=clock))
+    autoscaler = service(cluster, clock, stats)
+    await autoscaler.handle_event("ADDED", cluster.pod_autoscalers[KEY])
+    await autoscaler.reconcile(KEY)
+    assert condition(cluster, "Active")["status"] == "True"
+    assert condition(cluster, ACTIVATOR_IN_PATH_CONDITION)["reason"] == "ScaleUnknown"
+
+    await autoscaler.scrape(KEY)
+    assert stats.fetched == ["10.0.0.0"]
+    await autoscaler.tick(KEY)
+    await autoscaler.reconcile(KEY)
+    # 140 concurrent / 70 per pod; the panic window agrees (2/1 >= 2: panic, same answer)
+    assert cluster.scale_writes == [(NS, f"{REV}-deployment", 2)]
+    assert cluster.pod_autoscalers[KEY]["status"]["desiredScale"] == 2
+
+
+async def test_an_idle_revision_goes_to_zero_after_the_window_and_comes_back_on_a_poke() -> None:
+    clock, cluster, stats = FakeClock(), FakeCluster(), FixedStats(0.0)
+    cluster.apply(pa_object(annotations={"autoscaling.knative.dev/window": "6s"}))
+    cluster.replicas[(NS, f"{REV}-deployment")] = 1
+    cluster.set_pods(NS, REV, pods(1, clock=clock))
+    autoscaler = service(cluster, clock, stats)
+    await autoscaler.handle_event("ADDED", cluster.pod_autoscalers[KEY])
+    # one pod, EBC 100 - 211 < 0: the activator is in the path from the start, so zero comes
+    # a 6 s window after the start (Inactive) and 30 s of grace after the activator went in
+    zero_at = None
+    for second in range(40):
+        await autoscaler.scrape(KEY)
+        await autoscaler.tick(KEY)
+        await autoscaler.reconcile(KEY)
+        if cluster.scale_writes and zero_at is None:
+            zero_at = second
+        clock.advance(1.0)
+    assert cluster.scale_writes == [(NS, f"{REV}-deployment", 0)]
+    assert zero_at == 30
+    assert condition(cluster, "Active")["reason"] == "NoTraffic"
+    assert condition(cluster, ACTIVATOR_IN_PATH_CONDITION)["status"] == "True"
+
+    # the pods are gone; a request reaches the activator, which reports it at once
+    cluster.set_pods(NS, REV, [])
+    state = autoscaler.revisions[KEY]
+    autoscaler.record([RevisionStat(NS, REV, Stat("activator", 1.0, request_count=1.0))])
+    assert state.poke.is_set()
+    await autoscaler.tick(KEY)
+    await autoscaler.reconcile(KEY)
+    assert cluster.scale_writes[-1] == (NS, f"{REV}-deployment", 1)
+    assert condition(cluster, "Active")["reason"] == "Queued"
+
+
+async def test_stats_for_unknown_revisions_are_ignored() -> None:
+    clock, cluster = FakeClock(), FakeCluster()
+    autoscaler = service(cluster, clock, FixedStats(0.0))
+    autoscaler.record([RevisionStat(NS, "nobody", Stat("activator", 1.0))])
+    assert autoscaler.revisions == {}
+
+
+async def test_deleted_and_foreign_class_pas_are_dropped() -> None:
+    clock, cluster = FakeClock(), FakeCluster()
+    autoscaler = service(cluster, clock, FixedStats(0.0))
+    await autoscaler.handle_event("ADDED", pa_object())
+    assert KEY in autoscaler.revisions
+    await autoscaler.handle_event("DELETED", pa_object())
+    assert KEY not in autoscaler.revisions
+    await autoscaler.handle_event(
+        "ADDED", pa_object(annotations={"autoscaling.knative.dev/class": "hpa.autoscaling.knative.dev"})
+    )
+    assert KEY not in autoscaler.revisions
+
+
+async def test_annotation_changes_reach_the_decider() -> None:
+    clock, cluster = FakeClock(), FakeCluster()
+    autoscaler = service(cluster, clock, FixedStats(0.0))
+    await autoscaler.handle_event("ADDED", pa_object())
+    await autoscaler.handle_event("MODIFIED", pa_object(annotations={"autoscaling.knative.dev/target": "10"}))
+    assert autoscaler.revisions[KEY].scaler.spec.total == 10.0

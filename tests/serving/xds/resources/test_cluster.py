@@ -1,0 +1,64 @@
+import datetime
+
+import pytest
+from envoy_data_plane.envoy.config.cluster import v3 as cluster_v3
+from envoy_data_plane.envoy.config.core import v3 as core_v3
+from envoy_data_plane.envoy.config.endpoint import v3 as endpoint_v3
+
+from serving.xds.model import Endpoint
+from serving.xds.resources import cluster
+
+LIMIT = cluster.CIRCUIT_BREAKER_LIMIT
+
+
+def test_make_cluster_is_an_eds_cluster_over_ads() -> None:
+    assert cluster.make_cluster("default/hello-00001", connect_timeout=datetime.timedelta(seconds=2)) == cluster_v3.Cluster(
+        name="default/hello-00001",
+        type=cluster_v3.ClusterDiscoveryType.EDS,
+        eds_cluster_config=cluster_v3.ClusterEdsClusterConfig(
+            eds_config=core_v3.ConfigSource(ads=core_v3.AggregatedConfigSource(), resource_api_version=core_v3.ApiVersion.V3)
+        ),
+        connect_timeout=datetime.timedelta(seconds=2),
+        lb_policy=cluster_v3.ClusterLbPolicy.LEAST_REQUEST,
+        circuit_breakers=cluster_v3.CircuitBreakers(
+            thresholds=[
+                cluster_v3.CircuitBreakersThresholds(
+                    priority=core_v3.RoutingPriority.DEFAULT,
+                    max_connections=LIMIT,
+                    max_pending_requests=LIMIT,
+                    max_requests=LIMIT,
+                    max_retries=LIMIT,
+                )
+            ]
+        ),
+    )
+
+
+def lb_endpoint(host: str, port: int) -> endpoint_v3.LbEndpoint:
+    return endpoint_v3.LbEndpoint(
+        endpoint=endpoint_v3.Endpoint(
+            address=core_v3.Address(socket_address=core_v3.SocketAddress(address=host, port_value=port))
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("endpoints", "want"),
+    [
+        pytest.param((), endpoint_v3.ClusterLoadAssignment(cluster_name="ns/r"), id="no ready endpoint: 503"),
+        pytest.param(
+            (Endpoint("127.0.0.3"), Endpoint("127.0.0.2", 9000), Endpoint("127.0.0.3")),
+            endpoint_v3.ClusterLoadAssignment(
+                cluster_name="ns/r",
+                endpoints=[
+                    endpoint_v3.LocalityLbEndpoints(
+                        lb_endpoints=[lb_endpoint("127.0.0.2", 9000), lb_endpoint("127.0.0.3", 8012)]
+                    )
+                ],
+            ),
+            id="pods at the queue-proxy port, sorted, once each",
+        ),
+    ],
+)
+def test_make_load_assignment(endpoints: tuple[Endpoint, ...], want: endpoint_v3.ClusterLoadAssignment) -> None:
+    assert cluster.make_load_assignment("ns/r", endpoints) == want
