@@ -130,7 +130,7 @@ class LoopbackAliases:
 
     async def attach(self, address: str) -> None:
         code, output = await _ip("-4", "addr", "add", f"{address}/32", "dev", "lo", "label", ADDRESS_LABEL)
-        if code != 0 and "File exists" not in output:
+        if code != 0 and "File exists" not in output and "already assigned" not in output:
             raise OSError(f"adding pod address {address} to lo failed: {output.strip()}")
 
     async def detach(self, address: str) -> None:
@@ -157,4 +157,7 @@ class LoopbackAliases:
         for address in sorted(present - wanted):
             await self.detach(address)
         for address in sorted(wanted - present):
-            await self.attach(address)
+            try:
+                await self.attach(address)
+            except OSError as error:
+                log.warning("%s", error)

@@ -176,8 +176,9 @@ class ContainerSupervisor:
     def assume_completed(self) -> None:
         """An init container of a pod that already got past its init phase."""
         self.done = True
-        if self.last_terminated is not None and self.last_terminated.exit_code == 0:
-            self.state, self.last_terminated = self.last_terminated, None
+        finished, self._pending_exit = self._pending_exit or self.last_terminated, None
+        if finished is not None and finished.exit_code == 0:
+            self.state, self.last_terminated = finished, None
         else:
             now = self.ctx.clock.now()
             self.state = Terminated.from_exit(0, finished_at=now, started_at=None)
@@ -226,7 +227,10 @@ class ContainerSupervisor:
                 self.last_terminated = _terminated_from_json(last["terminated"])
         raw = read_json(self.record_file)
         if raw is None:
-            return None
+            # No process: it never started, or its exit was recorded (it waited to restart,
+            # finished for good, or the agent stopped it): carry on from that exit.
+            pending, self.last_terminated = self.last_terminated, None
+            return pending
         record = ProcessRecord.from_json(raw)
         self.restart_count = record.restart_count
         self.env = dict(raw.get("env") or {})
