@@ -101,6 +101,10 @@ class PodAutoscalerStatusWriter(Protocol):
     async def write_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None: ...
 
 
+class Cluster(PodAutoscalerWatch, RevisionPods, DeploymentScale, PodAutoscalerStatusWriter, Protocol):
+    """All four boundaries in one object, as one Kubernetes adapter provides them."""
+
+
 class FakeCluster:
     """PodAutoscalers, pods and Deployment replicas in memory, with a log of every write."""
 

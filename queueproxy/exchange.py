@@ -6,6 +6,12 @@ sends the rewritten head and streams the body to an app connection, passes the a
 response bytes back, and enforces the revision's timeouts (504 before the response
 starts, a cut body after). Whatever way it ends, ``_finish`` runs exactly once and gives
 back the breaker slot. Side effects: writes on the client and app transports.
+
+Timeouts cost no timer per request: every exchange shares the same timeout lengths, so
+deadlines come in arrival order and the proxy keeps exchanges in an insertion-ordered
+dict that a coarse tick sweeps from the front (``Proxy.sweep_deadlines``). Only an
+exchange still alive at its first deadline (idle timeout, long streams) gets its own
+timer.
 """
 
 from __future__ import annotations
@@ -50,10 +56,9 @@ def local_response(status: int, body: bytes, *, close: bool = False, head_only: 
 
 class Exchange:
     __slots__ = (
-        "proxy", "client", "method", "head", "proxied", "state", "pending", "pending_size",
+        "proxy", "client", "method", "head", "proxied", "keep_alive", "state", "pending", "pending_size",
         "request_done", "upstream", "response_started", "status", "app_status", "started_at", "dispatched_at",
-        "last_activity", "timer", "holds_slot", "keep_alive", "tunnel_buffer", "retried", "body_sent",
-        "local", "__weakref__",
+        "last_activity", "timer", "holds_slot", "tunnel_buffer", "retried", "body_sent", "local", "h2_stream",
     )
 
     def __init__(self, proxy: Proxy, client: ClientConnection, method: bytes, head: RequestHead,
@@ -81,30 +86,30 @@ class Exchange:
         self.retried = False
         self.body_sent = False
         self.local: bytes | None = None  # a prepared answer (probes) instead of a trip to the app
+        self.h2_stream: object | None = None
 
     # --- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
         """The client connection made this its current exchange: admit and dispatch it."""
-        proxy = self.proxy
         if self.local is not None:
             self.state = DONE
             self.client.write(self.local)
             self.client.exchange_finished(self, self.keep_alive)
             return
-        now = proxy.time()
-        self.started_at = self.last_activity = now
+        proxy = self.proxy
+        now = self.started_at = self.last_activity = proxy.time()
         if proxy.drainer.draining:
             proxy.drainer.request_seen(now)
-        proxy.stats.request_in(proxy.wall_time(), self.head.proxied)
+        proxy.stats.request_in(now + proxy.wall_offset, self.proxied)
         proxy.in_flight += 1
+        if proxy.first_deadline:
+            proxy.timed[self] = None
         admission = proxy.breaker.admit(self)
         if admission is Admission.ADMITTED:
             self.holds_slot = True
-            self._arm_timer(now)
             self.dispatch()
         elif admission is Admission.QUEUED:
             self.state = WAITING
-            self._arm_timer(now)
         else:
             self._answer_locally(503, QUEUE_FULL_BODY)
 
@@ -117,50 +122,47 @@ class Exchange:
             self._release_slot()
 
     def dispatch(self) -> None:
-        self.dispatched_at = self.proxy.time()
-        if self.head.upgrade is None and self.proxy.h2 is not None:
+        proxy = self.proxy
+        self.dispatched_at = proxy.time()
+        if proxy.h2 is not None and self.head.upgrade is None:
             self.state = ACTIVE
-            self.proxy.h2.submit(self)
+            proxy.h2.submit(self)  # type: ignore[attr-defined]
             return
-        connection = self.proxy.pool.take()
+        connection = proxy.pool.take()
         if connection is None:
             self.state = CONNECTING
-            self.proxy.pool.connect(self)
+            proxy.pool.connect(self)
         else:
             self.attach(connection)
 
     def attach(self, connection: UpstreamConnection) -> bool:
         """Send the request on ``connection``. False if this exchange no longer wants one."""
-        if self.state not in (CONNECTING, NEW, WAITING, ACTIVE) or self.upstream is not None:
+        if self.state == DONE or self.upstream is not None:
             return False
         self.state = ACTIVE
         self.upstream = connection
         head = self.head
-        chunked = head.body == BODY_CHUNKED
-        extra = b""
-        if head.upgrade is not None:
-            extra = b"Connection: Upgrade\r\nUpgrade: " + head.upgrade + b"\r\n"
-        elif self.http10 and head.keep_alive_token:
-            extra = b"Connection: keep-alive\r\n"
-        elif chunked:
-            extra = b"Transfer-Encoding: chunked\r\n"
-        data = encode_request_head(self.method, self.target, head.headers, http10=self.http10, extra=extra)
-        if head.expect_continue and not self.request_done:
-            self.client.write(CONTINUE)
-        pending = self.pending
-        if pending:
-            self.pending = None
-            self.pending_size = 0
-            self.body_sent = True
-            if chunked:
-                for chunk in pending:
-                    data += b"%x\r\n%s\r\n" % (len(chunk), chunk)
-            else:
-                data += b"".join(pending)
-            self.client.resume_reading_for_body()
-        if self.request_done and chunked:
-            data += b"0\r\n\r\n"
-        connection.start(self, data, chunked=chunked, head_request=self.method == b"HEAD")
+        flags = head.flags
+        data = head.head
+        if flags & F_BODY:
+            chunked = bool(flags & F_CHUNKED)
+            if flags & F_EXPECT_CONTINUE and not self.request_done:
+                self.client.write(CONTINUE)
+            pending = self.pending
+            if pending:
+                self.pending = None
+                self.pending_size = 0
+                self.body_sent = True
+                if chunked:
+                    data += b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for chunk in pending)
+                else:
+                    data += b"".join(pending)
+                self.client.resume_reading_for_body()
+            if self.request_done and chunked:
+                data += b"0\r\n\r\n"
+        else:
+            chunked = False
+        connection.start(self, data, chunked, self.method == b"HEAD")
         if self.client.write_paused:
             connection.pause_reading()
         return True
@@ -174,8 +176,8 @@ class Exchange:
             self.body_sent = True
             upstream.send_body(chunk)
             return
-        if self.state == ACTIVE and self.proxy.h2 is not None:
-            self.proxy.h2.send_body(self, chunk)
+        if self.h2_stream is not None:
+            self.proxy.h2.send_body(self, chunk)  # type: ignore[attr-defined]
             return
         if self.pending is None:
             self.pending = [chunk]
@@ -190,9 +192,10 @@ class Exchange:
         if self.state == DONE:
             return
         if self.upstream is not None:
-            self.upstream.end_body()
-        elif self.state == ACTIVE and self.proxy.h2 is not None:
-            self.proxy.h2.end_body(self)
+            if self.head.flags & F_CHUNKED:
+                self.upstream.end_body()
+        elif self.h2_stream is not None:
+            self.proxy.h2.end_body(self)  # type: ignore[attr-defined]
 
     def take_pending_body(self) -> list[bytes]:
         pending = self.pending or []
@@ -211,20 +214,32 @@ class Exchange:
         if self.proxy.idle_timeout:
             self.last_activity = self.proxy.time()
 
-    def response_complete(self, status: int, *, upstream_keep_alive: bool, close_delimited: bool) -> None:
-        upstream = self.upstream
+    def response_end(self, data: bytes, status: int, upstream_keep_alive: bool,
+                     connection: UpstreamConnection) -> None:
+        """The last bytes of the app's response: pass them on and finish."""
+        self.upstream = None
+        if self.state == DONE:
+            connection.close()
+            return
+        if not self.response_started:
+            self.response_started = True
+            self.status = self.app_status = status
+        self.client.write(data)
+        if upstream_keep_alive and self.request_done and not self.proxy.closing:
+            self.proxy.pool.give_back(connection)
+        else:
+            connection.close()
+            self.keep_alive = False
+        self._finish()
+
+    def response_closed(self, status: int) -> None:
+        """A response without framing ended with the app's connection (it was complete)."""
         self.upstream = None
         if self.state == DONE:
             return
-        if not self.response_started:  # e.g. 204 with nothing forwarded yet cannot happen; be safe
+        if not self.response_started:
             self.status = self.app_status = status
-        if upstream is not None:
-            if upstream_keep_alive and self.request_done and not self.proxy.closing:
-                self.proxy.pool.give_back(upstream)
-            else:
-                upstream.close()
-        if close_delimited or not upstream_keep_alive or not self.request_done:
-            self.keep_alive = False
+        self.keep_alive = False  # the client also needs the close to see the end
         self._finish()
 
     def upstream_failed(self, error: BaseException, connection: UpstreamConnection | None,
@@ -236,7 +251,7 @@ class Exchange:
         if self.state == DONE:
             return
         if (connection is not None and connection.requests > 1 and not malformed and not self.retried
-                and connection.received == 0 and not self.body_sent and self.head.body == BODY_NONE):
+                and connection.received == 0 and not self.body_sent and not self.head.flags & F_BODY):
             # a kept-alive connection the app closed just as we reused it: try once on a fresh one
             self.retried = True
             self.state = CONNECTING
@@ -269,6 +284,7 @@ class Exchange:
             self.last_activity = self.proxy.time()
 
     def reframed_complete(self, *, keep_alive: bool) -> None:
+        self.h2_stream = None
         if self.state == DONE:
             return
         if not keep_alive or not self.request_done:
@@ -276,6 +292,7 @@ class Exchange:
         self._finish()
 
     def reframed_failed(self, error: BaseException) -> None:
+        self.h2_stream = None
         if self.state == DONE:
             return
         logger.debug("app stream failed: %r", error)
@@ -331,6 +348,9 @@ class Exchange:
         """The client connection closed while this exchange was under way."""
         if self.state == DONE:
             return
+        if self.state == NEW and self.started_at == 0.0:  # a pipelined request that never started
+            self.state = DONE
+            return
         if self.state == TUNNEL:
             self.tunnel_closed()
             return
@@ -346,6 +366,9 @@ class Exchange:
         """The client's request turned out malformed mid-body (e.g. bad chunking)."""
         if self.state == DONE:
             return
+        if self.state == NEW and self.started_at == 0.0:
+            self.state = DONE
+            return
         if self.state == WAITING:
             self.proxy.breaker.cancel(self)
         self._abort_upstream()
@@ -355,12 +378,7 @@ class Exchange:
             self._answer_locally(status, message, close=True)
 
     # --- timeouts ----------------------------------------------------------------------
-    def _arm_timer(self, now: float) -> None:
-        deadline = self._next_deadline(now)
-        if deadline is not None:
-            self.timer = self.proxy.loop.call_at(deadline, self._on_timer)
-
-    def _next_deadline(self, now: float) -> float | None:
+    def next_deadline(self) -> float | None:
         proxy = self.proxy
         deadline = None
         if proxy.request_timeout:
@@ -373,20 +391,18 @@ class Exchange:
             deadline = candidate if deadline is None else min(deadline, candidate)
         return deadline
 
-    def _on_timer(self) -> None:
+    def check_timeout(self) -> None:
+        """Called at or after a deadline: time out, or set a timer for the next deadline."""
         self.timer = None
         if self.state in (DONE, TUNNEL):
             return
         proxy = self.proxy
         now = proxy.time()
-        expired = (
-            (proxy.request_timeout and now >= self.started_at + proxy.request_timeout)
-            or (proxy.response_start_timeout and not self.response_started
-                and now >= self.started_at + proxy.response_start_timeout)
-            or (proxy.idle_timeout and now >= self.last_activity + proxy.idle_timeout)
-        )
-        if not expired:
-            self._arm_timer(now)
+        deadline = self.next_deadline()
+        if deadline is None:
+            return
+        if deadline > now:
+            self.timer = proxy.loop.call_at(deadline, self.check_timeout)
             return
         if self.state == WAITING:
             proxy.breaker.cancel(self)
@@ -397,6 +413,7 @@ class Exchange:
             self._answer_locally(504, TIMEOUT_BODY)
 
     def _cancel_timer(self) -> None:
+        self.proxy.timed.pop(self, None)
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -407,8 +424,9 @@ class Exchange:
         self.upstream = None
         if upstream is not None:
             upstream.abort()
-        elif self.state == ACTIVE and self.proxy.h2 is not None:
-            self.proxy.h2.cancel(self)
+        elif self.h2_stream is not None:
+            self.proxy.h2.cancel(self)  # type: ignore[attr-defined]
+            self.h2_stream = None
 
     def _answer_locally(self, status: int, body: bytes, *, close: bool = False) -> None:
         self._abort_upstream()
@@ -437,20 +455,20 @@ class Exchange:
     def _finish(self) -> None:
         if self.state == DONE:
             return
-        counted = self.state != NEW or self.started_at != 0.0
         self.state = DONE
-        self._cancel_timer()
         proxy = self.proxy
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if proxy.first_deadline:
+            proxy.timed.pop(self, None)
         now = proxy.time()
-        if counted:
-            proxy.stats.request_out(proxy.wall_time(), self.head.proxied)
-            proxy.in_flight -= 1
-            status = self.status or 502
-            proxy.metrics.record_request(status, now - self.started_at)
-            if self.app_status:
-                proxy.metrics.record_app_request(self.app_status, now - self.dispatched_at)
+        proxy.stats.request_out(now + proxy.wall_offset, self.proxied)
+        proxy.in_flight -= 1
+        proxy.metrics.record(self.status or 502, now - self.started_at, self.app_status, now - self.dispatched_at)
         self.pending = None
         self.client.exchange_finished(self, self.keep_alive)
-        self._release_slot()
-        if counted and proxy.in_flight == 0:
+        if self.holds_slot:
+            self._release_slot()
+        if proxy.in_flight == 0:
             proxy.idle()

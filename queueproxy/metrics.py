@@ -67,6 +67,12 @@ class Metrics:
         self._app_requests = _CodeHistogram()
         self.probes = 0
 
+    def record(self, code: int, seconds: float, app_code: int, app_seconds: float) -> None:
+        """One answered request; ``app_code`` 0 when it never reached the app."""
+        self._requests.observe(code, seconds * 1000.0)
+        if app_code:
+            self._app_requests.observe(app_code, app_seconds * 1000.0)
+
     def record_request(self, code: int, seconds: float) -> None:
         self._requests.observe(code, seconds * 1000.0)
 

@@ -21,7 +21,7 @@ from queueproxy.breaker import Breaker
 from queueproxy.clock import Clock
 from queueproxy.drain import Drainer
 from queueproxy.exchange import DONE, Exchange, local_response
-from queueproxy.headers import rewrite_request_headers
+from queueproxy.headers import F_ANY_PROBE, RequestHeadBuilder
 from queueproxy.metrics import Metrics
 from queueproxy.readiness import ReadinessTracker
 from queueproxy.settings import Settings
@@ -37,10 +37,7 @@ PAUSE_TUNNEL = 4
 PROBE_OK = local_response(200, b"queue")
 PROBE_NOT_READY = local_response(503, b"queue not ready\n")
 PROBE_VALUE = b"queue"
-
-
-class _HeadersTooLarge(Exception):
-    pass
+DEADLINE_TICK_SECONDS = 0.05
 
 
 class Proxy:
@@ -60,15 +57,23 @@ class Proxy:
         self.readiness = readiness
         self.pool = pool
         self.h2 = h2  # an H2Upstream when the app speaks h2c
+        # wall-clock seconds = loop.time() + wall_offset (stats buckets are wall-clock seconds)
+        self.wall_offset = clock.now() - loop.time()
         self.request_timeout = settings.revision_timeout_seconds
         self.response_start_timeout = settings.response_start_timeout_seconds
         self.idle_timeout = settings.idle_timeout_seconds
+        enabled = [t for t in (self.request_timeout, self.response_start_timeout, self.idle_timeout) if t > 0]
+        # every exchange's first deadline is started_at + first_deadline (0: no timeouts at all)
+        self.first_deadline = min(enabled) if enabled else 0.0
+        # exchanges in arrival order, hence in order of first deadline
+        self.timed: dict[Exchange, None] = {}
         self.max_header_bytes = settings.max_header_bytes
         self.connections: set[ClientConnection] = set()
         self.in_flight = 0
         self.closing = False
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._sweeper: asyncio.TimerHandle | None = None
+        self._ticker: asyncio.TimerHandle | None = None
 
     def __call__(self) -> ClientConnection:
         return ClientConnection(self)
@@ -111,10 +116,30 @@ class Proxy:
         self.pool.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self._ticker is not None:
+            self._ticker.cancel()
 
     # --- connection timeouts ---------------------------------------------------------------
     def start_sweeping(self) -> None:
         self._sweeper = self.loop.call_later(1.0, self._sweep)
+        if self.first_deadline:
+            self._ticker = self.loop.call_later(DEADLINE_TICK_SECONDS, self._tick)
+
+    def _tick(self) -> None:
+        self.sweep_deadlines(self.time())
+        self._ticker = self.loop.call_later(DEADLINE_TICK_SECONDS, self._tick)
+
+    def sweep_deadlines(self, now: float) -> None:
+        """Check every exchange whose first deadline has passed (they are at the front)."""
+        cutoff = now - self.first_deadline
+        due = []
+        for exchange in self.timed:
+            if exchange.started_at > cutoff:
+                break
+            due.append(exchange)
+        for exchange in due:
+            del self.timed[exchange]
+            exchange.check_timeout()
 
     def _sweep(self) -> None:
         now = self.time()
@@ -125,19 +150,19 @@ class Proxy:
         self._sweeper = self.loop.call_later(1.0, self._sweep)
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection(RequestHeadBuilder, asyncio.Protocol):
     __slots__ = (
-        "proxy", "transport", "_parser", "_url", "_headers", "_header_bytes", "headers_since", "idle_since",
+        "proxy", "transport", "_parser", "_url", "_header_bytes", "headers_since", "idle_since",
         "_exchanges", "_parsing", "_read_pause", "write_paused", "closed", "_client_ip", "_upgrading",
         "_upgrade_candidate", "_broken", "_in_request",
     )
 
     def __init__(self, proxy: Proxy) -> None:
+        RequestHeadBuilder.__init__(self)
         self.proxy = proxy
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpRequestParser(self)
         self._url = b""
-        self._headers: list[tuple[bytes, bytes]] = []
         self._header_bytes = 0
         self.headers_since: float | None = None
         self.idle_since = 0.0
@@ -201,9 +226,13 @@ class ClientConnection(asyncio.Protocol):
             return
         if self._broken:
             return
-        if self.headers_since is not None:
+        if self._in_request:  # a request head arriving in pieces
             self._header_bytes += len(data)
             if self._header_bytes > self.proxy.max_header_bytes:
+                self._reject(431, b"request header fields too large\n")
+                return
+        elif len(data) > self.proxy.max_header_bytes and not self._exchanges:
+            if data.find(b"\r\n\r\n", 0, self.proxy.max_header_bytes) < 0:
                 self._reject(431, b"request header fields too large\n")
                 return
         try:
@@ -211,48 +240,43 @@ class ClientConnection(asyncio.Protocol):
         except httptools.HttpParserUpgrade as upgrade:
             self._begin_upgrade(data[upgrade.args[0]:])
         except httptools.HttpParserCallbackError as error:
-            if isinstance(error.__context__, _HeadersTooLarge):
-                self._reject(431, b"request header fields too large\n")
-            else:
-                logger.error("queue-proxy failed on a request", exc_info=error.__context__ or error)
-                self._reject(500, b"internal error in queue-proxy\n")
+            logger.error("queue-proxy failed on a request", exc_info=error.__context__ or error)
+            self._reject(500, b"internal error in queue-proxy\n")
         except httptools.HttpParserError as error:
             self._reject(400, b"malformed request: " + str(error).encode("utf-8", "replace")[:200] + b"\n")
+        else:
+            if self._in_request and self.headers_since is None:
+                self.headers_since = self.proxy.time()
+                self._header_bytes = len(data)
 
     # --- httptools callbacks -----------------------------------------------------------
     def on_message_begin(self) -> None:
-        self.headers_since = self.proxy.time()
         self._in_request = True
-        self._header_bytes = 0
-        self._url = b""
 
     def on_url(self, url: bytes) -> None:
         self._url += url
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
-        self._header_bytes += len(name) + len(value)
 
     def on_headers_complete(self) -> None:
         proxy = self.proxy
         self.headers_since = None
         self._in_request = False
-        if self._header_bytes > proxy.max_header_bytes:
-            raise _HeadersTooLarge()
         parser = self._parser
-        raw_headers = self._headers
-        self._headers = []
-        head = rewrite_request_headers(raw_headers, client_ip=self._client_ip)
-        exchange = Exchange(proxy, self, parser.get_method(), self._url, head,
-                            http10=parser.get_http_version() == "1.0", keep_alive=parser.should_keep_alive())
-        if head.probe is not None or head.kubelet_probe:
-            exchange.local = proxy.probe_answer(head.probe)
-        elif parser.should_upgrade():
-            if head.upgrade is None:  # CONNECT: a tunnel to anywhere is not ours to give
-                exchange.keep_alive = False
-                exchange.local = local_response(405, b"method not allowed\n", close=True)
-            else:
-                self._upgrade_candidate = exchange
+        url = self._url
+        self._url = b""
+        if self.peek_flags() & F_ANY_PROBE:
+            head = self.take_head(b"GET", b"/", http10=False, client_ip=b"")
+            exchange = Exchange(proxy, self, parser.get_method(), head, parser.should_keep_alive())
+            exchange.local = proxy.probe_answer(head.probe if head.probe is not None else None)
+        else:
+            http10 = parser.get_http_version() == "1.0"
+            head = self.take_head(parser.get_method(), url, http10=http10, client_ip=self._client_ip)
+            exchange = Exchange(proxy, self, parser.get_method(), head, parser.should_keep_alive())
+            if parser.should_upgrade():
+                if head.upgrade is None:  # CONNECT: a tunnel to anywhere is not ours to give
+                    exchange.keep_alive = False
+                    exchange.local = local_response(405, b"method not allowed\n", close=True)
+                else:
+                    self._upgrade_candidate = exchange
         self._parsing = exchange
         exchanges = self._exchanges
         exchanges.append(exchange)

@@ -66,7 +66,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self.tunnel:
             exchange.tunnel_closed()
         elif self._headers_done and not self._complete and self._close_delimited():
-            exchange.response_complete(self._status, upstream_keep_alive=False, close_delimited=True)
+            exchange.response_closed(self._status)
         else:
             exchange.upstream_failed(exc or ConnectionResetError("the app closed the connection"), self)
 
@@ -105,8 +105,8 @@ class UpstreamConnection(asyncio.Protocol):
         except httptools.HttpParserCallbackError as error:
             if not isinstance(error.__context__, _HeadResponseDone):
                 raise
-            exchange.response_data(self._output(data, was_done), self._status)
-            self._finish_message(exchange)
+            self.exchange = None
+            exchange.response_end(self._output(data, was_done), self._status, False, self)
             return
         except httptools.HttpParserError as error:
             self.exchange = None
@@ -114,9 +114,12 @@ class UpstreamConnection(asyncio.Protocol):
             exchange.upstream_failed(error, self, malformed=True)
             return
         if self._headers_done:
-            exchange.response_data(data if was_done else self._output(data, was_done), self._status)
             if self._complete:
-                self._finish_message(exchange)
+                self.exchange = None
+                exchange.response_end(data if was_done else self._output(data, was_done), self._status,
+                                      self._keep_alive, self)
+            else:
+                exchange.response_data(data if was_done else self._output(data, was_done), self._status)
         elif self.received > MAX_RESPONSE_HEAD_BYTES:
             self.exchange = None
             self.abort()
@@ -147,13 +150,13 @@ class UpstreamConnection(asyncio.Protocol):
         self._keep_alive = self._parser.should_keep_alive()
 
     # --- used by the exchange ----------------------------------------------------------
-    def start(self, exchange: Exchange, data: bytes, *, chunked: bool, head_request: bool) -> None:
+    def start(self, exchange: Exchange, data: bytes, chunked: bool, head_request: bool) -> None:
         self.exchange = exchange
         self.requests += 1
-        self._status = 0
         self._headers_done = False
         self._complete = False
-        self._head_chunks.clear()
+        if self._head_chunks:
+            self._head_chunks.clear()
         self.received = 0
         self.chunked = chunked
         self.head_request = head_request
@@ -208,12 +211,6 @@ class UpstreamConnection(asyncio.Protocol):
                 self.transport.abort()
 
     # --- internals -------------------------------------------------------------------
-    def _finish_message(self, exchange: Exchange) -> None:
-        self.exchange = None
-        keep_alive = self._keep_alive
-        self._head_chunks.clear()
-        exchange.response_complete(self._status, upstream_keep_alive=keep_alive, close_delimited=False)
-
     def _close_delimited(self) -> bool:
         """Whether the response in progress ends at EOF (neither Content-Length nor chunked)."""
         head = b"".join(self._head_chunks)
@@ -249,7 +246,8 @@ class UpstreamPool:
     def give_back(self, connection: UpstreamConnection) -> None:
         if connection.closed:
             return
-        connection.resume_reading()
+        if connection._reading_paused:
+            connection.resume_reading()
         if len(self._idle) < self.max_idle:
             self._idle[connection] = None
         else:

@@ -325,20 +325,18 @@ def revision_spec_schema(path: str, *, max_timeout: int = 600, max_concurrency: 
         rule(
             f"!self.exists(c, {bad_port})",
             message_expression=(
-                f"cel.bind(c, self.filter(c, {bad_port})[0], "
-                f"cel.bind(p, c.ports.filter(p, has(p.containerPort) && p.containerPort in {reserved_ports})[0], "
-                f"'invalid value: ' + string(p.containerPort) + ' is a reserved port: {path}.containers[' + "
-                f"string(self.indexOf(c)) + '].ports.containerPort'))"
+                f"self.filter(c, {bad_port}).map(c, c.ports.filter(p, has(p.containerPort) && "
+                f"p.containerPort in {reserved_ports}).map(p, 'invalid value: %d is a reserved port: "
+                f"{path}.containers[%d].ports.containerPort'.format([p.containerPort, self.indexOf(c)]))[0])[0]"
             ),
             message=f"invalid value: reserved port (8012, 8013, 8022, 9090, 9091, 8008): {path}.containers[*].ports.containerPort",
         ),
         rule(
             f"!self.exists(c, {bad_env})",
             message_expression=(
-                f"cel.bind(c, self.filter(c, {bad_env})[0], "
-                f"cel.bind(e, c.env.filter(e, e.name in {reserved_env})[0], "
-                f"'\"' + e.name + '\" is a reserved environment variable: {path}.containers[' + "
-                f"string(self.indexOf(c)) + '].env[' + string(c.env.indexOf(e)) + '].name'))"
+                f"self.filter(c, {bad_env}).map(c, c.env.filter(e, e.name in {reserved_env}).map(e, "
+                f"'\"' + e.name + '\" is a reserved environment variable: {path}.containers[%d].env[%d].name'"
+                ".format([self.indexOf(c), c.env.indexOf(e)]))[0])[0]"
             ),
             message=f"reserved environment variable (PORT, K_SERVICE, K_CONFIGURATION, K_REVISION): {path}.containers[*].env[*].name",
         ),
@@ -347,14 +345,14 @@ def revision_spec_schema(path: str, *, max_timeout: int = 600, max_concurrency: 
         integer("Maximum duration in seconds a request may take (default 300).", fmt="int64"),
         rule(
             f"self == 0 || (self >= 0 && self <= {max_timeout})",
-            message_expression=f"'expected 0 <= ' + string(self) + ' <= {max_timeout}: {path}.timeoutSeconds'",
+            message_expression=f"'expected 0 <= %d <= {max_timeout}: {path}.timeoutSeconds'.format([self])",
         ),
     )
     concurrency = with_rules(
         integer("Maximum concurrent requests per pod; 0 means unlimited.", fmt="int64"),
         rule(
             f"self >= 0 && self <= {max_concurrency}",
-            message_expression=f"'expected 0 <= ' + string(self) + ' <= {max_concurrency}: {path}.containerConcurrency'",
+            message_expression=f"'expected 0 <= %d <= {max_concurrency}: {path}.containerConcurrency'.format([self])",
         ),
     )
     schema = obj(
@@ -504,18 +502,19 @@ def _has(field: str, var: str = "t") -> str:
 
 def traffic_list_schema(path: str, *, service: bool) -> Schema:
     """``spec.traffic`` with Knative's traffic rules; ``service`` forbids configurationName."""
-    index = "string(self.indexOf(t))"
+    index = cel_int("self.indexOf(t)")
 
     def first_bad(condition: str, message: str) -> Schema:
+        """A rule on the list whose message names the first offending item ``t`` and its index."""
         return rule(
             f"!self.exists(t, {condition})",
-            message_expression=f"cel.bind(t, self.filter(t, {condition})[0], {message})",
+            message_expression=f"self.filter(t, {condition}).map(t, {message})[0]",
         )
 
     rules = [
         first_bad(
             "has(t.percent) && (t.percent < 0 || t.percent > 100)",
-            f"'expected 0 <= ' + string(t.percent) + ' <= 100: {path}[' + {index} + '].percent'",
+            f"'expected 0 <= %d <= 100: {path}[%d].percent'.format([t.percent, self.indexOf(t)])",
         ),
         first_bad(
             f"has(t.latestRevision) && t.latestRevision == {_has('revisionName')}",
@@ -533,10 +532,10 @@ def traffic_list_schema(path: str, *, service: bool) -> Schema:
         rule(
             "self.all(t, !has(t.tag) || t.tag == '' || self.filter(u, has(u.tag) && u.tag == t.tag).size() == 1)",
             message_expression=(
-                "cel.bind(tags, self.map(t, has(t.tag) ? t.tag : ''), "
-                "cel.bind(dup, tags.filter(x, x != '' && tags.filter(y, y == x).size() > 1)[0], "
-                f"'Multiple definitions for \"' + dup + '\": {path}[' + string(tags.indexOf(dup)) + '].tag, "
-                f"{path}[' + string(tags.lastIndexOf(dup)) + '].tag'))"
+                "self.map(t, has(t.tag) ? t.tag : '').filter(x, x != '' && "
+                "self.filter(u, has(u.tag) && u.tag == x).size() > 1).map(dup, "
+                f"'Multiple definitions for \"' + dup + '\": {path}[%d].tag, {path}[%d].tag'.format(["
+                "self.map(t, has(t.tag) ? t.tag : '').indexOf(dup), self.map(t, has(t.tag) ? t.tag : '').lastIndexOf(dup)]))[0]"
             ),
         ),
     ]
@@ -546,7 +545,7 @@ def traffic_list_schema(path: str, *, service: bool) -> Schema:
         rules.append(rule(
             "size(self) == 0 || self.map(t, has(t.percent) ? t.percent : 0).sum() == 100",
             message_expression=(
-                f"'Traffic targets sum to ' + string(self.map(t, has(t.percent) ? t.percent : 0).sum()) + ', want 100: {path}'"
+                f"'Traffic targets sum to %d, want 100: {path}'.format([self.map(t, has(t.percent) ? t.percent : 0).sum()])"
             ),
         ))
     else:
@@ -569,7 +568,7 @@ def route_traffic_sum_rule(path: str) -> Schema:
     total = "(has(self.traffic) ? self.traffic.map(t, has(t.percent) ? t.percent : 0).sum() : 0)"
     return rule(
         f"{total} == 100",
-        message_expression=f"'Traffic targets sum to ' + string({total}) + ', want 100: {path}'",
+        message_expression=f"'Traffic targets sum to %d, want 100: {path}'.format([{total}])",
         field_path=".traffic",
     )
 

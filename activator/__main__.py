@@ -1,0 +1,98 @@
+"""``knserve activator``: parse settings, build the activator, serve until SIGTERM/SIGINT.
+
+Revisions come from the cluster (Revisions and EndpointSlices, through the Kubernetes
+adapter) or, with ``--static FILE``, from a file (see ``StaticRevisionSource.from_file``).
+On SIGTERM the activator stops accepting, lets requests in flight finish, then exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+
+from activator.app import DEFAULT_QUEUE_DEPTH, Activator
+from activator.revisions import RevisionSource, StaticRevisionSource
+from serving.networking import AUTOSCALER_PORT, AUTOSCALER_SERVICE_NAME, QUEUE_HTTP_PORT, SYSTEM_NAMESPACE
+
+DEFAULT_AUTOSCALER_URL = f"http://{AUTOSCALER_SERVICE_NAME}.{SYSTEM_NAMESPACE}.svc.cluster.local:{AUTOSCALER_PORT}"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="knserve activator", description="Buffers requests for revisions without (enough) ready pods."
+    )
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
+    parser.add_argument("--port", type=int, default=QUEUE_HTTP_PORT, help="data port (default: %(default)s)")
+    parser.add_argument("--metrics-port", type=int, default=9090, help="Prometheus port (default: %(default)s)")
+    parser.add_argument(
+        "--autoscaler-url",
+        default=os.environ.get("AUTOSCALER_URL", DEFAULT_AUTOSCALER_URL),
+        help="where stats go (default: $AUTOSCALER_URL or %(default)s)",
+    )
+    parser.add_argument("--queue-depth", type=int, default=DEFAULT_QUEUE_DEPTH, help="requests a revision may queue")
+    parser.add_argument("--pod-name", default=os.environ.get("POD_NAME", socket.gethostname()))
+    parser.add_argument("--static", metavar="FILE", help="serve the revisions listed in FILE instead of the cluster's")
+    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
+    return parser.parse_args(argv)
+
+
+def cluster_source() -> RevisionSource | None:
+    """The Kubernetes-backed ``RevisionSource``; None until serving.kube provides one.
+
+    Wiring point for the lead: an implementation of ``activator.revisions.RevisionSource``
+    on ``serving.kube`` (watch serving.knative.dev/v1 Revisions and each revision's
+    EndpointSlices, not-ready addresses included) is returned from here.
+    """
+    return None
+
+
+async def serve(activator: Activator, *, host: str, port: int, metrics_port: int) -> None:
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    try:
+        await activator.run(host=host, port=port, metrics_port=metrics_port)
+    except asyncio.CancelledError:
+        logging.getLogger("activator").info("stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.static:
+        try:
+            source: RevisionSource | None = StaticRevisionSource.from_file(args.static)
+        except (OSError, ValueError) as error:
+            print(f"knserve activator: cannot read {args.static}: {error}", file=sys.stderr)
+            return 2
+    else:
+        source = cluster_source()
+    if source is None:
+        print(
+            "knserve activator: watching the cluster's Revisions needs the Kubernetes adapter, which is not "
+            "wired in yet; pass --static FILE to serve the revisions listed in FILE.",
+            file=sys.stderr,
+        )
+        return 2
+    activator = Activator(
+        source=source, autoscaler_url=args.autoscaler_url, pod_name=args.pod_name, queue_depth=args.queue_depth
+    )
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(serve(activator, host=args.host, port=args.port, metrics_port=args.metrics_port))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""``knserve autoscaler``: parse settings, build the service, serve until SIGTERM/SIGINT.
+
+PodAutoscalers, pods and ``/scale`` come from the cluster through the Kubernetes adapter or,
+with ``--static FILE``, from an in-memory cluster loaded from FILE (replica writes are only
+logged). ``--config FILE`` reads ``config-autoscaler`` keys (a ConfigMap manifest or a plain
+mapping).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml  # type: ignore[import-untyped]
+from aiohttp import web
+
+from autoscaler.config import AutoscalerConfig, ConfigError
+from autoscaler.kube import Cluster, FakeCluster, PodInfo
+from autoscaler.scraper import HttpStatsFetcher
+from autoscaler.server import metrics_app, stats_app
+from autoscaler.service import AutoscalerService
+from serving.networking import AUTOSCALER_PORT
+
+log = logging.getLogger("autoscaler")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="knserve autoscaler", description="The KPA autoscaler.")
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
+    parser.add_argument("--port", type=int, default=AUTOSCALER_PORT, help="stats port (default: %(default)s)")
+    parser.add_argument("--metrics-port", type=int, default=9090, help="Prometheus port (default: %(default)s)")
+    parser.add_argument("--config", metavar="FILE", help="config-autoscaler keys (ConfigMap manifest or mapping)")
+    parser.add_argument("--static", metavar="FILE", help="autoscale the PodAutoscalers and pods listed in FILE")
+    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
+    return parser.parse_args(argv)
+
+
+def _load(path: str) -> Any:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def load_config(path: str | None) -> AutoscalerConfig:
+    if path is None:
+        return AutoscalerConfig()
+    document = _load(path) or {}
+    data = document.get("data", document) if isinstance(document, Mapping) else {}
+    return AutoscalerConfig.from_configmap({str(k): str(v) for k, v in (data or {}).items()})
+
+
+def load_static(path: str) -> FakeCluster:
+    """``podAutoscalers`` (API objects), ``pods`` and ``replicas`` lists, as YAML or JSON."""
+    document = _load(path) or {}
+    cluster = FakeCluster()
+    for obj in document.get("podAutoscalers") or ():
+        cluster.apply(obj)
+    by_revision: dict[tuple[str, str], list[PodInfo]] = {}
+    for pod in document.get("pods") or ():
+        key = (str(pod.get("namespace", "default")), str(pod["revision"]))
+        by_revision.setdefault(key, []).append(
+            PodInfo(str(pod["name"]), str(pod.get("ip", "")), ready=bool(pod.get("ready", True)))
+        )
+    for (namespace, revision), pods in by_revision.items():
+        cluster.set_pods(namespace, revision, pods)
+    for entry in document.get("replicas") or ():
+        cluster.replicas[(str(entry.get("namespace", "default")), str(entry["deployment"]))] = int(entry["replicas"])
+    return cluster
+
+
+def cluster_adapter() -> Cluster | None:
+    """The Kubernetes-backed boundaries; None until serving.kube provides them.
+
+    Wiring point for the lead: one object implementing the four Protocols of
+    ``autoscaler.kube`` on ``serving.kube`` is returned from here.
+    """
+    return None
+
+
+async def serve(cluster: Cluster, config: AutoscalerConfig, args: argparse.Namespace) -> None:
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    async with aiohttp.ClientSession() as session:
+        service = AutoscalerService(
+            watch=cluster, pods=cluster, scale=cluster, status=cluster, fetcher=HttpStatsFetcher(session), config=config
+        )
+        runners = []
+        try:
+            for app, port in ((stats_app(service), args.port), (metrics_app(service), args.metrics_port)):
+                runner = web.AppRunner(app, access_log=None, handle_signals=False)
+                await runner.setup()
+                await web.TCPSite(runner, args.host, port, reuse_address=True).start()
+                runners.append(runner)
+                log.info("listening on %s:%d", args.host, port)
+            await service.run()
+        except asyncio.CancelledError:
+            log.info("stopped")
+        finally:
+            for runner in runners:
+                await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(args.config)
+    except (OSError, yaml.YAMLError, ConfigError) as error:
+        print(f"knserve autoscaler: cannot use --config {args.config}: {error}", file=sys.stderr)
+        return 2
+    cluster: Cluster | None
+    if args.static:
+        try:
+            cluster = load_static(args.static)
+        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as error:
+            print(f"knserve autoscaler: cannot read {args.static}: {error!r}", file=sys.stderr)
+            return 2
+    else:
+        cluster = cluster_adapter()
+    if cluster is None:
+        print(
+            "knserve autoscaler: watching the cluster's PodAutoscalers needs the Kubernetes adapter, which is not "
+            "wired in yet; pass --static FILE to autoscale the PodAutoscalers listed in FILE.",
+            file=sys.stderr,
+        )
+        return 2
+    asyncio.run(serve(cluster, config, args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
