@@ -97,7 +97,7 @@ class Exchange:
             self.client.exchange_finished(self, self.keep_alive)
             return
         proxy = self.proxy
-        now = self.started_at = self.last_activity = proxy.time()
+        now = self.started_at = self.last_activity = self.dispatched_at = proxy.time()
         if proxy.drainer.draining:
             proxy.drainer.request_seen(now)
         proxy.stats.request_in(now + proxy.wall_offset, self.proxied)
@@ -107,7 +107,26 @@ class Exchange:
         admission = proxy.breaker.admit(self)
         if admission is Admission.ADMITTED:
             self.holds_slot = True
-            self.dispatch()
+            if proxy.h2 is not None and self.head.upgrade is None:
+                self.dispatch()
+                return
+            # the common case, inlined: a kept-alive app connection is free
+            idle = proxy.pool.idle
+            while idle:
+                connection = idle.popitem()[0]
+                if connection.closed:
+                    continue
+                if self.head.flags & F_BODY:
+                    self.attach(connection)
+                    return
+                self.state = ACTIVE
+                self.upstream = connection
+                connection.start(self, self.head.head, False, self.method == b"HEAD")
+                if self.client.write_paused:
+                    connection.pause_reading()
+                return
+            self.state = CONNECTING
+            proxy.pool.connect(self)
         elif admission is Admission.QUEUED:
             self.state = WAITING
         else:
@@ -224,9 +243,14 @@ class Exchange:
         if not self.response_started:
             self.response_started = True
             self.status = self.app_status = status
-        self.client.write(data)
-        if upstream_keep_alive and self.request_done and not self.proxy.closing:
-            self.proxy.pool.give_back(connection)
+        client = self.client
+        if not client.closed:
+            client.transport.write(data)  # type: ignore[union-attr]
+        proxy = self.proxy
+        if upstream_keep_alive and self.request_done and not proxy.closing:
+            if connection._reading_paused:
+                connection.resume_reading()
+            proxy.pool.idle[connection] = None
         else:
             connection.close()
             self.keep_alive = False
@@ -469,6 +493,9 @@ class Exchange:
         self.pending = None
         self.client.exchange_finished(self, self.keep_alive)
         if self.holds_slot:
-            self._release_slot()
-        if proxy.in_flight == 0:
+            self.holds_slot = False
+            waiter = proxy.breaker.release()
+            if waiter is not None:
+                waiter.slot_granted()
+        if proxy.in_flight == 0 and proxy.wants_idle:
             proxy.idle()

@@ -68,10 +68,24 @@ class Metrics:
         self.probes = 0
 
     def record(self, code: int, seconds: float, app_code: int, app_seconds: float) -> None:
-        """One answered request; ``app_code`` 0 when it never reached the app."""
-        self._requests.observe(code, seconds * 1000.0)
+        """One answered request; ``app_code`` 0 when it never reached the app. (Inlined: hot path.)"""
+        milliseconds = seconds * 1000.0
+        entry = self._requests.by_code.get(code)
+        if entry is None:
+            self._requests.observe(code, milliseconds)
+        else:
+            entry[0] += 1
+            entry[1] += milliseconds
+            entry[2 + bisect_left(LATENCY_BUCKETS_MS, milliseconds)] += 1
         if app_code:
-            self._app_requests.observe(app_code, app_seconds * 1000.0)
+            milliseconds = app_seconds * 1000.0
+            entry = self._app_requests.by_code.get(app_code)
+            if entry is None:
+                self._app_requests.observe(app_code, milliseconds)
+            else:
+                entry[0] += 1
+                entry[1] += milliseconds
+                entry[2 + bisect_left(LATENCY_BUCKETS_MS, milliseconds)] += 1
 
     def record_request(self, code: int, seconds: float) -> None:
         self._requests.observe(code, seconds * 1000.0)

@@ -86,6 +86,10 @@ class Proxy:
         return PROBE_NOT_READY
 
     # --- shutdown ------------------------------------------------------------------------
+    @property
+    def wants_idle(self) -> bool:
+        return bool(self._idle_waiters) or self.closing
+
     def idle(self) -> None:
         """No request is in flight (called by exchanges as the count reaches zero)."""
         waiters, self._idle_waiters = self._idle_waiters, []
@@ -250,11 +254,10 @@ class ClientConnection(RequestHeadBuilder, asyncio.Protocol):
                 self._header_bytes = len(data)
 
     # --- httptools callbacks -----------------------------------------------------------
-    def on_message_begin(self) -> None:
-        self._in_request = True
-
     def on_url(self, url: bytes) -> None:
+        # the first callback of a request (on_message_begin would cost a call per request)
         self._url += url
+        self._in_request = True
 
     def on_headers_complete(self) -> None:
         proxy = self.proxy

@@ -224,19 +224,18 @@ class UpstreamConnection(asyncio.Protocol):
 class UpstreamPool:
     """Idle keep-alive connections to the app, newest first, and the dialer for new ones."""
 
-    def __init__(self, *, loop: asyncio.AbstractEventLoop, host: str, port: int, max_idle: int = 1024) -> None:
+    def __init__(self, *, loop: asyncio.AbstractEventLoop, host: str, port: int) -> None:
         self._loop = loop
         self.host = host
         self.port = port
-        self.max_idle = max_idle
-        self._idle: dict[UpstreamConnection, None] = {}
+        self.idle: dict[UpstreamConnection, None] = {}  # newest last; exchanges pop from the end
 
     @property
     def idle_count(self) -> int:
-        return len(self._idle)
+        return len(self.idle)
 
     def take(self) -> UpstreamConnection | None:
-        idle = self._idle
+        idle = self.idle
         while idle:
             connection, _ = idle.popitem()
             if not connection.closed:
@@ -248,13 +247,10 @@ class UpstreamPool:
             return
         if connection._reading_paused:
             connection.resume_reading()
-        if len(self._idle) < self.max_idle:
-            self._idle[connection] = None
-        else:
-            connection.close()
+        self.idle[connection] = None
 
     def discard(self, connection: UpstreamConnection) -> None:
-        self._idle.pop(connection, None)
+        self.idle.pop(connection, None)
 
     def connect(self, exchange: Exchange) -> None:
         """Open a new connection for ``exchange``; it gets ``attach`` or ``upstream_failed``."""
@@ -272,6 +268,6 @@ class UpstreamPool:
             self.give_back(connection)
 
     def close(self) -> None:
-        while self._idle:
-            connection, _ = self._idle.popitem()
+        while self.idle:
+            connection, _ = self.idle.popitem()
             connection.close()

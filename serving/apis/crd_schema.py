@@ -30,10 +30,11 @@ DNS1035_MESSAGE = (
 MAX_CONTAINERS = 32
 MAX_ENV = 512
 MAX_PORTS = 16
-MAX_TRAFFIC = 256
+MAX_TRAFFIC = 100
 MAX_NAME = 253
 MAX_STRING = 4096
 MAX_ANNOTATION_VALUE = 4096
+ENV_MESSAGE_CONTAINERS = 4  # containers whose reserved-env message names exact indexes
 
 
 # --- primitives ---------------------------------------------------------------------------------
@@ -312,10 +313,38 @@ def revision_spec_schema(path: str, *, max_timeout: int = 600, max_concurrency: 
     containers = array(container_schema("A container of the revision."), "The containers; one of them serves.",
                        max_items=MAX_CONTAINERS)
     reserved_ports = cel_list(RESERVED_PORTS)
-    bad_port = f"has(c.ports) && c.ports.exists(p, has(p.containerPort) && p.containerPort in {reserved_ports})"
-    sidecar = "(size(self) > 1 && (!has(c.ports) || size(c.ports) == 0))"
-    reserved_env = f"({sidecar} ? {cel_list(RESERVED_SIDECAR_ENV)} : {cel_list(RESERVED_ENV)})"
-    bad_env = f"has(c.env) && c.env.exists(e, e.name in {reserved_env})"
+    # Knative checks the first port of each serving container (only one port is allowed).
+    bad_port = f"has(c.ports) && size(c.ports) > 0 && has(c.ports[0].containerPort) && c.ports[0].containerPort in {reserved_ports}"
+
+    # The API server's cost estimator gives up on list comprehensions nested in a message, so
+    # the env message indexes containers directly: one branch per container, up to ENV_MESSAGE_CONTAINERS.
+    def sidecar(i: int) -> str:
+        return f"(size(self) > 1 && (!has(self[{i}].ports) || size(self[{i}].ports) == 0))"
+
+    def reserved_env(i: int) -> str:
+        return f"({sidecar(i)} ? {cel_list(RESERVED_SIDECAR_ENV)} : {cel_list(RESERVED_ENV)})"
+
+    def bad_env(i: int) -> str:
+        return f"(size(self) > {i} && has(self[{i}].env) && self[{i}].env.exists(e, e.name in {reserved_env(i)}))"
+
+    def env_message(i: int) -> str:
+        return (
+            f"self[{i}].env.filter(e, e.name in {reserved_env(i)}).map(e, "
+            f"'\"%s\" is a reserved environment variable: {path}.containers[%d].env[%d].name'"
+            f".format([e.name, {i}, self[{i}].env.indexOf(e)]))[0]"
+        )
+
+    env_fallback = (
+        f"'reserved environment variable (PORT, K_SERVICE, K_CONFIGURATION, K_REVISION): "
+        f"{path}.containers[*].env[*].name'"
+    )
+    env_message_expression = env_fallback
+    for i in reversed(range(ENV_MESSAGE_CONTAINERS)):
+        env_message_expression = f"{bad_env(i)} ? {env_message(i)} : ({env_message_expression})"
+    any_bad_env = (
+        "self.exists(c, has(c.env) && c.env.exists(e, e.name in ((size(self) > 1 && (!has(c.ports) || "
+        f"size(c.ports) == 0)) ? {cel_list(RESERVED_SIDECAR_ENV)} : {cel_list(RESERVED_ENV)})))"
+    )
     containers = with_rules(
         containers,
         rule(
@@ -325,21 +354,13 @@ def revision_spec_schema(path: str, *, max_timeout: int = 600, max_concurrency: 
         rule(
             f"!self.exists(c, {bad_port})",
             message_expression=(
-                f"self.filter(c, {bad_port}).map(c, c.ports.filter(p, has(p.containerPort) && "
-                f"p.containerPort in {reserved_ports}).map(p, 'invalid value: %d is a reserved port: "
-                f"{path}.containers[%d].ports.containerPort'.format([p.containerPort, self.indexOf(c)]))[0])[0]"
+                f"self.filter(c, {bad_port}).map(c, 'invalid value: %d is a reserved port: "
+                f"{path}.containers[%d].ports.containerPort'.format([c.ports[0].containerPort, self.indexOf(c)]))[0]"
             ),
             message=f"invalid value: reserved port (8012, 8013, 8022, 9090, 9091, 8008): {path}.containers[*].ports.containerPort",
         ),
-        rule(
-            f"!self.exists(c, {bad_env})",
-            message_expression=(
-                f"self.filter(c, {bad_env}).map(c, c.env.filter(e, e.name in {reserved_env}).map(e, "
-                f"'\"' + e.name + '\" is a reserved environment variable: {path}.containers[%d].env[%d].name'"
-                ".format([self.indexOf(c), c.env.indexOf(e)]))[0])[0]"
-            ),
-            message=f"reserved environment variable (PORT, K_SERVICE, K_CONFIGURATION, K_REVISION): {path}.containers[*].env[*].name",
-        ),
+        rule(f"!{any_bad_env}", message_expression=env_message_expression,
+             message=env_fallback.strip("'")),
     )
     timeout = with_rules(
         integer("Maximum duration in seconds a request may take (default 300).", fmt="int64"),
@@ -486,7 +507,7 @@ def revision_template_schema(path: str, **limits: int) -> Schema:
 # --- traffic -------------------------------------------------------------------------------------------
 def traffic_target_schema(*, status: bool = False) -> Schema:
     properties: dict[str, Schema] = {
-        "tag": string("A name for this target; it gets its own URL (<tag>-<route>...).", max_length=MAX_NAME),
+        "tag": string("A name for this target; it gets its own URL (<tag>-<route>...).", max_length=63),
         "revisionName": string("A revision to send traffic to.", max_length=MAX_NAME),
         "configurationName": string("A configuration whose latest ready revision gets the traffic.", max_length=MAX_NAME),
         "latestRevision": boolean("Follow the latest ready revision (defaults to revisionName == \"\")."),
@@ -500,10 +521,14 @@ def _has(field: str, var: str = "t") -> str:
     return f"(has({var}.{field}) && {var}.{field} != '')"
 
 
+def _duplicate(n: int) -> str:
+    """The n-th target whose tag appears more than once (exact when one tag is duplicated;
+    a finer search does not fit the API server's cost budget for messages)."""
+    return f"self.filter(t, has(t.tag) && t.tag != '' && self.filter(u, has(u.tag) && u.tag == t.tag).size() > 1)[{n}]"
+
+
 def traffic_list_schema(path: str, *, service: bool) -> Schema:
     """``spec.traffic`` with Knative's traffic rules; ``service`` forbids configurationName."""
-    index = cel_int("self.indexOf(t)")
-
     def first_bad(condition: str, message: str) -> Schema:
         """A rule on the list whose message names the first offending item ``t`` and its index."""
         return rule(
@@ -511,37 +536,34 @@ def traffic_list_schema(path: str, *, service: bool) -> Schema:
             message_expression=f"self.filter(t, {condition}).map(t, {message})[0]",
         )
 
+    index = "self.indexOf(t)"
+    dns_ok = "t.tag.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')"
     rules = [
         first_bad(
             "has(t.percent) && (t.percent < 0 || t.percent > 100)",
-            f"'expected 0 <= %d <= 100: {path}[%d].percent'.format([t.percent, self.indexOf(t)])",
+            f"'expected 0 <= %d <= 100: {path}[%d].percent'.format([t.percent, {index}])",
         ),
         first_bad(
             f"has(t.latestRevision) && t.latestRevision == {_has('revisionName')}",
-            f"'may not set revisionName \"' + (has(t.revisionName) ? t.revisionName : '') + '\" when latestRevision is ' "
-            f"+ (t.latestRevision ? 'true' : 'false') + ': {path}[' + {index} + '].latestRevision'",
+            f"'may not set revisionName \"%s\" when latestRevision is %s: {path}[%d].latestRevision'.format(["
+            f"has(t.revisionName) ? t.revisionName : '', t.latestRevision ? 'true' : 'false', {index}])",
         ),
-        first_bad(_has("url"), f"'must not set the field(s): {path}[' + {index} + '].url'"),
+        first_bad(_has("url"), f"'must not set the field(s): {path}[%d].url'.format([{index}])"),
         first_bad(
-            "has(t.tag) && t.tag != '' && (size(t.tag) > 63 || !t.tag.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$'))",
-            "'invalid value: not a DNS 1035 label: [' + (size(t.tag) > 63 ? 'must be no more than 63 characters' : '') "
-            "+ (size(t.tag) > 63 && !t.tag.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') ? ' ' : '') "
-            f"+ (t.tag.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') ? '' : {cel_str(DNS1035_MESSAGE)}) "
-            f"+ ']: {path}[' + {index} + '].tag'",
+            f"has(t.tag) && t.tag != '' && !{dns_ok}",
+            f"'invalid value: not a DNS 1035 label: [%s]: {path}[%d].tag'.format([{cel_str(DNS1035_MESSAGE)}, {index}])",
         ),
         rule(
             "self.all(t, !has(t.tag) || t.tag == '' || self.filter(u, has(u.tag) && u.tag == t.tag).size() == 1)",
             message_expression=(
-                "self.map(t, has(t.tag) ? t.tag : '').filter(x, x != '' && "
-                "self.filter(u, has(u.tag) && u.tag == x).size() > 1).map(dup, "
-                f"'Multiple definitions for \"' + dup + '\": {path}[%d].tag, {path}[%d].tag'.format(["
-                "self.map(t, has(t.tag) ? t.tag : '').indexOf(dup), self.map(t, has(t.tag) ? t.tag : '').lastIndexOf(dup)]))[0]"
+                f"'Multiple definitions for \"%s\": {path}[%d].tag, {path}[%d].tag'.format(["
+                f"{_duplicate(0)}.tag, self.indexOf({_duplicate(0)}), self.indexOf({_duplicate(1)})])"
             ),
         ),
     ]
     if service:
         rules.append(first_bad(_has("configurationName"),
-                               f"'must not set the field(s): {path}[' + {index} + '].configurationName'"))
+                               f"'must not set the field(s): {path}[%d].configurationName'.format([{index}])"))
         rules.append(rule(
             "size(self) == 0 || self.map(t, has(t.percent) ? t.percent : 0).sum() == 100",
             message_expression=(
@@ -551,11 +573,13 @@ def traffic_list_schema(path: str, *, service: bool) -> Schema:
     else:
         rules.append(first_bad(
             f"{_has('revisionName')} && {_has('configurationName')}",
-            f"'expected exactly one, got both: {path}[' + {index} + '].configurationName, {path}[' + {index} + '].revisionName'",
+            f"'expected exactly one, got both: {path}[%d].configurationName, {path}[%d].revisionName'"
+            f".format([{index}, {index}])",
         ))
         rules.append(first_bad(
             f"!{_has('revisionName')} && !{_has('configurationName')}",
-            f"'expected exactly one, got neither: {path}[' + {index} + '].configurationName, {path}[' + {index} + '].revisionName'",
+            f"'expected exactly one, got neither: {path}[%d].configurationName, {path}[%d].revisionName'"
+            f".format([{index}, {index}])",
         ))
     return with_rules(
         array(traffic_target_schema(), "How traffic is split across revisions.", max_items=MAX_TRAFFIC),

@@ -5,8 +5,10 @@ send (:meth:`AdsStream.pending`, encoded ``DiscoveryResponse`` bytes in ADS orde
 per type, the names Envoy subscribed to and the last response it got (set and nonce), and
 applies the protocol rules:
 
-- a request echoing the nonce of our last response for that type is its ACK, or its NACK
-  when it carries ``error_detail``; either is reported to the cache;
+- a request echoing the nonce of our last response for that type is its NACK when it
+  carries ``error_detail``, its ACK when it quotes that response's version, and otherwise
+  a re-request after a NACK (Envoy sends ``error_detail`` once and stays on its last good
+  version); ACKs and NACKs are reported to the cache;
 - a request with any other nonce is stale (Envoy had not yet seen our newer response) and
   is ignored; the ACK of the newer response carries everything it says;
 - the first request of a type on a stream is a subscription, whatever ``version_info`` it
@@ -86,8 +88,10 @@ class AdsStream:
             if error is not None and (error.code != 0 or error.message):
                 rejection = self._session.nack(type_url, state.sent, error.message)
                 log.warning("node %s: %s", self.node.id if self.node else "?", rejection)
-            else:
+            elif request.version_info == state.sent.version:
                 self._session.ack(type_url, state.sent)
+            # else: a new request after a NACK (Envoy drops error_detail once sent): still on
+            # its last good version, so neither an ACK nor a new NACK.
         names = None if type_url in type_urls.WILDCARD_TYPES else frozenset(request.resource_names)
         if names is not None and _WILDCARD in names:
             names = None

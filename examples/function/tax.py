@@ -1,0 +1,5 @@
+"""A plain function served by knserve's function sample: no web server code needed."""
+
+
+def get_tax(subtotal: float) -> dict:
+    return {"tax": subtotal * 0.047}

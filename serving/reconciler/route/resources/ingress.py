@@ -1,0 +1,60 @@
+"""Pure builders of a Route's part of the ingress model (``serving.xds.model``).
+
+A Route gives, per routing group (the default group and one per tag), an external rule on
+its public host (unless it is cluster-local) and a cluster-local rule on its in-cluster
+hosts, each splitting traffic over revisions. Backends are built separately from the
+revisions' ready EndpointSlice addresses at the queue-proxy port. Pure; no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from serving.apis.v1 import Route
+from serving.config.domain import CLUSTER_LOCAL_DOMAIN
+from serving.config.snapshot import ConfigSnapshot
+from serving.kube.objects import JSON
+from serving.networking import QUEUE_HTTP_PORT
+from serving.reconciler.route.resources.hosts import is_cluster_local, route_host, tag_host
+from serving.reconciler.route.resources.traffic import DEFAULT_GROUP
+from serving.xds.model import Endpoint, IngressRule, RevisionBackend, Split, Visibility
+
+
+def _local_hosts(host_name: str, namespace: str) -> tuple[str, ...]:
+    return (f"{host_name}.{namespace}.{CLUSTER_LOCAL_DOMAIN}", f"{host_name}.{namespace}.svc",
+            f"{host_name}.{namespace}")
+
+
+def make_ingress_rules(
+    route: Route, groups: Mapping[str, tuple[tuple[str, int], ...]], config: ConfigSnapshot
+) -> tuple[IngressRule, ...]:
+    namespace, generation = route.namespace, route.metadata.generation or 0
+    local_only = is_cluster_local(route)
+    rules: list[IngressRule] = []
+    for tag in sorted(groups):
+        splits = tuple(Split(revision, namespace, percent) for revision, percent in groups[tag] if percent > 0)
+        if not splits:
+            continue
+        local_name = route.name if tag == DEFAULT_GROUP else config.network.tag_name(name=route.name, tag=tag)
+        if not local_only:
+            host = route_host(route, config) if tag == DEFAULT_GROUP else tag_host(route, config, tag)
+            rules.append(IngressRule(namespace, route.name, (host,), splits, Visibility.EXTERNAL_IP, generation))
+        rules.append(IngressRule(namespace, route.name, _local_hosts(local_name, namespace), splits,
+                                 Visibility.CLUSTER_LOCAL, generation))
+    return tuple(rules)
+
+
+def ready_endpoints(slices: Iterable[JSON], *, port: int = QUEUE_HTTP_PORT) -> tuple[Endpoint, ...]:
+    """The ready addresses of a Service's EndpointSlices (``ready`` unset counts as ready)."""
+    found: set[str] = set()
+    for endpoint_slice in slices:
+        for endpoint in endpoint_slice.get("endpoints") or []:
+            conditions = endpoint.get("conditions") or {}
+            if conditions.get("ready") is False or conditions.get("terminating") is True:
+                continue
+            found.update(endpoint.get("addresses") or [])
+    return tuple(Endpoint(address, port) for address in sorted(found))
+
+
+def make_backend(namespace: str, revision: str, slices: Iterable[JSON]) -> RevisionBackend:
+    return RevisionBackend(namespace, revision, ready_endpoints(slices))
