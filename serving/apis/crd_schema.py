@@ -433,7 +433,11 @@ def template_metadata_schema(path: str) -> Schema:
         full = _AUTOSCALING + key
         return rule(
             f"!({cel_str(full)} in self) || self[{cel_str(full)}].matches('^[0-9]+$')",
-            message_expression=f"'invalid value: ' + self[{cel_str(full)}] + ': {path}.annotations.{full}'",
+            message_expression=(
+                f"self[{cel_str(full)}].matches('^-[0-9]+$') ? "
+                f"'expected 0 <= ' + self[{cel_str(full)}] + ' <= 2147483647: {path}.annotations.{full}' : "
+                f"'invalid value: ' + self[{cel_str(full)}] + ': {path}.annotations.{full}'"
+            ),
         )
 
     number = "^[0-9]+(\\\\.[0-9]*)?$|^\\\\.[0-9]+$"
