@@ -22,11 +22,12 @@ import aiohttp
 import yaml  # type: ignore[import-untyped]
 from aiohttp import web
 
-from autoscaler.config import AutoscalerConfig, ConfigError
 from autoscaler.kube import Cluster, FakeCluster, PodInfo
 from autoscaler.scraper import HttpStatsFetcher
 from autoscaler.server import metrics_app, stats_app
 from autoscaler.service import AutoscalerService
+from serving.config.autoscaler import AutoscalerConfig
+from serving.config.errors import ConfigError
 from serving.networking import AUTOSCALER_PORT
 
 log = logging.getLogger("autoscaler")
@@ -52,7 +53,7 @@ def load_config(path: str | None) -> AutoscalerConfig:
         return AutoscalerConfig()
     document = _load(path) or {}
     data = document.get("data", document) if isinstance(document, Mapping) else {}
-    return AutoscalerConfig.from_configmap({str(k): str(v) for k, v in (data or {}).items()})
+    return AutoscalerConfig.from_data({str(k): str(v) for k, v in (data or {}).items()})
 
 
 def load_static(path: str) -> FakeCluster:

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from autoscaler.config import ScalingSpec, parse_duration
+from autoscaler.config import ScalingSpec
+from serving.config.errors import parse_go_duration
 from autoscaler.podautoscaler import (
     ACTIVE,
     FALSE,
@@ -78,7 +79,7 @@ def _progress_deadline(pa: PodAutoscaler) -> float:
     raw = pa.annotations.get(PROGRESS_DEADLINE_ANNOTATION)
     if raw:
         try:
-            return parse_duration(raw)
+            return parse_go_duration(raw)
         except ValueError:
             pass
     return DEFAULT_PROGRESS_DEADLINE

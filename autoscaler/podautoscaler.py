@@ -3,8 +3,9 @@
 A PodAutoscaler (``autoscaling.internal.knative.dev/v1alpha1``) is created by the controller
 for each Revision. The autoscaler reads its annotations, ``containerConcurrency``,
 ``reachability`` and ``scaleTargetRef``, and owns its status: ``desiredScale``,
-``actualScale`` and the conditions ``Active``, ``ScaleTargetInitialized``, ``SKSReady``
-(which make up ``Ready``, as in Knative) and ``ActivatorInPath`` (the routing decision for
+``actualScale`` and the conditions ``Active`` and ``ScaleTargetInitialized`` (which make up
+``Ready``, as ``serving.apis``' PodAutoscaler ConditionSet has it), ``SKSReady`` (tracked for
+tooling; knserve has no ServerlessService) and ``ActivatorInPath`` (the routing decision for
 the ingress, outside the Ready set because it tells where traffic goes, not whether the
 revision is healthy).
 
@@ -19,17 +20,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
+from serving.apis.autoscaling.v1alpha1.podautoscaler_lifecycle import (
+    CONDITION_ACTIVE,
+    CONDITION_READY,
+    CONDITION_SCALE_TARGET_INITIALIZED,
+    CONDITION_SKS_READY,
+)
 from serving.autoscaling_wire import ACTIVATOR_IN_PATH_CONDITION
 from serving.networking import REVISION_LABEL
 
-ACTIVE: Final = "Active"
-SCALE_TARGET_INITIALIZED: Final = "ScaleTargetInitialized"
-SKS_READY: Final = "SKSReady"
-READY: Final = "Ready"
-READY_DEPENDENCIES: Final = (ACTIVE, SCALE_TARGET_INITIALIZED, SKS_READY)
+ACTIVE: Final = CONDITION_ACTIVE
+SCALE_TARGET_INITIALIZED: Final = CONDITION_SCALE_TARGET_INITIALIZED
+SKS_READY: Final = CONDITION_SKS_READY
+READY: Final = CONDITION_READY
+READY_DEPENDENCIES: Final = (ACTIVE, SCALE_TARGET_INITIALIZED)  # as serving.apis' ConditionSet
 
 REASON_NO_TRAFFIC: Final = "NoTraffic"
-REASON_QUEUED: Final = "Queued"
+REASON_QUEUED: Final = "Queued"  # Knative's kpa.go writes "Queued"
 REASON_TIMED_OUT: Final = "TimedOut"
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"

@@ -25,7 +25,7 @@ from typing import Any
 
 from autoscaler.clock import Clock, SystemClock
 from autoscaler.collector import ScrapeTarget
-from autoscaler.config import AutoscalerConfig, ScalingSpec, resolve_scaling
+from autoscaler.config import ScalingSpec, resolve_scaling
 from autoscaler.decider import TICK_SECONDS
 from autoscaler.kpa import reconcile
 from autoscaler.kube import DeploymentScale, PodAutoscalerStatusWriter, PodAutoscalerWatch, RevisionPods, count_pods
@@ -33,6 +33,7 @@ from autoscaler.podautoscaler import PodAutoscaler, PodCounts
 from autoscaler.revision import RevisionScaler
 from autoscaler.scraper import ScrapeFailed, StatsFetcher, scrape_revision
 from serving.autoscaling_wire import RevisionStat
+from serving.config.autoscaler import AutoscalerConfig
 from serving.networking import AUTOSCALING_CLASS_ANNOTATION, KPA_CLASS
 
 log = logging.getLogger(__name__)
