@@ -258,7 +258,8 @@ class FakeKubeClient:
                 new_metadata["generation"] = int(metadata.get("generation") or 0) + 1
         stored["apiVersion"] = resource.api_version
         stored["kind"] = resource.kind
-        if stored == {**current, "metadata": {**stored["metadata"], "resourceVersion": metadata["resourceVersion"]}}:
+        stored["metadata"]["resourceVersion"] = metadata["resourceVersion"]
+        if stored == current:
             return copy.deepcopy(current)  # a no-op write does not bump resourceVersion
         stored["metadata"]["resourceVersion"] = str(next(self._versions))
         self._store(resource)[(metadata.get("namespace") or "", metadata["name"])] = stored

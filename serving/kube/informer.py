@@ -138,3 +138,39 @@ class Informer:
                 log.warning("informer %s: %r; listing again in %.1fs", self.resource, error, self._retry_delay)
                 resource_version = None
                 await asyncio.sleep(self._retry_delay)
+
+
+class InformerFactory:
+    """One shared informer per (resource, namespace, label selector); runs them all."""
+
+    def __init__(self, client: KubeClient, *, namespace: str | None = None, watch_timeout_seconds: int = 290) -> None:
+        self.client = client
+        self.namespace = namespace
+        self._informers: dict[tuple[Resource, str | None, str | None], Informer] = {}
+        self._watch_timeout_seconds = watch_timeout_seconds
+
+    def informer(
+        self, resource: Resource, *, namespace: str | None = "", label_selector: str | None = None
+    ) -> Informer:
+        """``namespace=""`` means the factory's scope (all namespaces when it has none)."""
+        scope = self.namespace if namespace == "" else namespace
+        key = (resource, scope, label_selector)
+        if key not in self._informers:
+            self._informers[key] = Informer(
+                self.client, resource, namespace=scope, label_selector=label_selector,
+                watch_timeout_seconds=self._watch_timeout_seconds,
+            )
+        return self._informers[key]
+
+    @property
+    def informers(self) -> list[Informer]:
+        return list(self._informers.values())
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            for (resource, namespace, selector), informer in self._informers.items():
+                group.create_task(informer.run(), name=f"informer:{resource}:{namespace or '*'}:{selector or ''}")
+
+    async def wait_synced(self) -> None:
+        for informer in list(self._informers.values()):
+            await informer.wait_synced()

@@ -6,6 +6,8 @@ someone else, and otherwise updates only the parts the caller owns when they dif
 
 * ``compare="fields"``: the listed top-level parts (e.g. ``spec``) plus labels and annotations
   are compared as JSON; used for Knative kinds, whose specs the server does not default;
+* ``keep_annotations``: annotations another reconciler owns on the child (the Route's
+  ``serving.knative.dev/routes`` on a Configuration) are neither compared nor overwritten;
 * ``compare="hash"``: the desired-hash annotation is compared (see ``meta.with_desired_hash``);
   used for Deployments and Services, which the server fills with defaults.
 
@@ -41,15 +43,19 @@ class ChildResult:
     updated: bool = False
 
 
-def _metadata_parts(obj: JSON) -> tuple[Any, Any]:
+def _metadata_parts(obj: JSON, ignore: tuple[str, ...]) -> tuple[Any, Any]:
     metadata = obj.get("metadata") or {}
-    return metadata.get("labels") or {}, metadata.get("annotations") or {}
+    annotations = {k: v for k, v in (metadata.get("annotations") or {}).items() if k not in ignore}
+    return metadata.get("labels") or {}, annotations
 
 
-def needs_update(existing: JSON, desired: JSON, *, compare: Literal["fields", "hash"], parts: tuple[str, ...]) -> bool:
+def needs_update(
+    existing: JSON, desired: JSON, *, compare: Literal["fields", "hash"], parts: tuple[str, ...],
+    keep_annotations: tuple[str, ...] = (),
+) -> bool:
     if compare == "hash":
         return desired_hash_of(existing) != desired_hash_of(desired)
-    if _metadata_parts(existing) != _metadata_parts(desired):
+    if _metadata_parts(existing, keep_annotations) != _metadata_parts(desired, keep_annotations):
         return True
     return any(existing.get(part) != desired.get(part) for part in parts)
 
@@ -66,6 +72,7 @@ async def ensure_child(
     compare: Literal["fields", "hash"] = "fields",
     parts: tuple[str, ...] = ("spec",),
     preserve: Callable[[JSON, JSON], None] | None = None,
+    keep_annotations: tuple[str, ...] = (),
 ) -> ChildResult:
     """Make the child look like ``desired`` (see the module docstring)."""
     metadata = desired["metadata"]
@@ -86,12 +93,13 @@ async def ensure_child(
             return ChildResult(created, created=True)
     if not is_controlled_by(existing, owner_uid):
         return ChildResult(existing, not_owned=True)
-    if not needs_update(existing, desired, compare=compare, parts=parts):
+    if not needs_update(existing, desired, compare=compare, parts=parts, keep_annotations=keep_annotations):
         return ChildResult(existing)
     body = deep_copy(existing)
     body_metadata = body.setdefault("metadata", {})
+    kept = {k: v for k, v in (body_metadata.get("annotations") or {}).items() if k in keep_annotations}
     body_metadata["labels"] = metadata.get("labels") or {}
-    body_metadata["annotations"] = metadata.get("annotations") or {}
+    body_metadata["annotations"] = {**(metadata.get("annotations") or {}), **kept}
     if metadata.get("ownerReferences"):
         body_metadata["ownerReferences"] = metadata["ownerReferences"]
     for part in parts:

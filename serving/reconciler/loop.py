@@ -148,16 +148,26 @@ class Reconcile(Protocol):
 class Controller:
     """Workers that take keys from ``queue`` and run ``loop.reconcile`` on them."""
 
-    def __init__(self, name: str, loop: Reconcile, *, workers: int = 4, queue: WorkQueue | None = None) -> None:
+    def __init__(
+        self, name: str, loop: Reconcile, *, workers: int = 4, queue: WorkQueue | None = None,
+        primary: Store | None = None,
+    ) -> None:
         self.name = name
         self.loop = loop
         self.queue = queue or WorkQueue()
         self.workers = workers
+        self.primary = primary
         self.reconciles = 0
         self.reconcile_cpu_seconds = 0.0
 
     def enqueue(self, key: str) -> None:
         self.queue.add(key)
+
+    def resync(self) -> None:
+        """Enqueue every object of the primary kind (after a configuration change)."""
+        if self.primary is not None:
+            for key in self.primary.keys():
+                self.queue.add(key)
 
     async def _work(self) -> None:
         while True:

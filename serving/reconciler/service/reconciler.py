@@ -15,6 +15,7 @@ from serving.apis.v1 import Configuration, Route, Service, TrafficTarget
 from serving.kube.cache import Store
 from serving.kube.client import KubeClient
 from serving.kube.resources import CONFIGURATIONS, ROUTES
+from serving.networking import ROUTES_ANNOTATION
 from serving.reconciler.children import ensure_child
 from serving.reconciler.loop import ReconcileContext
 from serving.reconciler.service.resources.children import make_configuration, make_route
@@ -34,7 +35,7 @@ class ServiceReconciler:
         desired_configuration = make_configuration(service)
         result = await ensure_child(
             self.client, CONFIGURATIONS, self.configurations, desired_configuration.to_dict(),
-            owner=owner, owner_uid=uid, events=context.events,
+            owner=owner, owner_uid=uid, events=context.events, keep_annotations=(ROUTES_ANNOTATION,),
         )
         if result.not_owned or result.object is None:
             status.mark_configuration_not_owned(desired_configuration.name)

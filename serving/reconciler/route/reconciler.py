@@ -1,0 +1,199 @@
+"""The Route reconciler: traffic resolution, status (traffic, url, address, conditions),
+gradual rollout, and the Route's part of the ingress model.
+
+Phases:
+1. url and address from config-domain / config-network;
+2. resolve spec.traffic against Configurations and Revisions (tracked, so their changes
+   bring the Route back). When every target resolves: advance the rollout, publish the new
+   ``status.traffic`` and ``AllTrafficAssigned=True``. When one does not:
+   ``AllTrafficAssigned`` False/Unknown with Knative's reason and message, and the traffic
+   in effect stays what ``status.traffic`` says (so it also survives a restart);
+3. ingress: rules for the traffic in effect and backends from the revisions' ready
+   EndpointSlice addresses go to the ``IngressState``; ``IngressReady`` follows the sink
+   (``RolloutInProgress`` while a rollout runs, which keeps Ready Unknown);
+4. routing state: Revisions in the traffic are labelled ``routingState: active`` and
+   annotated with the Route's name; Revisions that left it lose the name and become
+   ``reserve`` when no Route is left (the garbage collector reads this).
+
+Returns the time to the next rollout step, if one is running.
+
+Side effects: patches Revision and Configuration metadata (routing state); ingress updates.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from typing import Generic, TypeVar
+
+from serving.apis.meta import Resource as ApiObject
+from serving.apis.v1 import Addressable, Configuration, Revision, Route
+from serving.kube.cache import Store
+from serving.kube.client import KubeClient
+from serving.reconciler.loop import ReconcileContext
+from serving.reconciler.route.ingress_state import IngressState
+from serving.reconciler.route.labeler import RoutingLabeler
+from serving.reconciler.route.resources.hosts import address_url, route_url, tag_url
+from serving.reconciler.route.resources.ingress import make_backend, make_ingress_rules
+from serving.reconciler.route.resources.rollout import (
+    ROLLOUT_ANNOTATION,
+    Rollout,
+    advance,
+    apply_rollout,
+    rollout_duration_seconds,
+)
+from serving.reconciler.route.resources.traffic import (
+    Resolution,
+    ResolvedTarget,
+    TrafficError,
+    group_by_tag,
+    resolve_traffic,
+    status_traffic,
+    targets_from_status,
+)
+from serving.reconciler.tracker import Tracker
+from serving.xds.model import RevisionKey
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=ApiObject)
+
+ENDPOINTS_INDEX = "service-name"
+MIN_REQUEUE_SECONDS = 0.05
+
+
+class _Models(Mapping[str, M], Generic[M]):
+    """Read-only view of one namespace of an informer store, parsed into models on access."""
+
+    def __init__(self, store: Store, namespace: str, model: type[M]) -> None:
+        self._store, self._namespace, self._model = store, namespace, model
+
+    def __getitem__(self, name: str) -> M:
+        found = self._store.get(self._namespace, name)
+        if found is None:
+            raise KeyError(name)
+        return self._model.model_validate(found)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._store.get(self._namespace, name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(obj["metadata"]["name"] for obj in self._store.list(self._namespace))
+
+    def __len__(self) -> int:
+        return len(self._store.list(self._namespace))
+
+
+def mark_bad_target(route: Route, error: TrafficError) -> None:
+    status = route.status
+    if error.problem == "missing":
+        status.mark_missing_traffic_target(error.kind, error.name)
+    elif error.kind == "Revision":
+        if error.problem == "failed":
+            status.mark_revision_failed(error.name)
+        else:
+            status.mark_revision_not_ready(error.name)
+    elif error.problem == "failed":
+        status.mark_configuration_failed(error.name)
+    else:
+        status.mark_configuration_not_ready(error.name)
+
+
+class RouteReconciler:
+    def __init__(
+        self,
+        *,
+        client: KubeClient,
+        configurations: Store,
+        revisions: Store,
+        endpoint_slices: Store,
+        ingress: IngressState,
+        tracker: Tracker,
+        enqueue: Callable[[str], None],
+    ) -> None:
+        self.client = client
+        self.configurations = configurations
+        self.revisions = revisions
+        self.endpoint_slices = endpoint_slices
+        self.ingress = ingress
+        self.tracker = tracker
+        self.enqueue = enqueue
+        self.labeler = RoutingLabeler(client=client, configurations=configurations, revisions=revisions)
+
+    async def reconcile(self, route: Route, context: ReconcileContext) -> float | None:
+        config = context.config
+        status = route.status
+        namespace = route.namespace
+        status.url = route_url(route, config)
+        status.address = Addressable(url=address_url(route))
+        status.mark_tls_not_enabled()
+
+        resolution = resolve_traffic(
+            route.spec.traffic or [],
+            configurations=_Models(self.configurations, namespace, Configuration),
+            revisions=_Models(self.revisions, namespace, Revision),
+        )
+        now = context.now.timestamp()
+        annotations = dict(status.annotations or {})
+        previous_rollout = Rollout.from_json(annotations.get(ROLLOUT_ANNOTATION))
+        rollout: Rollout | None = previous_rollout
+        effective: tuple[ResolvedTarget, ...]
+        if resolution.ok:
+            duration = rollout_duration_seconds(route.metadata.annotations, config.network.rollout_duration_seconds)
+            rollout = advance(previous_rollout, resolution.targets, now=now, duration=duration)
+            effective = apply_rollout(resolution.targets, rollout, now=now)
+            tags = {target.tag for target in effective if target.tag}
+            status.traffic = status_traffic(effective, {tag: tag_url(route, config, tag) for tag in tags})
+            status.mark_traffic_assigned()
+            if rollout.configurations:
+                annotations[ROLLOUT_ANNOTATION] = rollout.to_json()
+            else:
+                annotations.pop(ROLLOUT_ANNOTATION, None)
+            status.annotations = annotations or None
+        else:
+            assert resolution.error is not None
+            mark_bad_target(route, resolution.error)
+            effective = targets_from_status(status.traffic)
+
+        in_effect = {target.revision for target in effective}
+        self._track(route, resolution, in_effect)
+        if resolution.ok:
+            await self.labeler.label(route, in_effect, resolution.configurations, now=context.now)
+
+        if effective:
+            groups = group_by_tag(effective)
+            rules = make_ingress_rules(route, groups, config)
+            backends = {
+                RevisionKey(namespace, revision): make_backend(
+                    namespace, revision, self.endpoint_slices.by_index(ENDPOINTS_INDEX, f"{namespace}/{revision}"))
+                for revision in sorted(in_effect)
+            }
+            self.ingress.set_route(route.key, rules, backends)
+            rolling = rollout is not None and resolution.ok and rollout.in_progress(now)
+            generation = route.metadata.generation or 0
+            served = await self.ingress.is_served(route.key, generation, on_served=lambda: self.enqueue(route.key))
+            if rolling:
+                status.mark_ingress_rollout_in_progress()
+            elif served:
+                status.mark_ingress_ready()
+            else:
+                status.mark_ingress_not_ready("Uninitialized", "Waiting for the ingress to serve the Route.")
+
+        if resolution.ok and rollout is not None:
+            next_step = rollout.next_step_at(now)
+            if next_step is not None:
+                return max(MIN_REQUEUE_SECONDS, next_step - now)
+        return None
+
+    def _track(self, route: Route, resolution: Resolution, in_effect: set[str]) -> None:
+        namespace = route.namespace
+        references = [("Configuration", namespace, name) for name in resolution.configurations]
+        references += [("Revision", namespace, name) for name in resolution.revisions | in_effect]
+        references += [("EndpointSlice", namespace, name) for name in in_effect]
+        self.tracker.track(route.key, references)
+
+    def forget(self, route_key: str) -> None:
+        """The Route is gone: drop its rules and what it tracked."""
+        self.tracker.forget(route_key)
+        self.ingress.remove_route(route_key)
+

@@ -1,0 +1,57 @@
+"""Wiring of the Route reconciler: Routes enqueue themselves; a Configuration, Revision or
+EndpointSlice (by ``kubernetes.io/service-name``) enqueues the Routes that read it last time
+(the tracker); a deleted Route leaves the ingress model. No I/O."""
+
+from __future__ import annotations
+
+from serving.apis.v1 import Route
+from serving.apis.v1.route_defaults import default_route
+from serving.kube.cache import by_label
+from serving.kube.informer import Change
+from serving.kube.objects import key_of
+from serving.kube.resources import CONFIGURATIONS, ENDPOINT_SLICES, REVISIONS, ROUTES
+from serving.networking import REVISION_LABEL
+from serving.reconciler.loop import Controller, ReconcileLoop
+from serving.reconciler.route.ingress_state import IngressState
+from serving.reconciler.route.reconciler import ENDPOINTS_INDEX, RouteReconciler
+from serving.reconciler.tracker import Tracker
+from serving.reconciler.wiring import Collaborators
+
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+
+def _service_name(change: Change) -> str | None:
+    return (change.object.get("metadata", {}).get("labels") or {}).get(SERVICE_NAME_LABEL)
+
+
+def wire(collaborators: Collaborators, ingress: IngressState) -> Controller:
+    informers = collaborators.informers
+    routes = informers.informer(ROUTES)
+    configurations = informers.informer(CONFIGURATIONS)
+    revisions = informers.informer(REVISIONS)
+    endpoint_slices = informers.informer(ENDPOINT_SLICES, label_selector=REVISION_LABEL)
+    endpoint_slices.store.add_indexer(ENDPOINTS_INDEX, by_label(SERVICE_NAME_LABEL))
+
+    controller = Controller("route", None, workers=collaborators.workers, primary=routes.store)  # type: ignore[arg-type]
+    tracker = Tracker(controller.enqueue)
+    reconciler = RouteReconciler(
+        client=collaborators.client, configurations=configurations.store, revisions=revisions.store,
+        endpoint_slices=endpoint_slices.store, ingress=ingress, tracker=tracker, enqueue=controller.enqueue,
+    )
+    controller.loop = ReconcileLoop(
+        client=collaborators.client, resource=ROUTES, model=Route, store=routes.store, reconciler=reconciler,
+        config=collaborators.config.snapshot, clock=collaborators.clock, events=collaborators.events,
+        defaults=lambda route, config: default_route(route, config),
+    )
+
+    def on_route(change: Change) -> None:
+        if change.kind == "delete":
+            reconciler.forget(key_of(change.object))
+        else:
+            controller.enqueue(key_of(change.object))
+
+    routes.add_handler(on_route)
+    configurations.add_handler(tracker.handler("Configuration"))
+    revisions.add_handler(tracker.handler("Revision"))
+    endpoint_slices.add_handler(tracker.handler("EndpointSlice", _service_name))
+    return controller

@@ -1,0 +1,29 @@
+"""Wiring of the Service reconciler: Services enqueue themselves; their Configuration and
+Route enqueue the owning Service. No I/O."""
+
+from __future__ import annotations
+
+from serving.apis.v1 import Service
+from serving.kube.resources import CONFIGURATIONS, ROUTES, SERVICES
+from serving.reconciler.loop import Controller, ReconcileLoop
+from serving.reconciler.service.reconciler import ServiceReconciler
+from serving.reconciler.tracker import enqueue_controller, enqueue_self
+from serving.reconciler.wiring import Collaborators
+
+
+def wire(collaborators: Collaborators) -> Controller:
+    informers = collaborators.informers
+    services = informers.informer(SERVICES)
+    configurations = informers.informer(CONFIGURATIONS)
+    routes = informers.informer(ROUTES)
+    reconciler = ServiceReconciler(client=collaborators.client, configurations=configurations.store,
+                                   routes=routes.store)
+    loop = ReconcileLoop(
+        client=collaborators.client, resource=SERVICES, model=Service, store=services.store, reconciler=reconciler,
+        config=collaborators.config.snapshot, clock=collaborators.clock, events=collaborators.events,
+    )
+    controller = Controller("service", loop, workers=collaborators.workers, primary=services.store)
+    services.add_handler(enqueue_self(controller.enqueue))
+    configurations.add_handler(enqueue_controller(controller.enqueue, "Service"))
+    routes.add_handler(enqueue_controller(controller.enqueue, "Service"))
+    return controller

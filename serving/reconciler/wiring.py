@@ -1,0 +1,24 @@
+"""What every kind's wiring needs: the shared informers, client, config, clock and events.
+
+No I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from serving.kube.client import KubeClient
+from serving.kube.events import EventSink
+from serving.kube.informer import InformerFactory
+from serving.reconciler.clock import Clock
+from serving.reconciler.config_store import ConfigStore
+
+
+@dataclasses.dataclass
+class Collaborators:
+    client: KubeClient
+    informers: InformerFactory
+    config: ConfigStore
+    clock: Clock
+    events: EventSink
+    workers: int = 4
