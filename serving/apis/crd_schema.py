@@ -553,9 +553,10 @@ def traffic_list_schema(path: str, *, service: bool) -> Schema:
             f"has(t.revisionName) ? t.revisionName : '', t.latestRevision ? 'true' : 'false', {index}])",
         ),
         first_bad(_has("url"), f"'must not set the field(s): {path}[%d].url'.format([{index}])"),
+        # Knative renders this path as "spec.traffic.tag[0]" (ErrInvalidArrayValue); so do we.
         first_bad(
             f"has(t.tag) && t.tag != '' && !{dns_ok}",
-            f"'invalid value: not a DNS 1035 label: [%s]: {path}[%d].tag'.format([{cel_str(DNS1035_MESSAGE)}, {index}])",
+            f"'invalid value: not a DNS 1035 label: [%s]: {path}.tag[%d]'.format([{cel_str(DNS1035_MESSAGE)}, {index}])",
         ),
         rule(
             "self.all(t, !has(t.tag) || t.tag == '' || self.filter(u, has(u.tag) && u.tag == t.tag).size() == 1)",

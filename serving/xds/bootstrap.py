@@ -25,6 +25,7 @@ class BootstrapSettings:
     """0 lets Envoy pick; it writes the address to ``--admin-address-path``."""
     keepalive_interval_seconds: int = 30
     keepalive_timeout_seconds: int = 5
+    max_connections: int = 50_000
     reconnect_base_seconds: float = 0.25
     reconnect_max_seconds: float = 5.0
     """Envoy retries a lost ADS stream with back-off up to this; short so a restarted server is seen soon."""
@@ -113,7 +114,15 @@ def make_bootstrap(settings: BootstrapSettings) -> dict[str, Any]:
             ]
         },
         # An edge proxy should bound its connections (and Envoy warns when it does not).
-        "layered_runtime": {
-            "layers": [{"name": "static", "static_layer": {"overload.global_downstream_max_connections": 50000}}]
+        "overload_manager": {
+            "resource_monitors": [
+                {
+                    "name": "envoy.resource_monitors.global_downstream_max_connections",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
+                        "max_active_downstream_connections": settings.max_connections,
+                    },
+                }
+            ]
         },
     }

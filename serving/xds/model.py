@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Final
+from typing import Final, NamedTuple
 
 from serving.networking import QUEUE_HTTP_PORT
 
@@ -55,6 +55,16 @@ class Endpoint:
     port: int = QUEUE_HTTP_PORT
 
 
+class RevisionKey(NamedTuple):
+    """``namespace/revision``: how splits name backends (a tuple: cheap to make and to hash)."""
+
+    namespace: str
+    revision: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.revision}"
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class RevisionBackend:
     """A revision as Envoy sees it: one cluster, fed with ``endpoints`` through EDS.
@@ -66,21 +76,18 @@ class RevisionBackend:
     namespace: str
     revision: str
     endpoints: tuple[Endpoint, ...] = ()
+    _hash: int = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.namespace, self.revision, self.endpoints)))
+
+    def __hash__(self) -> int:
+        # Computed once: the translator looks every backend up on every update.
+        return self._hash
 
     @property
     def key(self) -> RevisionKey:
         return RevisionKey(self.namespace, self.revision)
-
-
-@dataclasses.dataclass(frozen=True, slots=True, order=True)
-class RevisionKey:
-    """``namespace/revision``: how splits name backends."""
-
-    namespace: str
-    revision: str
-
-    def __str__(self) -> str:
-        return f"{self.namespace}/{self.revision}"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -121,6 +128,15 @@ class IngressRule:
     splits: tuple[Split, ...]
     visibility: Visibility = Visibility.EXTERNAL_IP
     generation: int = 0
+    _hash: int = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        fields = (self.namespace, self.name, self.hosts, self.splits, self.visibility, self.generation)
+        object.__setattr__(self, "_hash", hash(fields))
+
+    def __hash__(self) -> int:
+        # Computed once: the translator looks every rule up on every update.
+        return self._hash
 
     @property
     def route_key(self) -> str:

@@ -14,6 +14,7 @@ Pure values; no side effects.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from collections.abc import Collection, Iterable, Mapping
 from types import MappingProxyType
@@ -62,7 +63,7 @@ def _version(items: Mapping[str, Resource]) -> str:
     return hasher.hexdigest()
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True)
 class ResourceSet:
     """All resources of one type, keyed by name, with a content-derived ``version``."""
 
@@ -71,7 +72,13 @@ class ResourceSet:
     version: str
 
     @classmethod
-    def of(cls, type_url: str, resources: Iterable[Resource]) -> ResourceSet:
+    def of(cls, type_url: str, resources: Iterable[Resource], *, previous: ResourceSet | None = None) -> ResourceSet:
+        """The set of ``resources``; ``previous`` itself when it holds the very same resources."""
+        resources = list(resources)
+        if previous is not None and len(previous.items) == len(resources) and all(
+            mine is theirs for mine, theirs in zip(resources, previous.items.values())
+        ):
+            return previous
         items: dict[str, Resource] = {}
         for resource in resources:
             if resource.name in items:
@@ -81,22 +88,22 @@ class ResourceSet:
 
     def merged(self, newer: ResourceSet) -> ResourceSet:
         """Every resource of both sets; where a name is in both, ``newer``'s resource."""
-        if not self.items:
+        if not self.items or self is newer or self.items.keys() <= newer.items.keys():
             return newer
         items = dict(self.items)
         items.update(newer.items)
-        if items.keys() == newer.items.keys():
-            return newer
         return ResourceSet(self.type_url, MappingProxyType(items), _version(items))
 
+    @functools.cached_property
     def references(self) -> frozenset[str]:
+        """Every name the resources need of the next type in ADS order."""
         return frozenset().union(*(resource.references for resource in self.items.values()))
 
     def entries(self, names: Collection[str] | None = None) -> list[bytes]:
-        """Response entries of every resource (``names`` is None) or only of the named ones."""
+        """Response entries of every resource (``names`` is None) or only of the named ones, in set order."""
         if names is None:
             return [resource.entry for resource in self.items.values()]
-        return [self.items[name].entry for name in names if name in self.items]
+        return [resource.entry for name, resource in self.items.items() if name in names]
 
 
 class InconsistentSnapshotError(ValueError):
@@ -129,13 +136,20 @@ class Snapshot:
         routes: Iterable[Resource] = (),
     ) -> Snapshot:
         """A consistent snapshot, or :class:`InconsistentSnapshotError` listing every dangling name."""
-        sets = {
-            type_urls.CLUSTER: ResourceSet.of(type_urls.CLUSTER, clusters),
-            type_urls.ENDPOINT: ResourceSet.of(type_urls.ENDPOINT, endpoints),
-            type_urls.LISTENER: ResourceSet.of(type_urls.LISTENER, listeners),
-            type_urls.ROUTE: ResourceSet.of(type_urls.ROUTE, routes),
-        }
-        snapshot = cls(version, MappingProxyType(sets))
+        return cls.from_sets(
+            version,
+            {
+                type_urls.CLUSTER: ResourceSet.of(type_urls.CLUSTER, clusters),
+                type_urls.ENDPOINT: ResourceSet.of(type_urls.ENDPOINT, endpoints),
+                type_urls.LISTENER: ResourceSet.of(type_urls.LISTENER, listeners),
+                type_urls.ROUTE: ResourceSet.of(type_urls.ROUTE, routes),
+            },
+        )
+
+    @classmethod
+    def from_sets(cls, version: int, sets: Mapping[str, ResourceSet]) -> Snapshot:
+        """A consistent snapshot of one set per type (all four types)."""
+        snapshot = cls(version, MappingProxyType({type_url: sets[type_url] for type_url in type_urls.ADS_ORDER}))
         problems = snapshot.consistency_problems()
         if problems:
             raise InconsistentSnapshotError(problems)
@@ -152,8 +166,8 @@ class Snapshot:
         """
         clusters, endpoints = self[type_urls.CLUSTER], self[type_urls.ENDPOINT]
         listeners, routes = self[type_urls.LISTENER], self[type_urls.ROUTE]
-        wanted_endpoints, wanted_routes = clusters.references(), listeners.references()
-        wanted_clusters = routes.references()
+        wanted_endpoints, wanted_routes = clusters.references, listeners.references
+        wanted_clusters = routes.references
         return [
             *_missing("no endpoints for cluster", wanted_endpoints - endpoints.items.keys()),
             *_missing("endpoints for no cluster:", endpoints.items.keys() - wanted_endpoints),

@@ -5,29 +5,43 @@ Two listeners: the external one serves ExternalIP rules; the internal one serves
 configuration of the same name with one virtual host per host name. Every backend becomes an
 EDS cluster plus its endpoints, whether or not a rule sends traffic to it yet.
 
-Building and encoding envoy-data-plane messages costs about a millisecond per virtual host,
-so the :class:`Translator` keeps what it encoded last time, keyed by the immutable model
-values it came from (a cluster by name, endpoints by backend, a virtual host by host and
-weights), and assembles each route configuration from the cached virtual host bytes. Only
-rules and backends that changed are built and encoded again.
+Building envoy-data-plane messages is slow (pydantic validates every nested message), so
+the :class:`Translator` builds as few as it can and keeps what it encoded, keyed by the
+immutable model values it came from:
 
-No I/O; the translator's memo is its only state.
+- a rule's parts (its problems, revisions and virtual hosts) by the rule;
+- a route (the weighted clusters) by its weights, shared by all hosts of a rule;
+- endpoints by backend;
+- clusters from one encoded template per settings: every cluster is ``make_cluster(name)``,
+  and only the name differs;
+- a virtual host and a route configuration are put together from those bytes exactly as
+  ``make_virtual_host`` and ``make_route_config`` encode (the tests hold the bytes equal).
+
+So the first 1,000-service config builds a route per service, and a later change builds only
+what it touched. No I/O; the memo is the translator's only state.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Hashable
-from typing import Final
+from collections.abc import Callable, Hashable
+from typing import Final, Generic, TypeVar
 
 from serving.xds import type_urls, wire
-from serving.xds.model import IngressModel, IngressRule, RevisionBackend, RevisionKey, Visibility
+from serving.xds.model import IngressModel, IngressRule, RevisionBackend, RevisionKey, Split, Visibility
 from serving.xds.resources import cluster, listener, names, route
-from serving.xds.snapshot import Resource, Snapshot
+from serving.xds.snapshot import Resource, ResourceSet, Snapshot
 
-_ROUTE_CONFIG_NAME: Final = 1  # RouteConfiguration field numbers
+# Field numbers used to put encoded parts together (envoy.config.route.v3 / cluster.v3).
+_CLUSTER_NAME: Final = 1
+_VIRTUAL_HOST_NAME: Final = 1
+_VIRTUAL_HOST_DOMAINS: Final = 2
+_VIRTUAL_HOST_ROUTES: Final = 3
+_ROUTE_CONFIG_NAME: Final = 1
 _ROUTE_CONFIG_VIRTUAL_HOSTS: Final = 2
+
+Targets = tuple[tuple[RevisionKey, int], ...]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -71,54 +85,94 @@ class Translation:
     conflicts: tuple[HostConflict, ...]
 
 
-def check_model(model: IngressModel) -> list[str]:
-    """Every reason ``model`` cannot be translated (empty when it can)."""
+# --- checks ------------------------------------------------------------------------------------
+
+
+def rule_problems(rule: IngressRule) -> list[str]:
+    """What makes one rule unservable on its own (its backends are checked with the model)."""
     problems = []
-    seen: set[RevisionKey] = set()
-    for backend in model.backends:
-        if backend.key in seen:
-            problems.append(f"Revision {backend.key} has more than one backend; give each revision one.")
-        seen.add(backend.key)
-    for rule in model.rules:
-        if not route.weights(rule.splits):
-            problems.append(f"Route {rule.route_key} has a rule for {', '.join(rule.hosts)} with no positive percent.")
-        missing = sorted({str(split.key) for split in rule.splits if split.key not in seen})
-        if missing:
-            problems.append(
-                f"Route {rule.route_key} sends traffic to {', '.join(missing)}, which the model has no backend for."
-            )
-        if not rule.hosts:
-            problems.append(f"Route {rule.route_key} has a rule with no hosts.")
+    if not rule.hosts:
+        problems.append(f"Route {rule.route_key} has a rule with no hosts.")
+    if not route.weights(rule.splits):
+        problems.append(f"Route {rule.route_key} has a rule for {', '.join(rule.hosts)} with no positive percent.")
     return problems
 
 
-class _Memo:
-    """Encoded values of the last translation; entries not used again are dropped."""
+def _backend_problems(backends: tuple[RevisionBackend, ...]) -> tuple[set[RevisionKey], list[str]]:
+    keys: set[RevisionKey] = set()
+    problems = []
+    for backend in backends:
+        key = backend.key
+        if key in keys:
+            problems.append(f"Revision {key} has more than one backend; give each revision one.")
+        keys.add(key)
+    return keys, problems
 
-    def __init__(self) -> None:
-        self._previous: dict[Hashable, object] = {}
-        self._current: dict[Hashable, object] = {}
 
-    def get(self, key: Hashable) -> object | None:
+def _missing_problems(rule: IngressRule, revisions: frozenset[RevisionKey], known: set[RevisionKey]) -> list[str]:
+    if revisions <= known:
+        return []
+    missing = ", ".join(sorted(map(str, revisions - known)))
+    return [f"Route {rule.route_key} sends traffic to {missing}, which the model has no backend for."]
+
+
+def check_model(model: IngressModel) -> list[str]:
+    """Every reason ``model`` cannot be translated (empty when it can)."""
+    known, problems = _backend_problems(model.backends)
+    for rule in model.rules:
+        problems += rule_problems(rule)
+        problems += _missing_problems(rule, frozenset(split.key for split in rule.splits), known)
+    return problems
+
+
+# --- memo --------------------------------------------------------------------------------------
+
+_K = TypeVar("_K", bound=Hashable)
+_V = TypeVar("_V")
+
+
+class _Memo(Generic[_K, _V]):
+    """What the last translation built, by the model value it came from; unused entries age out."""
+
+    def __init__(self, build: Callable[[_K], _V]) -> None:
+        self._build = build
+        self._previous: dict[_K, _V] = {}
+        self._current: dict[_K, _V] = {}
+
+    def __call__(self, key: _K) -> _V:
         value = self._current.get(key)
         if value is None:
             value = self._previous.get(key)
-            if value is not None:
-                self._current[key] = value
+            if value is None:
+                value = self._build(key)
+            self._current[key] = value
         return value
 
-    def put(self, key: Hashable, value: object) -> None:
-        self._current[key] = value
-
     def rotate(self) -> None:
+        """End of a translation: keep what it used, forget the rest."""
         self._previous, self._current = self._current, {}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class _VirtualHost:
+class _Route:
     entry: bytes
-    """``RouteConfiguration.virtual_hosts`` entry: the encoded VirtualHost, length-delimited."""
+    """``VirtualHost.routes`` entry: the encoded Route, length-delimited."""
     clusters: frozenset[str]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _RuleParts:
+    """Everything the translator needs from one rule, computed once per distinct rule."""
+
+    problems: tuple[str, ...]
+    revisions: frozenset[RevisionKey]
+    listeners: tuple[str, ...]
+    virtual_hosts: tuple[tuple[str, bytes], ...]
+    """(lower-cased host, ``RouteConfiguration.virtual_hosts`` entry) per host."""
+    clusters: frozenset[str]
+
+
+# --- translator --------------------------------------------------------------------------------
 
 
 class Translator:
@@ -126,114 +180,131 @@ class Translator:
 
     def __init__(self, settings: IngressSettings = IngressSettings()) -> None:
         self.settings = settings
-        self._memo = _Memo()
+        self._rules = _Memo(self._make_rule_parts)
+        self._routes = _Memo(self._make_route)
+        self._endpoints = _Memo(self._make_endpoints)
+        self._cluster_templates = _Memo(self._make_cluster_template)
+        self._clusters = _Memo(self._make_cluster)
+        self._listeners = _Memo(self._make_listeners)
+        self._memos: tuple[_Memo[object, object], ...] = (
+            self._rules, self._routes, self._endpoints, self._cluster_templates, self._clusters, self._listeners,  # type: ignore[assignment]
+        )
+        self._previous: dict[str, ResourceSet] = {}
 
     def translate(self, model: IngressModel, *, version: int) -> Translation:
         """The snapshot for ``model``; :class:`ModelError` when the model is not servable."""
-        problems = check_model(model)
-        if problems:
-            raise ModelError(problems)
         try:
-            external, internal, conflicts = self._route_configs(model.rules)
-            snapshot = Snapshot.create(
-                version,
-                clusters=[self._cluster(backend.key) for backend in model.backends],
-                endpoints=[self._endpoints(backend) for backend in model.backends],
-                listeners=self._listeners(),
-                routes=[external, internal],
-            )
+            known, problems = _backend_problems(model.backends)
+            parts = [self._rules(rule) for rule in model.rules]
+            for rule, rule_parts in zip(model.rules, parts):
+                problems += rule_parts.problems
+                problems += _missing_problems(rule, rule_parts.revisions, known)
+            if problems:
+                raise ModelError(problems)
+            external, internal, conflicts = self._route_configs(model.rules, parts)
+            sets = {
+                type_urls.CLUSTER: [self._clusters(backend.key) for backend in model.backends],
+                type_urls.ENDPOINT: [self._endpoints(backend) for backend in model.backends],
+                type_urls.LISTENER: self._listeners(self.settings),
+                type_urls.ROUTE: [external, internal],
+            }
+            self._previous = {
+                type_url: ResourceSet.of(type_url, resources, previous=self._previous.get(type_url))
+                for type_url, resources in sets.items()
+            }
+            snapshot = Snapshot.from_sets(version, self._previous)
         finally:
-            self._memo.rotate()
+            for memo in self._memos:
+                memo.rotate()
         return Translation(snapshot, conflicts)
 
-    # --- clusters --------------------------------------------------------------------------------
+    # --- clusters, endpoints, listeners ----------------------------------------------------------
 
-    def _cluster(self, revision: RevisionKey) -> Resource:
-        key = ("cluster", revision, self.settings.connect_timeout)
-        resource = self._memo.get(key)
-        if resource is None:
-            name = names.cluster_name(revision)
-            message = cluster.make_cluster(name, connect_timeout=self.settings.connect_timeout)
-            resource = Resource.create(type_urls.CLUSTER, name, wire.encode(message), (name,))
-            self._memo.put(key, resource)
-        assert isinstance(resource, Resource)
-        return resource
+    @staticmethod
+    def _make_cluster_template(connect_timeout: datetime.timedelta) -> bytes:
+        """``make_cluster(name)`` minus its name, which it encodes first."""
+        return wire.encode(cluster.make_cluster("", connect_timeout=connect_timeout))
 
-    def _endpoints(self, backend: RevisionBackend) -> Resource:
-        key = ("endpoints", backend)
-        resource = self._memo.get(key)
-        if resource is None:
-            name = names.cluster_name(backend.key)
-            message = cluster.make_load_assignment(name, backend.endpoints)
-            resource = Resource.create(type_urls.ENDPOINT, name, wire.encode(message))
-            self._memo.put(key, resource)
-        assert isinstance(resource, Resource)
-        return resource
+    def _make_cluster(self, revision: RevisionKey) -> Resource:
+        name = names.cluster_name(revision)
+        body = wire.length_delimited(_CLUSTER_NAME, name.encode()) + self._cluster_templates(self.settings.connect_timeout)
+        return Resource.create(type_urls.CLUSTER, name, body, (name,))
 
-    # --- listeners -------------------------------------------------------------------------------
+    @staticmethod
+    def _make_endpoints(backend: RevisionBackend) -> Resource:
+        name = names.cluster_name(backend.key)
+        return Resource.create(type_urls.ENDPOINT, name, wire.encode(cluster.make_load_assignment(name, backend.endpoints)))
 
-    def _listeners(self) -> list[Resource]:
-        settings = self.settings
-        key = ("listeners", settings)
-        resources = self._memo.get(key)
-        if resources is None:
-            resources = [
-                Resource.create(
-                    type_urls.LISTENER,
-                    name,
-                    wire.encode(listener.make_listener(name, host=host, port=port, route_config_name=name)),
-                    (name,),
-                )
-                for name, host, port in (
-                    (names.EXTERNAL, settings.external_host, settings.external_port),
-                    (names.INTERNAL, settings.internal_host, settings.internal_port),
-                )
-            ]
-            self._memo.put(key, resources)
-        assert isinstance(resources, list)
-        return resources
+    @staticmethod
+    def _make_listeners(settings: IngressSettings) -> list[Resource]:
+        return [
+            Resource.create(
+                type_urls.LISTENER,
+                name,
+                wire.encode(listener.make_listener(name, host=host, port=port, route_config_name=name)),
+                (name,),
+            )
+            for name, host, port in (
+                (names.EXTERNAL, settings.external_host, settings.external_port),
+                (names.INTERNAL, settings.internal_host, settings.internal_port),
+            )
+        ]
 
     # --- routes ----------------------------------------------------------------------------------
 
-    def _virtual_host(self, host: str, rule: IngressRule) -> _VirtualHost:
-        targets = route.weights(rule.splits)
-        key = ("vhost", host, targets)
-        virtual_host = self._memo.get(key)
-        if virtual_host is None:
-            body = wire.encode(route.make_virtual_host(host, rule.splits))
-            virtual_host = _VirtualHost(
-                entry=wire.length_delimited(_ROUTE_CONFIG_VIRTUAL_HOSTS, body),
-                clusters=frozenset(names.cluster_name(revision) for revision, _ in targets),
-            )
-            self._memo.put(key, virtual_host)
-        assert isinstance(virtual_host, _VirtualHost)
-        return virtual_host
+    @staticmethod
+    def _make_route(targets: Targets) -> _Route:
+        splits = tuple(Split(revision.revision, revision.namespace, weight) for revision, weight in targets)
+        return _Route(
+            entry=wire.length_delimited(_VIRTUAL_HOST_ROUTES, wire.encode(route.make_route(splits))),
+            clusters=frozenset(names.cluster_name(revision) for revision, _ in targets),
+        )
 
-    def _route_configs(self, rules: tuple[IngressRule, ...]) -> tuple[Resource, Resource, tuple[HostConflict, ...]]:
+    @staticmethod
+    def _virtual_host_entry(host: str, routes: _Route) -> bytes:
+        """``make_virtual_host(host, ...)``, encoded: name, the domains, then the route."""
+        fields = [wire.length_delimited(_VIRTUAL_HOST_NAME, host.encode())]
+        fields += [wire.length_delimited(_VIRTUAL_HOST_DOMAINS, domain.encode()) for domain in route.domains(host)]
+        return wire.length_delimited(_ROUTE_CONFIG_VIRTUAL_HOSTS, b"".join((*fields, routes.entry)))
+
+    def _make_rule_parts(self, rule: IngressRule) -> _RuleParts:
+        problems = tuple(rule_problems(rule))
+        revisions = frozenset(split.key for split in rule.splits)
+        listeners = (names.INTERNAL,) if rule.visibility is Visibility.CLUSTER_LOCAL else (names.EXTERNAL, names.INTERNAL)
+        if problems:
+            return _RuleParts(problems, revisions, listeners, (), frozenset())
+        routes = self._routes(route.weights(rule.splits))
+        virtual_hosts = tuple((host.lower(), self._virtual_host_entry(host, routes)) for host in rule.hosts)
+        return _RuleParts(problems, revisions, listeners, virtual_hosts, routes.clusters)
+
+    def _route_configs(
+        self, rules: tuple[IngressRule, ...], parts: list[_RuleParts]
+    ) -> tuple[Resource, Resource, tuple[HostConflict, ...]]:
         claims: dict[str, dict[str, str]] = {names.EXTERNAL: {}, names.INTERNAL: {}}
-        chosen: dict[str, list[_VirtualHost]] = {names.EXTERNAL: [], names.INTERNAL: []}
+        entries: dict[str, list[bytes]] = {names.EXTERNAL: [], names.INTERNAL: []}
+        clusters: dict[str, set[str]] = {names.EXTERNAL: set(), names.INTERNAL: set()}
         conflicts = []
-        for rule in rules:
-            listeners = (names.INTERNAL,) if rule.visibility is Visibility.CLUSTER_LOCAL else (names.EXTERNAL, names.INTERNAL)
-            for host in rule.hosts:
-                for listener_name in listeners:
-                    owner = claims[listener_name].get(host.lower())
+        for rule, rule_parts in zip(rules, parts):
+            route_key = rule.route_key
+            for listener_name in rule_parts.listeners:
+                listener_claims, listener_entries = claims[listener_name], entries[listener_name]
+                for host, entry in rule_parts.virtual_hosts:
+                    owner = listener_claims.get(host)
                     if owner is None:
-                        claims[listener_name][host.lower()] = rule.route_key
-                        chosen[listener_name].append(self._virtual_host(host, rule))
-                    elif owner != rule.route_key:
-                        conflicts.append(HostConflict(host, listener_name, kept=owner, dropped=rule.route_key))
+                        listener_claims[host] = route_key
+                        listener_entries.append(entry)
+                        clusters[listener_name] |= rule_parts.clusters
+                    elif owner != route_key:
+                        conflicts.append(HostConflict(host, listener_name, kept=owner, dropped=route_key))
         return (
-            self._route_config(names.EXTERNAL, chosen[names.EXTERNAL]),
-            self._route_config(names.INTERNAL, chosen[names.INTERNAL]),
+            self._route_config(names.EXTERNAL, entries[names.EXTERNAL], clusters[names.EXTERNAL]),
+            self._route_config(names.INTERNAL, entries[names.INTERNAL], clusters[names.INTERNAL]),
             tuple(conflicts),
         )
 
-    def _route_config(self, name: str, virtual_hosts: list[_VirtualHost]) -> Resource:
-        """``make_route_config(name, ...)`` encoded from cached virtual hosts (a test holds them equal)."""
+    @staticmethod
+    def _route_config(name: str, virtual_hosts: list[bytes], clusters: set[str]) -> Resource:
+        """``make_route_config(name, ...)``, encoded: name, the virtual hosts, then the rest."""
         head = wire.length_delimited(_ROUTE_CONFIG_NAME, name.encode())
-        empty = wire.encode(route.make_route_config(name, []))
-        assert empty.startswith(head), "make_route_config must encode its name first"
-        body = b"".join((head, *(virtual_host.entry for virtual_host in virtual_hosts), empty[len(head) :]))
-        references = frozenset().union(*(virtual_host.clusters for virtual_host in virtual_hosts))
-        return Resource.create(type_urls.ROUTE, name, body, references)
+        rest = wire.encode(route.make_route_config(name, []))[len(head) :]
+        return Resource.create(type_urls.ROUTE, name, b"".join((head, *virtual_hosts, rest)), clusters)

@@ -25,6 +25,7 @@ import aiohttp
 
 from serving.local.node.addresses import AllocationStore
 from serving.local.node.api import ApiError, NodeApi, ServerInfo
+from serving.local.node.images import ImageEntrypoint, parse_map
 from serving.local.node.network import PodAddresses
 
 
@@ -74,7 +75,7 @@ class StateLayout:
 
 
 class ImageMapCache:
-    """The image map ConfigMap, re-read at most every ``max_age`` seconds."""
+    """The image map ConfigMap, parsed, re-read at most every ``max_age`` seconds."""
 
     def __init__(self, api: NodeApi, *, namespace: str, name: str, clock: Clock, max_age: float = 2.0) -> None:
         self.api = api
@@ -82,18 +83,21 @@ class ImageMapCache:
         self.name = name
         self.clock = clock
         self.max_age = max_age
-        self._data: dict[str, str] = {}
+        self._entries: dict[str, ImageEntrypoint] = {}
+        self._problems: list[str] = []
         self._read_at: float | None = None
 
-    async def data(self) -> dict[str, str]:
+    async def entries(self) -> tuple[dict[str, ImageEntrypoint], list[str]]:
+        """Entrypoints by image, and a sentence for each entry that could not be read."""
         now = self.clock.monotonic()
         if self._read_at is None or now - self._read_at > self.max_age:
             try:
-                self._data = await self.api.get_config_map_data(self.namespace, self.name) or {}
-                self._read_at = now
+                data = await self.api.get_config_map_data(self.namespace, self.name) or {}
             except ApiError:
-                pass  # keep the last copy; the next container start asks again
-        return self._data
+                return self._entries, self._problems  # keep the last copy; ask again next time
+            self._entries, self._problems = parse_map(data)
+            self._read_at = now
+        return self._entries, self._problems
 
 
 @dataclasses.dataclass(frozen=True)

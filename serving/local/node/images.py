@@ -1,27 +1,34 @@
 """The local image map: what to run for a container image, since there is no container engine.
 
 A container that sets ``command`` runs exactly that. One that leaves ``command`` empty runs
-what its image would run, looked up in the ConfigMap ``knserve-images`` (namespace
-``knative-serving``). Each data key is an image reference; each value is one of
+what its image would run, found in the ConfigMap ``knserve-images`` (namespace
+``knative-serving``). ConfigMap keys cannot hold image references (no ``/`` or ``:``), so
+each entry has a free name as key and names its image in its value, a small YAML (or JSON)
+document:
 
-* a JSON list of strings: the image's entrypoint, e.g. ``["python3", "-m", "app"]``;
-* a JSON object ``{"command": [...], "args": [...]}``: entrypoint and default arguments
-  (the image's CMD, used only when the container sets no ``args``);
-* any other string: the entrypoint as a shell-style command line, split like a POSIX shell
-  would split it (``python3 -m app``), but run without a shell.
+    data:
+      queue-proxy: |
+        image: ghcr.io/knserve/queue-proxy
+        command: [knserve, queue-proxy]
+      hello: '{"image": "ghcr.io/acme/hello", "command": "python3 -m hello", "args": ["--verbose"]}'
 
-A reference is looked up as written, then without its digest, then without its tag, so the
-key ``ghcr.io/acme/app`` also serves ``ghcr.io/acme/app:v2`` and ``ghcr.io/acme/app@sha256:..``.
+``command`` is the image's entrypoint and ``args`` its default arguments (its CMD, used only
+when the container sets no ``args``); each is a list of strings or a command line split like
+a POSIX shell splits it (but run without a shell). An image is looked up as written, then
+without its digest, then without its tag, so ``ghcr.io/acme/hello`` also serves
+``ghcr.io/acme/hello:v2`` and ``ghcr.io/acme/hello@sha256:...``.
+
 Pure: parsing and lookup only.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import shlex
 from collections.abc import Mapping
 from typing import Any
+
+import yaml  # type: ignore[import-untyped]
 
 IMAGE_MAP_NAME = "knserve-images"
 IMAGE_MAP_NAMESPACE = "knative-serving"
@@ -34,39 +41,51 @@ class ImageEntrypoint:
 
 
 class ImageMapError(ValueError):
-    """A value in the image map is not a command line; the message names the key."""
+    """An entry of the image map cannot be read; the message names its key."""
 
 
-def parse_entry(image: str, value: str) -> ImageEntrypoint:
-    text = value.strip()
-    if text.startswith("[") or text.startswith("{"):
+def _words(key: str, field: str, value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
         try:
-            parsed: Any = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ImageMapError(f"image map entry {image!r} is not valid JSON: {error.msg}") from None
-        if isinstance(parsed, list) and parsed and all(isinstance(word, str) for word in parsed):
-            return ImageEntrypoint(tuple(parsed))
-        if isinstance(parsed, dict):
-            command = parsed.get("command") or []
-            args = parsed.get("args") or []
-            if (
-                isinstance(command, list)
-                and isinstance(args, list)
-                and all(isinstance(word, str) for word in [*command, *args])
-                and (command or args)
-            ):
-                return ImageEntrypoint(tuple(command), tuple(args))
-        raise ImageMapError(
-            f"image map entry {image!r} must be a non-empty list of strings or an object with "
-            '"command" and "args" lists'
-        )
+            return tuple(shlex.split(value))
+        except ValueError as error:
+            raise ImageMapError(f"image map entry {key!r}: {field} is not a command line: {error}") from None
+    if isinstance(value, list) and all(isinstance(word, str) for word in value):
+        return tuple(value)
+    raise ImageMapError(f"image map entry {key!r}: {field} must be a list of strings or a command line")
+
+
+def parse_entry(key: str, value: str) -> tuple[str, ImageEntrypoint]:
+    """One ConfigMap entry: (image reference, entrypoint)."""
     try:
-        words = shlex.split(text)
-    except ValueError as error:
-        raise ImageMapError(f"image map entry {image!r} is not a command line: {error}") from None
-    if not words:
-        raise ImageMapError(f"image map entry {image!r} is empty")
-    return ImageEntrypoint(tuple(words))
+        document = yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise ImageMapError(f"image map entry {key!r} is not YAML or JSON") from None
+    if not isinstance(document, dict):
+        raise ImageMapError(f"image map entry {key!r} must be a mapping with image, command and args")
+    image = document.get("image")
+    if not isinstance(image, str) or not image:
+        raise ImageMapError(f"image map entry {key!r} has no image")
+    entrypoint = ImageEntrypoint(_words(key, "command", document.get("command")), _words(key, "args", document.get("args")))
+    if not entrypoint.command and not entrypoint.args:
+        raise ImageMapError(f"image map entry {key!r} has neither command nor args")
+    return image, entrypoint
+
+
+def parse_map(data: Mapping[str, str]) -> tuple[dict[str, ImageEntrypoint], list[str]]:
+    """Every readable entry by image, and a sentence for each unreadable one."""
+    entries: dict[str, ImageEntrypoint] = {}
+    problems: list[str] = []
+    for key in sorted(data):
+        try:
+            image, entrypoint = parse_entry(key, data[key])
+        except ImageMapError as error:
+            problems.append(str(error))
+            continue
+        entries[image] = entrypoint
+    return entries, problems
 
 
 def reference_candidates(image: str) -> list[str]:
@@ -85,11 +104,11 @@ def reference_candidates(image: str) -> list[str]:
     return unique
 
 
-def lookup(image_map: Mapping[str, str], image: str) -> ImageEntrypoint | None:
+def lookup(entries: Mapping[str, ImageEntrypoint], image: str) -> ImageEntrypoint | None:
     """The entrypoint for ``image``, or None when the map has no entry for it."""
     for candidate in reference_candidates(image):
-        if candidate in image_map:
-            return parse_entry(candidate, image_map[candidate])
+        if candidate in entries:
+            return entries[candidate]
     return None
 
 

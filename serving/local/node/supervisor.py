@@ -303,18 +303,19 @@ class ContainerSupervisor:
 
     async def _resolve(self) -> tuple[list[str], dict[str, str], Path]:
         entrypoint: images.ImageEntrypoint | None = None
+        problems: list[str] = []
         if not self.spec.get("command"):
-            try:
-                entrypoint = images.lookup(await self.ctx.images.data(), self.image)
-            except images.ImageMapError as error:
-                raise WaitingForConfig(REASON_IMAGE_NOT_MAPPED, str(error)) from None
+            entries, problems = await self.ctx.images.entries()
+            entrypoint = images.lookup(entries, self.image)
         argv = images.command_line(self.spec, entrypoint)
         if argv is None:
-            raise WaitingForConfig(
-                REASON_IMAGE_NOT_MAPPED,
+            message = (
                 f'image "{self.image}" has no command on this node: set the container\'s command, or map the '
-                f"image to one in ConfigMap {self.ctx.images.namespace}/{self.ctx.images.name}",
+                f"image to one in ConfigMap {self.ctx.images.namespace}/{self.ctx.images.name}"
             )
+            if problems:
+                message += " (unreadable entries there: " + "; ".join(problems) + ")"
+            raise WaitingForConfig(REASON_IMAGE_NOT_MAPPED, message)
         references = envvars.referenced_objects(self.spec)
         config_maps = {
             name: await self.ctx.api.get_config_map_data(self.pod.namespace, name) for name in references.config_maps

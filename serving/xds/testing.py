@@ -1,10 +1,12 @@
-"""Test helpers for real-socket tests: tiny HTTP backends that answer with their own name, and load.
+"""Backends and load for driving a ``LocalIngress`` in tests and benchmarks.
 
 A :class:`NamedBackend` is an asyncio HTTP/1.1 server (keep-alive, httptools parser) on a free
-127.0.0.1 port that answers every request ``200 <name>`` and echoes the Knative revision
-headers Envoy added. :func:`fire` sends many requests over keep-alive connections from
+127.0.0.1 port that answers every request ``200 <name>`` and echoes the Host and the Knative
+revision headers it got. :func:`fire` sends many requests over keep-alive connections from
 several concurrent clients; :class:`SteadyLoad` sends a steady rate in the background and
 records every failure.
+
+Side effects: listens on 127.0.0.1, sends HTTP requests.
 """
 
 from __future__ import annotations
