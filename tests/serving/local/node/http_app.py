@@ -1,7 +1,8 @@
 """A tiny HTTP app for node-agent tests: answers on $PORT, reports its pod, exits on SIGTERM.
 
 GET / answers ``hello from <pod name>``; GET /healthz answers 200, or 503 when the variable
-``UNHEALTHY`` is set. It logs a line when it starts listening and when SIGTERM arrives.
+``UNHEALTHY`` is set. It logs a line when it starts listening and when SIGTERM arrives (and then appends its pod
+name to the file ``SIGTERM_FILE`` names, if set).
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ def main() -> None:
 
     def on_term(signum: int, frame: object) -> None:
         print("got SIGTERM, shutting down", flush=True)
+        marker = os.environ.get("SIGTERM_FILE")
+        if marker:
+            with open(marker, "a") as note:
+                note.write(f"{os.environ.get('HOSTNAME', '?')}\n")
         threading.Thread(target=server.shutdown).start()
 
     signal.signal(signal.SIGTERM, on_term)

@@ -10,6 +10,7 @@ from serving.local.node.images import (
     command_line,
     lookup,
     parse_entry,
+    parse_map,
     reference_candidates,
 )
 
@@ -17,33 +18,49 @@ from serving.local.node.images import (
 @pytest.mark.parametrize(
     ("value", "want"),
     [
-        pytest.param('["python3", "-m", "app"]', ImageEntrypoint(("python3", "-m", "app")), id="json list"),
         pytest.param(
-            '{"command": ["serve"], "args": ["--port", "8080"]}',
-            ImageEntrypoint(("serve",), ("--port", "8080")),
-            id="json object",
+            "image: ghcr.io/acme/app\ncommand: [python3, -m, app]",
+            ("ghcr.io/acme/app", ImageEntrypoint(("python3", "-m", "app"))),
+            id="yaml lists",
         ),
-        pytest.param("python3 -m 'my app'", ImageEntrypoint(("python3", "-m", "my app")), id="shell words"),
+        pytest.param(
+            '{"image": "ghcr.io/acme/app", "command": ["serve"], "args": ["--port", "8080"]}',
+            ("ghcr.io/acme/app", ImageEntrypoint(("serve",), ("--port", "8080"))),
+            id="json",
+        ),
+        pytest.param(
+            "image: app\ncommand: python3 -m 'my app'",
+            ("app", ImageEntrypoint(("python3", "-m", "my app"))),
+            id="command line string",
+        ),
     ],
 )
-def test_parse_entry(value: str, want: ImageEntrypoint) -> None:
-    assert parse_entry("img", value) == want
+def test_parse_entry(value: str, want: tuple[str, ImageEntrypoint]) -> None:
+    assert parse_entry("hello", value) == want
 
 
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        pytest.param("[1, 2]", "must be a non-empty list of strings", id="list of numbers"),
-        pytest.param("[", "is not valid JSON", id="broken json"),
-        pytest.param("   ", "is empty", id="blank"),
-        pytest.param("python3 'unclosed", "is not a command line", id="unbalanced quote"),
+        pytest.param("command: [x]", "has no image", id="no image"),
+        pytest.param("image: app\ncommand: [1, 2]", "command must be a list of strings", id="numbers"),
+        pytest.param("[", "is not YAML or JSON", id="broken"),
+        pytest.param("- a\n- b", "must be a mapping", id="a list"),
+        pytest.param("image: app", "has neither command nor args", id="nothing to run"),
+        pytest.param("image: app\ncommand: \"python3 'unclosed\"", "is not a command line", id="unbalanced quote"),
     ],
 )
-def test_bad_entries_name_the_image(value: str, message: str) -> None:
+def test_bad_entries_name_their_key(value: str, message: str) -> None:
     with pytest.raises(ImageMapError) as raised:
-        parse_entry("ghcr.io/acme/app", value)
-    assert "'ghcr.io/acme/app'" in str(raised.value)
+        parse_entry("hello", value)
+    assert "'hello'" in str(raised.value)
     assert message in str(raised.value)
+
+
+def test_parse_map_keeps_good_entries_and_reports_bad_ones() -> None:
+    entries, problems = parse_map({"good": "image: a\ncommand: [run]", "bad": "command: [x]"})
+    assert entries == {"a": ImageEntrypoint(("run",))}
+    assert problems == ["image map entry 'bad' has no image"]
 
 
 @pytest.mark.parametrize(
@@ -64,10 +81,10 @@ def test_reference_candidates(image: str, want: list[str]) -> None:
 
 
 def test_lookup_prefers_the_most_specific_key() -> None:
-    image_map = {"ghcr.io/acme/app": "generic", "ghcr.io/acme/app:v2": "pinned"}
-    assert lookup(image_map, "ghcr.io/acme/app:v2@sha256:abc") == ImageEntrypoint(("pinned",))
-    assert lookup(image_map, "ghcr.io/acme/app:v3") == ImageEntrypoint(("generic",))
-    assert lookup(image_map, "ghcr.io/other/app") is None
+    entries = {"ghcr.io/acme/app": ImageEntrypoint(("generic",)), "ghcr.io/acme/app:v2": ImageEntrypoint(("pinned",))}
+    assert lookup(entries, "ghcr.io/acme/app:v2@sha256:abc") == ImageEntrypoint(("pinned",))
+    assert lookup(entries, "ghcr.io/acme/app:v3") == ImageEntrypoint(("generic",))
+    assert lookup(entries, "ghcr.io/other/app") is None
 
 
 @pytest.mark.parametrize(
