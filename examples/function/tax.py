@@ -1,5 +1,5 @@
 """A plain function served by knserve's function sample: no web server code needed."""
 
 
-def get_tax(subtotal: float) -> dict:
+def get_tax(subtotal: float) -> dict[str, float]:
     return {"tax": subtotal * 0.047}
