@@ -6,8 +6,9 @@ holds Python source (for instance from a ConfigMap), that source is the module a
 may be just the function's name.
 
 Every request calls the function once. Its keyword arguments are the query parameters
-(converted to the parameter's annotated type: int, float, bool or str; anything else is
-read as JSON) and the fields of a JSON object body, which win over the query. The return
+and form fields (converted to the parameter's annotated type: int, float, bool or str;
+anything else is read as JSON) and the fields of a JSON object body, which win over the
+query. A JSON body is read as JSON whatever its Content-Type says (``curl -d`` says form). The return
 value is sent as JSON. Wrong arguments get a 400, an exception in the function a 500,
 each with ``{"error": "<sentence>"}``.
 
@@ -100,22 +101,25 @@ def convert(text: str, annotation: Any) -> Any:
 def arguments(
     function: Callable[..., Any], *, query: Mapping[str, list[str]], body: bytes, content_type: str
 ) -> dict[str, Any]:
-    """The keyword arguments for one call: converted query parameters, then the JSON body."""
+    """The keyword arguments for one call: converted query and form fields, then the JSON body."""
     try:
         hints = typing.get_type_hints(function)
     except Exception:
         hints = {}
+    fields = dict(query)
+    text = body.strip()
+    if text and "x-www-form-urlencoded" in content_type and not text.startswith((b"{", b"[")):
+        fields.update(urllib.parse.parse_qs(text.decode("utf-8", "replace"), keep_blank_values=True))
+        text = b""
     found: dict[str, Any] = {}
-    for name, values in query.items():
+    for name, values in fields.items():
         try:
             found[name] = convert(values[-1], hints.get(name, inspect.Parameter.empty))
         except FunctionError as error:
-            raise FunctionError(f"The query parameter {name}: {error}") from None
-    if body.strip():
-        if content_type and "json" not in content_type:
-            raise FunctionError(f"The request body must be JSON, not {content_type}.")
+            raise FunctionError(f"The parameter {name}: {error}") from None
+    if text:
         try:
-            document = json.loads(body)
+            document = json.loads(text)
         except ValueError as error:
             raise FunctionError(f"The request body is not valid JSON: {error}.") from None
         if not isinstance(document, dict):
@@ -153,12 +157,12 @@ def handler_for(function: Callable[..., Any]) -> type[SampleHandler]:
                 return
             try:
                 result = call(function, keywords)
-                body = json.dumps(result).encode() + b"\n"
+                answer = json.dumps(result).encode() + b"\n"
             except Exception as error:
                 traceback.print_exc(file=sys.stderr)
                 self.send_json({"error": f"{function.__name__} failed: {type(error).__name__}: {error}"}, status=500)
                 return
-            self.send_body(body, content_type="application/json")
+            self.send_body(answer, content_type="application/json")
 
         do_GET = do_PUT = do_PATCH = do_DELETE = do_POST
 

@@ -65,7 +65,7 @@ def test_query_values_take_the_annotated_type_and_the_body_wins() -> None:
             {"subtotal": ["1"], "extra": ["2"]}, b"",
             "The arguments do not fit get_tax: got an unexpected keyword argument 'extra'.", id="unexpected",
         ),
-        pytest.param({"subtotal": ["ten"]}, b"", "The query parameter subtotal: 'ten' is not a valid float.", id="bad-number"),
+        pytest.param({"subtotal": ["ten"]}, b"", "The parameter subtotal: 'ten' is not a valid float.", id="bad-number"),
         pytest.param({}, b"[1]", "The request body must be a JSON object whose fields are the arguments.", id="not-an-object"),
         pytest.param({}, b"{nope", "The request body is not valid JSON: ", id="not-json"),
     ],
@@ -74,6 +74,13 @@ def test_bad_arguments_are_explained(query: dict[str, list[str]], body: bytes, m
     with pytest.raises(FunctionError) as caught:
         arguments(get_tax, query=query, body=body, content_type="application/json")
     assert str(caught.value).startswith(message)
+
+
+def test_form_fields_count_like_query_parameters_and_json_is_json_whatever_the_type() -> None:
+    form = "application/x-www-form-urlencoded"
+
+    assert arguments(get_tax, query={}, body=b"subtotal=100", content_type=form) == {"subtotal": 100.0}
+    assert arguments(get_tax, query={}, body=b'{"subtotal": 100}', content_type=form) == {"subtotal": 100}
 
 
 def test_unannotated_query_values_stay_text_and_json_annotations_parse() -> None:
