@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped, unused-ignore]
 
 from serving.apis.crd_schema import (
     Schema,
@@ -289,13 +289,14 @@ def all_crds(*, max_timeout: int = 600, max_concurrency: int = 1000) -> dict[str
     }
 
 
-class _NoAliasDumper(yaml.SafeDumper):
+class _NoAliasDumper(yaml.SafeDumper):  # type: ignore[misc, unused-ignore]
     def ignore_aliases(self, data: Any) -> bool:
         return True
 
 
 def render(crd: dict[str, Any]) -> str:
-    return HEADER + yaml.dump(crd, Dumper=_NoAliasDumper, sort_keys=False, width=120)
+    text: str = yaml.dump(crd, Dumper=_NoAliasDumper, sort_keys=False, width=120)
+    return HEADER + text
 
 
 def main(argv: list[str] | None = None) -> int:

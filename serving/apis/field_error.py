@@ -102,7 +102,7 @@ class FieldError:
                 if path not in paths:
                     paths.append(path)
         order = {"Error": 0, "Warning": 1}
-        keys = sorted(merged, key=lambda k: (k[1], k[2], order[k[0]]))  # type: ignore[index]
+        keys = sorted(merged, key=lambda k: (k[1], k[2], order[k[0]]))
         return [FieldError(message, tuple(sorted(merged[(lvl, message, details)])), details, lvl)  # type: ignore[arg-type]
                 for lvl, message, details in keys]
 

@@ -16,12 +16,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 from pydantic.alias_generators import to_camel
 
-_COMMON: dict[str, Any] = {
-    "alias_generator": to_camel,
-    "populate_by_name": True,
-    "serialize_by_alias": True,
-    "extra": "allow",
-}
 
 
 class KubeModel(BaseModel):
@@ -31,7 +25,7 @@ class KubeModel(BaseModel):
     so a user's YAML round-trips without gaining ``metadata: {}`` or ``status: {}``.
     """
 
-    model_config = ConfigDict(**_COMMON)
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True, extra="allow")
 
     @model_serializer(mode="wrap")
     def _drop_unset_empty(self, handler: Any) -> Any:
@@ -53,7 +47,9 @@ class KubeModel(BaseModel):
 class FrozenModel(KubeModel):
     """An immutable part of an API object (specs). Change it with ``model_copy(update=...)``."""
 
-    model_config = ConfigDict(**_COMMON, frozen=True)
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True, extra="allow", frozen=True
+    )
 
 
 class OwnerReference(KubeModel):

@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Final
 
-import yaml
+import yaml  # type: ignore[import-untyped, unused-ignore]
 
 from serving.config.errors import ConfigError, Reader
 

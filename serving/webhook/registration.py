@@ -29,8 +29,8 @@ def client_config(
     return config
 
 
-def _webhook(name: str, config: dict[str, Any]) -> dict[str, Any]:
-    return {
+def _webhook(name: str, config: dict[str, Any], namespace_selector: dict[str, Any] | None) -> dict[str, Any]:
+    webhook: dict[str, Any] = {
         "name": name,
         "admissionReviewVersions": ["v1"],
         "clientConfig": config,
@@ -46,23 +46,34 @@ def _webhook(name: str, config: dict[str, Any]) -> dict[str, Any]:
         "timeoutSeconds": 10,
         "matchPolicy": "Equivalent",
     }
+    if namespace_selector is not None:
+        webhook["namespaceSelector"] = namespace_selector
+    return webhook
 
 
-def validating_webhook_configuration(*, ca_pem: bytes, url: str | None = None, **service: Any) -> dict[str, Any]:
+def validating_webhook_configuration(
+    *, ca_pem: bytes, url: str | None = None, name: str = VALIDATING_NAME,
+    namespace_selector: dict[str, Any] | None = None, **service: Any,
+) -> dict[str, Any]:
+    config = client_config(ca_pem=ca_pem, path=VALIDATION_PATH, url=url, **service)
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": VALIDATING_NAME, "labels": {"app.kubernetes.io/name": "knserve"}},
-        "webhooks": [_webhook(VALIDATING_NAME, client_config(ca_pem=ca_pem, path=VALIDATION_PATH, url=url, **service))],
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "knserve"}},
+        "webhooks": [_webhook(VALIDATING_NAME, config, namespace_selector)],
     }
 
 
-def mutating_webhook_configuration(*, ca_pem: bytes, url: str | None = None, **service: Any) -> dict[str, Any]:
-    webhook = _webhook(DEFAULTING_NAME, client_config(ca_pem=ca_pem, path=DEFAULTING_PATH, url=url, **service))
+def mutating_webhook_configuration(
+    *, ca_pem: bytes, url: str | None = None, name: str = DEFAULTING_NAME,
+    namespace_selector: dict[str, Any] | None = None, **service: Any,
+) -> dict[str, Any]:
+    webhook = _webhook(DEFAULTING_NAME, client_config(ca_pem=ca_pem, path=DEFAULTING_PATH, url=url, **service),
+                       namespace_selector)
     webhook["reinvocationPolicy"] = "IfNeeded"
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": DEFAULTING_NAME, "labels": {"app.kubernetes.io/name": "knserve"}},
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "knserve"}},
         "webhooks": [webhook],
     }

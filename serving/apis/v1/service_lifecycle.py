@@ -65,8 +65,8 @@ class ServiceStatusLifecycle(StatusLifecycle):
 
     def propagate_configuration_status(self, configuration_status: ConfigurationStatus, *, now: Now = None) -> None:
         """Copy latestReady/latestCreated and fold the Configuration's Ready into ConfigurationsReady."""
-        self.latest_ready_revision_name = configuration_status.latest_ready_revision_name  # type: ignore[attr-defined]
-        self.latest_created_revision_name = configuration_status.latest_created_revision_name  # type: ignore[attr-defined]
+        self.latest_ready_revision_name = configuration_status.latest_ready_revision_name
+        self.latest_created_revision_name = configuration_status.latest_created_revision_name
         ready = configuration_status.get_condition(READY)
         if ready is None:
             return
@@ -80,9 +80,9 @@ class ServiceStatusLifecycle(StatusLifecycle):
 
     def propagate_route_status(self, route_status: RouteStatus, *, now: Now = None) -> None:
         """Copy url/address/traffic and fold the Route's Ready into RoutesReady."""
-        self.url = route_status.url  # type: ignore[attr-defined]
-        self.address = route_status.address.model_copy(deep=True) if route_status.address else None  # type: ignore[attr-defined]
-        self.traffic = list(route_status.traffic) if route_status.traffic is not None else None  # type: ignore[attr-defined]
+        self.url = route_status.url
+        self.address = route_status.address.model_copy(deep=True) if route_status.address else None
+        self.traffic = list(route_status.traffic) if route_status.traffic is not None else None
         ready = route_status.get_condition(READY)
         if ready is None:
             return

@@ -257,6 +257,11 @@ def _set_timeout(doc: dict[str, Any], seconds: int) -> None:
     doc["spec"]["template"]["spec"]["timeoutSeconds"] = seconds
 
 
+def _rename_and_set_timeout(doc: dict[str, Any], name: str, seconds: int) -> None:
+    with_template_name(name)(doc)
+    _set_timeout(doc, seconds)
+
+
 @pytest.mark.parametrize(
     ("old", "change", "want"),
     [
@@ -269,7 +274,7 @@ def _set_timeout(doc: dict[str, Any], seconds: int) -> None:
         ),
         pytest.param(
             service("hello", with_template_name("hello-v1")),
-            lambda doc: (_set_timeout(doc, 10), with_template_name("hello-v2")(doc)),
+            lambda doc: _rename_and_set_timeout(doc, "hello-v2", 10),
             "",
             id="template changed with a new name",
         ),
