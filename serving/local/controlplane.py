@@ -80,6 +80,19 @@ def default_state_dir() -> Path:
     return Path(os.environ.get("KNSERVE_STATE", Path.home() / ".local" / "share" / "knserve" / "local"))
 
 
+def _node_environment() -> dict[str, str]:
+    """The node agent's environment: this interpreter's bin directory first on PATH.
+
+    Containers inherit PATH from the node, and the image map names commands such as
+    ``python3`` and ``knserve``: they must be the ones installed with knserve.
+    """
+    import os
+
+    bin_dir = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
+    return {**os.environ, "PATH": f"{bin_dir}:{path}" if path else bin_dir}
+
+
 @dataclasses.dataclass(frozen=True)
 class ComponentStatus:
     name: str
@@ -255,7 +268,7 @@ class LocalCluster:
             f"--port={self.ports.kubelet}",
             f"--tls-cert-file={self.pki_dir / 'kubelet.crt'}",
             f"--tls-private-key-file={self.pki_dir / 'kubelet.key'}",
-        ], stop_timeout=40.0)
+        ], env=_node_environment(), stop_timeout=40.0)
 
     # --- health --------------------------------------------------------------------------
     def _get(self, url: str, *, context: ssl.SSLContext | None = None, token: str | None = None) -> tuple[int, bytes]:
