@@ -148,12 +148,9 @@ class RevisionStatusLifecycle(StatusLifecycle):
         healthy = manager.get(CONDITION_CONTAINER_HEALTHY)
         unavailable = bool((resources and resources.is_false()) or (healthy and healthy.is_false()))
 
-        self.actual_replicas = pa_status.actual_scale if (pa_status.actual_scale or -1) >= 0 else None
-        self.desired_replicas = pa_status.desired_scale if (pa_status.desired_scale or -1) >= 0 else None
-        if pa_status.actual_scale == 0:
-            self.actual_replicas = 0
-        if pa_status.desired_scale == 0:
-            self.desired_replicas = 0
+        actual, desired = pa_status.actual_scale, pa_status.desired_scale
+        self.actual_replicas = actual if actual is not None and actual >= 0 else None
+        self.desired_replicas = desired if desired is not None and desired >= 0 else None
 
         ready = pa_status.get_condition(CONDITION_READY)
         if ready is None:
