@@ -69,6 +69,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         f"'loopback' (127.0.x.y: no setup, but Services get no endpoints), or 'auto' ({DEFAULT_POD_NETWORK} "
         "when permitted, else loopback)",
     )
+    parser.add_argument(
+        "--bind-pending-pods", action=argparse.BooleanOptionalAction, default=True,
+        help="bind pods no scheduler placed to this node (default: on; turn off when a scheduler runs)",
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
@@ -125,6 +129,7 @@ async def run(args: argparse.Namespace) -> None:
         node_name=args.name,
         host_ip=args.host_ip,
         shutdown_grace=args.shutdown_grace_period,
+        bind_pending_pods=args.bind_pending_pods,
         base_env={name: os.environ[name] for name in INHERITED_VARIABLES if name in os.environ},
     )
     try:

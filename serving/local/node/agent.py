@@ -163,7 +163,8 @@ class NodeAgent:
                 tasks.create_task(self._lease_loop(), name="node lease")
                 tasks.create_task(self._node_status_loop(), name="node status")
                 tasks.create_task(self._pod_loop(), name="pods on this node")
-                tasks.create_task(self._bind_loop(), name="binder")
+                if self.ctx.settings.bind_pending_pods:
+                    tasks.create_task(self._bind_loop(), name="binder")
         finally:
             await self.shutdown()
 

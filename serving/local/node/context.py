@@ -106,6 +106,7 @@ class NodeSettings:
     host_ip: str
     shutdown_grace: float  # cap on each pod's grace period when the agent itself stops
     base_env: dict[str, str]
+    bind_pending_pods: bool = True
 
 
 @dataclasses.dataclass

@@ -1,0 +1,85 @@
+"""The node agent survives its own restarts: it adopts running processes, and after a clean
+stop (SIGTERM) it starts the pods again, with their IPs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.serving.local.node.test_node_functional import (
+    app_container,
+    apply,
+    container_status,
+    get_json,
+    http_get,
+    is_ready,
+    wait_for,
+)
+
+
+def start_agent(cluster, node: str, state_dir: Path, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "serving.cli", "node", f"--kubeconfig={cluster.kubeconfig}", f"--name={node}",
+             f"--state-dir={state_dir}", "--no-bind-pending-pods"],
+            stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def container_pid(pod: dict) -> int:
+    return int(container_status(pod)["containerID"].rsplit("/", 1)[1])
+
+
+def test_agent_restart_adopts_processes_and_a_clean_stop_restarts_them(cluster, namespace, tmp_path):
+    node = f"adopt-{namespace}"
+    state, log = tmp_path / "state", tmp_path / "agent.log"
+    agent = start_agent(cluster, node, state, log)
+    try:
+        apply(cluster, {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "survivor", "namespace": namespace},
+            "spec": {"nodeName": node, "terminationGracePeriodSeconds": 3, "containers": [app_container()]},
+        })
+        first = wait_for("the pod ready", lambda: is_ready(p := get_json(cluster, "pod", "survivor", "-n", namespace)) and p)
+        pid, ip = container_pid(first), first["status"]["podIP"]
+
+        agent.kill()  # no chance to clean up: the process must live on and be adopted
+        agent.wait()
+        assert alive(pid)
+        agent = start_agent(cluster, node, state, log)
+        wait_for("the new agent to adopt the process", lambda: "adopted" in log.read_text())
+        adopted = get_json(cluster, "pod", "survivor", "-n", namespace)
+        assert (container_pid(adopted), container_status(adopted)["restartCount"], is_ready(adopted)) == (pid, 0, True)
+        assert http_get(f"http://{ip}:8080/") == "hello from survivor\n"
+
+        agent.terminate()  # a clean stop ends the pod's processes but leaves the pod
+        assert agent.wait(timeout=30) == 0
+        wait_for("the process to end", lambda: not alive(pid))
+        assert get_json(cluster, "pod", "survivor", "-n", namespace)["metadata"]["name"] == "survivor"
+
+        agent = start_agent(cluster, node, state, log)
+        again = wait_for(
+            "the pod restarted",
+            lambda: (container_status(p := get_json(cluster, "pod", "survivor", "-n", namespace)).get("restartCount") == 1
+                     and is_ready(p) and p),
+        )
+        assert container_pid(again) != pid
+        assert again["status"]["podIP"] == ip
+        assert http_get(f"http://{ip}:8080/") == "hello from survivor\n"
+
+        cluster.kubectl("delete", "pod", "survivor", "-n", namespace, "--timeout=60s")
+        wait_for("the restarted process to end", lambda: not alive(container_pid(again)))
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)
+        cluster.kubectl("delete", "node", node, "--wait=false", check=False)
