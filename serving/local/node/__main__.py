@@ -52,6 +52,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--tls-cert-file", type=Path, help="serving certificate of the log endpoint (PEM)")
     parser.add_argument("--tls-private-key-file", type=Path, help="its key (default: a self-signed pair is made)")
     parser.add_argument(
+        "--client-ca-file", type=Path,
+        help="require callers of the log endpoint (the API server) to present a certificate from this CA",
+    )
+    parser.add_argument(
         "--image-map", default=f"{IMAGE_MAP_NAMESPACE}/{IMAGE_MAP_NAME}",
         help="namespace/name of the ConfigMap mapping images to command lines",
     )
@@ -124,6 +128,9 @@ async def run(args: argparse.Namespace) -> None:
         cert, key = serving_certificate(state_dir / "pki", args.name, args.host_ip)
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(cert, key)
+    if args.client_ca_file is not None:
+        tls.load_verify_locations(cafile=str(args.client_ca_file))
+        tls.verify_mode = ssl.CERT_REQUIRED
     image_namespace, _, image_name = args.image_map.partition("/")
     settings = NodeSettings(
         node_name=args.name,

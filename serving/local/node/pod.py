@@ -1,9 +1,9 @@
 """One pod on the node: its address, credentials, containers and the status the node writes.
 
 ``PodWorker`` gives the pod its IP (its own address from the node's block, or the host's for
-``hostNetwork``) and ports (relaying each remapped port from the declared one), writes its service-account credentials, runs its init
-containers one after another and then its containers side by side (a ``ContainerSupervisor``
-each), and publishes the pod's status whenever a container changes: changes are coalesced
+``hostNetwork``) and ports (relaying each remapped port from the declared one), writes its
+service-account credentials, runs its init containers one after another and then its
+containers side by side (a ``ContainerSupervisor`` each), and publishes the pod's status whenever a container changes: changes are coalesced
 and written with one strategic-merge patch to ``pods/status`` carrying the pod's UID, so a
 successor of the same name is never touched. ``terminate`` stops every container.
 
