@@ -1,7 +1,7 @@
 """``knserve activator``: parse settings, build the activator, serve until SIGTERM/SIGINT.
 
-Revisions come from the cluster (Revisions and EndpointSlices, through the Kubernetes
-adapter) or, with ``--static FILE``, from a file (see ``StaticRevisionSource.from_file``).
+Revisions and their pods come from the API server (``activator.kube_source``) or, with
+``--static FILE``, from a file (see ``StaticRevisionSource.from_file``).
 On SIGTERM the activator stops accepting, lets requests in flight finish, then exits.
 """
 
@@ -36,62 +36,63 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--queue-depth", type=int, default=DEFAULT_QUEUE_DEPTH, help="requests a revision may queue")
     parser.add_argument("--pod-name", default=os.environ.get("POD_NAME", socket.gethostname()))
+    parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
     parser.add_argument("--static", metavar="FILE", help="serve the revisions listed in FILE instead of the cluster's")
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
     return parser.parse_args(argv)
 
 
-def cluster_source() -> RevisionSource | None:
-    """The Kubernetes-backed ``RevisionSource``; None until serving.kube provides one.
+async def cluster_source(kubeconfig: str | None) -> RevisionSource | None:
+    """Revisions and pods from the API server; None (after saying why) when it cannot connect."""
+    from activator.kube_source import KubeRevisionSource
+    from serving.kube.client import connect
+    from serving.kube.errors import ApiError
 
-    Wiring point for the lead: an implementation of ``activator.revisions.RevisionSource``
-    on ``serving.kube`` (watch serving.knative.dev/v1 Revisions and each revision's
-    EndpointSlices, not-ready addresses included) is returned from here.
-    """
-    return None
+    try:
+        client = await connect(kubeconfig, field_manager="knserve-activator")
+    except ApiError as error:
+        print(f"knserve activator: {error}", file=sys.stderr)
+        return None
+    return KubeRevisionSource(client)
 
 
-async def serve(activator: Activator, *, host: str, port: int, metrics_port: int) -> None:
+async def serve(args: argparse.Namespace, source: RevisionSource | None) -> int:
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, task.cancel)
+    if source is None:
+        source = await cluster_source(args.kubeconfig)
+        if source is None:
+            return 2
+    activator = Activator(
+        source=source, autoscaler_url=args.autoscaler_url, pod_name=args.pod_name, queue_depth=args.queue_depth
+    )
     try:
-        await activator.run(host=host, port=port, metrics_port=metrics_port)
+        await activator.run(host=args.host, port=args.port, metrics_port=args.metrics_port)
     except asyncio.CancelledError:
         logging.getLogger("activator").info("stopped")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    source: RevisionSource | None = None
     if args.static:
         try:
-            source: RevisionSource | None = StaticRevisionSource.from_file(args.static)
+            source = StaticRevisionSource.from_file(args.static)
         except (OSError, ValueError) as error:
             print(f"knserve activator: cannot read {args.static}: {error}", file=sys.stderr)
             return 2
-    else:
-        source = cluster_source()
-    if source is None:
-        print(
-            "knserve activator: watching the cluster's Revisions needs the Kubernetes adapter, which is not "
-            "wired in yet; pass --static FILE to serve the revisions listed in FILE.",
-            file=sys.stderr,
-        )
-        return 2
-    activator = Activator(
-        source=source, autoscaler_url=args.autoscaler_url, pod_name=args.pod_name, queue_depth=args.queue_depth
-    )
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(serve(activator, host=args.host, port=args.port, metrics_port=args.metrics_port))
-    return 0
+    return asyncio.run(serve(args, source))
 
 
 if __name__ == "__main__":

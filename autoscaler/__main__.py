@@ -1,7 +1,7 @@
 """``knserve autoscaler``: parse settings, build the service, serve until SIGTERM/SIGINT.
 
-PodAutoscalers, pods and ``/scale`` come from the cluster through the Kubernetes adapter or,
-with ``--static FILE``, from an in-memory cluster loaded from FILE (replica writes are only
+PodAutoscalers, pods and ``/scale`` are the API server's (``autoscaler.kube_cluster``) or,
+with ``--static FILE``, an in-memory cluster loaded from FILE (replica writes are only
 logged). ``--config FILE`` reads ``config-autoscaler`` keys (a ConfigMap manifest or a plain
 mapping).
 """
@@ -39,6 +39,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=AUTOSCALER_PORT, help="stats port (default: %(default)s)")
     parser.add_argument("--metrics-port", type=int, default=9090, help="Prometheus port (default: %(default)s)")
     parser.add_argument("--config", metavar="FILE", help="config-autoscaler keys (ConfigMap manifest or mapping)")
+    parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
     parser.add_argument("--static", metavar="FILE", help="autoscale the PodAutoscalers and pods listed in FILE")
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
     return parser.parse_args(argv)
@@ -75,21 +76,30 @@ def load_static(path: str) -> FakeCluster:
     return cluster
 
 
-def cluster_adapter() -> Cluster | None:
-    """The Kubernetes-backed boundaries; None until serving.kube provides them.
+async def cluster_adapter(kubeconfig: str | None) -> Cluster | None:
+    """PodAutoscalers, pods and /scale on the API server; None (after saying why) without one."""
+    from autoscaler.kube_cluster import KubeCluster
+    from serving.kube.client import connect
+    from serving.kube.errors import ApiError
 
-    Wiring point for the lead: one object implementing the four Protocols of
-    ``autoscaler.kube`` on ``serving.kube`` is returned from here.
-    """
-    return None
+    try:
+        client = await connect(kubeconfig, field_manager="knserve-autoscaler")
+    except ApiError as error:
+        print(f"knserve autoscaler: {error}", file=sys.stderr)
+        return None
+    return KubeCluster(client)
 
 
-async def serve(cluster: Cluster, config: AutoscalerConfig, args: argparse.Namespace) -> None:
+async def serve(cluster: Cluster | None, config: AutoscalerConfig, args: argparse.Namespace) -> int:
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, task.cancel)
+    if cluster is None:
+        cluster = await cluster_adapter(args.kubeconfig)
+        if cluster is None:
+            return 2
     async with aiohttp.ClientSession() as session:
         service = AutoscalerService(
             watch=cluster, pods=cluster, scale=cluster, status=cluster, fetcher=HttpStatsFetcher(session), config=config
@@ -108,6 +118,7 @@ async def serve(cluster: Cluster, config: AutoscalerConfig, args: argparse.Names
         finally:
             for runner in runners:
                 await runner.cleanup()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,24 +129,14 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, yaml.YAMLError, ConfigError) as error:
         print(f"knserve autoscaler: cannot use --config {args.config}: {error}", file=sys.stderr)
         return 2
-    cluster: Cluster | None
+    cluster: Cluster | None = None
     if args.static:
         try:
             cluster = load_static(args.static)
         except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as error:
             print(f"knserve autoscaler: cannot read {args.static}: {error!r}", file=sys.stderr)
             return 2
-    else:
-        cluster = cluster_adapter()
-    if cluster is None:
-        print(
-            "knserve autoscaler: watching the cluster's PodAutoscalers needs the Kubernetes adapter, which is not "
-            "wired in yet; pass --static FILE to autoscale the PodAutoscalers listed in FILE.",
-            file=sys.stderr,
-        )
-        return 2
-    asyncio.run(serve(cluster, config, args))
-    return 0
+    return asyncio.run(serve(cluster, config, args))
 
 
 if __name__ == "__main__":

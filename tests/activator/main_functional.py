@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import socket
 import sys
@@ -24,9 +25,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def start(*args: str) -> asyncio.subprocess.Process:
+async def start(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "serving.cli", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        sys.executable, "-m", "serving.cli", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env=env,
     )
 
 
@@ -101,8 +103,11 @@ async def test_both_processes_serve_and_a_cold_request_reaches_the_autoscaler(tm
     assert "scaling default/cold-00001-deployment from 0 to 1" in autoscaler_log
 
 
-async def test_without_a_cluster_adapter_or_file_the_commands_say_what_to_do() -> None:
+async def test_without_any_cluster_configuration_the_commands_say_what_to_do(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")}
+    env["HOME"] = str(tmp_path)  # no ~/.kube/config either
     for command in ("activator", "autoscaler"):
-        process = await start(command)
+        process = await start(command, env=env)
         output, _ = await asyncio.wait_for(process.communicate(), 15)
-        assert process.returncode == 2 and b"--static FILE" in output
+        assert process.returncode == 2, output
+        assert b"pass --kubeconfig" in output and b"Traceback" not in output

@@ -1,0 +1,79 @@
+"""``RevisionSource`` on a real API server, through ``serving.kube``'s informers.
+
+Two informers: Revisions (``containerConcurrency``, ``timeoutSeconds``) and pods carrying
+the ``serving.knative.dev/revision`` label. A revision's endpoints are its running pods
+that are not terminating and have an IP: ready when their ``Ready`` condition is True,
+not ready otherwise (the activator probes those itself); each at the queue-proxy's port
+8012. Pods rather than EndpointSlices because a pod names its revision without ambiguity
+and carries the IP before any Service picks it up.
+
+RBAC it needs: revisions and pods (list, watch).
+Side effects: API reads through the injected ``KubeClient``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from activator.revisions import Endpoints, RevisionInfo, RevisionSink, pod_dest
+from serving.kube.cache import by_label
+from serving.kube.client import KubeClient
+from serving.kube.informer import Change, Informer
+from serving.kube.objects import JSON
+from serving.kube.resources import PODS, REVISIONS
+from serving.networking import REVISION_LABEL
+
+
+def _is_ready(pod: JSON) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or ()
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def endpoints_of(pods: list[JSON]) -> Endpoints:
+    ready: list[str] = []
+    not_ready: list[str] = []
+    for pod in pods:
+        status = pod.get("status") or {}
+        ip = status.get("podIP")
+        if not ip or status.get("phase") != "Running" or (pod.get("metadata") or {}).get("deletionTimestamp"):
+            continue
+        (ready if _is_ready(pod) else not_ready).append(pod_dest(str(ip)))
+    return Endpoints.of(ready, not_ready)
+
+
+class KubeRevisionSource:
+    def __init__(self, client: KubeClient) -> None:
+        self._revisions = Informer(client, REVISIONS)
+        self._pods = Informer(client, PODS, label_selector=REVISION_LABEL, indexers={"revision": by_label(REVISION_LABEL)})
+
+    async def run(self, sink: RevisionSink) -> None:
+        def revision_changed(change: Change) -> None:
+            metadata = change.object.get("metadata") or {}
+            if change.kind == "delete":
+                sink.delete_revision(str(metadata.get("namespace", "")), str(metadata.get("name", "")))
+            else:
+                sink.upsert_revision(RevisionInfo.from_object(change.object))
+
+        def pod_changed(change: Change) -> None:
+            metadata = change.object.get("metadata") or {}
+            namespace, revision = str(metadata.get("namespace", "")), (metadata.get("labels") or {}).get(REVISION_LABEL)
+            if revision:
+                pods = self._pods.store.by_index("revision", f"{namespace}/{revision}")
+                sink.set_endpoints(namespace, str(revision), endpoints_of(pods))
+
+        self._revisions.add_handler(revision_changed)
+        self._pods.add_handler(pod_changed)
+        loop = asyncio.get_running_loop()
+        informers = {
+            loop.create_task(self._revisions.run(), name="activator-revisions-informer"),
+            loop.create_task(self._pods.run(), name="activator-pods-informer"),
+        }
+        try:
+            await asyncio.gather(*informers)
+        finally:
+            # Cancel until done: Python 3.11's wait_for can swallow a cancellation that races
+            # a result (an informer's watch wait), and one lost cancel would hang shutdown.
+            while pending := {task for task in informers if not task.done()}:
+                for task in pending:
+                    task.cancel()
+                await asyncio.wait(pending, timeout=0.1)

@@ -1,0 +1,98 @@
+"""The autoscaler's Kubernetes boundaries on serving.kube's fake API server."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from autoscaler.clock import FakeClock
+from autoscaler.kube_cluster import KubeCluster
+from autoscaler.scraper import StatsFetcher
+from autoscaler.service import AutoscalerService
+from serving.autoscaling_wire import RevisionStat, Stat
+from serving.kube.fake import FakeKubeClient
+from serving.kube.resources import DEPLOYMENTS, PODAUTOSCALERS, PODS
+
+NS, REV = "default", "hello-00001"
+DEPLOYMENT = f"{REV}-deployment"
+
+
+def pod(name: str, ip: str, *, ready: bool, revision: str = REV) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": NS, "labels": {"serving.knative.dev/revision": revision}},
+        "status": {"phase": "Running", "podIP": ip, "startTime": "2024-01-01T00:00:00Z",
+                   "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
+    }
+
+
+def pa(status: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "metadata": {"name": REV, "namespace": NS, "labels": {"serving.knative.dev/revision": REV}},
+        "spec": {"containerConcurrency": 0, "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                                               "name": DEPLOYMENT}},
+        "status": status or {},
+    }
+
+
+def cluster_objects(replicas: int) -> FakeKubeClient:
+    return FakeKubeClient([
+        (DEPLOYMENTS, {"metadata": {"name": DEPLOYMENT, "namespace": NS}, "spec": {"replicas": replicas}}),
+        (PODS, pod("a", "127.0.0.2", ready=True)),
+        (PODS, pod("b", "127.0.0.3", ready=False)),
+        (PODS, pod("other", "127.0.0.4", ready=True, revision="other-00001")),
+    ])
+
+
+async def test_reads_pods_and_replicas_and_writes_scale_and_status() -> None:
+    client = cluster_objects(2)
+    client.seed(PODAUTOSCALERS, pa())
+    cluster = KubeCluster(client)
+    events = cluster.events()
+    kind, obj = await asyncio.wait_for(anext(events), 5)
+    assert (kind, obj["metadata"]["name"]) == ("ADDED", REV)
+
+    pods = await cluster.list_pods(NS, REV)
+    assert sorted((p.name, p.ip, p.ready) for p in pods) == [("a", "127.0.0.2", True), ("b", "127.0.0.3", False)]
+    assert pods[0].start_time > 0
+    assert await cluster.get_replicas(NS, DEPLOYMENT) == 2
+    assert await cluster.get_replicas(NS, "missing") is None
+
+    await cluster.set_replicas(NS, DEPLOYMENT, 5)
+    assert client.peek(DEPLOYMENTS, NS, DEPLOYMENT)["spec"]["replicas"] == 5  # type: ignore[index]
+    await cluster.write_status(NS, REV, {"desiredScale": 5, "conditions": []})
+    assert client.peek(PODAUTOSCALERS, NS, REV)["status"]["desiredScale"] == 5  # type: ignore[index]
+    await events.aclose()
+
+
+class NoStats:
+    async def fetch(self, ip: str) -> Stat:
+        return Stat(ip, 0.0)
+
+
+async def test_the_service_scales_a_revision_from_zero_through_the_api() -> None:
+    client = FakeKubeClient([
+        (DEPLOYMENTS, {"metadata": {"name": DEPLOYMENT, "namespace": NS}, "spec": {"replicas": 0}}),
+        (PODAUTOSCALERS, pa({"desiredScale": 0, "conditions": [
+            {"type": "Active", "status": "False", "reason": "NoTraffic", "lastTransitionTime": "2020-01-01T00:00:00Z"},
+            {"type": "ActivatorInPath", "status": "True", "lastTransitionTime": "2020-01-01T00:00:00Z"},
+        ]})),
+    ])
+    fetcher: StatsFetcher = NoStats()
+    cluster = KubeCluster(client)
+    service = AutoscalerService(watch=cluster, pods=cluster, scale=cluster, status=cluster, fetcher=fetcher,
+                                clock=FakeClock(2_000_000_000.0))
+    run = asyncio.create_task(service.run())
+    try:
+        async with asyncio.timeout(5):
+            while (NS, REV) not in service.revisions:
+                await asyncio.sleep(0.01)
+        service.record([RevisionStat(NS, REV, Stat("activator", 1.0, request_count=1.0))])
+        async with asyncio.timeout(5):
+            while client.peek(DEPLOYMENTS, NS, DEPLOYMENT)["spec"]["replicas"] != 1:  # type: ignore[index]
+                await asyncio.sleep(0.01)
+        async with asyncio.timeout(5):
+            while (client.peek(PODAUTOSCALERS, NS, REV) or {}).get("status", {}).get("desiredScale") != 1:
+                await asyncio.sleep(0.01)
+    finally:
+        run.cancel()
+        await asyncio.gather(run, return_exceptions=True)
