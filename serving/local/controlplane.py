@@ -268,6 +268,7 @@ class LocalCluster:
             f"--port={self.ports.kubelet}",
             f"--tls-cert-file={self.pki_dir / 'kubelet.crt'}",
             f"--tls-private-key-file={self.pki_dir / 'kubelet.key'}",
+            f"--client-ca-file={self.pki_dir / 'ca.crt'}",
         ], env=_node_environment(), stop_timeout=40.0)
 
     # --- health --------------------------------------------------------------------------
@@ -328,8 +329,8 @@ class LocalCluster:
                 progress(f"{spec.name} already running")
                 continue
             began = time.monotonic()
-            processes.start(spec)
-            processes.wait_healthy(spec, healthy, timeout=timeout)
+            pid = processes.start(spec)
+            processes.wait_healthy(spec, pid, healthy, timeout=timeout)
             progress(f"{spec.name} ready ({time.monotonic() - began:.1f}s)")
 
     def stop(self, *, progress: Progress = print) -> None:

@@ -147,14 +147,16 @@ class StartError(RuntimeError):
 
 def wait_healthy(
     spec: ProcessSpec,
+    pid: int,
     healthy: Callable[[], bool],
     *,
     timeout: float,
     interval: float = 0.05,
 ) -> None:
+    """Wait until ``healthy()``; fail at once if the process ``pid`` exits meanwhile."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if running_pid(spec) is None:
+        if not _alive(pid):
             raise StartError(f"{spec.name} exited while starting (log: {spec.log_file}):\n{log_tail(spec)}")
         if healthy():
             return
