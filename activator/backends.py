@@ -155,7 +155,11 @@ class Backends:
     def set_endpoints(self, namespace: str, name: str, endpoints: Endpoints) -> None:
         revision = self._revisions.get((namespace, name))
         if revision is None:
-            self._pending_endpoints[(namespace, name)] = endpoints  # the Revision may come later
+            # The Revision may come later; endpoints of a revision that is gone are not kept.
+            if endpoints.ready or endpoints.not_ready:
+                self._pending_endpoints[(namespace, name)] = endpoints
+            else:
+                self._pending_endpoints.pop((namespace, name), None)
             return
         self._apply_endpoints(revision, endpoints)
 
