@@ -7,8 +7,10 @@ Answers, in order:
 - no ``Knative-Serving-Revision`` / ``Knative-Serving-Namespace`` header, or an unknown
   revision: ``404``;
 - the revision's queue is full: ``503 pending request queue full`` at once;
-- no answer within the revision's ``timeoutSeconds`` (waiting included): ``504 activator
-  request timeout`` (a response already under way is cut instead);
+- no answer within the revision's ``timeoutSeconds`` (waiting included), no response
+  headers within ``responseStartTimeoutSeconds`` of arrival, or a response body silent for
+  ``idleTimeoutSeconds``: ``504 activator request timeout`` (a response already under way
+  is cut instead);
 - the pod cannot be reached: ``502``.
 
 Every request that names a known revision counts in the ``ConcurrencyReporter`` from arrival
@@ -29,6 +31,7 @@ from activator.backends import Backends, QueueFull, RevisionGone
 from activator.metrics import ActivatorMetrics
 from activator.proxy import Progress, forward
 from activator.reporter import StatPusher
+from activator.revisions import RevisionInfo
 from activator.stats import ConcurrencyReporter
 from serving.networking import (
     KUBELET_PROBE_USER_AGENT_PREFIX,
@@ -85,25 +88,35 @@ class ActivationHandler:
             self._pusher.send_now(first)
         status = 500
         try:
-            response = await self._serve(request, namespace, name, info.timeout_seconds)
+            response = await self._serve(request, info, arrived)
             status = response.status
             return response
         finally:
             self._reporter.request_out(namespace, name, now=time.monotonic())
             self._metrics.observe(namespace, name, status, loop.time() - arrived)
 
-    async def _serve(self, request: web.BaseRequest, namespace: str, name: str, timeout: float) -> web.StreamResponse:
+    async def _serve(self, request: web.BaseRequest, info: RevisionInfo, arrived: float) -> web.StreamResponse:
+        namespace, name = info.namespace, info.name
+        start_deadline = arrived + info.response_start_timeout_seconds if info.response_start_timeout_seconds else None
         progress = Progress()
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(info.timeout_seconds):
                 try:
-                    dest = await self._backends.acquire(namespace, name)
+                    async with asyncio.timeout_at(start_deadline):
+                        dest = await self._backends.acquire(namespace, name)
                 except QueueFull:
                     return web.Response(status=503, text=QUEUE_FULL_MESSAGE)
                 except RevisionGone as gone:
                     return web.Response(status=503, text=f"{gone}.\n")
                 try:
-                    return await forward(request, dest, self._session, progress)
+                    return await forward(
+                        request,
+                        dest,
+                        self._session,
+                        progress,
+                        start_deadline=start_deadline,
+                        idle_timeout=info.idle_timeout_seconds or None,
+                    )
                 finally:
                     self._backends.release(namespace, name, dest)
         except TimeoutError:

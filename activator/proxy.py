@@ -5,11 +5,13 @@ The request keeps its method, path, query, body and headers, including ``Host`` 
 are dropped, ``X-Forwarded-For`` gets the client's address and ``K-Proxy-Request:
 activator`` marks the request as proxied so the queue-proxy reports it apart. Small bodies
 (known length up to ``BUFFER_LIMIT``) are read whole, larger or chunked ones stream both
-ways. Side effects: network I/O on the given session.
+ways. The revision's response-start and idle timeouts bound the waits on the pod.
+Side effects: network I/O on the given session.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Final
 
 import aiohttp
@@ -64,34 +66,53 @@ class Progress:
 
 
 async def forward(
-    request: web.BaseRequest, dest: str, session: aiohttp.ClientSession, progress: Progress
+    request: web.BaseRequest,
+    dest: str,
+    session: aiohttp.ClientSession,
+    progress: Progress,
+    *,
+    start_deadline: float | None = None,
+    idle_timeout: float | None = None,
 ) -> web.StreamResponse:
-    """Send ``request`` to ``http://dest`` and answer with what the pod answers."""
+    """Send ``request`` to ``http://dest`` and answer with what the pod answers.
+
+    ``start_deadline`` (loop time) bounds the wait for the pod's response headers;
+    ``idle_timeout`` the silence between two pieces of its body. Both raise TimeoutError.
+    """
     headers = upstream_headers(request)
     body: object = None
     if request.body_exists:
         body = await request.read() if _small(request.content_length) else request.content.iter_any()
     skip = [name for name in _AUTO_HEADERS if name not in headers]
-    async with session.request(
-        request.method,
-        f"http://{dest}{request.rel_url}",
-        headers=headers,
-        data=body,
-        skip_auto_headers=skip,
-        allow_redirects=False,
-    ) as upstream:
+    async with asyncio.timeout_at(start_deadline):
+        upstream = await session.request(
+            request.method,
+            f"http://{dest}{request.rel_url}",
+            headers=headers,
+            data=body,
+            skip_auto_headers=skip,
+            allow_redirects=False,
+        )
+    try:
         answer_headers: CIMultiDict[str] = CIMultiDict(
             (name, value) for name, value in upstream.headers.items() if name.lower() not in _RESPONSE_SKIP
         )
         if _small(upstream.content_length) or request.method == hdrs.METH_HEAD:
-            payload = await upstream.read()
+            async with asyncio.timeout(idle_timeout):
+                payload = await upstream.read()
             return web.Response(status=upstream.status, reason=upstream.reason, headers=answer_headers, body=payload)
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=answer_headers)
         if upstream.content_length is not None:
             response.content_length = upstream.content_length
         progress.started = True
         await response.prepare(request)
-        async for chunk in upstream.content.iter_any():
+        while True:
+            async with asyncio.timeout(idle_timeout):
+                chunk = await upstream.content.readany()
+            if not chunk:
+                break
             await response.write(chunk)
         await response.write_eof()
         return response
+    finally:
+        upstream.release()

@@ -1,7 +1,8 @@
 """What the activator knows about revisions, and the boundary it learns it through.
 
 ``RevisionInfo`` carries what the activator needs from a Revision object
-(``containerConcurrency``, ``timeoutSeconds``); ``Endpoints`` the revision's pod addresses
+(``containerConcurrency``, ``timeoutSeconds``, ``responseStartTimeoutSeconds``,
+``idleTimeoutSeconds``); ``Endpoints`` the revision's pod addresses
 (``ip:port`` of the queue-proxy), split into those Kubernetes calls ready and those it does
 not yet (the activator probes the latter itself and uses them as soon as a probe passes).
 
@@ -37,6 +38,8 @@ class RevisionInfo:
     name: str
     container_concurrency: int = 0
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    response_start_timeout_seconds: float = 0.0  # 0: none; else until the response starts
+    idle_timeout_seconds: float = 0.0  # 0: none; else longest silence while the response streams
 
     @property
     def key(self) -> tuple[str, str]:
@@ -47,11 +50,18 @@ class RevisionInfo:
         """Read a Revision as the API server returns it (a JSON object)."""
         metadata = obj.get("metadata") or {}
         spec = obj.get("spec") or {}
+        return cls.from_spec(str(metadata.get("namespace", "default")), str(metadata["name"]), spec)
+
+    @classmethod
+    def from_spec(cls, namespace: str, name: str, spec: Mapping[str, Any]) -> RevisionInfo:
+        """From a Revision spec's camelCase fields (also the ``--static`` file's)."""
         return cls(
-            namespace=str(metadata.get("namespace", "default")),
-            name=str(metadata["name"]),
+            namespace=namespace,
+            name=name,
             container_concurrency=int(spec.get("containerConcurrency") or 0),
             timeout_seconds=float(spec.get("timeoutSeconds") or DEFAULT_TIMEOUT_SECONDS),
+            response_start_timeout_seconds=float(spec.get("responseStartTimeoutSeconds") or 0.0),
+            idle_timeout_seconds=float(spec.get("idleTimeoutSeconds") or 0.0),
         )
 
 
@@ -114,7 +124,8 @@ class StaticRevisionSource:
 
             revisions:
               - {namespace: default, name: hello-00001, containerConcurrency: 1,
-                 timeoutSeconds: 300, ready: ["127.0.0.5:8012"], notReady: []}
+                 timeoutSeconds: 300, responseStartTimeoutSeconds: 10, idleTimeoutSeconds: 60,
+                 ready: ["127.0.0.5:8012"], notReady: []}
         """
         text = Path(path).read_text()
         document = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
@@ -123,12 +134,7 @@ class StaticRevisionSource:
         for index, entry in enumerate(entries):
             if not isinstance(entry, Mapping) or not entry.get("name"):
                 raise ValueError(f"{path}: revisions[{index}] needs at least a name")
-            revision = RevisionInfo(
-                namespace=str(entry.get("namespace", "default")),
-                name=str(entry["name"]),
-                container_concurrency=int(entry.get("containerConcurrency") or 0),
-                timeout_seconds=float(entry.get("timeoutSeconds") or DEFAULT_TIMEOUT_SECONDS),
-            )
+            revision = RevisionInfo.from_spec(str(entry.get("namespace", "default")), str(entry["name"]), entry)
             revisions.append(revision)
             endpoints[revision.key] = Endpoints.of(entry.get("ready") or (), entry.get("notReady") or ())
         return cls(revisions, endpoints)

@@ -14,7 +14,8 @@ from serving.autoscaling_wire import RevisionStat, decode_stat_batch
 class FakePod:
     """A queue-proxy stand-in: answers the activator's probe and echoes requests.
 
-    ``?sleep=<seconds>`` delays the answer; ``ready`` decides the probe's answer.
+    ``?sleep=<seconds>`` delays the answer; ``?stall=<seconds>`` streams a first piece, then
+    goes silent that long before the rest; ``ready`` decides the probe's answer.
     """
 
     name: str
@@ -54,6 +55,15 @@ class FakePod:
             delay = float(request.query.get("sleep", "0"))
             if delay:
                 await asyncio.sleep(delay)
+            if "stall" in request.query:  # stream a first piece, go silent, then finish
+                response = web.StreamResponse()
+                await response.prepare(request)
+                await response.write(b"first piece;")
+                await asyncio.sleep(float(request.query["stall"]))
+                await response.write(b"the rest")
+                await response.write_eof()
+                self.served += 1
+                return response
             body = await request.read()
             self.served += 1
             return web.json_response(

@@ -42,8 +42,11 @@ class Harness:
         self.pods.append(pod)
         return pod
 
-    def revision(self, name: str, *, cc: int = 0, timeout: float = 300.0) -> None:
-        self.backends.upsert_revision(RevisionInfo(NS, name, container_concurrency=cc, timeout_seconds=timeout))
+    def revision(self, name: str, *, cc: int = 0, timeout: float = 300.0, start: float = 0.0, idle: float = 0.0) -> None:
+        self.backends.upsert_revision(
+            RevisionInfo(NS, name, container_concurrency=cc, timeout_seconds=timeout,
+                         response_start_timeout_seconds=start, idle_timeout_seconds=idle)
+        )
 
     def endpoints(self, name: str, *, ready: Sequence[FakePod] = (), not_ready: Sequence[FakePod] = ()) -> None:
         self.backends.set_endpoints(NS, name, Endpoints.of([p.dest for p in ready], [p.dest for p in not_ready]))
@@ -187,6 +190,28 @@ async def test_the_revision_timeout_answers_504(harness: Harness) -> None:
     harness.revision("sluggish", timeout=0.5)
     harness.endpoints("sluggish", ready=[slow])
     assert await harness.get("sluggish", "/?sleep=2") == (504, "activator request timeout")
+
+
+async def test_the_response_start_timeout_answers_504(harness: Harness) -> None:
+    slow = await harness.pod("slow")
+    harness.revision("late-start", timeout=30, start=0.4)
+    harness.endpoints("late-start", ready=[slow])
+    started = time.monotonic()
+    assert await harness.get("late-start", "/?sleep=2") == (504, "activator request timeout")
+    assert time.monotonic() - started < 1.5
+    assert (await harness.get("late-start", "/?sleep=0.1"))[0] == 200
+
+
+async def test_the_idle_timeout_cuts_a_silent_stream(harness: Harness) -> None:
+    pod = await harness.pod("staller")
+    harness.revision("quiet", idle=0.3)
+    harness.endpoints("quiet", ready=[pod])
+    async with harness.client.get(harness.url + "/?stall=2", headers=revision_headers("quiet")) as response:
+        assert response.status == 200
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await response.read()
+    async with harness.client.get(harness.url + "/?stall=0.1", headers=revision_headers("quiet")) as response:
+        assert await response.read() == b"first piece;the rest"
 
 
 async def test_queued_requests_that_time_out_free_their_place(harness: Harness) -> None:
