@@ -112,7 +112,12 @@ async def serve(cluster: Cluster | None, config: AutoscalerConfig, args: argpars
                 await web.TCPSite(runner, args.host, port, reuse_address=True).start()
                 runners.append(runner)
                 log.info("listening on %s:%d", args.host, port)
-            await service.run()
+            config_watch = loop.create_task(cluster.watch_config(service.update_config), name="autoscaler-config")
+            try:
+                await service.run()
+            finally:
+                config_watch.cancel()
+                await asyncio.gather(config_watch, return_exceptions=True)
         except asyncio.CancelledError:
             log.info("stopped")
         finally:

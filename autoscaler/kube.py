@@ -1,4 +1,4 @@
-"""The autoscaler's boundary with Kubernetes: four small Protocols and an in-memory fake.
+"""The autoscaler's boundary with Kubernetes: five small Protocols and an in-memory fake.
 
 What the autoscaler needs from the cluster, and nothing more:
 
@@ -10,9 +10,10 @@ What the autoscaler needs from the cluster, and nothing more:
 - ``DeploymentScale``: read and write ``spec.replicas`` through the Deployment's ``/scale``
   subresource (``apps/v1``, ``deployments/scale``);
 - ``PodAutoscalerStatusWriter.write_status``: replace the PodAutoscaler's ``status`` through
-  its ``/status`` subresource (a merge patch of ``{"status": ...}`` is enough).
+  its ``/status`` subresource (a merge patch of ``{"status": ...}`` is enough);
+- ``ConfigWatch.watch_config``: every new ``config-autoscaler`` ConfigMap, parsed.
 
-``FakeCluster`` implements all four in memory for tests and for ``knserve autoscaler
+``FakeCluster`` implements all of them in memory for tests and for ``knserve autoscaler
 --static``. A kubernetes-asyncio implementation belongs in ``serving/kube/`` (the only
 package allowed to import it). No I/O here.
 """
@@ -21,11 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from autoscaler.podautoscaler import PodCounts, parse_time
+from serving.config.autoscaler import AutoscalerConfig
 
 PodAutoscalerEvent = tuple[str, Mapping[str, Any]]
 
@@ -101,8 +103,14 @@ class PodAutoscalerStatusWriter(Protocol):
     async def write_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None: ...
 
 
-class Cluster(PodAutoscalerWatch, RevisionPods, DeploymentScale, PodAutoscalerStatusWriter, Protocol):
-    """All four boundaries in one object, as one Kubernetes adapter provides them."""
+class ConfigWatch(Protocol):
+    async def watch_config(self, apply: Callable[[AutoscalerConfig], None]) -> None:
+        """Call ``apply`` with every new ``config-autoscaler``, until cancelled."""
+        ...
+
+
+class Cluster(PodAutoscalerWatch, RevisionPods, DeploymentScale, PodAutoscalerStatusWriter, ConfigWatch, Protocol):
+    """All the boundaries in one object, as one Kubernetes adapter provides them."""
 
 
 class FakeCluster:
@@ -149,6 +157,9 @@ class FakeCluster:
     async def set_replicas(self, namespace: str, deployment: str, replicas: int) -> None:
         self.replicas[(namespace, deployment)] = replicas
         self.scale_writes.append((namespace, deployment, replicas))
+
+    async def watch_config(self, apply: Callable[[AutoscalerConfig], None]) -> None:
+        await asyncio.Event().wait()  # the configuration given at start stays
 
     async def write_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         self.status_writes.append((namespace, name, copy.deepcopy(dict(status))))

@@ -3,19 +3,22 @@
 ``KubeCluster`` keeps two informers (PodAutoscalers; pods carrying the
 ``serving.knative.dev/revision`` label, indexed by revision) and talks to the API for the
 rest: ``GET`` of the Deployment for its replicas, a merge patch of ``/scale`` to change them,
-a merge patch of the PodAutoscaler's ``/status``. ``events()`` runs both informers for as
+a merge patch of the PodAutoscaler's ``/status``. ``watch_config`` follows the
+``config-autoscaler`` ConfigMap in ``knative-serving`` (a bad one is logged and ignored). ``events()`` runs both informers for as
 long as it is iterated and starts yielding once the pod cache has synced, so the first
 decisions see the real pod counts.
 
 RBAC it needs: podautoscalers (list, watch; patch on podautoscalers/status), pods (list,
-watch), deployments (get; patch on deployments/scale).
+watch), deployments (get; patch on deployments/scale), configmaps in knative-serving
+(list, watch).
 Side effects: API calls through the injected ``KubeClient``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Mapping
+import logging
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
 
 from autoscaler.kube import PodAutoscalerEvent, PodInfo
@@ -23,8 +26,13 @@ from serving.kube.cache import by_label
 from serving.kube.client import KubeClient
 from serving.kube.errors import NotFound
 from serving.kube.informer import Change, Informer
-from serving.kube.resources import DEPLOYMENTS, PODAUTOSCALERS, PODS
-from serving.networking import REVISION_LABEL
+from serving.config.autoscaler import NAME as CONFIG_NAME
+from serving.config.autoscaler import AutoscalerConfig
+from serving.config.errors import ConfigError
+from serving.kube.resources import CONFIGMAPS, DEPLOYMENTS, PODAUTOSCALERS, PODS
+from serving.networking import REVISION_LABEL, SYSTEM_NAMESPACE
+
+log = logging.getLogger(__name__)
 
 _EVENT_TYPES = {"add": "ADDED", "update": "MODIFIED", "delete": "DELETED"}
 
@@ -67,6 +75,29 @@ class KubeCluster:
 
     async def set_replicas(self, namespace: str, deployment: str, replicas: int) -> None:
         await self._client.patch(DEPLOYMENTS, namespace, deployment, {"spec": {"replicas": replicas}}, subresource="scale")
+
+    async def watch_config(self, apply: Callable[[AutoscalerConfig], None]) -> None:
+        informer = Informer(
+            self._client, CONFIGMAPS, namespace=SYSTEM_NAMESPACE, field_selector=f"metadata.name={CONFIG_NAME}"
+        )
+
+        def changed(change: Change) -> None:
+            if (change.object.get("metadata") or {}).get("name") != CONFIG_NAME:
+                return
+            if change.kind == "delete":
+                apply(AutoscalerConfig())
+                return
+            try:
+                apply(AutoscalerConfig.from_data(change.object.get("data") or {}))
+            except ConfigError as error:
+                log.error("%s; keeping the previous autoscaler settings", error)
+
+        informer.add_handler(changed)
+        task = asyncio.get_running_loop().create_task(informer.run(), name="autoscaler-config-informer")
+        try:
+            await asyncio.shield(task)
+        finally:
+            await _cancel([task])
 
     async def write_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         await self._client.patch(PODAUTOSCALERS, namespace, name, {"status": dict(status)}, subresource="status")

@@ -11,7 +11,8 @@ from autoscaler.scraper import StatsFetcher
 from autoscaler.service import AutoscalerService
 from serving.autoscaling_wire import RevisionStat, Stat
 from serving.kube.fake import FakeKubeClient
-from serving.kube.resources import DEPLOYMENTS, PODAUTOSCALERS, PODS
+from serving.config.autoscaler import AutoscalerConfig
+from serving.kube.resources import CONFIGMAPS, DEPLOYMENTS, PODAUTOSCALERS, PODS
 
 NS, REV = "default", "hello-00001"
 DEPLOYMENT = f"{REV}-deployment"
@@ -96,3 +97,34 @@ async def test_the_service_scales_a_revision_from_zero_through_the_api() -> None
     finally:
         run.cancel()
         await asyncio.gather(run, return_exceptions=True)
+
+
+async def test_config_autoscaler_changes_are_applied_and_bad_ones_ignored() -> None:
+    client = FakeKubeClient([
+        (CONFIGMAPS, {"metadata": {"name": "config-autoscaler", "namespace": "knative-serving"},
+                      "data": {"stable-window": "30s"}}),
+        (CONFIGMAPS, {"metadata": {"name": "config-network", "namespace": "knative-serving"}, "data": {}}),
+    ])
+    seen: list[AutoscalerConfig] = []
+    arrived = asyncio.Event()
+
+    def apply(config: AutoscalerConfig) -> None:
+        seen.append(config)
+        arrived.set()
+
+    watch = asyncio.create_task(KubeCluster(client).watch_config(apply))
+    try:
+        await asyncio.wait_for(arrived.wait(), 5)
+        assert [c.stable_window_seconds for c in seen] == [30.0]
+        current = client.peek(CONFIGMAPS, "knative-serving", "config-autoscaler")
+        assert current is not None
+        arrived.clear()
+        await client.update(CONFIGMAPS, current | {"data": {"stable-window": "1s"}})  # refused: below 6s
+        current = client.peek(CONFIGMAPS, "knative-serving", "config-autoscaler")
+        assert current is not None
+        await client.update(CONFIGMAPS, current | {"data": {"stable-window": "45s"}})
+        await asyncio.wait_for(arrived.wait(), 5)
+        assert [c.stable_window_seconds for c in seen] == [30.0, 45.0]
+    finally:
+        watch.cancel()
+        await asyncio.gather(watch, return_exceptions=True)
