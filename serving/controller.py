@@ -58,6 +58,7 @@ class ControllerApp:
         workers: int = 4,
         system_namespace: str = SYSTEM_NAMESPACE,
         watch_timeout_seconds: int = 290,
+        resync_seconds: float = 600.0,
     ) -> None:
         self.client = client
         self.informers = InformerFactory(client, namespace=namespace, watch_timeout_seconds=watch_timeout_seconds)
@@ -78,6 +79,7 @@ class ControllerApp:
         ]
         self.config.on_change(self._config_changed)
         self._tasks: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+        self._resync_seconds = resync_seconds
         self.started = asyncio.Event()
 
     def _config_changed(self, name: str) -> None:
@@ -102,7 +104,15 @@ class ControllerApp:
             log.info("caches synced; starting %d reconcilers", len(self.controllers))
             for controller in self.controllers:
                 group.create_task(controller.run(), name=f"controller:{controller.name}")
+            group.create_task(self._resync_forever(), name="resync")
             self.started.set()
+
+    async def _resync_forever(self) -> None:
+        """Look at everything again now and then: a safety net under the watches (level-based)."""
+        while True:
+            await asyncio.sleep(self._resync_seconds)
+            for controller in self.controllers:
+                controller.resync()
 
 
 class _JsonFormatter(logging.Formatter):
@@ -136,6 +146,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _dump_tasks() -> None:
+    """SIGUSR1: log where every task is waiting (for diagnosing a stuck controller)."""
+    import io
+
+    for task in asyncio.all_tasks():
+        out = io.StringIO()
+        task.print_stack(limit=8, file=out)
+        log.warning("task %s:\n%s", task.get_name(), out.getvalue())
+
+
 async def _run(args: argparse.Namespace) -> None:
     client = await connect(args.kubeconfig)
     try:
@@ -145,6 +165,7 @@ async def _run(args: argparse.Namespace) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             if task is not None:
                 loop.add_signal_handler(signum, task.cancel)
+        loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
         log.info("knserve controller talking to %s", client.host)
         await app.run()
     finally:

@@ -77,6 +77,18 @@ class Store:
         self._index(key, obj)
         return old
 
+    def remember_write(self, obj: JSON) -> None:
+        """Record an object this process just wrote, unless the cache already holds a newer one
+        (the watch may have delivered later changes while the write was in flight)."""
+        old = self._items.get(key_of(obj))
+        if old is not None:
+            try:
+                if int(old["metadata"]["resourceVersion"]) >= int(obj["metadata"]["resourceVersion"]):
+                    return
+            except (KeyError, TypeError, ValueError):
+                return
+        self.upsert(obj)
+
     def remove(self, obj: JSON) -> JSON | None:
         key = key_of(obj)
         old = self._items.pop(key, None)

@@ -88,7 +88,7 @@ class Informer:
             old = previous.pop(key_of(obj), None)
             if old is None:
                 self._fire(Change("add", obj))
-            elif old.get("metadata", {}).get("resourceVersion") != obj.get("metadata", {}).get("resourceVersion"):
+            else:  # even when unchanged: the cache may have learnt it from a write, not an event
                 self._fire(Change("update", obj, old))
         for old in previous.values():
             if old is not None:

@@ -88,7 +88,7 @@ async def ensure_child(
             events.event(owner, WARNING, "CreationFailed", f'Failed to create {kind} "{name}": {error}')
             raise
         else:
-            store.upsert(created)
+            store.remember_write(created)
             events.event(owner, NORMAL, "Created", f'Created {kind} "{name}"')
             return ChildResult(created, created=True)
     if not is_controlled_by(existing, owner_uid):
@@ -116,5 +116,5 @@ async def ensure_child(
     except ApiError as error:
         events.event(owner, WARNING, "UpdateFailed", f'Failed to update {kind} "{name}": {error}')
         raise
-    store.upsert(updated)
+    store.remember_write(updated)
     return ChildResult(updated, updated=True)

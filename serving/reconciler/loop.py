@@ -30,7 +30,7 @@ from serving.apis.meta import Resource as ApiObject
 from serving.config.snapshot import ConfigSnapshot
 from serving.kube.cache import Store
 from serving.kube.client import KubeClient
-from serving.kube.errors import Conflict, NotFound
+from serving.kube.errors import ApiError, Conflict, NotFound
 from serving.kube.events import EventSink
 from serving.kube.objects import JSON, deep_copy, split_key
 from serving.kube.resources import Resource
@@ -136,7 +136,7 @@ class ReconcileLoop(Generic[T]):
             except NotFound:
                 return
             # keep the cache ahead of the watch, so the next pass does not see a stale status
-            self.store.upsert(written)
+            self.store.remember_write(written)
             return
         raise Conflict(409, "Conflict", f"status of {self.resource} {original['metadata']['name']} kept conflicting")
 
@@ -182,9 +182,10 @@ class Controller:
                 raise
             except Exception as error:
                 failures = self.queue.failures(key)
+                expected = isinstance(error, ApiError)  # the server said no: retried, no traceback
                 level = logging.INFO if isinstance(error, Conflict) or failures < 3 else logging.WARNING
                 log.log(level, "%s: reconcile %s failed (attempt %d): %s", self.name, key, failures + 1, error,
-                        exc_info=failures >= 3 and not isinstance(error, Conflict))
+                        exc_info=not expected)
                 self.queue.add_rate_limited(key)
             else:
                 self.queue.forget(key)

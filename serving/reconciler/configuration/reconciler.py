@@ -69,7 +69,7 @@ class ConfigurationReconciler:
                                      f'Failed to create Revision "{name}": {error}')
                 raise
             else:
-                self.revisions.upsert(found)
+                self.revisions.remember_write(found)
                 context.events.event(configuration.to_dict(), NORMAL, "Created", f'Created Revision "{name}"')
         if not is_controlled_by(found, configuration.metadata.uid or ""):
             status.mark_revision_creation_failed(

@@ -86,4 +86,4 @@ class RoutingLabeler:
                 patched = await self.client.patch(resource, namespace, name, patch)
             except NotFound:
                 continue
-            store.upsert(patched)
+            store.remember_write(patched)

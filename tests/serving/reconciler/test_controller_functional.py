@@ -1,0 +1,194 @@
+"""The controller against a real API server: ``kubectl apply`` a Knative Service and watch
+what the controller makes of it. Tests that need running pods (a Ready Revision) come last."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.serving.reconciler.helpers import ControllerProcess, condition, eventually, get_json, is_ready
+
+HELLO = """
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: hello
+  labels:
+    team: blue
+spec:
+  template:
+    spec:
+      containers:
+        - image: ghcr.io/knative/helloworld-go:latest
+          ports:
+            - containerPort: 8080
+          env:
+            - name: TARGET
+              value: "World"
+"""
+
+
+def apply(cluster: Any, namespace: str, manifest: str) -> None:
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=manifest)
+
+
+def names(cluster: Any, namespace: str, kind: str) -> list[str]:
+    listed = get_json(cluster, kind, "-n", namespace) or {"items": []}
+    return sorted(item["metadata"]["name"] for item in listed["items"])
+
+
+def test_hello_world_service_gets_configuration_route_revision_and_deployment(
+    cluster: Any, namespace: str, controller: ControllerProcess
+) -> None:
+    apply(cluster, namespace, HELLO)
+    configuration = eventually(lambda: get_json(cluster, "configuration", "hello", "-n", namespace),
+                               what="Configuration hello", controller=controller)
+    route = eventually(lambda: get_json(cluster, "route", "hello", "-n", namespace), what="Route hello",
+                       controller=controller)
+    service = get_json(cluster, "ksvc", "hello", "-n", namespace)
+    for child in (configuration, route):
+        owner = child["metadata"]["ownerReferences"][0]
+        assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
+            "Service", "hello", service["metadata"]["uid"], True)
+    revision = eventually(lambda: get_json(cluster, "revision", "hello-00001", "-n", namespace),
+                          what="Revision hello-00001", controller=controller)
+    assert revision["metadata"]["labels"]["serving.knative.dev/configuration"] == "hello"
+    assert revision["metadata"]["labels"]["serving.knative.dev/service"] == "hello"
+    assert revision["metadata"]["labels"]["serving.knative.dev/configurationGeneration"] == "1"
+    deployment = eventually(lambda: get_json(cluster, "deployment", "hello-00001-deployment", "-n", namespace),
+                            what="Deployment hello-00001-deployment", controller=controller)
+    containers = [c["name"] for c in deployment["spec"]["template"]["spec"]["containers"]]
+    assert containers == ["user-container", "queue-proxy"]
+    assert eventually(lambda: get_json(cluster, "service", "hello-00001", "-n", namespace),
+                      what="Kubernetes Service hello-00001", controller=controller)
+    assert eventually(lambda: get_json(cluster, "podautoscaler", "hello-00001", "-n", namespace),
+                      what="PodAutoscaler hello-00001", controller=controller)
+    url = eventually(
+        lambda: cluster.kubectl("get", "ksvc", "hello", "-n", namespace, "-o", "jsonpath={.status.url}").stdout,
+        what="the Service URL", controller=controller)
+    assert url == f"http://hello.{namespace}.example.com"
+    table = cluster.kubectl("get", "ksvc", "-n", namespace).stdout
+    assert f"http://hello.{namespace}.example.com" in table
+
+
+def test_service_labels_reach_configuration_and_route_without_a_new_revision(
+    cluster: Any, namespace: str, controller: ControllerProcess
+) -> None:
+    apply(cluster, namespace, HELLO)
+    eventually(lambda: get_json(cluster, "revision", "hello-00001", "-n", namespace), what="hello-00001",
+               controller=controller)
+    cluster.kubectl("label", "ksvc", "hello", "-n", namespace, "team=green", "--overwrite")
+
+    def labelled() -> bool:
+        configuration = get_json(cluster, "configuration", "hello", "-n", namespace)
+        route = get_json(cluster, "route", "hello", "-n", namespace)
+        return all(obj and obj["metadata"]["labels"].get("team") == "green" for obj in (configuration, route))
+
+    eventually(labelled, what="the label on the Configuration and the Route", controller=controller)
+    configuration = get_json(cluster, "configuration", "hello", "-n", namespace)
+    assert configuration["metadata"]["generation"] == 1
+    eventually(lambda: (get_json(cluster, "configuration", "hello", "-n", namespace) or {}).get("status", {})
+               .get("observedGeneration") == 1, what="the Configuration observed", controller=controller)
+    assert names(cluster, namespace, "revisions") == ["hello-00001"]
+
+
+def test_changing_the_template_creates_the_next_revision(
+    cluster: Any, namespace: str, controller: ControllerProcess
+) -> None:
+    apply(cluster, namespace, HELLO)
+    eventually(lambda: get_json(cluster, "revision", "hello-00001", "-n", namespace), what="hello-00001",
+               controller=controller)
+    apply(cluster, namespace, HELLO.replace('value: "World"', 'value: "Knative"'))
+    revision = eventually(lambda: get_json(cluster, "revision", "hello-00002", "-n", namespace),
+                          what="hello-00002", controller=controller)
+    env = revision["spec"]["containers"][0]["env"]
+    assert {"name": "TARGET", "value": "Knative"} in env
+    eventually(lambda: get_json(cluster, "deployment", "hello-00002-deployment", "-n", namespace),
+               what="Deployment hello-00002-deployment", controller=controller)
+    configuration = get_json(cluster, "configuration", "hello", "-n", namespace)
+    assert configuration["status"]["latestCreatedRevisionName"] == "hello-00002"
+
+
+def test_controller_restart_converges(cluster: Any, namespace: str, controller: ControllerProcess) -> None:
+    controller.kill()
+    try:
+        apply(cluster, namespace, HELLO)
+    finally:
+        controller.start()
+    eventually(lambda: get_json(cluster, "deployment", "hello-00001-deployment", "-n", namespace),
+               what="the Deployment after a restart", controller=controller)
+    # killed again right after it started working, then restarted: same objects, no duplicates
+    controller.kill()
+    controller.start()
+    eventually(lambda: get_json(cluster, "podautoscaler", "hello-00001", "-n", namespace),
+               what="the PodAutoscaler", controller=controller)
+    assert names(cluster, namespace, "revisions") == ["hello-00001"]
+    assert names(cluster, namespace, "configurations") == ["hello"]
+
+
+def test_deleting_the_service_deletes_what_it_made(cluster: Any, namespace: str, controller: ControllerProcess) -> None:
+    apply(cluster, namespace, HELLO)
+    eventually(lambda: get_json(cluster, "deployment", "hello-00001-deployment", "-n", namespace),
+               what="the Deployment", controller=controller)
+    cluster.kubectl("delete", "ksvc", "hello", "-n", namespace, "--wait=false")
+
+    def all_gone() -> bool:
+        return not any(names(cluster, namespace, kind)
+                       for kind in ("configurations", "routes", "revisions", "deployments", "podautoscalers"))
+
+    eventually(all_gone, timeout=90, what="the garbage collector to remove the Service's objects",
+               controller=controller)
+
+
+# --- these need pods that run (the node agent) -----------------------------------------------
+
+
+def wait_ready(cluster: Any, namespace: str, kind: str, name: str, controller: ControllerProcess,
+               timeout: float = 120) -> Any:
+    def ready() -> Any:
+        obj = get_json(cluster, kind, name, "-n", namespace)
+        return obj if is_ready(obj) else None
+
+    return eventually(ready, timeout=timeout, what=f"{kind} {name} Ready", controller=controller)
+
+
+def test_split_with_tags_shows_both_targets_and_a_missing_revision_keeps_the_old_traffic(
+    cluster: Any, namespace: str, controller: ControllerProcess
+) -> None:
+    apply(cluster, namespace, HELLO)
+    wait_ready(cluster, namespace, "ksvc", "hello", controller)
+    apply(cluster, namespace, HELLO.replace('value: "World"', 'value: "Knative"'))
+    wait_ready(cluster, namespace, "revision", "hello-00002", controller)
+    split = {"spec": {"traffic": [
+        {"tag": "current", "revisionName": "hello-00001", "percent": 50},
+        {"tag": "candidate", "latestRevision": True, "percent": 50},
+    ]}}
+    cluster.kubectl("patch", "ksvc", "hello", "-n", namespace, "--type", "merge", "-p", json.dumps(split))
+
+    def split_in_status() -> Any:
+        service = get_json(cluster, "ksvc", "hello", "-n", namespace)
+        traffic = (service or {}).get("status", {}).get("traffic") or []
+        return traffic if is_ready(service) and len(traffic) == 2 else None
+
+    traffic = eventually(split_in_status, timeout=60, what="the 50/50 split in the status", controller=controller)
+    by_tag = {target["tag"]: target for target in traffic}
+    assert by_tag["current"]["revisionName"] == "hello-00001"
+    assert by_tag["candidate"]["revisionName"] == "hello-00002"
+    assert by_tag["current"]["percent"] == by_tag["candidate"]["percent"] == 50
+    assert by_tag["current"]["url"] == f"http://current-hello.{namespace}.example.com"
+    assert by_tag["candidate"]["url"] == f"http://candidate-hello.{namespace}.example.com"
+
+    missing = {"spec": {"traffic": [{"revisionName": "hello-00009", "percent": 100}]}}
+    cluster.kubectl("patch", "ksvc", "hello", "-n", namespace, "--type", "merge", "-p", json.dumps(missing))
+
+    def reported() -> Any:
+        route = get_json(cluster, "route", "hello", "-n", namespace)
+        assigned = condition(route, "AllTrafficAssigned")
+        return route if assigned and assigned.get("reason") == "RevisionMissing" else None
+
+    route = eventually(reported, timeout=60, what="AllTrafficAssigned=False RevisionMissing", controller=controller)
+    assigned = condition(route, "AllTrafficAssigned")
+    assert assigned is not None and assigned["status"] == "False"
+    assert assigned["message"] == 'Revision "hello-00009" referenced in traffic not found.'
+    assert [(t["revisionName"], t["percent"]) for t in route["status"]["traffic"]] == [
+        ("hello-00001", 50), ("hello-00002", 50)]
