@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import socket
 import sys
+from collections.abc import AsyncIterator
 
 from activator.app import DEFAULT_QUEUE_DEPTH, Activator
 from activator.revisions import RevisionSource, StaticRevisionSource
@@ -37,12 +39,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--queue-depth", type=int, default=DEFAULT_QUEUE_DEPTH, help="requests a revision may queue")
     parser.add_argument("--pod-name", default=os.environ.get("POD_NAME", socket.gethostname()))
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
+    parser.add_argument("--namespace", help="only this namespace's revisions (default: all namespaces)")
     parser.add_argument("--static", metavar="FILE", help="serve the revisions listed in FILE instead of the cluster's")
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
     return parser.parse_args(argv)
 
 
-async def cluster_source(kubeconfig: str | None) -> RevisionSource | None:
+@contextlib.asynccontextmanager
+async def kube_source(kubeconfig: str | None, namespace: str | None) -> AsyncIterator[RevisionSource | None]:
     """Revisions and pods from the API server; None (after saying why) when it cannot connect."""
     from activator.kube_source import KubeRevisionSource
     from serving.kube.client import connect
@@ -52,8 +56,12 @@ async def cluster_source(kubeconfig: str | None) -> RevisionSource | None:
         client = await connect(kubeconfig, field_manager="knserve-activator")
     except ApiError as error:
         print(f"knserve activator: {error}", file=sys.stderr)
-        return None
-    return KubeRevisionSource(client)
+        yield None
+        return
+    try:
+        yield KubeRevisionSource(client, namespace=namespace)
+    finally:
+        await client.close()
 
 
 async def serve(args: argparse.Namespace, source: RevisionSource | None) -> int:
@@ -62,17 +70,18 @@ async def serve(args: argparse.Namespace, source: RevisionSource | None) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, task.cancel)
-    if source is None:
-        source = await cluster_source(args.kubeconfig)
+    async with contextlib.AsyncExitStack() as resources:
         if source is None:
-            return 2
-    activator = Activator(
-        source=source, autoscaler_url=args.autoscaler_url, pod_name=args.pod_name, queue_depth=args.queue_depth
-    )
-    try:
-        await activator.run(host=args.host, port=args.port, metrics_port=args.metrics_port)
-    except asyncio.CancelledError:
-        logging.getLogger("activator").info("stopped")
+            source = await resources.enter_async_context(kube_source(args.kubeconfig, args.namespace))
+            if source is None:
+                return 2
+        activator = Activator(
+            source=source, autoscaler_url=args.autoscaler_url, pod_name=args.pod_name, queue_depth=args.queue_depth
+        )
+        try:
+            await activator.run(host=args.host, port=args.port, metrics_port=args.metrics_port)
+        except asyncio.CancelledError:
+            logging.getLogger("activator").info("stopped")
     return 0
 
 

@@ -42,9 +42,13 @@ def endpoints_of(pods: list[JSON]) -> Endpoints:
 
 
 class KubeRevisionSource:
-    def __init__(self, client: KubeClient) -> None:
-        self._revisions = Informer(client, REVISIONS)
-        self._pods = Informer(client, PODS, label_selector=REVISION_LABEL, indexers={"revision": by_label(REVISION_LABEL)})
+    def __init__(self, client: KubeClient, *, namespace: str | None = None) -> None:
+        """``namespace``: only that namespace's revisions and pods (default: all)."""
+        self._revisions = Informer(client, REVISIONS, namespace=namespace)
+        self._pods = Informer(
+            client, PODS, namespace=namespace, label_selector=REVISION_LABEL,
+            indexers={"revision": by_label(REVISION_LABEL)},
+        )
 
     async def run(self, sink: RevisionSink) -> None:
         def revision_changed(change: Change) -> None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--metrics-port", type=int, default=9090, help="Prometheus port (default: %(default)s)")
     parser.add_argument("--config", metavar="FILE", help="config-autoscaler keys (ConfigMap manifest or mapping)")
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
+    parser.add_argument("--namespace", help="only this namespace's revisions (default: all namespaces)")
     parser.add_argument("--static", metavar="FILE", help="autoscale the PodAutoscalers and pods listed in FILE")
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
     return parser.parse_args(argv)
@@ -76,7 +78,8 @@ def load_static(path: str) -> FakeCluster:
     return cluster
 
 
-async def cluster_adapter(kubeconfig: str | None) -> Cluster | None:
+@contextlib.asynccontextmanager
+async def kube_cluster(kubeconfig: str | None, namespace: str | None) -> AsyncIterator[Cluster | None]:
     """PodAutoscalers, pods and /scale on the API server; None (after saying why) without one."""
     from autoscaler.kube_cluster import KubeCluster
     from serving.kube.client import connect
@@ -86,8 +89,12 @@ async def cluster_adapter(kubeconfig: str | None) -> Cluster | None:
         client = await connect(kubeconfig, field_manager="knserve-autoscaler")
     except ApiError as error:
         print(f"knserve autoscaler: {error}", file=sys.stderr)
-        return None
-    return KubeCluster(client)
+        yield None
+        return
+    try:
+        yield KubeCluster(client, namespace=namespace)
+    finally:
+        await client.close()
 
 
 async def serve(cluster: Cluster | None, config: AutoscalerConfig, args: argparse.Namespace) -> int:
@@ -96,11 +103,12 @@ async def serve(cluster: Cluster | None, config: AutoscalerConfig, args: argpars
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, task.cancel)
-    if cluster is None:
-        cluster = await cluster_adapter(args.kubeconfig)
+    async with contextlib.AsyncExitStack() as resources:
         if cluster is None:
-            return 2
-    async with aiohttp.ClientSession() as session:
+            cluster = await resources.enter_async_context(kube_cluster(args.kubeconfig, args.namespace))
+            if cluster is None:
+                return 2
+        session = await resources.enter_async_context(aiohttp.ClientSession())
         service = AutoscalerService(
             watch=cluster, pods=cluster, scale=cluster, status=cluster, fetcher=HttpStatsFetcher(session), config=config
         )

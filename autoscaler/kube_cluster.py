@@ -38,10 +38,14 @@ _EVENT_TYPES = {"add": "ADDED", "update": "MODIFIED", "delete": "DELETED"}
 
 
 class KubeCluster:
-    def __init__(self, client: KubeClient) -> None:
+    def __init__(self, client: KubeClient, *, namespace: str | None = None) -> None:
+        """``namespace``: only that namespace's PodAutoscalers and pods (default: all)."""
         self._client = client
-        self._pod_autoscalers = Informer(client, PODAUTOSCALERS)
-        self._pods = Informer(client, PODS, label_selector=REVISION_LABEL, indexers={"revision": by_label(REVISION_LABEL)})
+        self._pod_autoscalers = Informer(client, PODAUTOSCALERS, namespace=namespace)
+        self._pods = Informer(
+            client, PODS, namespace=namespace, label_selector=REVISION_LABEL,
+            indexers={"revision": by_label(REVISION_LABEL)},
+        )
 
     async def events(self) -> AsyncGenerator[PodAutoscalerEvent, None]:
         queue: asyncio.Queue[PodAutoscalerEvent] = asyncio.Queue()
