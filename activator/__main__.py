@@ -37,6 +37,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="where stats go (default: $AUTOSCALER_URL or %(default)s)",
     )
     parser.add_argument("--queue-depth", type=int, default=DEFAULT_QUEUE_DEPTH, help="requests a revision may queue")
+    parser.add_argument(
+        "--drain-seconds", type=float, default=10.0,
+        help="on SIGTERM, seconds health checks fail before the listeners close (default: %(default)s)",
+    )
     parser.add_argument("--pod-name", default=os.environ.get("POD_NAME", socket.gethostname()))
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
     parser.add_argument("--namespace", help="only this namespace's revisions (default: all namespaces)")
@@ -76,7 +80,11 @@ async def serve(args: argparse.Namespace, source: RevisionSource | None) -> int:
             if source is None:
                 return 2
         activator = Activator(
-            source=source, autoscaler_url=args.autoscaler_url, pod_name=args.pod_name, queue_depth=args.queue_depth
+            source=source,
+            autoscaler_url=args.autoscaler_url,
+            pod_name=args.pod_name,
+            queue_depth=args.queue_depth,
+            quiet_seconds=args.drain_seconds,
         )
         try:
             await activator.run(host=args.host, port=args.port, metrics_port=args.metrics_port)

@@ -3,8 +3,9 @@
 ``Activator`` wires the revision source, the backends, the stats reporter and the handler,
 then serves the data port (8012: requests for revisions) and the metrics port (Prometheus
 text at ``/metrics``). It owns three tasks: the revision source feeding the backends, the
-stat pusher, and the backends' probe loops (through ``Backends.close``). ``stop`` stops
-accepting, lets requests in flight finish (up to ``drain_seconds``) and cancels the tasks.
+stat pusher, and the backends' probe loops (through ``Backends.close``). ``stop`` fails the
+health checks for ``quiet_seconds`` (still serving), then stops accepting, lets requests in
+flight finish (up to ``drain_seconds``) and cancels the tasks.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Activator:
         probe_interval: float = 0.2,
         report_interval: float = REPORT_INTERVAL,
         drain_seconds: float = 30.0,
+        quiet_seconds: float = 0.0,
         rng: random.Random | None = None,
     ) -> None:
         self._source = source
@@ -53,6 +55,7 @@ class Activator:
         self._report_interval = report_interval
         self._queue_depth = queue_depth
         self._drain_seconds = drain_seconds
+        self._quiet_seconds = quiet_seconds
         self._rng = rng
         self.reporter = ConcurrencyReporter(pod_name)
         self.backends: Backends | None = None
@@ -115,9 +118,15 @@ class Activator:
     async def _metrics_endpoint(self, request: web.Request) -> web.Response:
         return web.Response(body=self.metrics.exposition(), content_type="text/plain", charset="utf-8")
 
-    async def stop(self) -> None:
-        if self.handler is not None:
+    async def stop(self, *, quiet_seconds: float | None = None) -> None:
+        quiet = self._quiet_seconds if quiet_seconds is None else quiet_seconds
+        if self.handler is not None and not self.handler.draining:
             self.handler.draining = True
+            if quiet > 0:
+                # Health checks answer 503 meanwhile, so Kubernetes takes this activator out of
+                # the Service's endpoints before it stops listening; requests still get served.
+                log.info("draining: health checks fail for %.1fs before the listeners close", quiet)
+                await asyncio.sleep(quiet)
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()

@@ -79,7 +79,7 @@ async def test_both_processes_serve_and_a_cold_request_reaches_the_autoscaler(tm
     }))
     autoscaler = await start("autoscaler", "--static", str(cluster), "--host", "127.0.0.1",
                              "--port", str(ports["stats"]), "--metrics-port", str(ports["autoscaler_metrics"]))
-    activator = await start("activator", "--static", str(revisions), "--host", "127.0.0.1",
+    activator = await start("activator", "--static", str(revisions), "--host", "127.0.0.1", "--drain-seconds", "1",
                             "--port", str(ports["data"]), "--metrics-port", str(ports["activator_metrics"]),
                             "--autoscaler-url", f"http://127.0.0.1:{ports['stats']}")
     data = f"http://127.0.0.1:{ports['data']}"
@@ -101,6 +101,7 @@ async def test_both_processes_serve_and_a_cold_request_reaches_the_autoscaler(tm
     assert activator_rc == 0, activator_log
     assert autoscaler_rc == 0, autoscaler_log
     assert "scaling default/cold-00001-deployment from 0 to 1" in autoscaler_log
+    assert "draining: health checks fail" in activator_log
 
 
 async def test_without_any_cluster_configuration_the_commands_say_what_to_do(tmp_path: Path) -> None:

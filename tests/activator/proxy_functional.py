@@ -125,6 +125,20 @@ async def test_health_and_activator_probe(harness: Harness) -> None:
         assert (response.status, await response.text()) == (200, "ok")
     async with harness.client.get(harness.url + "/", headers={"K-Network-Probe": "activator"}) as response:
         assert (response.status, await response.text()) == (200, "activator")
+    async with harness.client.get(harness.url + "/", headers={"User-Agent": "kube-probe/1.37"}) as response:
+        assert response.status == 200
+
+
+async def test_draining_fails_health_checks_but_keeps_serving(harness: Harness) -> None:
+    pod = await harness.pod("pod-a")
+    harness.revision("steady")
+    harness.endpoints("steady", ready=[pod])
+    stopping = asyncio.create_task(harness.activator.stop(quiet_seconds=0.5))
+    await asyncio.sleep(0.1)
+    async with harness.client.get(harness.url + "/healthz") as response:
+        assert (response.status, await response.text()) == (503, "draining")
+    assert (await harness.get("steady"))[0] == 200
+    await stopping
 
 
 async def test_a_request_at_zero_pokes_the_autoscaler_waits_and_goes_to_the_first_probed_pod(
