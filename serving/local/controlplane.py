@@ -58,10 +58,27 @@ class Ports:
     apiserver: int
     controller_manager: int
     kubelet: int
+    ingress: int = 8080  # Envoy's external listener, where users curl
+    ingress_internal: int = 8081  # Envoy's listener for cluster-local routes
+    envoy_admin: int = 9901
+    xds: int = 18000
+    webhook: int = 8443
+    activator: int = 8012
+    activator_metrics: int = 9092
+    autoscaler: int = 18080
+    autoscaler_metrics: int = 9093
+    controller_metrics: int = 9094
 
     @classmethod
     def defaults(cls) -> Ports:
         return cls(etcd_client=12379, etcd_peer=12380, apiserver=6443, controller_manager=10257, kubelet=10250)
+
+    @classmethod
+    def load(cls, saved: dict[str, int]) -> Ports:
+        """Ports recorded by an earlier start; ports added since then take their defaults."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        merged = {**dataclasses.asdict(cls.defaults()), **{k: v for k, v in saved.items() if k in known}}
+        return cls(**merged)
 
     @classmethod
     def free(cls) -> Ports:
@@ -124,7 +141,7 @@ class LocalCluster:
     def ports(self) -> Ports:
         saved = self.state_dir / "cluster.json"
         if saved.exists():
-            return Ports(**json.loads(saved.read_text())["ports"])
+            return Ports.load(json.loads(saved.read_text())["ports"])
         return self._requested_ports or Ports.defaults()
 
     @property
