@@ -76,18 +76,20 @@ class RevisionBackend:
     namespace: str
     revision: str
     endpoints: tuple[Endpoint, ...] = ()
+    _key: RevisionKey = dataclasses.field(init=False, repr=False, compare=False)
     _hash: int = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        # Computed once: the translator looks every backend up on every update.
+        object.__setattr__(self, "_key", RevisionKey(self.namespace, self.revision))
         object.__setattr__(self, "_hash", hash((self.namespace, self.revision, self.endpoints)))
 
     def __hash__(self) -> int:
-        # Computed once: the translator looks every backend up on every update.
         return self._hash
 
     @property
     def key(self) -> RevisionKey:
-        return RevisionKey(self.namespace, self.revision)
+        return self._key
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

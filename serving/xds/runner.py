@@ -39,6 +39,7 @@ class LocalIngress:
         node_id: str | None = None,
         log_level: str = "info",
         concurrency: int | None = 2,
+        keepalive_interval_seconds: int = 30,
     ) -> None:
         self.settings = settings or IngressSettings(external_port=free_port(), internal_port=free_port())
         self.xds_port = free_port()
@@ -50,6 +51,7 @@ class LocalIngress:
                 xds_host="127.0.0.1",
                 xds_port=self.xds_port,
                 admin_port=0,
+                keepalive_interval_seconds=keepalive_interval_seconds,
             )
         )
         self.envoy = EnvoyProcess(bootstrap, work_dir=work_dir, log_level=log_level, concurrency=concurrency)

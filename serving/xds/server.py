@@ -17,8 +17,8 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 from typing import Final
 
-import grpc
-import grpc.aio
+import grpc  # type: ignore[import-untyped]
+import grpc.aio  # type: ignore[import-untyped]
 from envoy_data_plane.envoy.service.discovery.v3 import DiscoveryRequest
 
 from serving.xds.cache import Cache

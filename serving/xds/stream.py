@@ -15,7 +15,12 @@ applies the protocol rules:
   carries: a control plane that restarted cannot know what that version held, so it answers
   with what it has (equal content has equal versions, so Envoy changes nothing);
 - one response per request: after answering, the type waits for Envoy's next request;
-- every response gets a fresh nonce; a set Envoy refused is never sent again.
+- every response gets a fresh nonce; a set Envoy refused is never sent again;
+- clusters and listeners go out whole (what a response leaves out, Envoy removes), but
+  endpoints and route configurations only where they differ from what this stream already
+  sent: Envoy updates just the named ones it gets, so one changed route configuration or
+  endpoint list does not make it reprocess the others (each response still carries the
+  version of the whole set, and its ACK counts for the whole set).
 
 No I/O; the gRPC servicer moves the bytes.
 """
@@ -31,7 +36,7 @@ from envoy_data_plane.envoy.service.discovery.v3 import DiscoveryRequest
 
 from serving.xds import type_urls, wire
 from serving.xds.cache import Cache, NodeInfo, NodeSession
-from serving.xds.snapshot import ResourceSet
+from serving.xds.snapshot import Resource, ResourceSet
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +57,10 @@ class _TypeState:
     """Envoy sent a request we have not answered yet."""
     resubscribed: bool = False
     """The subscribed names changed since the last response."""
+    delivered: dict[str, bytes] = dataclasses.field(default_factory=dict)
+    """Digest per resource Envoy got on this stream (endpoints and routes only)."""
+    last_names: tuple[str, ...] = ()
+    """The resources in the last response."""
 
 
 def nonce_counter(prefix: str) -> Iterator[str]:
@@ -88,6 +97,8 @@ class AdsStream:
             if error is not None and (error.code != 0 or error.message):
                 rejection = self._session.nack(type_url, state.sent, error.message)
                 log.warning("node %s: %s", self.node.id if self.node else "?", rejection)
+                for name in state.last_names:  # which of them Envoy applied is unknown
+                    state.delivered.pop(name, None)
             elif request.version_info == state.sent.version:
                 self._session.ack(type_url, state.sent)
             # else: a new request after a NACK (Envoy drops error_detail once sent): still on
@@ -97,6 +108,8 @@ class AdsStream:
             names = None
         if state.sent is None or names != state.names:
             state.resubscribed = True
+            if names is not None:
+                state.delivered = {name: digest for name, digest in state.delivered.items() if name in names}
         state.names = names
         state.waiting = True
 
@@ -119,17 +132,33 @@ class AdsStream:
             if session.is_rejected(type_url, offered.version):
                 continue
             nonce = next(self._nonces)
+            resources = self._changed(state, offered)
             responses.append(
                 wire.discovery_response(
                     version_info=offered.version,
                     type_url=type_url,
                     nonce=nonce,
-                    entries=offered.entries(state.names),
+                    entries=[resource.entry for resource in resources],
                 )
             )
             state.sent, state.nonce = offered, nonce
+            state.last_names = tuple(resource.name for resource in resources)
             state.waiting = state.resubscribed = False
         return responses
+
+    @staticmethod
+    def _changed(state: _TypeState, offered: ResourceSet) -> list[Resource]:
+        """What to put in a response: everything for whole-set types, else what Envoy lacks."""
+        if state.names is None:
+            return list(offered.items.values())
+        delivered = state.delivered
+        resources = [
+            resource
+            for name, resource in offered.items.items()
+            if name in state.names and delivered.get(name) != resource.digest
+        ]
+        delivered.update((resource.name, resource.digest) for resource in resources)
+        return resources
 
     def close(self) -> None:
         if self._session is not None:

@@ -1,16 +1,18 @@
 """Ingress model -> xDS snapshot, encoding only what changed since the last translation.
 
-Two listeners: the external one serves ExternalIP rules; the internal one serves every rule
-(cluster-local ones only there), like Knative's local gateway. Each listener has a route
-configuration of the same name with one virtual host per host name. Every backend becomes an
-EDS cluster plus its endpoints, whether or not a rule sends traffic to it yet.
+Two listeners: the external one serves ExternalIP rules, the internal one ClusterLocal
+rules (as Knative's public and local gateways do; every Route has cluster-local hosts for
+in-cluster callers). Each listener has a route configuration of the same name with one
+virtual host per rule (see ``resources.route``). A host name claimed by two Routes stays
+with the earlier rule. Every backend becomes an EDS cluster plus its endpoints, whether or
+not a rule sends traffic to it yet.
 
 Building envoy-data-plane messages is slow (pydantic validates every nested message), so
 the :class:`Translator` builds as few as it can and keeps what it encoded, keyed by the
 immutable model values it came from:
 
-- a rule's parts (its problems, revisions and virtual hosts) by the rule;
-- a route (the weighted clusters) by its weights, shared by all hosts of a rule;
+- a rule's parts (its problems, revisions and encoded virtual host) by the rule;
+- a route (the weighted clusters) by its weights, shared by the rules of a Route;
 - endpoints by backend;
 - clusters from one encoded template per settings: every cluster is ``make_cluster(name)``,
   and only the name differs;
@@ -164,12 +166,17 @@ class _Route:
 class _RuleParts:
     """Everything the translator needs from one rule, computed once per distinct rule."""
 
+    route_key: str
     problems: tuple[str, ...]
     revisions: frozenset[RevisionKey]
-    listeners: tuple[str, ...]
-    virtual_hosts: tuple[tuple[str, bytes], ...]
-    """(lower-cased host, ``RouteConfiguration.virtual_hosts`` entry) per host."""
-    clusters: frozenset[str]
+    listener: str
+    hosts: tuple[str, ...]
+    """Each host once, lower-cased (as Envoy matches them), in the rule's order."""
+    domains: tuple[bytes, ...]
+    """Per host, its ``VirtualHost.domains`` entries."""
+    route: _Route | None
+    entry: bytes
+    """The rule's ``RouteConfiguration.virtual_hosts`` entry when it gets all its hosts."""
 
 
 # --- translator --------------------------------------------------------------------------------
@@ -201,7 +208,7 @@ class Translator:
                 problems += _missing_problems(rule, rule_parts.revisions, known)
             if problems:
                 raise ModelError(problems)
-            external, internal, conflicts = self._route_configs(model.rules, parts)
+            external, internal, conflicts = self._route_configs(parts)
             sets = {
                 type_urls.CLUSTER: [self._clusters(backend.key) for backend in model.backends],
                 type_urls.ENDPOINT: [self._endpoints(backend) for backend in model.backends],
@@ -261,49 +268,60 @@ class Translator:
         )
 
     @staticmethod
-    def _virtual_host_entry(host: str, routes: _Route) -> bytes:
-        """``make_virtual_host(host, ...)``, encoded: name, the domains, then the route."""
-        fields = [wire.length_delimited(_VIRTUAL_HOST_NAME, host.encode())]
-        fields += [wire.length_delimited(_VIRTUAL_HOST_DOMAINS, domain.encode()) for domain in route.domains(host)]
-        return wire.length_delimited(_ROUTE_CONFIG_VIRTUAL_HOSTS, b"".join((*fields, routes.entry)))
+    def _virtual_host_entry(hosts: tuple[str, ...], domains: tuple[bytes, ...], routes: _Route) -> bytes:
+        """``make_virtual_host(hosts[0], hosts, ...)``, encoded: name, domains, then the route."""
+        name = wire.length_delimited(_VIRTUAL_HOST_NAME, hosts[0].encode())
+        return wire.length_delimited(_ROUTE_CONFIG_VIRTUAL_HOSTS, b"".join((name, *domains, routes.entry)))
 
     def _make_rule_parts(self, rule: IngressRule) -> _RuleParts:
         problems = tuple(rule_problems(rule))
         revisions = frozenset(split.key for split in rule.splits)
-        listeners = (names.INTERNAL,) if rule.visibility is Visibility.CLUSTER_LOCAL else (names.EXTERNAL, names.INTERNAL)
+        listener_name = names.INTERNAL if rule.visibility is Visibility.CLUSTER_LOCAL else names.EXTERNAL
         if problems:
-            return _RuleParts(problems, revisions, listeners, (), frozenset())
+            return _RuleParts(rule.route_key, problems, revisions, listener_name, (), (), None, b"")
+        hosts = tuple(dict.fromkeys(host.lower() for host in rule.hosts))
+        domains = tuple(
+            b"".join(wire.length_delimited(_VIRTUAL_HOST_DOMAINS, domain.encode()) for domain in route.domains(host))
+            for host in hosts
+        )
         routes = self._routes(route.weights(rule.splits))
-        virtual_hosts = tuple((host.lower(), self._virtual_host_entry(host, routes)) for host in rule.hosts)
-        return _RuleParts(problems, revisions, listeners, virtual_hosts, routes.clusters)
+        return _RuleParts(rule.route_key, problems, revisions, listener_name, hosts, domains, routes,
+                          self._virtual_host_entry(hosts, domains, routes))
 
-    def _route_configs(
-        self, rules: tuple[IngressRule, ...], parts: list[_RuleParts]
-    ) -> tuple[Resource, Resource, tuple[HostConflict, ...]]:
-        claims: dict[str, dict[str, str]] = {names.EXTERNAL: {}, names.INTERNAL: {}}
+    def _route_configs(self, parts: list[_RuleParts]) -> tuple[Resource, Resource, tuple[HostConflict, ...]]:
+        # per listener: host -> position of the rule that has it
+        claims: dict[str, dict[str, int]] = {names.EXTERNAL: {}, names.INTERNAL: {}}
         entries: dict[str, list[bytes]] = {names.EXTERNAL: [], names.INTERNAL: []}
-        clusters: dict[str, set[str]] = {names.EXTERNAL: set(), names.INTERNAL: set()}
+        clusters: dict[str, list[frozenset[str]]] = {names.EXTERNAL: [], names.INTERNAL: []}
         conflicts = []
-        for rule, rule_parts in zip(rules, parts):
-            route_key = rule.route_key
-            for listener_name in rule_parts.listeners:
-                listener_claims, listener_entries = claims[listener_name], entries[listener_name]
-                for host, entry in rule_parts.virtual_hosts:
-                    owner = listener_claims.get(host)
-                    if owner is None:
-                        listener_claims[host] = route_key
-                        listener_entries.append(entry)
-                        clusters[listener_name] |= rule_parts.clusters
-                    elif owner != route_key:
-                        conflicts.append(HostConflict(host, listener_name, kept=owner, dropped=route_key))
+        for position, rule_parts in enumerate(parts):
+            if rule_parts.route is None:
+                continue
+            listener_claims = claims[rule_parts.listener]
+            taken = [index for index, host in enumerate(rule_parts.hosts)
+                     if listener_claims.setdefault(host, position) != position]
+            entry = rule_parts.entry
+            if taken:
+                for index in taken:
+                    owner = parts[listener_claims[rule_parts.hosts[index]]].route_key
+                    if owner != rule_parts.route_key:  # a Route's own earlier rule is no conflict
+                        conflicts.append(HostConflict(rule_parts.hosts[index], rule_parts.listener, kept=owner,
+                                                      dropped=rule_parts.route_key))
+                if len(taken) == len(rule_parts.hosts):
+                    continue
+                kept = [index for index in range(len(rule_parts.hosts)) if index not in taken]
+                entry = self._virtual_host_entry(tuple(rule_parts.hosts[index] for index in kept),
+                                                 tuple(rule_parts.domains[index] for index in kept), rule_parts.route)
+            entries[rule_parts.listener].append(entry)
+            clusters[rule_parts.listener].append(rule_parts.route.clusters)
         return (
-            self._route_config(names.EXTERNAL, entries[names.EXTERNAL], clusters[names.EXTERNAL]),
-            self._route_config(names.INTERNAL, entries[names.INTERNAL], clusters[names.INTERNAL]),
+            self._route_config(names.EXTERNAL, entries[names.EXTERNAL], frozenset().union(*clusters[names.EXTERNAL])),
+            self._route_config(names.INTERNAL, entries[names.INTERNAL], frozenset().union(*clusters[names.INTERNAL])),
             tuple(conflicts),
         )
 
     @staticmethod
-    def _route_config(name: str, virtual_hosts: list[bytes], clusters: set[str]) -> Resource:
+    def _route_config(name: str, virtual_hosts: list[bytes], clusters: frozenset[str]) -> Resource:
         """``make_route_config(name, ...)``, encoded: name, the virtual hosts, then the rest."""
         head = wire.length_delimited(_ROUTE_CONFIG_NAME, name.encode())
         rest = wire.encode(route.make_route_config(name, []))[len(head) :]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import betterproto2
 
@@ -86,7 +86,7 @@ _plans: dict[type, _Plan] = {}
 def _plan(cls: type[betterproto2.Message]) -> _Plan:
     plan = _plans.get(cls)
     if plan is None:
-        meta = cls._betterproto  # type: ignore[attr-defined]
+        meta = cast(Any, cls)._betterproto
         plan = tuple(
             (
                 name,

@@ -128,6 +128,6 @@ def test_conflicts_of_the_last_model_are_kept() -> None:
     hello = model(100, generation=1)
     other = IngressRule("default", "other", ("hello.default.example.com",), (Split("a", "default", 100),))
     controller.update(IngressModel(rules=(*hello.rules, other), backends=hello.backends))
-    assert [conflict.dropped for conflict in controller.conflicts] == ["default/other", "default/other"]
+    assert [conflict.dropped for conflict in controller.conflicts] == ["default/other"]
     controller.update(hello)
     assert controller.conflicts == ()

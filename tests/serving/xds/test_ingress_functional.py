@@ -26,7 +26,7 @@ from serving.xds.resources import route
 from serving.xds.runner import LocalIngress
 from serving.xds.sequencer import Stage
 from serving.xds.snapshot import Snapshot, from_message
-from tests.serving.xds.backends import NamedBackend, SteadyLoad, fire
+from serving.xds.testing import NamedBackend, SteadyLoad, fire
 
 NS = "default"
 HOST = "hello.default.example.com"
@@ -98,6 +98,16 @@ async def test_bootstrap_is_valid_for_envoy(tmp_path: Path) -> None:
     )
     output, _ = await process.communicate()
     assert process.returncode == 0, output.decode()[-2000:]
+
+
+async def test_the_ads_stream_survives_envoys_keepalive_pings(tmp_path: Path) -> None:
+    # grpcio's default policy answers pings on a stream without data with GOAWAY
+    # "too_many_pings" after two strikes; with Envoy pinging every second that is 3 s.
+    async with LocalIngress(tmp_path / "envoy", keepalive_interval_seconds=1) as ingress:
+        await serve(ingress.controller, IngressModel())
+        await asyncio.sleep(6)
+        stats = await envoy_stats(ingress, r"^(cluster\.xds_cluster\.upstream_cx_total|control_plane\.connected_state)$")
+    assert stats == {"cluster.xds_cluster.upstream_cx_total": 1, "control_plane.connected_state": 1}
 
 
 async def test_routes_by_host_header_and_unknown_host_gets_404(
@@ -233,9 +243,26 @@ async def test_cluster_local_rule_is_served_only_on_the_internal_listener(
 
     assert (await get(ingress.external_url, private_host))[0] == 404
     assert (await get(ingress.internal_url, private_host))[:2] == (200, "hello-00002")
-    # Public routes answer on both, as on Knative's local gateway.
+    assert (await get(ingress.internal_url, f"{private_host}:80"))[:2] == (200, "hello-00002")
+    # Each listener serves its own visibility (in-cluster callers use a Route's cluster-local hosts).
     assert (await get(ingress.external_url, HOST))[:2] == (200, "hello-00001")
-    assert (await get(ingress.internal_url, HOST))[:2] == (200, "hello-00001")
+    assert (await get(ingress.internal_url, HOST))[0] == 404
+
+    # A public change reaches Envoy as the external route configuration alone.
+    reloads = r"^http\.(external|internal)\.rds\.(external|internal)\.config_reload$"
+    before = await envoy_stats(ingress, reloads)
+    await serve(ingress.controller, IngressModel(
+        rules=(
+            rule(("hello-00002", 100), generation=2),
+            rule(("hello-00002", 100), hosts=(private_host,), name="private", visibility=Visibility.CLUSTER_LOCAL),
+        ),
+        backends=(backend_of(one), backend_of(two)),
+    ))
+    after = await envoy_stats(ingress, reloads)
+    assert after["http.external.rds.external.config_reload"] == before["http.external.rds.external.config_reload"] + 1
+    assert after["http.internal.rds.internal.config_reload"] == before["http.internal.rds.internal.config_reload"]
+    assert (await get(ingress.external_url, HOST))[:2] == (200, "hello-00002")
+    assert (await get(ingress.internal_url, private_host))[:2] == (200, "hello-00002")
 
 
 async def test_revision_without_endpoints_answers_503_at_once(ingress: LocalIngress) -> None:
@@ -262,8 +289,8 @@ async def test_refused_config_reports_envoys_error_and_last_good_config_keeps_se
     translated = controller.cache.snapshot(controller.group)
     assert translated is not None
     duplicate = route.make_route_config("external", [
-        route.make_virtual_host(HOST, (Split("hello-00002", NS, 100),)),
-        route.make_virtual_host(HOST, (Split("hello-00002", NS, 100),)),
+        route.make_virtual_host("first", (HOST,), (Split("hello-00002", NS, 100),)),
+        route.make_virtual_host("second", (HOST,), (Split("hello-00002", NS, 100),)),
     ])
     bad = Snapshot.create(
         version,

@@ -84,7 +84,8 @@ def test_merged_keeps_old_names_and_takes_new_content() -> None:
 
 def test_entries_filter_by_name() -> None:
     resources = ResourceSet.of(EDS, [resource(EDS, "a"), resource(EDS, "b")])
-    assert resources.entries(["b", "missing"]) == [resources.items["b"].entry]
+    assert resources.entries({"b", "missing"}) == [resources.items["b"].entry]
+    assert resources.entries({"b", "a"}) == [resources.items["a"].entry, resources.items["b"].entry]
     assert resources.entries(None) == [resources.items["a"].entry, resources.items["b"].entry]
 
 
@@ -96,8 +97,8 @@ def test_entries_filter_by_name() -> None:
         pytest.param(listener.make_listener("external", host="0.0.0.0", port=1, route_config_name="ext-routes"),
                      (LDS, "external", {"ext-routes"}), id="listener needs its route configuration"),
         pytest.param(route.make_route_config("external", [
-            route.make_virtual_host("a", (Split("r1", "ns", 50), Split("r2", "ns", 50))),
-            route.make_virtual_host("b", (Split("r3", "other", 1),)),
+            route.make_virtual_host("a", ("a",), (Split("r1", "ns", 50), Split("r2", "ns", 50))),
+            route.make_virtual_host("b", ("b",), (Split("r3", "other", 1),)),
         ]), (RDS, "external", {"ns/r1", "ns/r2", "other/r3"}), id="routes need their clusters"),
     ],
 )

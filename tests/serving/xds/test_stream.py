@@ -47,8 +47,8 @@ class Envoy:
         last = self.last[type_url]
         return self.request(type_url, names=names, version=last.version_info, nonce=last.nonce)
 
-    def nack(self, type_url: str, error: str, *, previous: str = "") -> list[DiscoveryResponse]:
-        return self.request(type_url, version=previous, nonce=self.last[type_url].nonce, error=error)
+    def nack(self, type_url: str, error: str, *, names: tuple[str, ...] = (), previous: str = "") -> list[DiscoveryResponse]:
+        return self.request(type_url, names=names, version=previous, nonce=self.last[type_url].nonce, error=error)
 
 
 def names_in(response: DiscoveryResponse) -> list[bytes]:
@@ -94,7 +94,45 @@ def test_endpoints_and_routes_are_sent_only_as_subscribed(cache: SnapshotCache) 
     [endpoints] = envoy.request(EDS, names=("b", "unknown"))
     assert names_in(endpoints) == [b"b"]
     [again] = envoy.ack(EDS, names=("a", "b"))
-    assert again.version_info == endpoints.version_info and names_in(again) == [b"a", b"b"]
+    assert again.version_info == endpoints.version_info and names_in(again) == [b"a"], "b is there already"
+    [dropped_a] = envoy.ack(EDS, names=("b",))
+    assert names_in(dropped_a) == []
+    [a_again] = envoy.ack(EDS, names=("a", "b"))
+    assert names_in(a_again) == [b"a"], "unsubscribed, then asked for again: sent again"
+
+
+def test_only_changed_endpoints_and_routes_are_sent_but_clusters_whole(cache: SnapshotCache) -> None:
+    envoy = Envoy(cache)
+    envoy.request(CDS)
+    envoy.request(EDS, names=("a", "b"))
+    envoy.ack(CDS)
+    envoy.ack(EDS, names=("a", "b"))
+
+    cache.set_snapshot("ingress", make_snapshot(2, clusters=("a", "b"), endpoints={"b": "new pod"}))
+    [endpoints] = envoy.responses()
+    assert names_in(endpoints) == [b"b"]
+    envoy.ack(EDS, names=("a", "b"))
+
+    cache.set_snapshot("ingress", make_snapshot(3, clusters=("a", "b", "c"), endpoints={"b": "new pod"}))
+    [clusters, endpoints] = envoy.responses()
+    assert names_in(clusters) == [b"a", b"b", b"c"]
+    assert names_in(endpoints) == [], "c is not subscribed yet; the new version still goes out to be ACKed"
+
+
+def test_after_a_nack_the_refused_resources_are_sent_again(cache: SnapshotCache) -> None:
+    envoy = Envoy(cache)
+    envoy.request(CDS)
+    envoy.request(EDS, names=("a", "b"))
+    envoy.ack(CDS)
+    envoy.ack(EDS, names=("a", "b"))
+    cache.set_snapshot("ingress", make_snapshot(2, clusters=("a", "b"), endpoints={"a": "bad", "b": "bad"}))
+    [refused] = envoy.responses()
+    assert names_in(refused) == [b"a", b"b"]
+    envoy.nack(EDS, "bad endpoints", names=("a", "b"))
+
+    cache.set_snapshot("ingress", make_snapshot(3, clusters=("a", "b"), endpoints={"a": "good", "b": "bad"}))
+    [fixed] = envoy.responses()
+    assert names_in(fixed) == [b"a", b"b"], "Envoy may have applied neither"
 
 
 def test_one_response_per_request(cache: SnapshotCache) -> None:

@@ -34,34 +34,59 @@ LOCAL = rule("hello", ("hello.default.svc.cluster.local", "hello.default.svc"), 
 BACKENDS = (backend("hello-00001", "10.0.0.1"), backend("hello-00002", "10.0.0.2", "10.0.0.3"))
 
 
+VirtualHosts = list[tuple[tuple[str, ...], tuple[Split, ...]]]
+
+
 @pytest.mark.parametrize(
     ("model", "external", "internal"),
     [
         pytest.param(IngressModel(), [], [], id="empty model: listeners with no virtual hosts"),
         pytest.param(
             IngressModel(rules=(HELLO, CANARY), backends=BACKENDS),
-            [("hello.default.example.com", HELLO.splits), ("canary-hello.default.example.com", CANARY.splits)],
-            [("hello.default.example.com", HELLO.splits), ("canary-hello.default.example.com", CANARY.splits)],
-            id="public route with a tag: on both listeners",
+            [(HELLO.hosts, HELLO.splits), (CANARY.hosts, CANARY.splits)],
+            [],
+            id="public route with a tag",
         ),
         pytest.param(
             IngressModel(rules=(HELLO, LOCAL), backends=BACKENDS),
-            [("hello.default.example.com", HELLO.splits)],
-            [("hello.default.example.com", HELLO.splits), ("hello.default.svc.cluster.local", LOCAL.splits),
-             ("hello.default.svc", LOCAL.splits)],
-            id="cluster-local hosts only on the internal listener",
+            [(HELLO.hosts, HELLO.splits)],
+            [(LOCAL.hosts, LOCAL.splits)],
+            id="cluster-local hosts on the internal listener",
+        ),
+        pytest.param(
+            IngressModel(rules=(HELLO, rule("other", ("x.example.com", "HELLO.default.example.com"), ("hello-00001", 1))),
+                         backends=BACKENDS),
+            [(HELLO.hosts, HELLO.splits), (("x.example.com",), (Split("hello-00001", NS, 1),))],
+            [],
+            id="a host another Route has is left out, whatever its case",
+        ),
+        pytest.param(
+            IngressModel(rules=(HELLO, rule("hello", ("hello.default.example.com", "again.example.com"), ("hello-00002", 1))),
+                         backends=BACKENDS),
+            [(HELLO.hosts, HELLO.splits), (("again.example.com",), (Split("hello-00002", NS, 1),))],
+            [],
+            id="a Route's host in two of its rules: the first rule has it",
+        ),
+        pytest.param(
+            IngressModel(rules=(rule("hello", ("a.example.com", "a.example.com"), ("hello-00001", 100)),), backends=BACKENDS),
+            [(("a.example.com",), (Split("hello-00001", NS, 100),))],
+            [],
+            id="a host twice in a rule",
         ),
     ],
 )
-def test_route_configurations(
-    model: IngressModel, external: list[tuple[str, tuple[Split, ...]]], internal: list[tuple[str, tuple[Split, ...]]]
-) -> None:
+def test_route_configurations(model: IngressModel, external: VirtualHosts, internal: VirtualHosts) -> None:
     snapshot = Translator().translate(model, version=1).snapshot
 
     for name, hosts in (("external", external), ("internal", internal)):
-        want = route.make_route_config(name, [route.make_virtual_host(host, splits) for host, splits in hosts])
+        want = route.make_route_config(
+            name, [route.make_virtual_host(names[0], names, splits) for names, splits in hosts]
+        )
         assert snapshot[RDS].items[name].body == wire.encode(want), "assembled bytes equal the builder's"
         assert route_config(snapshot, name) == want
+        assert snapshot[RDS].items[name].references == {
+            f"{split.namespace}/{split.revision}" for _, splits in hosts for split in splits
+        }
 
 
 def test_clusters_endpoints_and_listeners() -> None:
@@ -90,17 +115,16 @@ def test_in_cluster_settings_listen_everywhere() -> None:
     assert (settings.internal_host, settings.internal_port) == ("0.0.0.0", 8081)
 
 
-def test_a_host_claimed_twice_stays_with_the_earlier_route() -> None:
+def test_a_host_claimed_twice_is_reported() -> None:
     taken = rule("other", ("hello.default.example.com",), ("hello-00002", 100))
+    local = rule("third", ("hello.default.example.com",), ("hello-00002", 100), visibility=Visibility.CLUSTER_LOCAL)
 
-    translation = Translator().translate(IngressModel(rules=(HELLO, taken, HELLO), backends=BACKENDS), version=1)
+    translation = Translator().translate(IngressModel(rules=(HELLO, taken, local), backends=BACKENDS), version=1)
 
     assert translation.conflicts == (
         HostConflict("hello.default.example.com", "external", kept="default/hello", dropped="default/other"),
-        HostConflict("hello.default.example.com", "internal", kept="default/hello", dropped="default/other"),
-    )
-    assert [host.name for host in route_config(translation.snapshot, "external").virtual_hosts] == ["hello.default.example.com"]
-    assert translation.snapshot[RDS].items["external"].references == {"default/hello-00001", "default/hello-00002"}
+    ), "the same host on the other listener is no conflict"
+    assert [host.name for host in route_config(translation.snapshot, "internal").virtual_hosts] == ["hello.default.example.com"]
 
 
 @pytest.mark.parametrize(
@@ -155,3 +179,4 @@ def test_unchanged_parts_are_reused_and_changed_ones_rebuilt() -> None:
     assert second[LDS].version == first[LDS].version
     assert second[RDS].version != first[RDS].version
     assert route_config(second, "external").virtual_hosts[1] == route_config(first, "external").virtual_hosts[1]
+    assert route_config(second, "external").virtual_hosts[0] != route_config(first, "external").virtual_hosts[0]

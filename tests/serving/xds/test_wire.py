@@ -24,7 +24,7 @@ from serving.xds.resources import cluster, listener, route
         ),
         pytest.param(listener.make_listener("external", host="0.0.0.0", port=8080, route_config_name="external"),
                      id="listener: Any inside Any"),
-        pytest.param(route.make_route_config("external", [route.make_virtual_host("a.example.com", (
+        pytest.param(route.make_route_config("external", [route.make_virtual_host("a.example.com", ("a.example.com", "b.example.com"), (
             Split("r1", "ns", 90), Split("r2", "ns", 10)))]), id="route configuration"),
         pytest.param(route_v3.RetryPolicy(retry_on="5xx", retriable_status_codes=[503, 504, 1]),
                      id="packed repeated uint32"),

@@ -25,64 +25,69 @@ def weight(namespace: str, revision: str, percent: int) -> route_v3.WeightedClus
     )
 
 
-def virtual_host(host: str, *weights: route_v3.WeightedClusterClusterWeight) -> route_v3.VirtualHost:
+def virtual_host(hosts: tuple[str, ...], *weights: route_v3.WeightedClusterClusterWeight) -> route_v3.VirtualHost:
     return route_v3.VirtualHost(
-        name=host,
-        domains=[host, f"{host}:*"],
+        name=hosts[0],
+        domains=[domain for host in hosts for domain in (host, f"{host}:*")],
         routes=[
             route_v3.Route(
                 match=route_v3.RouteMatch(prefix="/"),
                 route=route_v3.RouteAction(
                     weighted_clusters=route_v3.WeightedCluster(clusters=list(weights)),
                     timeout=datetime.timedelta(0),
-                    retry_policy=route_v3.RetryPolicy(
-                        retry_on="connect-failure,refused-stream,reset-before-request", num_retries=2
-                    ),
                 ),
             )
         ],
     )
 
 
+HELLO = ("hello.default.example.com",)
+LOCAL = ("hello.default.svc.cluster.local", "hello.default.svc", "hello.default")
+
+
 @pytest.mark.parametrize(
-    ("host", "splits", "want"),
+    ("hosts", "splits", "want"),
     [
         pytest.param(
-            "hello.default.example.com",
+            HELLO,
             (Split("hello-00001", "default", 100),),
-            virtual_host("hello.default.example.com", weight("default", "hello-00001", 100)),
+            virtual_host(HELLO, weight("default", "hello-00001", 100)),
             id="one revision",
         ),
         pytest.param(
-            "hello.default.example.com",
+            HELLO,
             (Split("hello-00001", "default", 90), Split("hello-00002", "default", 10)),
-            virtual_host(
-                "hello.default.example.com", weight("default", "hello-00001", 90), weight("default", "hello-00002", 10)
-            ),
+            virtual_host(HELLO, weight("default", "hello-00001", 90), weight("default", "hello-00002", 10)),
             id="90/10 split",
         ),
         pytest.param(
-            "canary-hello.default.example.com",
+            ("canary-hello.default.example.com",),
             (Split("hello-00002", "default", 100),),
-            virtual_host("canary-hello.default.example.com", weight("default", "hello-00002", 100)),
+            virtual_host(("canary-hello.default.example.com",), weight("default", "hello-00002", 100)),
             id="tag host",
         ),
         pytest.param(
-            "h.ns.example.com",
+            LOCAL,
+            (Split("hello-00001", "default", 100),),
+            virtual_host(LOCAL, weight("default", "hello-00001", 100)),
+            id="cluster-local hosts: each with and without a port",
+        ),
+        pytest.param(
+            ("h.ns.example.com",),
             (Split("r1", "ns", 33), Split("r2", "ns", 0), Split("r1", "ns", 33), Split("r3", "ns", 34)),
-            virtual_host("h.ns.example.com", weight("ns", "r1", 66), weight("ns", "r3", 34)),
+            virtual_host(("h.ns.example.com",), weight("ns", "r1", 66), weight("ns", "r3", 34)),
             id="repeated revisions add up, zero percent drops out",
         ),
         pytest.param(
-            "h.ns.example.com",
+            ("h.ns.example.com",),
             (Split("r1", "ns", 1), Split("r2", "ns", 98)),
-            virtual_host("h.ns.example.com", weight("ns", "r1", 1), weight("ns", "r2", 98)),
+            virtual_host(("h.ns.example.com",), weight("ns", "r1", 1), weight("ns", "r2", 98)),
             id="rollout step: percents need not sum to 100",
         ),
     ],
 )
-def test_make_virtual_host(host: str, splits: tuple[Split, ...], want: route_v3.VirtualHost) -> None:
-    assert route.make_virtual_host(host, splits) == want
+def test_make_virtual_host(hosts: tuple[str, ...], splits: tuple[Split, ...], want: route_v3.VirtualHost) -> None:
+    assert route.make_virtual_host(hosts[0], hosts, splits) == want
 
 
 def test_make_route_refuses_a_rule_without_traffic() -> None:
@@ -112,7 +117,7 @@ def test_weights(splits: tuple[Split, ...], want: tuple[tuple[RevisionKey, int],
 
 
 def test_make_route_config_validates_clusters() -> None:
-    host = route.make_virtual_host("a", (Split("r", "n", 100),))
+    host = route.make_virtual_host("a", ("a",), (Split("r", "n", 100),))
     assert route.make_route_config("external", [host]) == route_v3.RouteConfiguration(
         name="external", virtual_hosts=[host], validate_clusters=True
     )
