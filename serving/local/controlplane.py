@@ -231,7 +231,8 @@ class LocalCluster:
         return self._spec("kube-apiserver", [
             str(self.binaries.kube_apiserver),
             f"--etcd-servers=http://127.0.0.1:{p.etcd_client}",
-            "--bind-address=127.0.0.1",
+            # All interfaces: pods reach the API server through their network's gateway address.
+            "--bind-address=0.0.0.0",
             "--advertise-address=127.0.0.1",
             # The in-cluster "kubernetes" Service cannot point at loopback; pods get the address directly.
             "--endpoint-reconciler-type=none",
