@@ -153,6 +153,10 @@ class XdsController:
         """Wait until Envoy serves Route ``route_key`` at ``generation`` (or refuses it)."""
         await self.wait_served(self.first_version(route_key, generation), timeout=timeout)
 
+    async def served(self, route_key: str, generation: int) -> None:
+        """``wait_route_served`` without a deadline, as the Route reconciler's ingress sink asks it."""
+        await self.wait_route_served(route_key, generation)
+
     def _on_status(self, status: NodeStatus) -> None:
         progress, self._progress = self._progress, asyncio.Event()
         progress.set()

@@ -20,7 +20,10 @@ applies the protocol rules:
   endpoints and route configurations only where they differ from what this stream already
   sent: Envoy updates just the named ones it gets, so one changed route configuration or
   endpoint list does not make it reprocess the others (each response still carries the
-  version of the whole set, and its ACK counts for the whole set).
+  version of the whole set, and its ACK counts for the whole set);
+- a changed cluster is built anew by Envoy and waits for its endpoints again (15 s, then
+  it gives up waiting): so its endpoints go out again even though they did not change, and
+  likewise the route configurations of a changed listener.
 
 No I/O; the gRPC servicer moves the bytes.
 """
@@ -58,7 +61,7 @@ class _TypeState:
     resubscribed: bool = False
     """The subscribed names changed since the last response."""
     delivered: dict[str, bytes] = dataclasses.field(default_factory=dict)
-    """Digest per resource Envoy got on this stream (endpoints and routes only)."""
+    """Digest per resource Envoy got on this stream."""
     last_names: tuple[str, ...] = ()
     """The resources in the last response."""
 
@@ -146,12 +149,16 @@ class AdsStream:
             state.waiting = state.resubscribed = False
         return responses
 
-    @staticmethod
-    def _changed(state: _TypeState, offered: ResourceSet) -> list[Resource]:
+    def _changed(self, state: _TypeState, offered: ResourceSet) -> list[Resource]:
         """What to put in a response: everything for whole-set types, else what Envoy lacks."""
-        if state.names is None:
-            return list(offered.items.values())
         delivered = state.delivered
+        if state.names is None:
+            resources = list(offered.items.values())
+            rebuilt = [resource for resource in resources if delivered.get(resource.name, resource.digest) != resource.digest]
+            if rebuilt:
+                self._redeliver(offered.type_url, rebuilt)
+            state.delivered = {resource.name: resource.digest for resource in resources}
+            return resources
         resources = [
             resource
             for name, resource in offered.items.items()
@@ -159,6 +166,16 @@ class AdsStream:
         ]
         delivered.update((resource.name, resource.digest) for resource in resources)
         return resources
+
+    def _redeliver(self, type_url: str, rebuilt: list[Resource]) -> None:
+        """Envoy builds ``rebuilt`` anew: send what they refer to again, changed or not."""
+        dependent = self._types.get(type_urls.ADS_ORDER[type_urls.ADS_ORDER.index(type_url) + 1])
+        if dependent is None:
+            return
+        for resource in rebuilt:
+            for name in resource.references:
+                dependent.delivered.pop(name, None)
+        dependent.resubscribed = True
 
     def close(self) -> None:
         if self._session is not None:

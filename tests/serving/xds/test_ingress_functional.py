@@ -8,6 +8,8 @@ serves it, then send HTTP with a Host header.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime
 import json
 import re
 from collections.abc import AsyncIterator
@@ -26,6 +28,7 @@ from serving.xds.resources import route
 from serving.xds.runner import LocalIngress
 from serving.xds.sequencer import Stage
 from serving.xds.snapshot import Snapshot, from_message
+from serving.xds.translate import Translator
 from serving.xds.testing import NamedBackend, SteadyLoad, fire
 
 NS = "default"
@@ -263,6 +266,23 @@ async def test_cluster_local_rule_is_served_only_on_the_internal_listener(
     assert after["http.internal.rds.internal.config_reload"] == before["http.internal.rds.internal.config_reload"]
     assert (await get(ingress.external_url, HOST))[:2] == (200, "hello-00002")
     assert (await get(ingress.internal_url, private_host))[:2] == (200, "hello-00002")
+
+
+async def test_a_changed_cluster_definition_does_not_wait_for_endpoints(
+    ingress: LocalIngress, backends: dict[str, NamedBackend]
+) -> None:
+    one = backends["hello-00001"]
+    model = IngressModel(rules=(rule(("hello-00001", 100)),), backends=(backend_of(one),))
+    controller = ingress.controller
+    await serve(controller, model)
+    slower = dataclasses.replace(ingress.settings, connect_timeout=datetime.timedelta(seconds=2))
+    rebuilt = Translator(slower).translate(model, version=controller.version + 1).snapshot
+
+    controller.publish(rebuilt)
+    # Envoy builds the cluster anew and waits for its endpoints: without them, 15 s.
+    await controller.wait_served(rebuilt.version, timeout=5)
+    await settled(controller)
+    assert dict((await fire(ingress.external_url, HOST, requests=50)).answers) == {"hello-00001": 50}
 
 
 async def test_revision_without_endpoints_answers_503_at_once(ingress: LocalIngress) -> None:

@@ -9,7 +9,8 @@ from serving.xds import type_urls
 from serving.xds.cache import SnapshotCache
 from serving.xds.sequencer import Stage
 from serving.xds.stream import AdsStream, ProtocolError, nonce_counter
-from tests.serving.xds.factories import make_snapshot
+from serving.xds.snapshot import Snapshot
+from tests.serving.xds.factories import make_snapshot, resource
 
 CDS, EDS, LDS, RDS = type_urls.ADS_ORDER
 NODE = Node(id="envoy-1", cluster="ingress")
@@ -117,6 +118,27 @@ def test_only_changed_endpoints_and_routes_are_sent_but_clusters_whole(cache: Sn
     [clusters, endpoints] = envoy.responses()
     assert names_in(clusters) == [b"a", b"b", b"c"]
     assert names_in(endpoints) == [], "c is not subscribed yet; the new version still goes out to be ACKed"
+
+
+def test_a_changed_cluster_gets_its_unchanged_endpoints_again(cache: SnapshotCache) -> None:
+    envoy = Envoy(cache)
+    envoy.request(CDS)
+    envoy.request(EDS, names=("a", "b"))
+    envoy.ack(CDS)
+    envoy.ack(EDS, names=("a", "b"))
+    changed = make_snapshot(2, clusters=("a", "b"))
+    rebuilt = dict(changed[CDS].items)
+    rebuilt["b"] = resource(CDS, "b", "connect timeout 2s", ("b",))
+    cache.set_snapshot("ingress", Snapshot.create(
+        2, clusters=rebuilt.values(), endpoints=changed[EDS].items.values(),
+        listeners=changed[LDS].items.values(), routes=changed[RDS].items.values(),
+    ))
+
+    before = envoy.last[EDS]
+    [clusters, endpoints] = envoy.responses()
+    assert names_in(clusters) == [b"a", b"b"]
+    assert names_in(endpoints) == [b"b"], "the endpoints of the cluster Envoy builds anew"
+    assert endpoints.version_info == before.version_info
 
 
 def test_after_a_nack_the_refused_resources_are_sent_again(cache: SnapshotCache) -> None:
