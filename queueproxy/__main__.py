@@ -49,7 +49,7 @@ def _run(settings: Settings) -> int:
     except ImportError:  # pragma: no cover - uvloop is a dependency; stay runnable without it
         runner = asyncio.run
     else:
-        runner = uvloop.run  # type: ignore[assignment]
+        runner = uvloop.run
 
     async def serve() -> int:
         queue_proxy = QueueProxy(settings)

@@ -59,6 +59,7 @@ class Exchange:
         "proxy", "client", "method", "head", "proxied", "keep_alive", "state", "pending", "pending_size",
         "request_done", "upstream", "response_started", "status", "app_status", "started_at", "dispatched_at",
         "last_activity", "timer", "holds_slot", "tunnel_buffer", "retried", "body_sent", "local", "h2_stream",
+        "tunnel_eofs",
     )
 
     def __init__(self, proxy: Proxy, client: ClientConnection, method: bytes, head: RequestHead,
@@ -87,6 +88,7 @@ class Exchange:
         self.body_sent = False
         self.local: bytes | None = None  # a prepared answer (probes) instead of a trip to the app
         self.h2_stream: object | None = None
+        self.tunnel_eofs = 0  # bit 1: the client half-closed the tunnel, bit 2: the app did
 
     # --- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -351,11 +353,18 @@ class Exchange:
         self.client.write(data)
 
     def tunnel_eof_from_app(self) -> None:
+        """Half-close from the app: pass it on; once both sides have finished, close both."""
         self.client.write_eof()
+        self.tunnel_eofs |= 2
+        if self.tunnel_eofs == 3:
+            self.tunnel_closed()
 
     def tunnel_eof_from_client(self) -> None:
         if self.upstream is not None:
             self.upstream.write_eof()
+        self.tunnel_eofs |= 1
+        if self.tunnel_eofs == 3:
+            self.tunnel_closed()
 
     def tunnel_closed(self) -> None:
         if self.state == DONE:
@@ -366,6 +375,7 @@ class Exchange:
             upstream.close()
         self.keep_alive = False
         self._finish()
+        self.client.close()
 
     # --- the client side ---------------------------------------------------------------
     def client_gone(self) -> None:

@@ -230,8 +230,9 @@ class ClientConnection(RequestHeadBuilder, asyncio.Protocol):
             return
         if self._broken:
             return
-        if self._in_request:  # a request head arriving in pieces
-            self._header_bytes += len(data)
+        if self._in_request:  # a request head arriving in pieces: count up to its end
+            end = data.find(b"\r\n\r\n")
+            self._header_bytes += len(data) if end < 0 else end + 4
             if self._header_bytes > self.proxy.max_header_bytes:
                 self._reject(431, b"request header fields too large\n")
                 return
@@ -251,7 +252,8 @@ class ClientConnection(RequestHeadBuilder, asyncio.Protocol):
         else:
             if self._in_request and self.headers_since is None:
                 self.headers_since = self.proxy.time()
-                self._header_bytes = len(data)
+                last_end = data.rfind(b"\r\n\r\n")
+                self._header_bytes = len(data) - (last_end + 4 if last_end >= 0 else 0)
 
     # --- httptools callbacks -----------------------------------------------------------
     def on_url(self, url: bytes) -> None:
@@ -266,7 +268,7 @@ class ClientConnection(RequestHeadBuilder, asyncio.Protocol):
         parser = self._parser
         url = self._url
         self._url = b""
-        if self.peek_flags() & F_ANY_PROBE:
+        if self._flags & F_ANY_PROBE:  # RequestHeadBuilder state (read directly: hot path)
             head = self.take_head(b"GET", b"/", http10=False, client_ip=b"")
             exchange = Exchange(proxy, self, parser.get_method(), head, parser.should_keep_alive())
             exchange.local = proxy.probe_answer(head.probe if head.probe is not None else None)

@@ -60,7 +60,7 @@ class RequestStats:
         # (start, average, proxied average, count, proxied count) of the last whole second
         self._completed: tuple[int, float, float, int, int] | None = None
 
-    def request_in(self, now: float, proxied: bool) -> None:
+    def request_in(self, now: float, proxied: int) -> None:
         if now >= self._bucket_start + 1:
             self._roll(now)
         elapsed = now - self._last_change
@@ -73,7 +73,7 @@ class RequestStats:
             self.proxied_concurrency += 1
             self._proxied_count += 1
 
-    def request_out(self, now: float, proxied: bool) -> None:
+    def request_out(self, now: float, proxied: int) -> None:
         if now >= self._bucket_start + 1:
             self._roll(now)
         elapsed = now - self._last_change

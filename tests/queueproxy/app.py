@@ -10,6 +10,7 @@
   /upload      reads the body as it comes and answers its size
   /headers     the request's headers as JSON
   /close-mid   starts a 1 MB response, sends part of it and closes the connection
+  /drop        closes the connection without answering
   /ws          WebSocket echo
   /ready       200 once the file named by READY_FILE exists (when set), else 200
 """
@@ -117,6 +118,12 @@ async def close_mid(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def drop(request: web.Request) -> web.Response:
+    assert request.transport is not None
+    request.transport.abort()
+    return web.Response(text="never sent")
+
+
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse()
     await ws.prepare(request)
@@ -141,7 +148,7 @@ def make_app() -> web.Application:
         web.get("/", hello), web.post("/", hello), web.get("/sleep", sleep), web.get("/stream", stream),
         web.get("/hold", hold), web.get("/release", release), web.get("/concurrency", concurrency),
         web.get("/reset", reset), web.get("/download", download), web.post("/upload", upload),
-        web.put("/upload", upload), web.route("*", "/headers", headers), web.get("/close-mid", close_mid),
+        web.put("/upload", upload), web.route("*", "/headers", headers), web.get("/close-mid", close_mid), web.get("/drop", drop),
         web.get("/ws", websocket), web.get("/ready", ready),
     ])
     return app
