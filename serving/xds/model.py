@@ -41,7 +41,7 @@ class Visibility(enum.Enum):
     """Where a rule is reachable (Knative's ``IngressVisibility``)."""
 
     EXTERNAL_IP = "ExternalIP"
-    """On the external listener (and, like Knative's local gateway, on the internal one)."""
+    """On the external listener only (in-cluster callers use the Route's cluster-local rule)."""
     CLUSTER_LOCAL = "ClusterLocal"
     """Only on the internal listener: ``networking.knative.dev/visibility: cluster-local``."""
 

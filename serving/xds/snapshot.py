@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Final
 
@@ -98,12 +98,6 @@ class ResourceSet:
     def references(self) -> frozenset[str]:
         """Every name the resources need of the next type in ADS order."""
         return frozenset().union(*(resource.references for resource in self.items.values()))
-
-    def entries(self, names: Collection[str] | None = None) -> list[bytes]:
-        """Response entries of every resource (``names`` is None) or only of the named ones, in set order."""
-        if names is None:
-            return [resource.entry for resource in self.items.values()]
-        return [resource.entry for name, resource in self.items.items() if name in names]
 
 
 class InconsistentSnapshotError(ValueError):

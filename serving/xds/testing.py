@@ -54,10 +54,7 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         assert self._transport is not None
-        backend = self._backend
-        backend.requests += 1
-        backend.hosts[self._headers.get("host", "")] += 1
-        body = backend.name.encode()
+        body = self._backend.name.encode()
         head = (
             "HTTP/1.1 200 OK\r\n"
             f"Content-Length: {len(body)}\r\n"
@@ -78,8 +75,6 @@ class NamedBackend:
     def __init__(self, name: str) -> None:
         self.name = name
         self.port = 0
-        self.requests = 0
-        self.hosts: collections.Counter[str] = collections.Counter()
         self.connections: set[asyncio.Transport] = set()
         self._server: asyncio.Server | None = None
 

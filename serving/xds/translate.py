@@ -14,8 +14,8 @@ immutable model values it came from:
 - a rule's parts (its problems, revisions and encoded virtual host) by the rule;
 - a route (the weighted clusters) by its weights, shared by the rules of a Route;
 - endpoints by backend;
-- clusters from one encoded template per settings: every cluster is ``make_cluster(name)``,
-  and only the name differs;
+- clusters from one encoded template: every cluster is ``make_cluster(name)``, and only
+  the name differs; the listeners once;
 - a virtual host and a route configuration are put together from those bytes exactly as
   ``make_virtual_host`` and ``make_route_config`` encode (the tests hold the bytes equal).
 
@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 from collections.abc import Callable, Hashable
-from typing import Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from serving.xds import type_urls, wire
 from serving.xds.model import IngressModel, IngressRule, RevisionBackend, RevisionKey, Split, Visibility
@@ -190,12 +191,8 @@ class Translator:
         self._rules = _Memo(self._make_rule_parts)
         self._routes = _Memo(self._make_route)
         self._endpoints = _Memo(self._make_endpoints)
-        self._cluster_templates = _Memo(self._make_cluster_template)
         self._clusters = _Memo(self._make_cluster)
-        self._listeners = _Memo(self._make_listeners)
-        self._memos: tuple[_Memo[object, object], ...] = (
-            self._rules, self._routes, self._endpoints, self._cluster_templates, self._clusters, self._listeners,  # type: ignore[assignment]
-        )
+        self._memos: tuple[_Memo[Any, Any], ...] = (self._rules, self._routes, self._endpoints, self._clusters)
         self._previous: dict[str, ResourceSet] = {}
 
     def translate(self, model: IngressModel, *, version: int) -> Translation:
@@ -212,7 +209,7 @@ class Translator:
             sets = {
                 type_urls.CLUSTER: [self._clusters(backend.key) for backend in model.backends],
                 type_urls.ENDPOINT: [self._endpoints(backend) for backend in model.backends],
-                type_urls.LISTENER: self._listeners(self.settings),
+                type_urls.LISTENER: self._listeners,
                 type_urls.ROUTE: [external, internal],
             }
             self._previous = {
@@ -227,14 +224,14 @@ class Translator:
 
     # --- clusters, endpoints, listeners ----------------------------------------------------------
 
-    @staticmethod
-    def _make_cluster_template(connect_timeout: datetime.timedelta) -> bytes:
+    @functools.cached_property
+    def _cluster_template(self) -> bytes:
         """``make_cluster(name)`` minus its name, which it encodes first."""
-        return wire.encode(cluster.make_cluster("", connect_timeout=connect_timeout))
+        return wire.encode(cluster.make_cluster("", connect_timeout=self.settings.connect_timeout))
 
     def _make_cluster(self, revision: RevisionKey) -> Resource:
         name = names.cluster_name(revision)
-        body = wire.length_delimited(_CLUSTER_NAME, name.encode()) + self._cluster_templates(self.settings.connect_timeout)
+        body = wire.length_delimited(_CLUSTER_NAME, name.encode()) + self._cluster_template
         return Resource.create(type_urls.CLUSTER, name, body, (name,))
 
     @staticmethod
@@ -242,8 +239,9 @@ class Translator:
         name = names.cluster_name(backend.key)
         return Resource.create(type_urls.ENDPOINT, name, wire.encode(cluster.make_load_assignment(name, backend.endpoints)))
 
-    @staticmethod
-    def _make_listeners(settings: IngressSettings) -> list[Resource]:
+    @functools.cached_property
+    def _listeners(self) -> list[Resource]:
+        settings = self.settings
         return [
             Resource.create(
                 type_urls.LISTENER,

@@ -6,10 +6,11 @@ sends everything to the rule's revisions by weight, adding ``Knative-Serving-Rev
 request is headed. A Host no virtual host claims gets Envoy's own 404.
 
 Why a virtual host per rule and not per host name: Envoy rebuilds a whole route
-configuration on every change, at about 35 µs of CPU per virtual host. A Knative Route has
-four host names (one public, three cluster-local) in two rules, so per host name a
-1,000-service ingress would cost Envoy about 150 ms per change; per rule it is about half.
-Matching is the same: by exact host name, with or without a port.
+configuration on every change, at roughly 30-50 µs of CPU per virtual host (measured with
+Envoy 1.40 here). A Knative Route has four host names (one public, three cluster-local) in
+two rules, so at 1,000 services a virtual host per host name means about 4,000 virtual hosts
+rebuilt per change, past the 100 ms a route change may take; per rule it is 2,000. Matching
+is the same: by exact host name, with or without a port.
 
 Pure builders; no side effects.
 """

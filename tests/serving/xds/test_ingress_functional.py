@@ -220,7 +220,7 @@ async def test_envoy_keeps_serving_without_control_plane_and_a_restart_does_not_
         await asyncio.sleep(0.5)
 
     assert load.tally.failures == []
-    assert served_while_down >= 150
+    assert served_while_down >= 100
     # Same content, same versions: Envoy changed no listener and no cluster on reconnect.
     after = await envoy_stats(ingress, r"^(listener_manager\.listener_(added|modified|removed)|cluster_manager\.cluster_(added|modified|removed))$")
     assert after == before

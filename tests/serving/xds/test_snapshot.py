@@ -82,13 +82,6 @@ def test_merged_keeps_old_names_and_takes_new_content() -> None:
     assert ResourceSet.of(EDS, []).merged(new) is new
 
 
-def test_entries_filter_by_name() -> None:
-    resources = ResourceSet.of(EDS, [resource(EDS, "a"), resource(EDS, "b")])
-    assert resources.entries({"b", "missing"}) == [resources.items["b"].entry]
-    assert resources.entries({"b", "a"}) == [resources.items["a"].entry, resources.items["b"].entry]
-    assert resources.entries(None) == [resources.items["a"].entry, resources.items["b"].entry]
-
-
 @pytest.mark.parametrize(
     ("message", "want"),
     [
