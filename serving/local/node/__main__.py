@@ -2,8 +2,9 @@
 
     knserve node --kubeconfig ADMIN_KUBECONFIG --name knserve-node --state-dir DIR
 
-Parses flags, connects to the API server, builds the agent and runs it until SIGTERM or
-SIGINT, which stops every pod's processes and leaves the pods in the API.
+Parses flags, claims an address block and sets up the pod network (a bridge; needs root),
+connects to the API server, builds the agent and runs it until SIGTERM or SIGINT, which
+stops every pod's processes, removes the pod network and leaves the pods in the API.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ import ssl
 import sys
 from pathlib import Path
 
-from serving.local.node.addresses import DEFAULT_PORT_RANGE, HOST_IP, AllocationStore, saved_block
+from serving.local.node.addresses import HOST_IP, AllocationStore, saved_block
 from serving.local.node.network import (
     DEFAULT_POD_NETWORK,
     LOOPBACK_POD_NETWORK,
-    LoopbackAliases,
+    BridgeNetwork,
     LoopbackRange,
-    PodAddresses,
-    can_add_addresses,
+    PodNetwork,
+    can_manage_network,
     claim_block,
 )
 from serving.local.node.agent import NodeAgent
@@ -44,7 +45,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--kubeconfig", required=True, help="kubeconfig with rights to nodes, pods, leases, tokens")
     parser.add_argument("--name", default="knserve-node", help="the Node's name (default: knserve-node)")
     parser.add_argument("--state-dir", required=True, type=Path, help="where pod addresses, records and logs live")
-    parser.add_argument("--host-ip", default=HOST_IP, help="the node's InternalIP and hostNetwork pods' IP")
+    parser.add_argument(
+        "--host-ip",
+        help="the node's InternalIP and hostNetwork pods' IP (default: the pod network's gateway, "
+        f"or {HOST_IP} with loopback pod IPs)",
+    )
     parser.add_argument(
         "--port", "--log-port", dest="log_port", type=int, default=0,
         help="port of the kubelet (log) endpoint (default: any free port)",
@@ -60,18 +65,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="namespace/name of the ConfigMap mapping images to command lines",
     )
     parser.add_argument(
-        "--port-range", default=f"{DEFAULT_PORT_RANGE[0]}-{DEFAULT_PORT_RANGE[1]}",
-        help="ports given to containers in place of their PORT (default: %(default)s)",
-    )
-    parser.add_argument(
         "--shutdown-grace-period", type=float, default=10.0,
         help="longest grace period given to each pod when the agent stops (seconds)",
     )
     parser.add_argument(
         "--pod-network", default="auto",
-        help="where pod IPs come from: a CIDR (addresses are added to lo, needs CAP_NET_ADMIN), "
-        f"'loopback' (127.0.x.y: no setup, but Services get no endpoints), or 'auto' ({DEFAULT_POD_NETWORK} "
-        "when permitted, else loopback)",
+        help="where pod IPs come from: a CIDR (a bridge and a network namespace per pod, needs "
+        "CAP_NET_ADMIN), 'loopback' (127.0.x.y in the host's namespace: no setup, but pods share ports and "
+        f"Services get no endpoints), or 'auto' ({DEFAULT_POD_NETWORK} when permitted, else loopback)",
     )
     parser.add_argument(
         "--bind-pending-pods", action=argparse.BooleanOptionalAction, default=True,
@@ -85,30 +86,36 @@ log = logging.getLogger("serving.local.node")
 
 
 def pod_network(setting: str) -> tuple[ipaddress.IPv4Network, bool]:
-    """The range pod IPs come from, and whether they are added to ``lo``."""
+    """The range pod IPs come from, and whether pods get their own network namespaces."""
     if setting == "loopback":
         return LOOPBACK_POD_NETWORK, False
     if setting == "auto":
-        if can_add_addresses():
+        if can_manage_network():
             return DEFAULT_POD_NETWORK, True
         log.warning(
-            "this process may not add addresses (no CAP_NET_ADMIN), so pods get 127.0.x.y addresses: they run "
-            "and answer, but the API server refuses loopback addresses in EndpointSlices, so Services will have "
-            "no endpoints. Run the node agent as root for pod IPs in %s.", DEFAULT_POD_NETWORK,
+            "this process may not create network namespaces (no CAP_NET_ADMIN), so pods get 127.0.x.y "
+            "addresses in the host's namespace: they run and answer, but two pods cannot use the same port, "
+            "and the API server refuses loopback addresses in EndpointSlices, so Services will have no "
+            "endpoints. Run the node agent as root for pod networks in %s.", DEFAULT_POD_NETWORK,
         )
         return LOOPBACK_POD_NETWORK, False
     network = ipaddress.IPv4Network(setting)
     if network.is_loopback:
         return network, False
-    if not can_add_addresses():
-        raise SystemExit(f"--pod-network={setting} needs CAP_NET_ADMIN to add pod addresses to lo; run as root "
-                         "or use --pod-network=loopback.")
+    if not can_manage_network():
+        raise SystemExit(f"the local node agent needs root to create pod network namespaces (--pod-network="
+                         f"{setting}); run it as root or use --pod-network=loopback.")
     return network, True
 
 
-def _port_range(text: str) -> tuple[int, int]:
-    low, _, high = text.partition("-")
-    return int(low), int(high or low)
+def _is_local(host: str) -> bool:
+    """Whether the API server's address only works on this host (so pods need another)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -118,23 +125,43 @@ async def run(args: argparse.Namespace) -> None:
     layout = StateLayout(state_dir)
     layout.pods.mkdir(exist_ok=True)
     clock = SystemClock()
-    network, add_addresses = pod_network(args.pod_network)
-    block, block_lock = claim_block(network, preferred=saved_block(layout.allocations))
-    addresses: PodAddresses = LoopbackAliases(block) if add_addresses else LoopbackRange()
-    log.info("pod IPs from %s%s", block, " (added to lo)" if add_addresses else "")
+    network_range, namespaces = pod_network(args.pod_network)
+    block, block_lock = claim_block(network_range, preferred=saved_block(layout.allocations))
+    allocations = AllocationStore(layout.allocations, block=block)
+    network: PodNetwork = BridgeNetwork(block) if namespaces else LoopbackRange()
+    try:
+        await network.setup(allocations.addresses())
+    except OSError as error:
+        block_lock.close()
+        raise SystemExit(f"the local node agent could not set up the pod network: {error}") from None
+    host_ip = args.host_ip or network.gateway or HOST_IP
+    log.info("pod IPs from %s%s", block, f" (bridge gateway {network.gateway})" if network.gateway else "")
+    try:
+        await _serve(args, state_dir=state_dir, layout=layout, allocations=allocations, network=network,
+                     host_ip=host_ip, clock=clock)
+    finally:
+        await network.teardown()
+        block_lock.close()
+
+
+async def _serve(
+    args: argparse.Namespace, *, state_dir: Path, layout: StateLayout, allocations: AllocationStore,
+    network: PodNetwork, host_ip: str, clock: SystemClock,
+) -> None:
     api = await NodeApi.connect(args.kubeconfig)
     cert, key = args.tls_cert_file, args.tls_private_key_file
     if cert is None or key is None:
-        cert, key = serving_certificate(state_dir / "pki", args.name, args.host_ip)
+        cert, key = serving_certificate(state_dir / "pki", args.name, host_ip)
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(cert, key)
     if args.client_ca_file is not None:
         tls.load_verify_locations(cafile=str(args.client_ca_file))
         tls.verify_mode = ssl.CERT_REQUIRED
+    server = api.server_info()
     image_namespace, _, image_name = args.image_map.partition("/")
     settings = NodeSettings(
         node_name=args.name,
-        host_ip=args.host_ip,
+        host_ip=host_ip,
         shutdown_grace=args.shutdown_grace_period,
         bind_pending_pods=args.bind_pending_pods,
         base_env={name: os.environ[name] for name in INHERITED_VARIABLES if name in os.environ},
@@ -145,19 +172,17 @@ async def run(args: argparse.Namespace) -> None:
                 api=api,
                 settings=settings,
                 layout=layout,
-                allocations=AllocationStore(
-                    layout.allocations, block=block, port_range=_port_range(args.port_range)
-                ),
-                server=api.server_info(),
+                allocations=allocations,
+                server=server,
+                pod_server=server.reached_at(network.gateway) if network.gateway and _is_local(server.host) else server,
                 probe_session=session,
                 images=ImageMapCache(api, namespace=image_namespace, name=image_name, clock=clock),
                 clock=clock,
-                addresses=addresses,
+                network=network,
             )
             await NodeAgent(ctx, log_port=args.log_port, log_tls=tls).run()
     finally:
         await api.close()
-        block_lock.close()
 
 
 def main(argv: list[str]) -> int:

@@ -366,7 +366,7 @@ class NodeAgent:
                 )
             await worker.close()
             if not worker.host_network:
-                await self.ctx.addresses.detach(worker.pod_ip)
+                await self.ctx.network.detach(worker.pod_ip)
             self.ctx.allocations.release(worker.uid)
             remove_tree(self.ctx.layout.pod_dir(worker.uid))
         finally:
@@ -392,12 +392,13 @@ class NodeAgent:
             remove_tree(pod_dir)
         for uid in self.ctx.allocations.known_pods() - listed:
             self.ctx.allocations.release(uid)
-        await self.ctx.addresses.sync(self.ctx.allocations.addresses())
+        await self.ctx.network.sync(self.ctx.allocations.addresses())
 
     # --- shutdown ------------------------------------------------------------------------------------
 
     async def shutdown(self) -> None:
-        """Stop every pod's processes (SIGTERM, then SIGKILL); leave the pods in the API."""
+        """Stop every pod's processes (SIGTERM, then SIGKILL); leave the pods in the API. (The
+        caller then removes the pod network; the next start makes it again, same IPs.)"""
         workers = list(self.workers.values())
         for task in self._terminations.values():
             task.cancel()
@@ -408,7 +409,5 @@ class NodeAgent:
             *(w.terminate(min(w.termination_grace_period(), cap), pre_stop=False) for w in workers),
             return_exceptions=True,
         )
-        for address in self.ctx.allocations.addresses():
-            await self.ctx.addresses.detach(address)
         await self.log_server.stop()
         log.info("node agent stopped (%d pods' processes stopped)", len(workers))

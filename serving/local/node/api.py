@@ -54,6 +54,15 @@ class ServerInfo:
     ca_pem: bytes | None
     host: str
     port: int
+    tls_server_name: str | None = None  # the name to check the certificate against, when not host
+
+    def reached_at(self, address: str) -> ServerInfo:
+        """The same server through another of its addresses, checked against its DNS name
+        ``kubernetes.default.svc`` (every API server certificate carries it)."""
+        scheme = urllib.parse.urlsplit(self.url).scheme or "https"
+        return dataclasses.replace(
+            self, url=f"{scheme}://{address}:{self.port}", host=address, tls_server_name="kubernetes.default.svc"
+        )
 
 
 @dataclasses.dataclass(frozen=True)

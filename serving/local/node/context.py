@@ -3,7 +3,7 @@ and the collaborators (API, address table, probe HTTP client, image map).
 
 ``StateLayout`` names every file the agent keeps:
 
-    <state>/allocations.json                  pod IPs and remapped ports
+    <state>/allocations.json                  pod IPs
     <state>/pods/<uid>/pod.json               namespace and name of the pod
     <state>/pods/<uid>/work/                  default working directory of its containers
     <state>/pods/<uid>/serviceaccount/        token, ca.crt, namespace, kubeconfig
@@ -26,7 +26,7 @@ import aiohttp
 from serving.local.node.addresses import AllocationStore
 from serving.local.node.api import ApiError, NodeApi, ServerInfo
 from serving.local.node.images import ImageEntrypoint, parse_map
-from serving.local.node.network import PodAddresses
+from serving.local.node.network import PodNetwork
 
 
 class Clock(Protocol):
@@ -115,8 +115,9 @@ class NodeContext:
     settings: NodeSettings
     layout: StateLayout
     allocations: AllocationStore
-    server: ServerInfo
+    server: ServerInfo  # as the agent reaches it
+    pod_server: ServerInfo  # as pods reach it (through their gateway)
     probe_session: aiohttp.ClientSession
     images: ImageMapCache
     clock: Clock
-    addresses: PodAddresses
+    network: PodNetwork

@@ -1,9 +1,10 @@
 """Running probe and lifecycle-hook actions: HTTP GET, TCP connect, exec.
 
-``run_action`` performs one ``ProbeAction`` against a pod (its IP and its port map) and
-answers (passed, message). HTTP probes send ``User-Agent: kube-probe/<version>`` and the
-probe's headers and count 200-399 as passing, like the kubelet; exec runs the command with
-the container's environment and passes on exit code 0.
+``run_action`` performs one ``ProbeAction`` against a pod and answers (passed, message).
+HTTP and TCP probes connect from the host to the pod's IP (through the node's bridge); HTTP
+probes send ``User-Agent: kube-probe/<version>`` and the probe's headers and count 200-399 as
+passing, like the kubelet; exec runs the command inside the pod's network namespace with the
+container's environment and passes on exit code 0.
 
 Side effects: network connections and short-lived processes.
 """
@@ -15,11 +16,13 @@ import contextlib
 import os
 import signal
 import ssl
+import subprocess
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import aiohttp
 
+from serving.local.node.processes import entering_network_namespace
 from serving.local.node.probes import ActionKind, ProbeAction, http_status_passes
 
 PROBE_USER_AGENT = "kube-probe/1.37"
@@ -74,7 +77,9 @@ async def _tcp_connect(host: str, port: int, timeout: float) -> tuple[bool, str]
     return True, ""
 
 
-async def _exec(command: tuple[str, ...], env: Mapping[str, str], cwd: Path, timeout: float) -> tuple[bool, str]:
+async def _exec(
+    command: tuple[str, ...], env: Mapping[str, str], cwd: Path, timeout: float, network_namespace: Path | None
+) -> tuple[bool, str]:
     try:
         process = await asyncio.create_subprocess_exec(
             *command,
@@ -84,9 +89,12 @@ async def _exec(command: tuple[str, ...], env: Mapping[str, str], cwd: Path, tim
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=entering_network_namespace(network_namespace),
         )
     except OSError as error:
         return False, f'exec: "{command[0]}": {error.strerror or error}'
+    except subprocess.SubprocessError:
+        return False, f"could not enter the pod's network namespace {network_namespace}"
     try:
         output, _ = await asyncio.wait_for(process.communicate(), timeout)
     except TimeoutError:
@@ -104,7 +112,7 @@ async def run_action(
     action: ProbeAction,
     *,
     pod_ip: str,
-    port_map: Mapping[int, int],
+    network_namespace: Path | None,
     env: Mapping[str, str],
     cwd: Path,
     timeout: float,
@@ -112,13 +120,13 @@ async def run_action(
 ) -> tuple[bool, str]:
     """Perform ``action`` once; (passed, message)."""
     host = action.host or pod_ip
-    port = port_map.get(action.port, action.port)
+    port = action.port
     if action.kind is ActionKind.HTTP_GET:
         return await _http_get(action, host, port, timeout, session)
     if action.kind is ActionKind.TCP_SOCKET:
         return await _tcp_connect(host, port, timeout)
     if action.kind is ActionKind.EXEC:
-        return await _exec(action.command, env, cwd, timeout)
+        return await _exec(action.command, env, cwd, timeout, network_namespace)
     # gRPC health checking would need the grpc health stubs; a TCP connect is the closest
     # honest check without them.
     return await _tcp_connect(host, port, timeout)

@@ -28,7 +28,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]
+import yaml
 
 IMAGE_MAP_NAME = "knserve-images"
 IMAGE_MAP_NAMESPACE = "knative-serving"

@@ -1,18 +1,25 @@
-"""Where pod IPs live on the host: the node's address block and the addresses on ``lo``.
+"""Pod networking on this host: the node's address block, its bridge and one network
+namespace per pod, the way a CNI bridge plugin sets them up.
 
-Pod IPs must be real host addresses (Envoy, the activator and probes connect to them) but
-must not be loopback ones: the API server refuses EndpointSlices with addresses in
-127.0.0.0/8, so Services would never get endpoints. So by default each pod IP is taken from
-198.19.0.0/16 (a reserved benchmarking range, not routed on real networks) and added to
-``lo`` as a /32 with the label ``lo:knserve``, which needs CAP_NET_ADMIN (root). Without it
-the agent falls back to 127.0.x.y addresses, which need no setup; pods then run and answer,
-but Services get no endpoints, and the agent says so in its log.
+Each agent claims one /24 block of 10.244.0.0/16 under an exclusive lock held as long as it
+runs, so several local clusters on one machine (a developer's and a test run's) never hand
+out the same address; an agent that restarts asks for its previous block first.
 
-Each agent claims one /24 block of the range for its pods, under an exclusive lock held as
-long as it runs, so several local clusters on one machine (a developer's and a test run's)
-never hand out the same address; an agent that restarts asks for its previous block first.
+``BridgeNetwork`` (needs CAP_NET_ADMIN, i.e. root) makes the Linux bridge ``kns<n>`` (n: the
+block's third octet) carrying ``10.244.<n>.1/24``: the pods' gateway, the Node's InternalIP
+and the IP of ``hostNetwork`` pods. Every other pod gets a network namespace
+``knserve-<n>-<m>`` (its IP is ``10.244.<n>.<m>``) holding ``lo`` and ``eth0``, one end of a
+veth pair whose host end ``knsv<n>-<m>`` hangs on the bridge, with a default route via the
+gateway. All containers of the pod run inside that namespace, so each may bind
+``0.0.0.0:8080`` and they share ``localhost``, as in Kubernetes. Names derive from the pod
+IP, so an agent that restarts finds the namespaces of the pods it adopts.
 
-Side effects: lock files in the machine's temporary directory; runs ``ip addr``.
+``LoopbackRange`` is the fallback without root: pods get 127.0.x.y addresses in the host's
+namespace; they run and answer, but the API server refuses loopback addresses in
+EndpointSlices, so Services get no endpoints.
+
+Side effects: lock files in the machine's temporary directory; ``BridgeNetwork`` runs ``ip``
+(bridges, veth pairs, network namespaces under /run/netns).
 """
 
 from __future__ import annotations
@@ -29,10 +36,14 @@ from typing import IO, Protocol
 
 log = logging.getLogger(__name__)
 
-DEFAULT_POD_NETWORK = ipaddress.IPv4Network("198.19.0.0/16")
+DEFAULT_POD_NETWORK = ipaddress.IPv4Network("10.244.0.0/16")
 LOOPBACK_POD_NETWORK = ipaddress.IPv4Network("127.0.0.0/16")
 BLOCK_PREFIX = 24
-ADDRESS_LABEL = "lo:knserve"
+NAMESPACE_DIRECTORY = Path("/run/netns")
+NAMESPACE_PREFIX = "knserve-"
+# Pod addresses an older agent put on lo; swept at start-up.
+LEGACY_LOOPBACK_NETWORK = ipaddress.IPv4Network("198.19.0.0/16")
+LEGACY_ADDRESS_LABEL = "lo:knserve"
 _CAP_NET_ADMIN = 12
 
 
@@ -78,8 +89,8 @@ def claim_block(
     raise RuntimeError(f"every /{BLOCK_PREFIX} block of {network} is used by another node agent")
 
 
-def can_add_addresses() -> bool:
-    """Whether this process may add addresses to interfaces (CAP_NET_ADMIN) and has ``ip``."""
+def can_manage_network() -> bool:
+    """Whether this process may create bridges and namespaces (CAP_NET_ADMIN) and has ``ip``."""
     if shutil.which("ip") is None:
         return False
     try:
@@ -91,8 +102,43 @@ def can_add_addresses() -> bool:
     return os.geteuid() == 0
 
 
-class PodAddresses(Protocol):
-    """Makes pod IPs reachable on the host."""
+def gateway_of(block: ipaddress.IPv4Network) -> str:
+    return str(block.network_address + 1)
+
+
+def bridge_name(block: ipaddress.IPv4Network) -> str:
+    return f"kns{block.network_address.packed[2]}"
+
+
+def namespace_name(address: str) -> str:
+    octets = ipaddress.IPv4Address(address).packed
+    return f"{NAMESPACE_PREFIX}{octets[2]}-{octets[3]}"
+
+
+def host_veth_name(address: str) -> str:
+    octets = ipaddress.IPv4Address(address).packed
+    return f"knsv{octets[2]}-{octets[3]}"
+
+
+def namespace_address(name: str, block: ipaddress.IPv4Network) -> str | None:
+    """The pod IP a namespace name of this block stands for, or None when it is not ours."""
+    if not name.startswith(NAMESPACE_PREFIX):
+        return None
+    third, _, fourth = name[len(NAMESPACE_PREFIX):].partition("-")
+    if not (third.isdigit() and fourth.isdigit()) or int(third) > 255 or int(fourth) > 255:
+        return None
+    address = ipaddress.IPv4Address(int(block.network_address) & 0xFFFF0000 | int(third) << 8 | int(fourth))
+    return str(address) if address in block else None
+
+
+class PodNetwork(Protocol):
+    """Gives pods their IPs: the host side (bridge) and one network per pod."""
+
+    @property
+    def gateway(self) -> str | None:
+        """The address pods reach the host on (None: pods share the host's namespace)."""
+
+    async def setup(self, wanted: set[str]) -> None: ...
 
     async def attach(self, address: str) -> None: ...
 
@@ -100,9 +146,19 @@ class PodAddresses(Protocol):
 
     async def sync(self, wanted: set[str]) -> None: ...
 
+    async def teardown(self) -> None: ...
+
+    def namespace_path(self, address: str) -> Path | None:
+        """Where the pod's network namespace is mounted (None: the host's namespace)."""
+
 
 class LoopbackRange:
-    """127.x addresses: every one is already local; nothing to add or remove."""
+    """127.x addresses in the host's namespace: nothing to create or remove."""
+
+    gateway = None
+
+    async def setup(self, wanted: set[str]) -> None:
+        return None
 
     async def attach(self, address: str) -> None:
         return None
@@ -113,51 +169,131 @@ class LoopbackRange:
     async def sync(self, wanted: set[str]) -> None:
         return None
 
+    async def teardown(self) -> None:
+        return None
 
-async def _ip(*args: str) -> tuple[int, str]:
+    def namespace_path(self, address: str) -> Path | None:
+        return None
+
+
+async def _ip(*args: str, stdin: str | None = None) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
-        "ip", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        "ip", *args,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
-    output, _ = await process.communicate()
-    return int(process.returncode or 0), output.decode("utf-8", "replace")
+    output, _ = await process.communicate(stdin.encode() if stdin is not None else None)
+    return int(process.returncode or 0), output.decode("utf-8", "replace").strip()
 
 
-class LoopbackAliases:
-    """Pod IPs added to ``lo`` as /32 addresses labelled ``lo:knserve``, within one block."""
+class NetworkSetupError(OSError):
+    """A bridge, veth pair or namespace could not be made; the message says which and why."""
+
+
+class BridgeNetwork:
+    """A bridge for the block and a network namespace per pod, as described above."""
 
     def __init__(self, block: ipaddress.IPv4Network) -> None:
         self.block = block
+        self.bridge = bridge_name(block)
+        self._gateway = gateway_of(block)
+
+    @property
+    def gateway(self) -> str | None:
+        return self._gateway
+
+    def namespace_path(self, address: str) -> Path | None:
+        return NAMESPACE_DIRECTORY / namespace_name(address)
+
+    async def setup(self, wanted: set[str]) -> None:
+        """Make the bridge (or take over an existing one), drop namespaces of pods not in
+        ``wanted``, and remove pod addresses an older agent put on ``lo``."""
+        await sweep_legacy_loopback_addresses()
+        code, output = await _ip("link", "add", self.bridge, "type", "bridge")
+        if code != 0 and "File exists" not in output:
+            raise NetworkSetupError(f"creating bridge {self.bridge} failed: {output}")
+        code, output = await _ip("addr", "replace", f"{self._gateway}/{self.block.prefixlen}", "dev", self.bridge)
+        if code != 0:
+            raise NetworkSetupError(f"giving bridge {self.bridge} the address {self._gateway} failed: {output}")
+        code, output = await _ip("link", "set", self.bridge, "up")
+        if code != 0:
+            raise NetworkSetupError(f"bringing bridge {self.bridge} up failed: {output}")
+        await self.sync(wanted)
+
+    def _present(self) -> set[str]:
+        """Pod IPs of this block whose namespace exists."""
+        try:
+            names = os.listdir(NAMESPACE_DIRECTORY)
+        except OSError:
+            return set()
+        return {address for name in names if (address := namespace_address(name, self.block)) is not None}
+
+    async def _configured(self, address: str) -> bool:
+        """Whether the pod's namespace is complete: its eth0 carries ``address``."""
+        code, output = await _ip("-n", namespace_name(address), "-4", "-o", "addr", "show", "dev", "eth0")
+        return code == 0 and f" {address}/" in output
 
     async def attach(self, address: str) -> None:
-        code, output = await _ip("-4", "addr", "add", f"{address}/32", "dev", "lo", "label", ADDRESS_LABEL)
-        if code != 0 and "File exists" not in output and "already assigned" not in output:
-            raise OSError(f"adding pod address {address} to lo failed: {output.strip()}")
+        """Make the pod's namespace (or keep the one an earlier agent made for it)."""
+        namespace = namespace_name(address)
+        host_end = host_veth_name(address)
+        if address in self._present() and await self._configured(address):
+            code, output = await _ip("link", "set", host_end, "master", self.bridge, "up")
+            if code == 0:
+                return
+        await self.detach(address)
+        pod_end = f"knsp{host_end[4:]}"
+        code, output = await _ip("-batch", "-", stdin="\n".join([
+            f"netns add {namespace}",
+            f"link add {host_end} type veth peer name {pod_end} netns {namespace}",
+            f"link set {host_end} master {self.bridge} up",
+        ]) + "\n")
+        if code == 0:
+            code, output = await _ip("-n", namespace, "-batch", "-", stdin="\n".join([
+                "link set lo up",
+                f"link set {pod_end} name eth0",
+                f"addr add {address}/{self.block.prefixlen} dev eth0",
+                "link set eth0 up",
+                f"route add default via {self._gateway}",
+            ]) + "\n")
+        if code != 0:
+            await self.detach(address)
+            raise NetworkSetupError(f"setting up the network namespace {namespace} for pod IP {address} failed: {output}")
 
     async def detach(self, address: str) -> None:
-        code, output = await _ip("-4", "addr", "del", f"{address}/32", "dev", "lo")
-        if code != 0 and "Cannot assign" not in output:
-            log.warning("removing pod address %s from lo failed: %s", address, output.strip())
-
-    async def present(self) -> set[str]:
-        """Our block's addresses now on ``lo``."""
-        code, output = await _ip("-4", "-o", "addr", "show", "dev", "lo")
-        found = set()
-        for line in output.splitlines():
-            words = line.split()
-            if "inet" in words:
-                interface_address = words[words.index("inet") + 1]
-                address = ipaddress.IPv4Interface(interface_address).ip
-                if address in self.block:
-                    found.add(str(address))
-        return found
+        """Remove the pod's veth pair and namespace (its processes must have ended)."""
+        code, output = await _ip("link", "del", host_veth_name(address))
+        if code != 0 and "Cannot find device" not in output:
+            log.warning("removing the veth of pod IP %s failed: %s", address, output)
+        namespace = namespace_name(address)
+        if (NAMESPACE_DIRECTORY / namespace).exists():
+            code, output = await _ip("netns", "del", namespace)
+            if code != 0:
+                log.warning("removing network namespace %s failed: %s", namespace, output)
 
     async def sync(self, wanted: set[str]) -> None:
-        """Make exactly ``wanted`` (of this block) present on ``lo``."""
-        present = await self.present()
-        for address in sorted(present - wanted):
+        """Remove the namespaces of this block whose pods are not in ``wanted``."""
+        for address in sorted(self._present() - wanted):
             await self.detach(address)
-        for address in sorted(wanted - present):
-            try:
-                await self.attach(address)
-            except OSError as error:
-                log.warning("%s", error)
+
+    async def teardown(self) -> None:
+        """Remove every pod namespace of this block and the bridge."""
+        await self.sync(set())
+        code, output = await _ip("link", "del", self.bridge)
+        if code != 0 and "Cannot find device" not in output:
+            log.warning("removing bridge %s failed: %s", self.bridge, output)
+
+
+async def sweep_legacy_loopback_addresses() -> None:
+    """Remove pod addresses (198.19.x.y, label ``lo:knserve``) an older agent added to ``lo``."""
+    code, output = await _ip("-4", "-o", "addr", "show", "dev", "lo")
+    if code != 0:
+        return
+    for line in output.splitlines():
+        words = line.split()
+        if "inet" not in words or LEGACY_ADDRESS_LABEL not in words:
+            continue
+        interface = ipaddress.IPv4Interface(words[words.index("inet") + 1])
+        if interface.ip in LEGACY_LOOPBACK_NETWORK:
+            code, message = await _ip("-4", "addr", "del", str(interface), "dev", "lo")
+            log.info("removed stale pod address %s from lo%s", interface.ip, "" if code == 0 else f": {message}")

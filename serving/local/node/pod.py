@@ -1,13 +1,15 @@
 """One pod on the node: its address, credentials, containers and the status the node writes.
 
-``PodWorker`` gives the pod its IP (its own address from the node's block, or the host's for
-``hostNetwork``) and ports (relaying each remapped port from the declared one), writes its
-service-account credentials, runs its init containers one after another and then its
-containers side by side (a ``ContainerSupervisor`` each), and publishes the pod's status whenever a container changes: changes are coalesced
+``PodWorker`` gives the pod its IP and network namespace (its own address from the node's
+block, or the host's for ``hostNetwork``), writes its service-account credentials, runs its
+init containers one after another and then its containers side by side (a
+``ContainerSupervisor`` each, all in the pod's namespace), and publishes the pod's status
+whenever a container changes: changes are coalesced
 and written with one strategic-merge patch to ``pods/status`` carrying the pod's UID, so a
 successor of the same name is never touched. ``terminate`` stops every container.
 
-Side effects: through its supervisors (processes), credentials (token files) and API calls.
+Side effects: through its supervisors (processes), the pod network (a namespace), credentials
+(token files) and API calls.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ import asyncio
 import contextlib
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from serving.local.node.api import ApiError
 from serving.local.node.context import NodeContext
-from serving.local.node.portproxy import PortForwarder
 from serving.local.node.status import REASON_POD_INITIALIZING, Terminated, Waiting, build_pod_status
 from serving.local.node.supervisor import ContainerSupervisor
 from serving.local.node.tokens import PodCredentials
@@ -42,18 +44,6 @@ def needs_service_account_token(pod: dict[str, Any]) -> bool:
     return spec.get("automountServiceAccountToken") is True
 
 
-def declared_ports(pod: dict[str, Any]) -> list[int]:
-    """Literal ``PORT`` values of the pod's containers: the ports that get remapped."""
-    spec = pod.get("spec") or {}
-    ports: list[int] = []
-    for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
-        for variable in container.get("env") or []:
-            value = str(variable.get("value", ""))
-            if variable.get("name") == "PORT" and value.isdigit() and int(value) not in ports:
-                ports.append(int(value))
-    return ports
-
-
 class PodWorker:
     def __init__(self, ctx: NodeContext, pod: dict[str, Any]) -> None:
         self.ctx = ctx
@@ -71,15 +61,15 @@ class PodWorker:
         (ctx.layout.pod_record(self.uid)).write_text(
             json.dumps({"namespace": self.namespace, "name": self.name, "uid": self.uid})
         )
+        self.network_namespace: Path | None = None
         if self.host_network:
             self.pod_ip = ctx.settings.host_ip
-            self.port_map: dict[int, int] = {}
         else:
             self.pod_ip = ctx.allocations.address_for(self.uid)
-            self.port_map = {declared: ctx.allocations.port_for(self.uid, declared) for declared in declared_ports(pod)}
+            self.network_namespace = ctx.network.namespace_path(self.pod_ip)
         self.credentials: PodCredentials | None = None
         if needs_service_account_token(pod):
-            self.credentials = PodCredentials(ctx.api, ctx.server, pod, ctx.layout.service_account_dir(self.uid))
+            self.credentials = PodCredentials(ctx.api, ctx.pod_server, pod, ctx.layout.service_account_dir(self.uid))
         self.init_supervisors = [ContainerSupervisor(self, c, init=True) for c in spec.get("initContainers") or []]
         self.supervisors = [ContainerSupervisor(self, c) for c in spec.get("containers") or []]
         self.initialized = not self.init_supervisors or self._main_containers_ran_before()
@@ -96,7 +86,6 @@ class PodWorker:
         self._gone = False
         self._tasks: list[asyncio.Task[None]] = []
         self._run_task: asyncio.Task[None] | None = None
-        self._forwarders: list[PortForwarder] = []
 
     # --- facts the supervisors ask for -----------------------------------------------------------
 
@@ -116,7 +105,7 @@ class PodWorker:
 
     def node_variables(self) -> dict[str, str]:
         """Variables every container of the pod gets before its own ``env``."""
-        server = self.ctx.server
+        server = self.ctx.pod_server
         spec = self.pod.get("spec") or {}
         variables = {
             "HOSTNAME": str(spec.get("hostname") or self.name),
@@ -128,8 +117,6 @@ class PodWorker:
         }
         if self.credentials is not None:
             variables["KUBECONFIG"] = str(self.credentials.kubeconfig)
-        for declared, actual in self.port_map.items():
-            variables[f"KNSERVE_PORT_{declared}"] = str(actual)
         return variables
 
     # --- running ---------------------------------------------------------------------------------
@@ -162,16 +149,24 @@ class PodWorker:
             return True
         return False
 
-    async def _run(self) -> None:
-        if not self.host_network:
+    async def _prepare_network(self) -> bool:
+        """Make the pod's network namespace; retried until it works or the pod stops."""
+        delay = 0.5
+        while not self._stopping.is_set():
             try:
-                await self.ctx.addresses.attach(self.pod_ip)
+                await self.ctx.network.attach(self.pod_ip)
             except OSError as error:
-                log.error("%s: %s", self.key, error)
-            for declared, actual in self.port_map.items():
-                forwarder = PortForwarder(self.pod_ip, declared, actual)
-                if await forwarder.start():
-                    self._forwarders.append(forwarder)
+                log.error("%s: %s; retrying in %.1fs", self.key, error, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            return True
+        return False
+
+    async def _run(self) -> None:
+        if not self.host_network and not await self._prepare_network():
+            return
         if not await self._prepare_credentials():
             return
         if not self.initialized:
@@ -247,9 +242,6 @@ class PodWorker:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        for forwarder in self._forwarders:
-            await forwarder.stop()
-        self._forwarders.clear()
 
     def supervisor(self, name: str) -> ContainerSupervisor | None:
         for supervisor in [*self.supervisors, *self.init_supervisors]:

@@ -5,7 +5,8 @@ signalled), with stdout and stderr written straight into a log file, so it keeps
 while the agent is away. Its pid, the kernel's start time for that pid and the restart count
 go into a record file; an agent that restarts adopts a process only when the pid still runs
 with the same start time, so a reused pid is never signalled. Exits are awaited through a
-pidfd registered with the event loop: no polling and no thread per process.
+pidfd registered with the event loop: no polling and no thread per process. A pod's
+containers start inside its network namespace (``setns`` between fork and exec).
 
 Side effects: spawns processes, sends signals, writes record files.
 """
@@ -13,13 +14,18 @@ Side effects: spawns processes, sends signals, writes record files.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import dataclasses
 import json
 import os
 import signal
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def process_start_ticks(pid: int) -> int | None:
@@ -81,6 +87,26 @@ class StartError(Exception):
     """The process could not be executed (missing program, bad working directory...)."""
 
 
+def entering_network_namespace(path: Path | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that moves the child into the network namespace mounted at ``path``
+    (``setns``; Python 3.11 has no ``os.setns``); None for the host's namespace."""
+    if path is None:
+        return None
+    target = str(path)
+    setns = _libc.setns
+
+    def enter() -> None:
+        descriptor = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if setns(descriptor, CLONE_NEWNET) != 0:
+                error = ctypes.get_errno()
+                raise OSError(error, os.strerror(error))
+        finally:
+            os.close(descriptor)
+
+    return enter
+
+
 class ContainerProcess:
     """One running process: a child of this agent, or adopted from an earlier agent."""
 
@@ -90,9 +116,14 @@ class ContainerProcess:
         self._exit: asyncio.Future[int | None] | None = None
 
     @classmethod
-    def spawn(cls, argv: list[str], *, env: dict[str, str], cwd: Path, log_file: Path) -> ContainerProcess:
+    def spawn(
+        cls, argv: list[str], *, env: dict[str, str], cwd: Path, log_file: Path, network_namespace: Path | None = None
+    ) -> ContainerProcess:
+        """Start ``argv`` in its own session, inside ``network_namespace`` when given."""
         if not cwd.is_dir():
             raise StartError(f'working directory "{cwd}" does not exist')
+        if network_namespace is not None and not network_namespace.exists():
+            raise StartError(f"the pod's network namespace {network_namespace} does not exist")
         with open(log_file, "ab", buffering=0) as log:
             try:
                 popen = subprocess.Popen(
@@ -104,6 +135,7 @@ class ContainerProcess:
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                     close_fds=True,
+                    preexec_fn=entering_network_namespace(network_namespace),
                 )
             except FileNotFoundError:
                 raise StartError(f'exec: "{argv[0]}": executable file not found in $PATH') from None
@@ -111,6 +143,8 @@ class ContainerProcess:
                 raise StartError(f'exec: "{argv[0]}": permission denied') from None
             except OSError as error:
                 raise StartError(f'exec: "{argv[0]}": {error.strerror}') from None
+            except subprocess.SubprocessError:
+                raise StartError(f"could not enter the pod's network namespace {network_namespace}") from None
         return cls(popen.pid, popen=popen)
 
     @property

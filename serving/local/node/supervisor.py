@@ -336,9 +336,6 @@ class ContainerSupervisor:
             )
         except envvars.ContainerConfigError as error:
             raise WaitingForConfig(REASON_CONFIG_ERROR, str(error)) from None
-        declared_port = env.get("PORT", "")
-        if declared_port.isdigit() and int(declared_port) in self.pod.port_map:
-            env["PORT"] = str(self.pod.port_map[int(declared_port)])
         argv = envvars.expand_command_line(argv, env)
         working_dir = self.spec.get("workingDir")
         cwd = Path(working_dir) if working_dir else self.ctx.layout.work_dir(self.pod.uid)
@@ -366,7 +363,9 @@ class ContainerSupervisor:
         log_file.write_bytes(b"")
         now_wall = self.ctx.clock.now()
         try:
-            process = ContainerProcess.spawn(argv, env=env, cwd=cwd, log_file=log_file)
+            process = ContainerProcess.spawn(
+                argv, env=env, cwd=cwd, log_file=log_file, network_namespace=self.pod.network_namespace
+            )
         except StartError as error:
             return Terminated(128, "StartError", finished_at=now_wall, started_at=now_wall, message=str(error))
         self.process = process
@@ -468,7 +467,7 @@ class ContainerSupervisor:
                     run_action(
                         spec.action,
                         pod_ip=self.pod.pod_ip,
-                        port_map=self.pod.port_map,
+                        network_namespace=self.pod.network_namespace,
                         env=self.env,
                         cwd=self.cwd,
                         timeout=spec.timeout,
@@ -515,7 +514,8 @@ class ContainerSupervisor:
         try:
             passed, message = await asyncio.wait_for(
                 run_action(
-                    action, pod_ip=self.pod.pod_ip, port_map=self.pod.port_map, env=self.env, cwd=self.cwd,
+                    action, pod_ip=self.pod.pod_ip, network_namespace=self.pod.network_namespace, env=self.env,
+                    cwd=self.cwd,
                     timeout=grace, session=self.ctx.probe_session,
                 ),
                 timeout=max(grace, 0.1),

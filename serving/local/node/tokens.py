@@ -44,6 +44,8 @@ def service_account_name(pod: dict[str, Any]) -> str:
 
 def kubeconfig_for(*, server: ServerInfo, namespace: str, account: str, token_file: Path, ca_file: Path | None) -> str:
     cluster: dict[str, Any] = {"server": server.url}
+    if server.tls_server_name:
+        cluster["tls-server-name"] = server.tls_server_name
     if ca_file is not None:
         cluster["certificate-authority"] = str(ca_file)
     else:

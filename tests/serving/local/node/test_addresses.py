@@ -1,4 +1,4 @@
-"""Pod addresses and remapped ports: stable, unique, never the host's."""
+"""Pod addresses and the names of their network pieces: stable, unique, never the gateway's."""
 
 from __future__ import annotations
 
@@ -6,18 +6,26 @@ import ipaddress
 from pathlib import Path
 
 from serving.local.node.addresses import AllocationStore, Allocations, block_addresses
-from serving.local.node.network import candidate_blocks, claim_block
-from serving.local.node.pod import declared_ports
+from serving.local.node.network import (
+    bridge_name,
+    candidate_blocks,
+    claim_block,
+    gateway_of,
+    host_veth_name,
+    namespace_address,
+    namespace_name,
+)
 
-BLOCK = ipaddress.IPv4Network("198.19.4.0/24")
+BLOCK = ipaddress.IPv4Network("10.244.4.0/24")
 
 
-def test_addresses_skip_network_broadcast_and_host() -> None:
+def test_addresses_skip_network_gateway_broadcast_and_host() -> None:
     loopback = list(block_addresses(ipaddress.IPv4Network("127.0.0.0/24")))
     assert "127.0.0.1" not in loopback
     assert loopback[0] == "127.0.0.2"
-    assert list(block_addresses(BLOCK))[0] == "198.19.4.1"
-    assert list(block_addresses(BLOCK))[-1] == "198.19.4.254"
+    assert gateway_of(BLOCK) == "10.244.4.1"
+    assert list(block_addresses(BLOCK))[0] == "10.244.4.2"
+    assert list(block_addresses(BLOCK))[-1] == "10.244.4.254"
 
 
 def test_each_pod_gets_its_own_address_and_keeps_it() -> None:
@@ -29,39 +37,32 @@ def test_each_pod_gets_its_own_address_and_keeps_it() -> None:
     assert table.address_for("c") == first  # freed addresses are reused
 
 
-def test_ports_are_unique_across_pods_and_skip_busy_ones() -> None:
-    table = Allocations(block=BLOCK, port_range=(30000, 30009))
-    table.address_for("a")
-    table.address_for("b")
-    busy = {30000, 30001, 30002, 30003, 30004, 30005}
-    port_a = table.port_for("a", 8080, lambda port: port not in busy)
-    port_b = table.port_for("b", 8080, lambda port: port not in busy)
-    assert port_a != port_b
-    assert not {port_a, port_b} & busy
-    assert table.port_for("a", 8080, lambda port: False) == port_a  # kept once given
-
-
 def test_store_survives_a_restart(tmp_path: Path) -> None:
     path = tmp_path / "allocations.json"
-    store = AllocationStore(path, block=BLOCK)
-    address = store.address_for("a")
-    port = store.port_for("a", 8080)
-    again = AllocationStore(path, block=BLOCK)
-    assert again.address_for("a") == address
-    assert again.port_for("a", 8080) == port
+    address = AllocationStore(path, block=BLOCK).address_for("a")
+    assert AllocationStore(path, block=BLOCK).address_for("a") == address
 
 
-def test_declared_ports_are_literal_port_values() -> None:
-    pod = {"spec": {"containers": [
-        {"env": [{"name": "PORT", "value": "8080"}]},
-        {"env": [{"name": "PORT", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]},
-        {"env": [{"name": "USER_PORT", "value": "8080"}]},
-    ]}}
-    assert declared_ports(pod) == [8080]
+def test_store_forgets_addresses_of_another_block(tmp_path: Path) -> None:
+    path = tmp_path / "allocations.json"
+    AllocationStore(path, block=ipaddress.IPv4Network("10.244.9.0/24")).address_for("a")
+    assert AllocationStore(path, block=BLOCK).address_for("a") == "10.244.4.2"
+
+
+def test_network_names_fit_interface_limits_and_lead_back_to_the_address() -> None:
+    address = "10.244.255.254"
+    assert bridge_name(ipaddress.IPv4Network("10.244.255.0/24")) == "kns255"
+    assert namespace_name(address) == "knserve-255-254"
+    assert len(host_veth_name(address)) <= 15  # IFNAMSIZ - 1
+    assert len(f"knsp{host_veth_name(address)[4:]}") <= 15
+    assert namespace_address(namespace_name("10.244.4.9"), BLOCK) == "10.244.4.9"
+    assert namespace_address(namespace_name(address), BLOCK) is None  # another node's block
+    assert namespace_address("knserve-x-1", BLOCK) is None
+    assert namespace_address("other-4-9", BLOCK) is None
 
 
 def test_blocks_are_claimed_once_per_machine(tmp_path: Path) -> None:
-    network = ipaddress.IPv4Network("198.19.0.0/22")
+    network = ipaddress.IPv4Network("10.244.0.0/22")
     first, lock = claim_block(network, preferred=None, directory=tmp_path)
     second, other_lock = claim_block(network, preferred=str(first), directory=tmp_path)
     assert first != second  # the preferred block is held by the first claim

@@ -43,7 +43,7 @@ def test_expand(text: str, want: str) -> None:
 
 def resolve(container: dict, **kwargs: object) -> dict[str, str]:
     options: dict = {
-        "pod_ip": "198.19.0.7", "host_ip": "127.0.0.1", "config_maps": {}, "secrets": {}, "node_variables": {},
+        "pod_ip": "10.244.0.7", "host_ip": "10.244.0.1", "config_maps": {}, "secrets": {}, "node_variables": {},
     }
     options.update(kwargs)
     return resolve_environment(container, POD, **options)
@@ -60,8 +60,8 @@ def resolve(container: dict, **kwargs: object) -> dict[str, str]:
         pytest.param("metadata.annotations['note']", 'say "hi"', id="one annotation"),
         pytest.param("spec.nodeName", "knserve-node", id="node"),
         pytest.param("spec.serviceAccountName", "runner", id="service account"),
-        pytest.param("status.podIP", "198.19.0.7", id="pod ip"),
-        pytest.param("status.hostIP", "127.0.0.1", id="host ip"),
+        pytest.param("status.podIP", "10.244.0.7", id="pod ip"),
+        pytest.param("status.hostIP", "10.244.0.1", id="host ip"),
     ],
 )
 def test_field_references(field_path: str, want: str) -> None:

@@ -77,12 +77,12 @@ def conditions(status: dict) -> dict[str, dict]:
 
 def test_ready_pod_status() -> None:
     status = build_pod_status(
-        pod(), [running()], pod_ip="198.19.0.3", host_ip="127.0.0.1", start_time=T0, now=T1
+        pod(), [running()], pod_ip="10.244.0.3", host_ip="10.244.0.1", start_time=T0, now=T1
     )
     assert status["phase"] == "Running"
-    assert status["podIP"] == "198.19.0.3"
-    assert status["podIPs"] == [{"ip": "198.19.0.3"}]
-    assert status["hostIP"] == "127.0.0.1"
+    assert status["podIP"] == "10.244.0.3"
+    assert status["podIPs"] == [{"ip": "10.244.0.3"}]
+    assert status["hostIP"] == "10.244.0.1"
     assert status["startTime"] == "2026-01-02T03:04:05Z"
     assert {kind: c["status"] for kind, c in conditions(status).items()} == {
         "PodScheduled": "True", "Initialized": "True", "ContainersReady": "True", "Ready": "True",
@@ -92,7 +92,7 @@ def test_ready_pod_status() -> None:
 
 def test_unready_container_is_named() -> None:
     status = build_pod_status(
-        pod(), [running(), running("sidecar", ready=False)], pod_ip="198.19.0.3", host_ip="127.0.0.1",
+        pod(), [running(), running("sidecar", ready=False)], pod_ip="10.244.0.3", host_ip="10.244.0.1",
         start_time=T0, now=T1,
     )
     ready = conditions(status)["Ready"]
@@ -105,7 +105,7 @@ def test_transition_time_kept_while_unchanged() -> None:
     before = {"type": "Ready", "status": "True", "lastTransitionTime": "2025-12-31T00:00:00Z"}
     status = build_pod_status(
         pod(conditions=[before, {"type": "Custom", "status": "True"}]), [running()],
-        pod_ip="198.19.0.3", host_ip="127.0.0.1", start_time=T0, now=T1,
+        pod_ip="10.244.0.3", host_ip="10.244.0.1", start_time=T0, now=T1,
     )
     assert conditions(status)["Ready"]["lastTransitionTime"] == "2025-12-31T00:00:00Z"
     assert conditions(status)["ContainersReady"]["lastTransitionTime"] == "2026-01-02T03:04:35Z"
@@ -114,7 +114,7 @@ def test_transition_time_kept_while_unchanged() -> None:
 
 def test_readiness_gate_holds_ready() -> None:
     gated = {"metadata": {}, "spec": {"readinessGates": [{"conditionType": "example.com/gate"}]}, "status": {}}
-    status = build_pod_status(gated, [running()], pod_ip="198.19.0.3", host_ip="127.0.0.1", start_time=T0, now=T1)
+    status = build_pod_status(gated, [running()], pod_ip="10.244.0.3", host_ip="10.244.0.1", start_time=T0, now=T1)
     assert conditions(status)["ContainersReady"]["status"] == "True"
     assert conditions(status)["Ready"]["reason"] == "ReadinessGatesNotReady"
 
