@@ -148,10 +148,14 @@ class FakeKubeClient:
         waiter = asyncio.Event()
         self._waiters.append(waiter)
         try:
-            await asyncio.wait_for(waiter.wait(), timeout=timeout)
+            async with asyncio.timeout(timeout):
+                await waiter.wait()
             return True
         except TimeoutError:
             return False
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
 
     def _lookup(self, resource: Resource, namespace: str | None, name: str) -> JSON:
         obj = self._store(resource).get((namespace or "", name))

@@ -2,11 +2,11 @@
 
 A Revision is kept when it is the Configuration's latest ready one, is annotated
 ``serving.knative.dev/no-gc: "true"``, or is not in the ``reserve`` routing state. Of the
-rest (youngest "last active" first), while more than ``min-non-active-revisions`` remain, a
-Revision created longer ago than ``retain-since-create-time`` *and* last active longer ago
-than ``retain-since-last-active-time`` is stale and goes; then anything past
-``max-non-active-revisions`` goes. Nothing is collected while the Configuration has no more
-than ``min`` Revisions in all. ``decide`` also says when to look again (the next moment a
+rest (least recently active first), while more than ``min-non-active-revisions`` would
+remain, a Revision created longer ago than ``retain-since-create-time`` *and* last active
+longer ago than ``retain-since-last-active-time`` is stale and goes; then, of those kept,
+the least recently active past ``max-non-active-revisions`` go. Nothing is collected while
+the Configuration has no more than ``min`` Revisions in all. ``decide`` also says when to look again (the next moment a
 kept Revision turns stale). Pure; no I/O.
 """
 
@@ -71,23 +71,26 @@ def decide(
         return Decision((), None)
     if len(revisions) <= minimum:
         return Decision((), None)
-    candidates = sorted((r for r in revisions if not is_active(r, latest_ready)), key=last_active_at, reverse=True)
-    remaining = len(candidates)
+    candidates = sorted((r for r in revisions if not is_active(r, latest_ready)), key=last_active_at)
+    if len(candidates) <= minimum:
+        return Decision((), None)
+    most_deletions = len(candidates) - minimum
     delete: list[str] = []
-    kept: list[Revision] = []
+    kept: list[Revision] = []  # oldest first
     recheck: datetime.datetime | None = None
+    finished = True
     for revision in candidates:
-        if remaining <= minimum:
+        if len(delete) >= most_deletions:
+            finished = False
             break
         when = stale_at(revision, config)
         if when is not None and when <= now:
             delete.append(revision.name)
-            remaining -= 1
         else:
             kept.append(revision)
             if when is not None and (recheck is None or when < recheck):
                 recheck = when
-    else:
-        if maximum is not None and len(kept) > maximum:
-            delete.extend(revision.name for revision in kept[maximum:])
+    if finished and maximum is not None and len(kept) > maximum:
+        youngest_first = list(reversed(kept))
+        delete.extend(revision.name for revision in youngest_first[maximum:])
     return Decision(tuple(delete), None if recheck is None else max(1.0, (recheck - now).total_seconds()))

@@ -1,0 +1,162 @@
+"""Route reconciler table: traffic, status, rollout, routing state and the ingress model."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from serving.kube.resources import CONFIGURATIONS, ENDPOINT_SLICES, REVISIONS, ROUTES, Resource
+from serving.reconciler.route.resources.rollout import ConfigurationRollout, Rollout
+from serving.xds.model import Endpoint, RevisionBackend, Split
+from tests.serving.reconciler.factories import (
+    configuration,
+    deleting,
+    ready,
+    revision,
+    revision_of,
+    route,
+    with_annotation,
+    with_label,
+    with_status,
+    with_traffic,
+)
+from tests.serving.reconciler.harness import NOW, assert_status, reconcile_once
+
+LATEST = {"configurationName": "hello", "latestRevision": True, "percent": 100}
+CONFIG = configuration("hello", ready, with_status(latestReadyRevisionName="hello-00002",
+                                                   latestCreatedRevisionName="hello-00002"))
+R1 = revision("hello-00001", revision_of("hello", 1), ready)
+R2 = revision("hello-00002", revision_of("hello", 2), ready)
+SLICE = {"metadata": {"name": "hello-00002-x", "namespace": "default",
+                      "labels": {"kubernetes.io/service-name": "hello-00002",
+                                 "serving.knative.dev/revision": "hello-00002"}},
+         "endpoints": [{"addresses": ["10.1.0.7"], "conditions": {"ready": True}}]}
+OLD_TRAFFIC = [{"revisionName": "hello-00001", "latestRevision": False, "percent": 100}]
+
+
+def previous_rollout(target: str, percent: int = 100) -> str:
+    return Rollout((ConfigurationRollout("hello", percent, target),)).to_json()
+
+
+@dataclasses.dataclass
+class Row:
+    objects: list[tuple[Resource, dict[str, Any]]]
+    key: str = "default/hello"
+    status: dict[str, Any] = dataclasses.field(default_factory=dict)
+    patches: list[str] = dataclasses.field(default_factory=list)
+    requeue: float | None = None
+
+
+ROWS = [
+    pytest.param(Row([], key="default/missing"), id="missing key"),
+    pytest.param(Row([(ROUTES, route("hello", deleting, with_traffic(LATEST)))]), id="deleted object"),
+    pytest.param(Row(
+        [(ROUTES, route("hello", with_traffic(LATEST))), (CONFIGURATIONS, CONFIG), (REVISIONS, R1),
+         (REVISIONS, R2), (ENDPOINT_SLICES, SLICE)],
+        status={"Ready": ("True",), "AllTrafficAssigned": ("True",), "IngressReady": ("True",),
+                "url": "http://hello.default.example.com",
+                "address": {"url": "http://hello.default.svc.cluster.local"},
+                "traffic": [{"revisionName": "hello-00002", "latestRevision": True, "percent": 100}]},
+        patches=["revisions default/hello-00002", "configurations default/hello"],
+    ), id="latest ready revision gets all traffic"),
+    pytest.param(Row(
+        [(ROUTES, route("hello", with_traffic(
+            {"revisionName": "hello-00001", "percent": 50, "tag": "current"},
+            {"configurationName": "hello", "latestRevision": True, "percent": 50, "tag": "candidate"}))),
+         (CONFIGURATIONS, CONFIG), (REVISIONS, R1), (REVISIONS, R2)],
+        status={"Ready": ("True",), "traffic": [
+            {"tag": "current", "revisionName": "hello-00001", "latestRevision": False, "percent": 50,
+             "url": "http://current-hello.default.example.com"},
+            {"tag": "candidate", "revisionName": "hello-00002", "latestRevision": True, "percent": 50,
+             "url": "http://candidate-hello.default.example.com"}]},
+        patches=["revisions default/hello-00001", "revisions default/hello-00002", "configurations default/hello"],
+    ), id="tagged split"),
+    pytest.param(Row(
+        [(ROUTES, route("hello", with_traffic({"revisionName": "hello-00009", "percent": 100}),
+                        with_status(traffic=OLD_TRAFFIC))), (REVISIONS, R1)],
+        status={"Ready": ("False", "RevisionMissing"),
+                "AllTrafficAssigned": ("False", "RevisionMissing",
+                                       'Revision "hello-00009" referenced in traffic not found.'),
+                "traffic": OLD_TRAFFIC},
+    ), id="missing revision keeps the previous traffic"),
+    pytest.param(Row(
+        [(ROUTES, route("hello", with_traffic({"configurationName": "nope", "percent": 100}))), (REVISIONS, R1)],
+        status={"AllTrafficAssigned": ("False", "ConfigurationMissing",
+                                       'Configuration "nope" referenced in traffic not found.')},
+    ), id="missing configuration"),
+    pytest.param(Row(
+        [(ROUTES, route("hello", with_traffic({"revisionName": "hello-00003", "percent": 100}))),
+         (REVISIONS, revision("hello-00003", revision_of("hello", 3)))],
+        status={"AllTrafficAssigned": ("Unknown", "RevisionMissing", 'Revision "hello-00003" is not yet ready.')},
+    ), id="revision not ready yet"),
+    pytest.param(Row(
+        [(ROUTES, route("hello", with_traffic(LATEST), with_annotation("serving.knative.dev/rollout-duration", "99s"),
+                        with_status(traffic=[{"revisionName": "hello-00001", "latestRevision": True, "percent": 100}],
+                                    annotations={"serving.knative.dev/rollout": previous_rollout("hello-00001")}))),
+         (CONFIGURATIONS, CONFIG), (REVISIONS, R1), (REVISIONS, R2)],
+        status={"Ready": ("Unknown", "RolloutInProgress"), "IngressReady": ("Unknown", "RolloutInProgress"),
+                "traffic": [{"revisionName": "hello-00001", "latestRevision": False, "percent": 99},
+                            {"revisionName": "hello-00002", "latestRevision": True, "percent": 1}]},
+        patches=["revisions default/hello-00001", "revisions default/hello-00002", "configurations default/hello"],
+        requeue=1.0,
+    ), id="gradual rollout starts at 1%"),
+    pytest.param(Row(
+        [(ROUTES, route("hello", with_traffic(LATEST))), (CONFIGURATIONS, CONFIG), (REVISIONS, R2),
+         (REVISIONS, revision("hello-00001", revision_of("hello", 1), ready,
+                              with_label("serving.knative.dev/routingState", "active"),
+                              with_annotation("serving.knative.dev/routes", "hello")))],
+        status={"Ready": ("True",)},
+        patches=["revisions default/hello-00001", "revisions default/hello-00002", "configurations default/hello"],
+    ), id="revision that left the traffic goes to reserve"),
+]
+
+
+@pytest.mark.parametrize("row", ROWS)
+async def test_route_reconciler(row: Row) -> None:
+    outcome = await reconcile_once(row.objects, "route", row.key)
+    assert outcome.error is None, outcome.error
+    assert outcome.writes("patch") == row.patches
+    assert outcome.result == (pytest.approx(row.requeue) if row.requeue is not None else None)
+    if row.status:
+        assert_status(outcome, ROUTES, "hello", row.status)
+    else:
+        assert outcome.fake.actions == []
+
+
+async def test_ingress_model_and_routing_state() -> None:
+    outcome = await reconcile_once(
+        [(ROUTES, route("hello", with_traffic(LATEST))), (CONFIGURATIONS, CONFIG), (REVISIONS, R2),
+         (ENDPOINT_SLICES, SLICE)], "route", "default/hello")
+    model = outcome.sink.model
+    assert [(rule.hosts[0], rule.splits) for rule in model.rules] == [
+        ("hello.default.example.com", (Split("hello-00002", "default", 100),)),
+        ("hello.default.svc.cluster.local", (Split("hello-00002", "default", 100),)),
+    ]
+    assert model.backends == (RevisionBackend("default", "hello-00002", (Endpoint("10.1.0.7", 8012),)),)
+    labelled = outcome.get(REVISIONS, "hello-00002")["metadata"]
+    assert labelled["labels"]["serving.knative.dev/routingState"] == "active"
+    assert labelled["annotations"]["serving.knative.dev/routes"] == "hello"
+    assert labelled["annotations"]["serving.knative.dev/routingStateModified"] == "2026-01-02T00:00:00Z"
+
+
+async def test_missing_target_keeps_serving_the_previous_traffic() -> None:
+    outcome = await reconcile_once(
+        [(ROUTES, route("hello", with_traffic({"revisionName": "hello-00009", "percent": 100}),
+                        with_status(traffic=OLD_TRAFFIC))), (REVISIONS, R1)], "route", "default/hello")
+    assert [rule.splits for rule in outcome.sink.model.rules] == [(Split("hello-00001", "default", 100),)] * 2
+
+
+async def test_rollout_completes_after_the_duration() -> None:
+    import datetime
+
+    started = NOW - datetime.timedelta(seconds=120)
+    rolling = Rollout((ConfigurationRollout("hello", 100, "hello-00002", (("hello-00001", 100),),
+                                            started.timestamp(), 99.0),)).to_json()
+    outcome = await reconcile_once(
+        [(ROUTES, route("hello", with_traffic(LATEST), with_status(annotations={"serving.knative.dev/rollout": rolling}))),
+         (CONFIGURATIONS, CONFIG), (REVISIONS, R1), (REVISIONS, R2)], "route", "default/hello")
+    assert_status(outcome, ROUTES, "hello", {
+        "Ready": ("True",), "traffic": [{"revisionName": "hello-00002", "latestRevision": True, "percent": 100}]})
+    assert outcome.result is None

@@ -1,0 +1,134 @@
+"""Service reconciler table: objects, key, wanted writes, status and events."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from serving.kube.errors import ApiError
+from serving.kube.resources import CONFIGURATIONS, ROUTES, SERVICES, Resource
+from tests.serving.reconciler.factories import (
+    configuration,
+    deleting,
+    owned_by,
+    ready,
+    route,
+    service,
+    with_label,
+    with_status,
+)
+from tests.serving.reconciler.harness import reconcile_once
+
+SVC = service("hello")
+OWNED_CONFIG = configuration("hello", owned_by(SVC), with_label("serving.knative.dev/service", "hello"),
+                             with_label("serving.knative.dev/serviceUID", "service-hello-uid"))
+
+
+def hello_config(*options: Any) -> dict[str, Any]:
+    from serving.apis.v1 import Service
+    from serving.reconciler.service.resources.children import make_configuration
+
+    obj = make_configuration(Service.model_validate(SVC)).to_dict()
+    obj["metadata"].update(uid="configuration-hello-uid", generation=1, resourceVersion="1")
+    for option in options:
+        option(obj)
+    return obj
+
+
+def hello_route(*options: Any) -> dict[str, Any]:
+    from serving.apis.v1 import Service
+    from serving.reconciler.service.resources.children import make_route
+
+    obj = make_route(Service.model_validate(SVC)).to_dict()
+    obj["metadata"].update(uid="route-hello-uid", generation=1, resourceVersion="1")
+    for option in options:
+        option(obj)
+    return obj
+
+
+ROUTE_READY_STATUS = dict(
+    url="http://hello.default.example.com", address={"url": "http://hello.default.svc.cluster.local"},
+    traffic=[{"revisionName": "hello-00001", "latestRevision": True, "percent": 100}],
+)
+
+
+@dataclasses.dataclass
+class Row:
+    objects: list[tuple[Resource, dict[str, Any]]]
+    key: str = "default/hello"
+    creates: list[str] = dataclasses.field(default_factory=list)
+    updates: list[str] = dataclasses.field(default_factory=list)
+    status: dict[str, Any] | None = None  # condition type -> (status, reason) and fields
+    events: list[str] = dataclasses.field(default_factory=list)
+    fail: tuple[str, Resource | None, Exception] | None = None
+    error: bool = False
+
+
+ROWS = [
+    pytest.param(Row([], key="default/missing"), id="missing key"),
+    pytest.param(Row([(SERVICES, service("hello", deleting))]), id="deleted object"),
+    pytest.param(Row(
+        [(SERVICES, SVC)],
+        creates=["configurations default/hello", "routes default/hello"],
+        status={"ConfigurationsReady": ("Unknown", "OutOfDate"), "RoutesReady": ("Unknown", "OutOfDate"),
+                "Ready": ("Unknown", "OutOfDate")},
+        events=['Normal Created Created Configuration "hello"', 'Normal Created Created Route "hello"'],
+    ), id="new service makes a configuration and a route"),
+    pytest.param(Row(
+        [(SERVICES, SVC),
+         (CONFIGURATIONS, hello_config(ready, with_status(latestReadyRevisionName="hello-00001",
+                                                          latestCreatedRevisionName="hello-00001"))),
+         (ROUTES, hello_route(ready, with_status(**ROUTE_READY_STATUS)))],
+        status={"Ready": ("True", ""), "url": "http://hello.default.example.com",
+                "latestReadyRevisionName": "hello-00001", "latestCreatedRevisionName": "hello-00001",
+                "traffic": ROUTE_READY_STATUS["traffic"], "address": ROUTE_READY_STATUS["address"]},
+    ), id="ready children make a ready service"),
+    pytest.param(Row(
+        [(SERVICES, SVC),
+         (CONFIGURATIONS, hello_config(ready, with_status(latestReadyRevisionName="hello-00002",
+                                                          latestCreatedRevisionName="hello-00002"))),
+         (ROUTES, hello_route(ready, with_status(**ROUTE_READY_STATUS)))],
+        status={"RoutesReady": ("Unknown", "TrafficNotMigrated"), "Ready": ("Unknown", "TrafficNotMigrated")},
+    ), id="route still on the old revision"),
+    pytest.param(Row(
+        [(SERVICES, service("hello", with_label("team", "green"))), (CONFIGURATIONS, hello_config()),
+         (ROUTES, hello_route())],
+        updates=["configurations default/hello", "routes default/hello"],
+    ), id="service labels reach the children"),
+    pytest.param(Row(
+        [(SERVICES, SVC), (CONFIGURATIONS, configuration("hello"))],
+        status={"ConfigurationsReady": ("False", "NotOwned"), "Ready": ("False", "NotOwned")},
+        error=True,
+    ), id="configuration owned by someone else"),
+    pytest.param(Row(
+        [(SERVICES, SVC)],
+        fail=("create", CONFIGURATIONS, ApiError(500, "InternalError", "etcd is sad")),
+        events=['Warning CreationFailed Failed to create Configuration "hello": etcd is sad'],
+        error=True,
+    ), id="induced create failure"),
+]
+
+
+@pytest.mark.parametrize("row", ROWS)
+async def test_service_reconciler(row: Row) -> None:
+    outcome = await reconcile_once(row.objects, "service", row.key, fail=row.fail)
+    assert (outcome.error is not None) == row.error, outcome.error
+    assert outcome.writes("create") == row.creates
+    assert outcome.writes("update") == row.updates
+    assert outcome.events == row.events
+    if row.status is None:
+        return
+    for field, want in row.status.items():
+        if field[0].isupper():
+            got = outcome.condition(SERVICES, "hello", field)
+            assert got is not None and got[:2] == want, (field, got)
+        else:
+            assert outcome.get(SERVICES, "hello")["status"][field] == want, field
+
+
+async def test_guard_rows_write_nothing() -> None:
+    for objects, key in (([], "default/missing"), ([(SERVICES, service("hello", deleting))], "default/hello")):
+        outcome = await reconcile_once(objects, "service", key)
+        assert outcome.fake.actions == []
