@@ -4,13 +4,14 @@ betterproto2's ``bytes(message)`` revalidates every nested message through a fre
 pydantic schema validator, which makes a 1,000-service config take seconds to serialize.
 The messages were already validated when they were constructed, so :func:`encode` walks the
 same field metadata betterproto2 uses and writes the same bytes (a table test holds the two
-equal) at a small fraction of the cost.
+equal) at a small fraction of the cost. Wrapped values (``UInt32Value`` weights, ``BoolValue``,
+``Duration``) repeat a lot, so each distinct one is encoded once and remembered.
 
 The xDS envelopes are built from bytes: :func:`any_entry` is one ``resources`` entry of a
 ``DiscoveryResponse`` (an ``Any`` around an already encoded resource), so a response is the
 concatenation of cached entries plus three short fields (:func:`discovery_response`), and
 :func:`length_delimited` lets a route configuration be assembled from cached virtual hosts.
-Pure functions; no side effects.
+Pure functions apart from those small module-level caches; no I/O.
 """
 
 from __future__ import annotations
@@ -47,8 +48,13 @@ _FIXED_FORMATS: Final = {
 }
 
 
+_ONE_BYTE: Final = tuple(bytes((value,)) for value in range(0x80))
+
+
 def varint(value: int) -> bytes:
     """The base-128 varint of ``value``; negative numbers as 64-bit two's complement."""
+    if 0 <= value < 0x80:
+        return _ONE_BYTE[value]
     if value < 0:
         value += 1 << 64
     out = bytearray()
@@ -103,11 +109,25 @@ def _plan(cls: type[betterproto2.Message]) -> _Plan:
     return plan
 
 
+# Wrapped values (BoolValue, UInt32Value, Duration, ...) are few and repeat: encode each once.
+_wrapped: dict[tuple[type, Any], bytes] = {}
+_WRAPPED_LIMIT: Final = 4096
+
+
+def _encode_wrapped(wrapper: type, value: Any) -> bytes:
+    key = (wrapper, value)
+    encoded = _wrapped.get(key)
+    if encoded is None:
+        if len(_wrapped) >= _WRAPPED_LIMIT:
+            _wrapped.clear()
+        encoded = _wrapped[key] = encode(wrapper.from_wrapped(value))  # type: ignore[attr-defined]
+    return encoded
+
+
 def _field(number: int, proto_type: str, value: Any, unwrap: Callable[[], type] | None) -> bytes:
     if proto_type == betterproto2.TYPE_MESSAGE:
-        if unwrap is not None:
-            value = unwrap().from_wrapped(value)  # type: ignore[attr-defined]
-        return length_delimited(number, encode(value))
+        body = _encode_wrapped(unwrap(), value) if unwrap is not None else encode(value)
+        return length_delimited(number, body)
     wire, payload = _scalar(proto_type, value)
     key = varint((number << 3) | wire)
     return key + varint(len(payload)) + payload if wire == _WIRE_LEN else key + payload
