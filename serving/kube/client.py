@@ -241,7 +241,7 @@ async def connect(kubeconfig: str | None = None, *, field_manager: str = "knserv
             await k8s_config.load_kube_config(config_file=path, client_configuration=configuration)
         else:
             try:
-                k8s_config.load_incluster_config(client_configuration=configuration)
+                k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
             except ConfigException:
                 await k8s_config.load_kube_config(client_configuration=configuration)
     except (ConfigException, OSError) as error:

@@ -67,8 +67,9 @@ def with_desired_hash(obj: dict[str, Any], *parts: str, ignore_replicas: bool = 
         "annotations": annotations,
         **{part: obj.get(part) for part in parts},
     }
-    if ignore_replicas and isinstance(hashed.get("spec"), dict):
-        hashed["spec"] = {k: v for k, v in hashed["spec"].items() if k != "replicas"}
+    spec = hashed.get("spec")
+    if ignore_replicas and isinstance(spec, dict):
+        hashed["spec"] = {k: v for k, v in spec.items() if k != "replicas"}
     metadata["annotations"] = {**annotations, DESIRED_HASH_ANNOTATION: spec_hash(hashed)}
     return obj
 

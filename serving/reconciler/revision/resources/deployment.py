@@ -76,8 +76,9 @@ def user_port(container: Container) -> int:
     return DEFAULT_USER_PORT
 
 
-def _dump(model: ApiObject | Any) -> Any:
-    return model.model_dump(by_alias=True, exclude_none=True, mode="json")
+def _dump(model: ApiObject | Any) -> dict[str, Any]:
+    dumped: dict[str, Any] = model.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return dumped
 
 
 def _resolve_probe_port(probe: dict[str, Any], port: int) -> dict[str, Any]:
@@ -121,7 +122,7 @@ def make_user_container(revision: Revision, container: Container, *, serving: bo
         return built
     port = user_port(container)
     service, configuration = _revision_names(revision)
-    declared = [p for p in (container.ports or [])]
+    declared = list(container.ports or [])
     protocol = declared[0].protocol if declared and declared[0].protocol else None
     built["ports"] = [{"name": USER_PORT_NAME, "containerPort": port, **({"protocol": protocol} if protocol else {})}]
     env = [e for e in built.get("env") or [] if e.get("name") not in ("PORT", "K_REVISION", "K_CONFIGURATION",
