@@ -104,16 +104,22 @@ class _Session:
         if not self._closed:
             self._closed = True
             self._node.wakers.remove(self._wake)
-            self._cache._notify(self._node)
+            self._cache._closed(self._node)
 
 
 class SnapshotCache:
-    """Latest snapshot per group; a sequencer per node; wakes streams and status observers."""
+    """Latest snapshot per group; a sequencer per node; wakes streams and status observers.
 
-    def __init__(self, *, group_of: Callable[[NodeInfo], str] = group_by_cluster) -> None:
+    A node that disconnects keeps its progress (a reconnecting Envoy still runs that config),
+    but only the ``keep_disconnected`` most recent ones are kept: Envoy pods come and go.
+    """
+
+    def __init__(self, *, group_of: Callable[[NodeInfo], str] = group_by_cluster, keep_disconnected: int = 16) -> None:
         self._group_of = group_of
+        self._keep_disconnected = keep_disconnected
         self._snapshots: dict[str, Snapshot] = {}
         self._nodes: dict[str, _Node] = {}
+        self._disconnected: dict[str, None] = {}  # node ids, oldest first
         self._observers: list[Callable[[NodeStatus], None]] = []
 
     # --- the writer's side -----------------------------------------------------------------------
@@ -149,10 +155,21 @@ class SnapshotCache:
             if snapshot is not None:
                 known.sequencer.set_target(snapshot)
         known.wakers.append(wake)
+        self._disconnected.pop(node.id, None)
         self._notify(known)
         return _Session(self, known, wake)
 
     # --- internals -------------------------------------------------------------------------------
+
+    def _closed(self, node: _Node) -> None:
+        self._notify(node)
+        if node.wakers or self._nodes.get(node.info.id) is not node:
+            return
+        self._disconnected[node.info.id] = None
+        while len(self._disconnected) > self._keep_disconnected:
+            oldest = next(iter(self._disconnected))
+            del self._disconnected[oldest]
+            del self._nodes[oldest]
 
     def _changed(self, node: _Node) -> None:
         for wake in list(node.wakers):

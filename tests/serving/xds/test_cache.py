@@ -93,3 +93,17 @@ def test_a_node_keeps_its_progress_across_reconnects() -> None:
 
     assert cache.statuses()[0].served_version == 1
     assert again.offered(LDS) is not None
+
+
+def test_only_the_latest_disconnected_nodes_are_remembered() -> None:
+    cache = SnapshotCache(keep_disconnected=2)
+    sessions = [cache.open(NodeInfo(f"envoy-{index}", "ingress"), Wakes()) for index in range(4)]
+    for session in sessions[:3]:
+        session.close()
+
+    assert [(status.node.id, status.connected) for status in cache.statuses()] == [
+        ("envoy-1", False), ("envoy-2", False), ("envoy-3", True),
+    ]
+    cache.open(NodeInfo("envoy-1", "ingress"), Wakes())
+    sessions[3].close()
+    assert {status.node.id for status in cache.statuses()} == {"envoy-1", "envoy-2", "envoy-3"}
