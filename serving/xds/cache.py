@@ -67,7 +67,7 @@ class NodeSession(Protocol):
 class Cache(Protocol):
     """The one thing the ADS server knows."""
 
-    def open(self, node: NodeInfo, wake: Callable[[], None]) -> NodeSession: ...
+    def open(self, node: NodeInfo, wake: Callable[[], None], *, fresh: bool = False) -> NodeSession: ...
 
 
 class _Node:
@@ -145,10 +145,14 @@ class SnapshotCache:
 
     # --- the server's side -----------------------------------------------------------------------
 
-    def open(self, node: NodeInfo, wake: Callable[[], None]) -> NodeSession:
-        """A stream from ``node`` started; ``wake`` is called when its offers may have changed."""
+    def open(self, node: NodeInfo, wake: Callable[[], None], *, fresh: bool = False) -> NodeSession:
+        """A stream from ``node`` started; ``wake`` is called when its offers may have changed.
+
+        ``fresh``: the Envoy has no config at all (a new process under a known node id), so
+        what the node acknowledged before counts no more and it starts from the beginning.
+        """
         known = self._nodes.get(node.id)
-        if known is None or known.info != node:
+        if known is None or known.info != node or fresh:
             known = _Node(node, self._group_of(node))
             self._nodes[node.id] = known
             snapshot = self._snapshots.get(known.group)

@@ -13,7 +13,8 @@ applies the protocol rules:
   is ignored; the ACK of the newer response carries everything it says;
 - the first request of a type on a stream is a subscription, whatever ``version_info`` it
   carries: a control plane that restarted cannot know what that version held, so it answers
-  with what it has (equal content has equal versions, so Envoy changes nothing);
+  with what it has (equal content has equal versions, so Envoy changes nothing); a first
+  request on a stream without any version is a new Envoy process, which starts over;
 - one response per request: after answering, the type waits for Envoy's next request;
 - every response gets a fresh nonce; a set Envoy refused is never sent again;
 - clusters and listeners go out whole (what a response leaves out, Envoy removes), but
@@ -87,7 +88,8 @@ class AdsStream:
             if request.node is None or not request.node.id:
                 raise ProtocolError("the first request on an ADS stream must carry the node (with an id)")
             self.node = NodeInfo(id=request.node.id, cluster=request.node.cluster)
-            self._session = self._cache.open(self.node, self._wake)
+            # An Envoy that had config quotes its version; one without config is a new process.
+            self._session = self._cache.open(self.node, self._wake, fresh=not request.version_info)
         type_url = request.type_url
         if type_url not in type_urls.SHORT_NAMES:
             log.warning("node %s asked for unknown type %s; ignoring it", self.node, type_url)

@@ -95,6 +95,21 @@ def test_a_node_keeps_its_progress_across_reconnects() -> None:
     assert again.offered(LDS) is not None
 
 
+def test_a_new_envoy_process_under_a_known_id_starts_over() -> None:
+    cache = SnapshotCache()
+    cache.set_snapshot("ingress", make_snapshot(1))
+    session = cache.open(INGRESS, Wakes())
+    for type_url in type_urls.ADS_ORDER:
+        session.ack(type_url, session.offered(type_url))  # type: ignore[arg-type]
+    session.close()
+
+    restarted = cache.open(INGRESS, Wakes(), fresh=True)
+
+    [status] = cache.statuses()
+    assert (status.served_version, status.stage, status.acked) == (0, Stage.WARMING, {})
+    assert restarted.offered(LDS) is None
+
+
 def test_only_the_latest_disconnected_nodes_are_remembered() -> None:
     cache = SnapshotCache(keep_disconnected=2)
     sessions = [cache.open(NodeInfo(f"envoy-{index}", "ingress"), Wakes()) for index in range(4)]

@@ -231,6 +231,21 @@ async def test_envoy_keeps_serving_without_control_plane_and_a_restart_does_not_
     assert dict(tally.answers) == {"hello-00002": 100}
 
 
+async def test_a_restarted_envoy_gets_the_whole_config_again(
+    ingress: LocalIngress, backends: dict[str, NamedBackend]
+) -> None:
+    one = backends["hello-00001"]
+    version = await serve(ingress.controller, IngressModel(rules=(rule(("hello-00001", 100)),), backends=(backend_of(one),)))
+
+    await ingress.envoy.stop()
+    await ingress.envoy.start()
+    await ingress.envoy.wait_live(timeout=SERVE_TIMEOUT)
+
+    status = await settled(ingress.controller)
+    assert status.served_version == version
+    assert (await get(ingress.external_url, HOST))[:2] == (200, "hello-00001")
+
+
 async def test_cluster_local_rule_is_served_only_on_the_internal_listener(
     ingress: LocalIngress, backends: dict[str, NamedBackend]
 ) -> None:

@@ -210,6 +210,24 @@ def test_a_reconnecting_envoy_is_answered_whatever_version_it_quotes(cache: Snap
     assert again.request(LDS, version="from-a-previous-server") == []
 
 
+def test_an_envoy_quoting_no_version_is_a_new_process(cache: SnapshotCache) -> None:
+    first = Envoy(cache)
+    first.request(CDS)
+    first.request(EDS, names=("a", "b"))
+    first.ack(CDS)
+    first.ack(EDS, names=("a", "b"))
+    assert first.request(LDS) != []
+    first.stream.close()
+
+    reconnected = Envoy(cache)
+    assert len(reconnected.request(LDS, version=first.last[LDS].version_info)) == 1, "a reconnect keeps its progress"
+    reconnected.stream.close()
+
+    restarted = Envoy(cache)
+    assert restarted.request(LDS) == [], "a new process gets clusters and endpoints first again"
+    assert len(restarted.request(CDS)) == 1
+
+
 def test_requests_for_unknown_types_are_ignored(cache: SnapshotCache) -> None:
     envoy = Envoy(cache)
     assert envoy.request("type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret") == []
