@@ -17,6 +17,12 @@ arriving mid-way starts again at step 1 from what Envoy has acknowledged (not fr
 offered, which may have been refused). A refused (NACKed) set is never offered again; the
 sequence stops there and Envoy keeps serving its last good config until the next snapshot.
 
+Known gap: a control plane that restarts knows nothing of what Envoy runs, so its first step
+1 offers the new snapshot's clusters only. If a revision's cluster was dropped from the model
+while the control plane was down, Envoy loses it before it gets the routes that no longer
+use it: a few milliseconds of 503s for those routes. (The same model, the usual case, changes
+nothing in Envoy.)
+
 :class:`NodeSequencer` is fed snapshots, ACKs and NACKs and answers what to offer per type.
 Pure state machine; no I/O, no clock.
 """
