@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import sys
 import time
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 APP = Path(__file__).parent / "http_app.py"
+POD_NETWORK = ipaddress.ip_network("10.244.0.0/16")
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.3) -> Any:
@@ -115,14 +117,15 @@ def test_deployment_runs_ready_pods_with_their_own_ips(cluster, namespace, tmp_p
     pods = ready_pods(cluster, namespace, "app=web", 2)
     ips = {pod["status"]["podIP"] for pod in pods}
     assert len(ips) == 2
-    assert all(not ip.startswith("127.0.0.1") for ip in ips)
+    assert all(ipaddress.ip_address(ip) in POD_NETWORK for ip in ips)
     assert {pod["status"]["phase"] for pod in pods} == {"Running"}
 
+    # Both pods listen on 0.0.0.0:8080 at once, each in its own network namespace.
     for pod in pods:
         name, ip = pod["metadata"]["name"], pod["status"]["podIP"]
         assert http_get(f"http://{ip}:8080/") == f"hello from {name}\n"
         logs = cluster.kubectl("logs", name, "-n", namespace).stdout
-        assert "listening on" in logs
+        assert f"listening on {ip}:8080" in logs
         assert "request GET /" in logs
 
     wait_for("both pods as ready endpoints", lambda: endpoints(cluster, namespace, "web") == {ip: True for ip in ips})
@@ -136,12 +139,52 @@ def test_deployment_runs_ready_pods_with_their_own_ips(cluster, namespace, tmp_p
 
     # Scaling to zero stops every process.
     cluster.kubectl("scale", "deployment", "web", "-n", namespace, "--replicas=0")
-    cluster.kubectl("wait", "--for=delete", "pod", "-l", "app=web", "-n", namespace, "--timeout=60s")
+    cluster.kubectl("wait", "--for=delete", "pod", "-l", "app=web", "-n", namespace, "--timeout=60s", timeout=90)
     stopped = set(marker.read_text().split())
     assert {p["metadata"]["name"] for p in replacement} <= stopped
     for pod in replacement:
         with pytest.raises(OSError):
             http_get(f"http://{pod['status']['podIP']}:8080/")
+
+
+SIDECAR = """
+import os, socket, time, urllib.request
+for attempt in range(100):
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:8080/", timeout=2) as response:
+            print("sidecar got:", response.read().decode().strip(), flush=True)
+        break
+    except OSError:
+        time.sleep(0.2)
+probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+probe.connect((os.environ["KUBERNETES_SERVICE_HOST"], int(os.environ["KUBERNETES_SERVICE_PORT"])))
+print("my address:", probe.getsockname()[0], flush=True)
+time.sleep(3600)
+"""
+
+
+def test_containers_of_a_pod_share_localhost_and_the_pod_ip(cluster, namespace):
+    apply(cluster, {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "pair", "namespace": namespace, "labels": {"app": "pair"}},
+        "spec": {"terminationGracePeriodSeconds": 1, "containers": [
+            app_container(),
+            {"name": "sidecar", "image": "example.test/sidecar", "command": [sys.executable, "-c", SIDECAR]},
+        ]},
+    })
+    pod = wait_for("the pair running", lambda: is_ready(p := get_json(cluster, "pod", "pair", "-n", namespace)) and p)
+    ip = pod["status"]["podIP"]
+    assert ipaddress.ip_address(ip) in POD_NETWORK
+    assert pod["status"]["hostIP"] == str(ipaddress.ip_network(f"{ip}/24", strict=False).network_address + 1)
+
+    def sidecar_log() -> str | None:
+        text = cluster.kubectl("logs", "pair", "-c", "sidecar", "-n", namespace).stdout
+        return text if "my address:" in text else None
+
+    assert wait_for("the sidecar's report", sidecar_log).splitlines() == [
+        "sidecar got: hello from pair", f"my address: {ip}",
+    ]
 
 
 def test_crashing_container_is_restarted_with_back_off(cluster, namespace):

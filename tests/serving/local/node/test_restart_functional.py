@@ -1,8 +1,10 @@
-"""The node agent survives its own restarts: it adopts running processes, and after a clean
-stop (SIGTERM) it starts the pods again, with their IPs."""
+"""The node agent survives its own restarts: it adopts running processes (in their network
+namespaces), and after a clean stop (SIGTERM), which removes the pod network, it starts the
+pods again, with their IPs."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -40,6 +42,18 @@ def container_pid(pod: dict) -> int:
     return int(container_status(pod)["containerID"].rsplit("/", 1)[1])
 
 
+def network_leftovers(state_dir: Path) -> list[str]:
+    """The bridge, veths and namespaces of the agent's block that still exist."""
+    block = json.loads((state_dir / "allocations.json").read_text())["block"]
+    third = block.split(".")[2]
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    names = [line.split(":")[1].strip().split("@")[0] for line in links.splitlines()]
+    found = [name for name in names if name == f"kns{third}" or name.startswith(f"knsv{third}-")]
+    found += [line.split()[0] for line in namespaces.splitlines() if line.startswith(f"knserve-{third}-")]
+    return found
+
+
 def test_agent_restart_adopts_processes_and_a_clean_stop_restarts_them(cluster, namespace, tmp_path):
     node = f"adopt-{namespace}"
     state, log = tmp_path / "state", tmp_path / "agent.log"
@@ -65,6 +79,7 @@ def test_agent_restart_adopts_processes_and_a_clean_stop_restarts_them(cluster, 
         agent.terminate()  # a clean stop ends the pod's processes but leaves the pod
         assert agent.wait(timeout=30) == 0
         wait_for("the process to end", lambda: not alive(pid))
+        assert network_leftovers(state) == []  # a stopped agent leaves no bridge or namespace
         assert get_json(cluster, "pod", "survivor", "-n", namespace)["metadata"]["name"] == "survivor"
 
         agent = start_agent(cluster, node, state, log)
@@ -83,3 +98,4 @@ def test_agent_restart_adopts_processes_and_a_clean_stop_restarts_them(cluster, 
         agent.terminate()
         agent.wait(timeout=30)
         cluster.kubectl("delete", "node", node, "--wait=false", check=False)
+    assert network_leftovers(state) == []
