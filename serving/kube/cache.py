@@ -28,6 +28,16 @@ def by_controller_uid(obj: JSON) -> list[str]:
     return []
 
 
+def by_annotation_list(annotation: str) -> IndexFunc:
+    """Index objects by ``namespace/<item>`` for each item of a comma-separated annotation."""
+
+    def index(obj: JSON) -> list[str]:
+        raw = (obj.get("metadata", {}).get("annotations") or {}).get(annotation) or ""
+        return [f"{namespace_of(obj)}/{item}" for item in raw.split(",") if item]
+
+    return index
+
+
 def by_label(label: str) -> IndexFunc:
     """Index objects by ``namespace/<value of label>``."""
 
@@ -45,6 +55,12 @@ class Store:
         self._items: dict[str, JSON] = {}
         self._indexers: dict[str, IndexFunc] = {"namespace": by_namespace, **(indexers or {})}
         self._indexes: dict[str, dict[str, set[str]]] = {name: {} for name in self._indexers}
+        self._unannounced: set[str] = set()  # keys known from our own writes, not yet from the informer
+
+    def ensure_indexer(self, name: str, index: IndexFunc) -> None:
+        """Add the index unless one of that name exists (wirings share stores)."""
+        if name not in self._indexers:
+            self.add_indexer(name, index)
 
     def add_indexer(self, name: str, index: IndexFunc) -> None:
         self._indexers[name] = index
@@ -88,6 +104,14 @@ class Store:
             except (KeyError, TypeError, ValueError):
                 return
         self.upsert(obj)
+        self._unannounced.add(key_of(obj))
+
+    def take_unannounced(self, key: str) -> bool:
+        """True (once) if ``key`` is in the cache only because this process wrote it."""
+        if key in self._unannounced:
+            self._unannounced.discard(key)
+            return True
+        return False
 
     def remove(self, obj: JSON) -> JSON | None:
         key = key_of(obj)
@@ -97,6 +121,7 @@ class Store:
         return old
 
     def replace(self, objects: Iterable[JSON]) -> None:
+        self._unannounced.clear()
         self._items = {}
         self._indexes = {name: {} for name in self._indexers}
         for obj in objects:

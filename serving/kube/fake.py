@@ -10,7 +10,6 @@ compactable event log so a test can force ``410 Gone``), records every write as 
 from __future__ import annotations
 
 import asyncio
-import copy
 import dataclasses
 import datetime
 import itertools
@@ -21,7 +20,7 @@ from typing import Any
 from serving.kube.client import APPLY_PATCH, MERGE_PATCH, ListResult, WatchEvent
 from serving.kube.errors import AlreadyExists, ApiError, Conflict, Gone, Invalid, NotFound
 from serving.kube.labels import parse_selector
-from serving.kube.objects import JSON
+from serving.kube.objects import JSON, copy_json, deep_copy
 from serving.kube.resources import Resource
 
 
@@ -50,7 +49,7 @@ class _Failure:
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386 JSON merge patch."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return copy_json(patch)
     result = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
@@ -85,7 +84,7 @@ class FakeKubeClient:
     # --- test helpers ------------------------------------------------------------------
     def seed(self, resource: Resource, obj: JSON) -> JSON:
         """Put an object in place as if it had always been there (status included, no action)."""
-        stored = copy.deepcopy(obj)
+        stored = copy_json(obj)
         stored.setdefault("apiVersion", resource.api_version)
         stored.setdefault("kind", resource.kind)
         metadata = stored.setdefault("metadata", {})
@@ -96,7 +95,7 @@ class FakeKubeClient:
         metadata["resourceVersion"] = str(next(self._versions))
         self._store(resource)[(metadata.get("namespace") or "", metadata["name"])] = stored
         self._record_event(resource, "ADDED", stored)
-        return copy.deepcopy(stored)
+        return deep_copy(stored)
 
     def fail_on(self, verb: str, resource: Resource | None, error: Exception, *, times: int = 1) -> None:
         """Make the next ``times`` calls of ``verb`` (get, list, create, update, update_status, patch,
@@ -109,12 +108,12 @@ class FakeKubeClient:
         self._log.clear()
 
     def objects(self, resource: Resource, namespace: str | None = None) -> list[JSON]:
-        return [copy.deepcopy(obj) for (ns, _), obj in sorted(self._store(resource).items())
+        return [copy_json(obj) for (ns, _), obj in sorted(self._store(resource).items())
                 if namespace is None or ns == namespace]
 
     def peek(self, resource: Resource, namespace: str | None, name: str) -> JSON | None:
         obj = self._store(resource).get((namespace or "", name))
-        return copy.deepcopy(obj) if obj is not None else None
+        return deep_copy(obj) if obj is not None else None
 
     def writes(self, verb: str | None = None, resource: Resource | None = None) -> list[Action]:
         return [a for a in self.actions
@@ -136,7 +135,7 @@ class FakeKubeClient:
 
     def _record_event(self, resource: Resource, event_type: str, obj: JSON) -> None:
         version = int(obj["metadata"]["resourceVersion"])
-        self._log.append((version, resource, WatchEvent(event_type, copy.deepcopy(obj))))
+        self._log.append((version, resource, WatchEvent(event_type, copy_json(obj))))
         self._notify()
 
     def _notify(self) -> None:
@@ -166,7 +165,7 @@ class FakeKubeClient:
     # --- KubeClient ------------------------------------------------------------------------
     async def get(self, resource: Resource, namespace: str | None, name: str) -> JSON:
         self._maybe_fail("get", resource)
-        return copy.deepcopy(self._lookup(resource, namespace, name))
+        return deep_copy(self._lookup(resource, namespace, name))
 
     async def list(
         self, resource: Resource, *, namespace: str | None = None, label_selector: str | None = None,
@@ -174,7 +173,7 @@ class FakeKubeClient:
     ) -> ListResult:
         self._maybe_fail("list", resource)
         selector = parse_selector(label_selector)
-        items = [copy.deepcopy(obj) for (ns, _), obj in sorted(self._store(resource).items())
+        items = [copy_json(obj) for (ns, _), obj in sorted(self._store(resource).items())
                  if (not namespace or ns == namespace) and selector.matches(obj["metadata"].get("labels"))]
         return ListResult(items, str(next(self._versions)))
 
@@ -199,7 +198,7 @@ class FakeKubeClient:
                     continue
                 if not selector.matches(metadata.get("labels")):
                     continue
-                yield WatchEvent(event.type, copy.deepcopy(event.object))
+                yield WatchEvent(event.type, copy_json(event.object))
             if self._compacted_below - 1 > since:
                 raise Gone(410, "Expired", "too old resource version")
             remaining = deadline - loop.time()
@@ -210,7 +209,7 @@ class FakeKubeClient:
 
     async def create(self, resource: Resource, obj: JSON) -> JSON:
         self._maybe_fail("create", resource)
-        stored = copy.deepcopy(obj)
+        stored = copy_json(obj)
         metadata = stored.setdefault("metadata", {})
         if not metadata.get("name"):
             prefix = metadata.get("generateName")
@@ -230,9 +229,9 @@ class FakeKubeClient:
         if resource.has_status and resource.group:  # the real server drops status on create
             stored.pop("status", None)
         self._store(resource)[key] = stored
-        self.actions.append(Action("create", resource, key[0], key[1], copy.deepcopy(stored)))
+        self.actions.append(Action("create", resource, key[0], key[1], copy_json(stored)))
         self._record_event(resource, "ADDED", stored)
-        return copy.deepcopy(stored)
+        return deep_copy(stored)
 
     def _check_version(self, resource: Resource, current: JSON, incoming: JSON) -> None:
         wanted = (incoming.get("metadata") or {}).get("resourceVersion")
@@ -244,14 +243,14 @@ class FakeKubeClient:
     def _replace(self, resource: Resource, current: JSON, new: JSON, *, status_only: bool) -> JSON:
         metadata = current["metadata"]
         if status_only:
-            stored = copy.deepcopy(current)
+            stored = copy_json(current)
             if "status" in new:
-                stored["status"] = copy.deepcopy(new["status"])
+                stored["status"] = copy_json(new["status"])
         else:
-            stored = copy.deepcopy(new)
+            stored = copy_json(new)
             if resource.has_status:
                 if "status" in current:
-                    stored["status"] = copy.deepcopy(current["status"])
+                    stored["status"] = copy_json(current["status"])
                 else:
                     stored.pop("status", None)
             new_metadata = stored.setdefault("metadata", {})
@@ -264,11 +263,11 @@ class FakeKubeClient:
         stored["kind"] = resource.kind
         stored["metadata"]["resourceVersion"] = metadata["resourceVersion"]
         if stored == current:
-            return copy.deepcopy(current)  # a no-op write does not bump resourceVersion
+            return deep_copy(current)  # a no-op write does not bump resourceVersion
         stored["metadata"]["resourceVersion"] = str(next(self._versions))
         self._store(resource)[(metadata.get("namespace") or "", metadata["name"])] = stored
         self._record_event(resource, "MODIFIED", stored)
-        return copy.deepcopy(stored)
+        return deep_copy(stored)
 
     async def update(self, resource: Resource, obj: JSON) -> JSON:
         self._maybe_fail("update", resource)
@@ -276,7 +275,7 @@ class FakeKubeClient:
         current = self._lookup(resource, metadata.get("namespace"), metadata.get("name", ""))
         self._check_version(resource, current, obj)
         self.actions.append(Action("update", resource, metadata.get("namespace") or "", metadata["name"],
-                                   copy.deepcopy(obj)))
+                                   copy_json(obj)))
         return self._replace(resource, current, obj, status_only=False)
 
     async def update_status(self, resource: Resource, obj: JSON) -> JSON:
@@ -285,7 +284,7 @@ class FakeKubeClient:
         current = self._lookup(resource, metadata.get("namespace"), metadata.get("name", ""))
         self._check_version(resource, current, obj)
         self.actions.append(Action("update_status", resource, metadata.get("namespace") or "", metadata["name"],
-                                   copy.deepcopy(obj)))
+                                   copy_json(obj)))
         return self._replace(resource, current, obj, status_only=True)
 
     async def patch(
@@ -296,11 +295,11 @@ class FakeKubeClient:
         if content_type not in (MERGE_PATCH, APPLY_PATCH):
             raise ApiError(415, "UnsupportedMediaType", f"the fake client does not support {content_type}")
         current = self._lookup(resource, namespace, name)
-        self.actions.append(Action("patch", resource, namespace or "", name, copy.deepcopy(patch)))
+        self.actions.append(Action("patch", resource, namespace or "", name, copy_json(patch)))
         merged = merge_patch(current, patch)
         if subresource == "scale":
             replicas = (patch.get("spec") or {}).get("replicas")
-            merged = copy.deepcopy(current)
+            merged = copy_json(current)
             merged.setdefault("spec", {})["replicas"] = replicas
             return self._replace(resource, current, merged, status_only=False)
         return self._replace(resource, current, merged, status_only=subresource == "status")
@@ -315,6 +314,6 @@ class FakeKubeClient:
             raise Conflict(409, "Conflict", f"Precondition failed: UID in precondition: {uid}")
         del self._store(resource)[(namespace or "", name)]
         self.actions.append(Action("delete", resource, namespace or "", name))
-        gone = copy.deepcopy(current)
+        gone = copy_json(current)
         gone["metadata"]["resourceVersion"] = str(next(self._versions))
         self._record_event(resource, "DELETED", gone)

@@ -83,12 +83,14 @@ class Informer:
         )
         self.lists += 1
         previous = {key: self.store.get_by_key(key) for key in self.store.keys()}
+        unannounced = {key for key in previous if self.store.take_unannounced(key)}
         self.store.replace(result.items)
         for obj in result.items:
-            old = previous.pop(key_of(obj), None)
-            if old is None:
+            key = key_of(obj)
+            old = previous.pop(key, None)
+            if old is None or key in unannounced:
                 self._fire(Change("add", obj))
-            else:  # even when unchanged: the cache may have learnt it from a write, not an event
+            elif old.get("metadata", {}).get("resourceVersion") != obj.get("metadata", {}).get("resourceVersion"):
                 self._fire(Change("update", obj, old))
         for old in previous.values():
             if old is not None:
@@ -98,8 +100,9 @@ class Informer:
 
     def _apply(self, event_type: str, obj: JSON) -> None:
         if event_type == "ADDED" or event_type == "MODIFIED":
+            announced_before = not self.store.take_unannounced(key_of(obj))
             old = self.store.upsert(obj)
-            if old is None:
+            if old is None or not announced_before:
                 self._fire(Change("add", obj))
             else:
                 self._fire(Change("update", obj, old))

@@ -20,8 +20,9 @@ Side effects: API writes through the ``KubeClient``; events.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from serving.kube.cache import Store
@@ -58,6 +59,15 @@ def needs_update(
     if _metadata_parts(existing, keep_annotations) != _metadata_parts(desired, keep_annotations):
         return True
     return any(existing.get(part) != desired.get(part) for part in parts)
+
+
+async def ensure_together(*calls: Awaitable[ChildResult]) -> list[ChildResult]:
+    """Run independent ``ensure_child`` calls concurrently; wait for all, then raise the first error."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return [result for result in results if isinstance(result, ChildResult)]
 
 
 async def ensure_child(

@@ -32,7 +32,7 @@ from serving.kube.cache import Store
 from serving.kube.client import KubeClient
 from serving.kube.errors import ApiError, Conflict, NotFound
 from serving.kube.events import EventSink
-from serving.kube.objects import JSON, deep_copy, split_key
+from serving.kube.objects import JSON, split_key
 from serving.kube.resources import Resource
 from serving.kube.workqueue import ShutDown, WorkQueue
 from serving.reconciler.clock import Clock
@@ -92,7 +92,7 @@ class ReconcileLoop(Generic[T]):
         if original.get("metadata", {}).get("deletionTimestamp"):
             return None
         config = self.config()
-        obj = self.model.model_validate(deep_copy(original))
+        obj = self.model.model_validate(original)  # validation builds new objects; the cache stays as it was
         if self.defaults is not None:
             obj = self.defaults(obj, config)
         status: Any = obj.status  # type: ignore[attr-defined]
@@ -120,8 +120,7 @@ class ReconcileLoop(Generic[T]):
         for _ in range(STATUS_WRITE_ATTEMPTS):
             if (current.get("status") or {}) == new_status:
                 return
-            body = deep_copy(current)
-            body["status"] = new_status
+            body = {**current, "status": new_status}
             try:
                 written = await self.client.update_status(self.resource, body)
             except Conflict:

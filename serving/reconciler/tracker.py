@@ -55,8 +55,28 @@ class Tracker:
         return handle
 
 
-def enqueue_self(enqueue: Callable[[str], None]) -> Handler:
+_VOLATILE_METADATA = ("resourceVersion", "managedFields")
+
+
+def status_only(change: Change) -> bool:
+    """An update that changed nothing but the status (and bookkeeping metadata)."""
+    old, new = change.old, change.object
+    if change.kind != "update" or old is None:
+        return False
+    if any(old.get(k) != new.get(k) for k in set(old) | set(new) if k not in ("metadata", "status")):
+        return False
+    old_meta, new_meta = old.get("metadata") or {}, new.get("metadata") or {}
+    return all(old_meta.get(k) == new_meta.get(k) for k in set(old_meta) | set(new_meta)
+               if k not in _VOLATILE_METADATA)
+
+
+def enqueue_self(enqueue: Callable[[str], None], *, skip_status_only: bool = True) -> Handler:
+    """Enqueue the changed object. Status-only updates are skipped by default: for the kinds the
+    controller reconciles, it is the only status writer, so such an update is its own write."""
+
     def handle(change: Change) -> None:
+        if skip_status_only and status_only(change):
+            return
         enqueue(key_of(change.object))
 
     return handle

@@ -27,11 +27,13 @@ from serving.kube.errors import AlreadyExists, ApiError
 from serving.kube.events import NORMAL, WARNING
 from serving.kube.objects import is_controlled_by
 from serving.kube.resources import REVISIONS
-from serving.networking import CONFIGURATION_GENERATION_LABEL, CONFIGURATION_LABEL
+from serving.networking import CONFIGURATION_GENERATION_LABEL
 from serving.reconciler.configuration.resources.revision import latest_revision_name, make_revision
 from serving.reconciler.loop import ReconcileContext
 
 log = logging.getLogger(__name__)
+
+REVISIONS_BY_CONFIGURATION = "configuration"  # index of the revision store: "namespace/<configuration label>"
 
 
 def _generation_of(revision: Revision) -> int:
@@ -49,7 +51,7 @@ class ConfigurationReconciler:
     def owned_revisions(self, configuration: Configuration) -> list[Revision]:
         return [
             Revision.model_validate(obj)
-            for obj in self.revisions.list(configuration.namespace, f"{CONFIGURATION_LABEL}={configuration.name}")
+            for obj in self.revisions.by_index(REVISIONS_BY_CONFIGURATION, configuration.key)
             if is_controlled_by(obj, configuration.metadata.uid or "")
         ]
 

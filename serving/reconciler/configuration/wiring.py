@@ -4,8 +4,10 @@ Configuration keys; a Revision change enqueues its controlling Configuration. No
 from __future__ import annotations
 
 from serving.apis.v1 import Configuration
+from serving.kube.cache import by_label
 from serving.kube.resources import CONFIGURATIONS, REVISIONS
-from serving.reconciler.configuration.reconciler import ConfigurationReconciler
+from serving.networking import CONFIGURATION_LABEL
+from serving.reconciler.configuration.reconciler import REVISIONS_BY_CONFIGURATION, ConfigurationReconciler
 from serving.reconciler.loop import Controller, ReconcileLoop
 from serving.reconciler.tracker import enqueue_controller, enqueue_self
 from serving.reconciler.wiring import Collaborators
@@ -15,6 +17,7 @@ def wire(collaborators: Collaborators) -> Controller:
     informers = collaborators.informers
     configurations = informers.informer(CONFIGURATIONS)
     revisions = informers.informer(REVISIONS)
+    revisions.store.ensure_indexer(REVISIONS_BY_CONFIGURATION, by_label(CONFIGURATION_LABEL))
     reconciler = ConfigurationReconciler(client=collaborators.client, revisions=revisions.store)
     loop = ReconcileLoop(
         client=collaborators.client, resource=CONFIGURATIONS, model=Configuration, store=configurations.store,

@@ -21,7 +21,7 @@ from serving.kube.errors import NotFound
 from serving.kube.events import NORMAL, EventSink
 from serving.kube.objects import is_controlled_by, split_key
 from serving.kube.resources import REVISIONS
-from serving.networking import CONFIGURATION_LABEL
+from serving.reconciler.configuration.reconciler import REVISIONS_BY_CONFIGURATION
 from serving.reconciler.clock import Clock
 from serving.reconciler.gc.resources.policy import decide
 
@@ -48,7 +48,7 @@ class RevisionCollector:
         configuration = Configuration.model_validate(found)
         revisions = [
             Revision.model_validate(obj)
-            for obj in self.revisions.list(namespace, f"{CONFIGURATION_LABEL}={name}")
+            for obj in self.revisions.by_index(REVISIONS_BY_CONFIGURATION, key)
             if is_controlled_by(obj, configuration.metadata.uid or "")
         ]
         decision = decide(revisions, latest_ready=configuration.status.latest_ready_revision_name,

@@ -3,7 +3,10 @@ Configuration or one of its Revisions changes. No I/O."""
 
 from __future__ import annotations
 
+from serving.kube.cache import by_label
 from serving.kube.resources import CONFIGURATIONS, REVISIONS
+from serving.networking import CONFIGURATION_LABEL
+from serving.reconciler.configuration.reconciler import REVISIONS_BY_CONFIGURATION
 from serving.reconciler.gc.reconciler import RevisionCollector
 from serving.reconciler.loop import Controller
 from serving.reconciler.tracker import enqueue_controller, enqueue_self
@@ -14,6 +17,7 @@ def wire(collaborators: Collaborators) -> Controller:
     informers = collaborators.informers
     configurations = informers.informer(CONFIGURATIONS)
     revisions = informers.informer(REVISIONS)
+    revisions.store.ensure_indexer(REVISIONS_BY_CONFIGURATION, by_label(CONFIGURATION_LABEL))
     collector = RevisionCollector(
         client=collaborators.client, configurations=configurations.store, revisions=revisions.store,
         config=collaborators.config.snapshot, clock=collaborators.clock, events=collaborators.events,

@@ -1,7 +1,7 @@
 """The Revision reconciler: Deployment, Kubernetes Service and PodAutoscaler, and the
 Revision's conditions from what they report.
 
-Phases:
+Phases (the three children are created or updated concurrently):
 1. ensure the Deployment (created with the initial scale; updates never touch ``replicas``,
    which belong to the autoscaler through ``/scale``); fold its status into
    ``ResourcesAvailable``; when no replica is available, look at the revision's pods: a user
@@ -37,7 +37,7 @@ from serving.kube.cache import Store
 from serving.kube.client import KubeClient
 from serving.kube.objects import JSON
 from serving.kube.resources import DEPLOYMENTS, KUBE_SERVICES, PODAUTOSCALERS
-from serving.reconciler.children import ensure_child
+from serving.reconciler.children import ensure_child, ensure_together
 from serving.reconciler.loop import ReconcileContext
 from serving.reconciler.revision.resources.deployment import QUEUE_CONTAINER_NAME, make_deployment
 from serving.reconciler.revision.resources.podautoscaler import make_pod_autoscaler
@@ -93,9 +93,16 @@ class RevisionReconciler:
         status = revision.status
 
         desired = make_deployment(revision, context.config)
-        result = await ensure_child(
-            self.client, DEPLOYMENTS, self.deployments, desired, owner=owner, owner_uid=uid,
-            events=context.events, compare="hash", preserve=keep_replicas,
+        desired_service = make_kubernetes_service(revision)
+        desired_pa = make_pod_autoscaler(revision, context.config)
+        # the three are independent: ask for them at once (one round trip instead of three)
+        result, service_result, pa_result = await ensure_together(
+            ensure_child(self.client, DEPLOYMENTS, self.deployments, desired, owner=owner, owner_uid=uid,
+                         events=context.events, compare="hash", preserve=keep_replicas),
+            ensure_child(self.client, KUBE_SERVICES, self.services, desired_service, owner=owner, owner_uid=uid,
+                         events=context.events, compare="hash", preserve=keep_cluster_ip),
+            ensure_child(self.client, PODAUTOSCALERS, self.pod_autoscalers, desired_pa, owner=owner, owner_uid=uid,
+                         events=context.events, compare="hash"),
         )
         if result.not_owned or result.object is None:
             status.mark_not_owned("Deployment", desired["metadata"]["name"])
@@ -106,24 +113,13 @@ class RevisionReconciler:
         if wanted_replicas > 0 and available_replicas(deployment) == 0:
             self.surface_pod_problems(revision, deployment)
 
-        desired_service = make_kubernetes_service(revision)
-        result = await ensure_child(
-            self.client, KUBE_SERVICES, self.services, desired_service, owner=owner, owner_uid=uid,
-            events=context.events, compare="hash", preserve=keep_cluster_ip,
-        )
-        if result.not_owned:
+        if service_result.not_owned:
             status.mark_not_owned("Service", desired_service["metadata"]["name"])
             return None
-
-        desired_pa = make_pod_autoscaler(revision, context.config)
-        result = await ensure_child(
-            self.client, PODAUTOSCALERS, self.pod_autoscalers, desired_pa, owner=owner, owner_uid=uid,
-            events=context.events, compare="hash",
-        )
-        if result.not_owned or result.object is None:
+        if pa_result.not_owned or pa_result.object is None:
             status.mark_not_owned("PodAutoscaler", desired_pa["metadata"]["name"])
             return None
-        pod_autoscaler = PodAutoscaler.model_validate(result.object)
+        pod_autoscaler = PodAutoscaler.model_validate(pa_result.object)
         if pod_autoscaler.status.conditions:
             status.propagate_autoscaler_status(pod_autoscaler.status)
         else:

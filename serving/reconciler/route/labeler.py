@@ -26,6 +26,9 @@ from serving.networking import ROUTES_ANNOTATION, ROUTING_STATE_LABEL, ROUTING_S
 from serving.reconciler.configuration.resources.revision import ROUTING_STATE_ACTIVE, ROUTING_STATE_RESERVE
 
 
+BY_ROUTE_INDEX = "routes"  # index of revision and configuration stores: "namespace/<route>" per routes annotation item
+
+
 def routes_of(obj: JSON) -> set[str]:
     raw = ((obj.get("metadata") or {}).get("annotations") or {}).get(ROUTES_ANNOTATION) or ""
     return {name for name in raw.split(",") if name}
@@ -70,8 +73,11 @@ class RoutingLabeler:
         now: datetime.datetime,
     ) -> None:
         namespace = route.namespace
-        for obj in store.list(namespace):
-            name = obj["metadata"]["name"]
+        candidates = {obj["metadata"]["name"]: obj for obj in store.by_index(BY_ROUTE_INDEX, route.key)}
+        for name in wanted:
+            if name not in candidates and (found := store.get(namespace, name)) is not None:
+                candidates[name] = found
+        for name, obj in sorted(candidates.items()):
             routes = routes_of(obj)
             if name in wanted:
                 new_routes = routes | {route.name}

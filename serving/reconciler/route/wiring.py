@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from serving.apis.v1 import Route
 from serving.apis.v1.route_defaults import default_route
-from serving.kube.cache import by_label
+from serving.kube.cache import by_annotation_list, by_label
 from serving.kube.informer import Change
 from serving.kube.objects import key_of
 from serving.kube.resources import CONFIGURATIONS, ENDPOINT_SLICES, REVISIONS, ROUTES
-from serving.networking import REVISION_LABEL
+from serving.networking import REVISION_LABEL, ROUTES_ANNOTATION
+from serving.reconciler.route.labeler import BY_ROUTE_INDEX
 from serving.reconciler.loop import Controller, ReconcileLoop
 from serving.reconciler.route.ingress_state import IngressState
 from serving.reconciler.route.reconciler import ENDPOINTS_INDEX, RouteReconciler
@@ -31,6 +32,8 @@ def wire(collaborators: Collaborators, ingress: IngressState) -> Controller:
     revisions = informers.informer(REVISIONS)
     endpoint_slices = informers.informer(ENDPOINT_SLICES, label_selector=REVISION_LABEL)
     endpoint_slices.store.add_indexer(ENDPOINTS_INDEX, by_label(SERVICE_NAME_LABEL))
+    for store in (revisions.store, configurations.store):
+        store.ensure_indexer(BY_ROUTE_INDEX, by_annotation_list(ROUTES_ANNOTATION))
 
     controller = Controller("route", None, workers=collaborators.workers, primary=routes.store)  # type: ignore[arg-type]
     tracker = Tracker(controller.enqueue)

@@ -16,7 +16,7 @@ from serving.kube.cache import Store
 from serving.kube.client import KubeClient
 from serving.kube.resources import CONFIGURATIONS, ROUTES
 from serving.networking import ROUTES_ANNOTATION
-from serving.reconciler.children import ensure_child
+from serving.reconciler.children import ensure_child, ensure_together
 from serving.reconciler.loop import ReconcileContext
 from serving.reconciler.service.resources.children import make_configuration, make_route
 
@@ -33,9 +33,12 @@ class ServiceReconciler:
         status = service.status
 
         desired_configuration = make_configuration(service)
-        result = await ensure_child(
-            self.client, CONFIGURATIONS, self.configurations, desired_configuration.to_dict(),
-            owner=owner, owner_uid=uid, events=context.events, keep_annotations=(ROUTES_ANNOTATION,),
+        desired_route = make_route(service)
+        result, route_result = await ensure_together(
+            ensure_child(self.client, CONFIGURATIONS, self.configurations, desired_configuration.to_dict(),
+                         owner=owner, owner_uid=uid, events=context.events, keep_annotations=(ROUTES_ANNOTATION,)),
+            ensure_child(self.client, ROUTES, self.routes, desired_route.to_dict(),
+                         owner=owner, owner_uid=uid, events=context.events),
         )
         if result.not_owned or result.object is None:
             status.mark_configuration_not_owned(desired_configuration.name)
@@ -46,15 +49,10 @@ class ServiceReconciler:
         else:
             status.propagate_configuration_status(configuration.status)
 
-        desired_route = make_route(service)
-        result = await ensure_child(
-            self.client, ROUTES, self.routes, desired_route.to_dict(),
-            owner=owner, owner_uid=uid, events=context.events,
-        )
-        if result.not_owned or result.object is None:
+        if route_result.not_owned or route_result.object is None:
             status.mark_route_not_owned(desired_route.name)
             raise RuntimeError(f'Service "{service.name}" does not own Route "{desired_route.name}".')
-        route = Route.model_validate(result.object)
+        route = Route.model_validate(route_result.object)
         if route.metadata.generation != route.status.observed_generation:
             status.mark_route_not_reconciled()
         else:

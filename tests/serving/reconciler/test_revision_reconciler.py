@@ -111,6 +111,7 @@ ROWS = [
     ), id="never came up"),
     pytest.param(Row(
         [(REVISIONS, REV), (DEPLOYMENTS, deployment(owned=False))],
+        creates=ALL_CHILDREN[1:],
         status={"Ready": ("False", "NotOwned"),
                 "ResourcesAvailable": ("False", "NotOwned",
                                        'There is an existing Deployment "hello-00001-deployment" that we do not own.')},
@@ -122,6 +123,7 @@ ROWS = [
     pytest.param(Row(
         [(REVISIONS, REV)],
         fail=("create", DEPLOYMENTS, ApiError(403, "Forbidden", "quota exceeded")),
+        creates=ALL_CHILDREN[1:],
         error=True,
     ), id="induced create failure"),
 ]

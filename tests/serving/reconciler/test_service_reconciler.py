@@ -99,13 +99,17 @@ ROWS = [
     ), id="service labels reach the children"),
     pytest.param(Row(
         [(SERVICES, SVC), (CONFIGURATIONS, configuration("hello"))],
+        creates=["routes default/hello"],
         status={"ConfigurationsReady": ("False", "NotOwned"), "Ready": ("False", "NotOwned")},
+        events=['Normal Created Created Route "hello"'],
         error=True,
     ), id="configuration owned by someone else"),
     pytest.param(Row(
         [(SERVICES, SVC)],
         fail=("create", CONFIGURATIONS, ApiError(500, "InternalError", "etcd is sad")),
-        events=['Warning CreationFailed Failed to create Configuration "hello": etcd is sad'],
+        creates=["routes default/hello"],
+        events=['Warning CreationFailed Failed to create Configuration "hello": etcd is sad',
+                'Normal Created Created Route "hello"'],
         error=True,
     ), id="induced create failure"),
 ]
