@@ -28,6 +28,7 @@ from serving.local.node.network import (
     PodNetwork,
     can_manage_network,
     claim_block,
+    remove_orphaned_networks,
 )
 from serving.local.node.agent import NodeAgent
 from serving.local.node.api import NodeApi
@@ -131,6 +132,8 @@ async def run(args: argparse.Namespace) -> None:
     network: PodNetwork = BridgeNetwork(block) if namespaces else LoopbackRange()
     try:
         await network.setup(allocations.addresses())
+        if namespaces:
+            await remove_orphaned_networks(network_range, own=block)
     except OSError as error:
         block_lock.close()
         raise SystemExit(f"the local node agent could not set up the pod network: {error}") from None

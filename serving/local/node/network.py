@@ -12,7 +12,9 @@ and the IP of ``hostNetwork`` pods. Every other pod gets a network namespace
 veth pair whose host end ``knsv<n>-<m>`` hangs on the bridge, with a default route via the
 gateway. All containers of the pod run inside that namespace, so each may bind
 ``0.0.0.0:8080`` and they share ``localhost``, as in Kubernetes. Names derive from the pod
-IP, so an agent that restarts finds the namespaces of the pods it adopts.
+IP, so an agent that restarts finds the namespaces of the pods it adopts. A stopping agent
+removes its namespaces and bridge; what a killed agent left is removed by the next agent that
+starts (``remove_orphaned_networks``: blocks whose lock nobody holds).
 
 ``LoopbackRange`` is the fallback without root: pods get 127.0.x.y addresses in the host's
 namespace; they run and answer, but the API server refuses loopback addresses in
@@ -72,20 +74,26 @@ def candidate_blocks(network: ipaddress.IPv4Network, preferred: str | None) -> l
     return blocks
 
 
+def try_lock_block(block: ipaddress.IPv4Network, directory: Path | None = None) -> IO[bytes] | None:
+    """The lock of ``block`` (keep the file open to keep it), or None when an agent holds it."""
+    path = (directory or lock_directory()) / (str(block).replace("/", "_") + ".lock")
+    handle = open(path, "ab")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
 def claim_block(
     network: ipaddress.IPv4Network, *, preferred: str | None, directory: Path | None = None
 ) -> tuple[ipaddress.IPv4Network, IO[bytes]]:
     """Lock the first free block of ``network``; keep the returned file open to keep it."""
-    directory = directory or lock_directory()
     for block in candidate_blocks(network, preferred):
-        path = directory / (str(block).replace("/", "_") + ".lock")
-        handle = open(path, "ab")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            continue
-        return block, handle
+        handle = try_lock_block(block, directory)
+        if handle is not None:
+            return block, handle
     raise RuntimeError(f"every /{BLOCK_PREFIX} block of {network} is used by another node agent")
 
 
@@ -282,6 +290,40 @@ class BridgeNetwork:
         code, output = await _ip("link", "del", self.bridge)
         if code != 0 and "Cannot find device" not in output:
             log.warning("removing bridge %s failed: %s", self.bridge, output)
+
+
+async def remove_orphaned_networks(network: ipaddress.IPv4Network, *, own: ipaddress.IPv4Network) -> None:
+    """Remove bridges and pod namespaces of blocks no running agent holds (an agent that was
+    killed cannot clean up after itself): a block whose lock is free is nobody's."""
+    code, output = await _ip("-o", "link", "show", "type", "bridge")
+    thirds = set()
+    for line in output.splitlines() if code == 0 else []:
+        name = line.split(":")[1].strip() if line.count(":") >= 2 else ""
+        if name.startswith("kns") and name[3:].isdigit():
+            thirds.add(int(name[3:]))
+    try:
+        namespaces = os.listdir(NAMESPACE_DIRECTORY)
+    except OSError:
+        namespaces = []
+    for name in namespaces:
+        third_text, _, fourth_text = name[len(NAMESPACE_PREFIX):].partition("-")
+        if name.startswith(NAMESPACE_PREFIX) and third_text.isdigit() and fourth_text.isdigit():
+            thirds.add(int(third_text))
+    base = int(network.network_address) & 0xFFFF0000
+    for third in sorted(thirds):
+        if third > 255:
+            continue
+        block = ipaddress.IPv4Network((base | third << 8, BLOCK_PREFIX))
+        if block == own or block.network_address not in network:
+            continue
+        lock = try_lock_block(block)
+        if lock is None:
+            continue
+        try:
+            log.info("removing the pod network of %s, left by a node agent that no longer runs", block)
+            await BridgeNetwork(block).teardown()
+        finally:
+            lock.close()
 
 
 async def sweep_legacy_loopback_addresses() -> None:

@@ -4,12 +4,14 @@ pods again, with their IPs."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from serving.local.node.network import try_lock_block
 from tests.serving.local.node.test_node_functional import (
     app_container,
     apply,
@@ -54,11 +56,35 @@ def network_leftovers(state_dir: Path) -> list[str]:
     return found
 
 
+def make_orphaned_network() -> int:
+    """A bridge and pod namespace of a free block, as a killed agent would leave them."""
+    for third in range(200, 255):
+        lock = try_lock_block(ipaddress.IPv4Network(f"10.244.{third}.0/24"))
+        if lock is not None:
+            lock.close()
+            break
+    else:
+        raise AssertionError("no free block for the orphan")
+    subprocess.run(["ip", "link", "add", f"kns{third}", "type", "bridge"], check=True)
+    subprocess.run(["ip", "netns", "add", f"knserve-{third}-2"], check=True)
+    return third
+
+
+def orphan_leftovers(third: int) -> list[str]:
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    return [f"kns{third}" for line in links.splitlines() if f": kns{third}:" in line] + [
+        line.split()[0] for line in namespaces.splitlines() if line.startswith(f"knserve-{third}-")
+    ]
+
+
 def test_agent_restart_adopts_processes_and_a_clean_stop_restarts_them(cluster, namespace, tmp_path):
     node = f"adopt-{namespace}"
     state, log = tmp_path / "state", tmp_path / "agent.log"
+    orphan = make_orphaned_network()
     agent = start_agent(cluster, node, state, log)
     try:
+        wait_for("the orphaned pod network removed", lambda: orphan_leftovers(orphan) == [])
         apply(cluster, {
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "survivor", "namespace": namespace},
@@ -98,4 +124,6 @@ def test_agent_restart_adopts_processes_and_a_clean_stop_restarts_them(cluster, 
         agent.terminate()
         agent.wait(timeout=30)
         cluster.kubectl("delete", "node", node, "--wait=false", check=False)
+        subprocess.run(["ip", "link", "del", f"kns{orphan}"], capture_output=True)
+        subprocess.run(["ip", "netns", "del", f"knserve-{orphan}-2"], capture_output=True)
     assert network_leftovers(state) == []
