@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import socket
 import sys
 import time
 import urllib.request
@@ -170,7 +171,13 @@ def test_containers_of_a_pod_share_localhost_and_the_pod_ip(cluster, namespace):
         "metadata": {"name": "pair", "namespace": namespace, "labels": {"app": "pair"}},
         "spec": {"terminationGracePeriodSeconds": 1, "containers": [
             app_container(),
-            {"name": "sidecar", "image": "example.test/sidecar", "command": [sys.executable, "-c", SIDECAR]},
+            {
+                "name": "sidecar", "image": "example.test/sidecar", "command": [sys.executable, "-c", SIDECAR],
+                # Passes only inside the pod's network namespace, where the app listens on localhost.
+                "readinessProbe": {"periodSeconds": 1, "exec": {"command": [
+                    sys.executable, "-c", "import socket; socket.create_connection(('127.0.0.1', 8080), timeout=1)",
+                ]}},
+            },
         ]},
     })
     pod = wait_for("the pair running", lambda: is_ready(p := get_json(cluster, "pod", "pair", "-n", namespace)) and p)
@@ -185,6 +192,28 @@ def test_containers_of_a_pod_share_localhost_and_the_pod_ip(cluster, namespace):
     assert wait_for("the sidecar's report", sidecar_log).splitlines() == [
         "sidecar got: hello from pair", f"my address: {ip}",
     ]
+
+
+def test_host_network_pod_uses_the_node_address(cluster, namespace):
+    with socket.socket() as probe:
+        probe.bind(("0.0.0.0", 0))
+        port = probe.getsockname()[1]
+    container = app_container(env=[])
+    container["env"] = [{"name": "PORT", "value": str(port)}]
+    container["ports"] = [{"containerPort": port, "hostPort": port}]
+    container["readinessProbe"] = {"httpGet": {"path": "/healthz", "port": port}, "periodSeconds": 1}
+    apply(cluster, {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "hosted", "namespace": namespace, "labels": {"app": "hosted"}},
+        "spec": {"hostNetwork": True, "terminationGracePeriodSeconds": 1, "containers": [container]},
+    })
+    pod = ready_pods(cluster, namespace, "app=hosted", 1)[0]
+    node = get_json(cluster, "node", pod["spec"]["nodeName"])
+    internal = next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
+    assert pod["status"]["podIP"] == pod["status"]["hostIP"] == internal
+    assert ipaddress.ip_address(internal) in POD_NETWORK
+    assert http_get(f"http://{internal}:{port}/") == "hello from hosted\n"
 
 
 def test_crashing_container_is_restarted_with_back_off(cluster, namespace):
