@@ -55,7 +55,7 @@ class ControllerApp:
         ingress_sink: IngressSink | None = None,
         clock: Clock | None = None,
         events: EventSink | None = None,
-        workers: int = 4,
+        workers: int = 32,
         system_namespace: str = SYSTEM_NAMESPACE,
         watch_timeout_seconds: int = 290,
         resync_seconds: float = 600.0,
@@ -140,16 +140,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, else the in-cluster account)")
     parser.add_argument("--namespace-scope", default=None,
                         help="reconcile only objects in this namespace (default: all namespaces)")
-    parser.add_argument("--workers", type=int, default=4, help="concurrent reconciles per kind (default 4)")
+    parser.add_argument("--workers", type=int, default=32,
+                        help="concurrent reconciles per kind (default 32; API writes are bounded separately)")
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     parser.add_argument("--log-level", default="info")
     return parser.parse_args(argv)
 
 
-def _dump_tasks() -> None:
-    """SIGUSR1: log where every task is waiting (for diagnosing a stuck controller)."""
+def _dump_tasks(client: Any = None) -> None:
+    """SIGUSR1: log API write statistics and where every task is waiting (diagnosing a stuck controller)."""
     import io
 
+    stats = getattr(client, "write_stats", None)
+    if stats is not None:
+        log.warning("API writes: %s", stats.summary())
     for task in asyncio.all_tasks():
         out = io.StringIO()
         task.print_stack(limit=8, file=out)
@@ -165,10 +169,11 @@ async def _run(args: argparse.Namespace) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             if task is not None:
                 loop.add_signal_handler(signum, task.cancel)
-        loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
+        loop.add_signal_handler(signal.SIGUSR1, _dump_tasks, client)
         log.info("knserve controller talking to %s", client.host)
         await app.run()
     finally:
+        log.info("API writes: %s", client.write_stats.summary())
         await client.close()
 
 

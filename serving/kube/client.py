@@ -15,6 +15,7 @@ import dataclasses
 import json
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
@@ -24,6 +25,7 @@ from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.config.config_exception import ConfigException
 
 from serving.kube.errors import ApiError, Gone, error_from_status
+from serving.kube.flow import PriorityGate, WriteStats, write_priority
 from serving.kube.objects import JSON
 from serving.kube.resources import Resource
 
@@ -89,9 +91,14 @@ def _with_type(resource: Resource, obj: JSON) -> JSON:
 class RestKubeClient:
     """``KubeClient`` over HTTP, through a kubernetes_asyncio ``ApiClient``."""
 
-    def __init__(self, api_client: k8s_client.ApiClient, *, field_manager: str = "knserve-controller") -> None:
+    def __init__(
+        self, api_client: k8s_client.ApiClient, *, field_manager: str = "knserve-controller",
+        max_writes_in_flight: int = 16,
+    ) -> None:
         self._api = api_client
         self._field_manager = field_manager
+        self._gate = PriorityGate(max_writes_in_flight)
+        self.write_stats = WriteStats()
 
     @property
     def host(self) -> str:
@@ -112,6 +119,18 @@ class RestKubeClient:
             _request_timeout=timeout or aiohttp.ClientTimeout(total=60),
         )
         return response  # type: ignore[no-any-return]
+
+    async def _write(
+        self, verb: str, resource: Resource, method: str, path: str, *, query: dict[str, Any] | None = None,
+        body: Any = None, content_type: str = "application/json",
+    ) -> JSON:
+        """A write, through the priority gate (see ``flow``)."""
+        async with self._gate.slot(write_priority(verb, resource)):
+            started = time.monotonic()
+            try:
+                return await self._json(method, path, query=query, body=body, content_type=content_type)
+            finally:
+                self.write_stats.record(verb, time.monotonic() - started)
 
     async def _json(
         self, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None,
@@ -188,22 +207,22 @@ class RestKubeClient:
         metadata = obj.get("metadata") or {}
         path = resource.collection_path(metadata.get("namespace"))
         body = _with_type(resource, dict(obj))
-        return _with_type(resource, await self._json("POST", path, body=body,
-                                                     query={"fieldManager": self._field_manager}))
+        return _with_type(resource, await self._write("create", resource, "POST", path, body=body,
+                                                      query={"fieldManager": self._field_manager}))
 
     async def update(self, resource: Resource, obj: JSON) -> JSON:
         metadata = obj.get("metadata") or {}
         path = resource.object_path(metadata.get("namespace"), metadata["name"])
         body = _with_type(resource, dict(obj))
-        return _with_type(resource, await self._json("PUT", path, body=body,
-                                                     query={"fieldManager": self._field_manager}))
+        return _with_type(resource, await self._write("update", resource, "PUT", path, body=body,
+                                                      query={"fieldManager": self._field_manager}))
 
     async def update_status(self, resource: Resource, obj: JSON) -> JSON:
         metadata = obj.get("metadata") or {}
         path = resource.object_path(metadata.get("namespace"), metadata["name"], "status")
         body = _with_type(resource, dict(obj))
-        return _with_type(resource, await self._json("PUT", path, body=body,
-                                                     query={"fieldManager": self._field_manager}))
+        return _with_type(resource, await self._write("update_status", resource, "PUT", path, body=body,
+                                                      query={"fieldManager": self._field_manager}))
 
     async def patch(
         self, resource: Resource, namespace: str | None, name: str, patch: Any, *,
@@ -213,8 +232,8 @@ class RestKubeClient:
         if content_type == APPLY_PATCH:
             query["force"] = "true"
         path = resource.object_path(namespace, name, subresource)
-        return _with_type(resource, await self._json("PATCH", path, body=patch, content_type=content_type,
-                                                     query=query))
+        return _with_type(resource, await self._write("patch", resource, "PATCH", path, body=patch,
+                                                      content_type=content_type, query=query))
 
     async def delete(
         self, resource: Resource, namespace: str | None, name: str, *, propagation_policy: str | None = None,
@@ -225,7 +244,7 @@ class RestKubeClient:
             body["propagationPolicy"] = propagation_policy
         if uid:
             body["preconditions"] = {"uid": uid}
-        await self._json("DELETE", resource.object_path(namespace, name), body=body)
+        await self._write("delete", resource, "DELETE", resource.object_path(namespace, name), body=body)
 
 
 async def connect(kubeconfig: str | None = None, *, field_manager: str = "knserve-controller") -> RestKubeClient:

@@ -12,8 +12,9 @@ someone else, and otherwise updates only the parts the caller owns when they dif
   used for Deployments and Services, which the server fills with defaults.
 
 The update keeps everything else the server has (status, ``spec.replicas`` of a Deployment
-when asked to, clusterIP, ...). Events: ``Created`` / ``Updated`` on the owner, and
-``CreationFailed`` / ``UpdateFailed`` warnings.
+when asked to, clusterIP, ...). Events: ``Created`` on the owner (unless ``announce=False``:
+the Revision's plumbing is not announced, as in Knative, which halves the writes of a burst),
+and ``CreationFailed`` / ``UpdateFailed`` warnings always.
 
 Side effects: API writes through the ``KubeClient``; events.
 """
@@ -83,6 +84,7 @@ async def ensure_child(
     parts: tuple[str, ...] = ("spec",),
     preserve: Callable[[JSON, JSON], None] | None = None,
     keep_annotations: tuple[str, ...] = (),
+    announce: bool = True,
 ) -> ChildResult:
     """Make the child look like ``desired`` (see the module docstring)."""
     metadata = desired["metadata"]
@@ -99,7 +101,8 @@ async def ensure_child(
             raise
         else:
             store.remember_write(created)
-            events.event(owner, NORMAL, "Created", f'Created {kind} "{name}"')
+            if announce:
+                events.event(owner, NORMAL, "Created", f'Created {kind} "{name}"')
             return ChildResult(created, created=True)
     if not is_controlled_by(existing, owner_uid):
         return ChildResult(existing, not_owned=True)

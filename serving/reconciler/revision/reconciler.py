@@ -98,11 +98,11 @@ class RevisionReconciler:
         # the three are independent: ask for them at once (one round trip instead of three)
         result, service_result, pa_result = await ensure_together(
             ensure_child(self.client, DEPLOYMENTS, self.deployments, desired, owner=owner, owner_uid=uid,
-                         events=context.events, compare="hash", preserve=keep_replicas),
+                         events=context.events, compare="hash", preserve=keep_replicas, announce=False),
             ensure_child(self.client, KUBE_SERVICES, self.services, desired_service, owner=owner, owner_uid=uid,
-                         events=context.events, compare="hash", preserve=keep_cluster_ip),
+                         events=context.events, compare="hash", preserve=keep_cluster_ip, announce=False),
             ensure_child(self.client, PODAUTOSCALERS, self.pod_autoscalers, desired_pa, owner=owner, owner_uid=uid,
-                         events=context.events, compare="hash"),
+                         events=context.events, compare="hash", announce=False),
         )
         if result.not_owned or result.object is None:
             status.mark_not_owned("Deployment", desired["metadata"]["name"])

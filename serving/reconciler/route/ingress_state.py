@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 
 
 class IngressSink(Protocol):
-    def update(self, model: IngressModel) -> None:
-        """Take the new desired model (called on every change; must not block)."""
+    def update(self, model: IngressModel) -> object:
+        """Take the new desired model (called on every change; must not block; result ignored)."""
         ...
 
     async def served(self, route_key: str, generation: int) -> None:
@@ -98,8 +98,12 @@ class IngressState:
             backends.update(self._backends.get(route_key, {}))
         model = IngressModel(tuple(rules), tuple(backends[key] for key in sorted(backends)))
         if model != self._model:
+            try:
+                self.sink.update(model)
+            except Exception:  # a model the data plane refuses: keep the last one, try again on the next change
+                log.exception("ingress: the sink refused the new model; keeping the previous one")
+                return
             self._model = model
-            self.sink.update(model)
 
     async def is_served(self, route_key: str, generation: int, *, on_served: Callable[[], None]) -> bool:
         """True if the data plane serves ``generation`` of the route; otherwise start waiting for it

@@ -1,0 +1,53 @@
+import asyncio
+
+from serving.kube.flow import PriorityGate, write_priority
+from serving.kube.resources import CONFIGURATIONS, DEPLOYMENTS, EVENTS, KUBE_SERVICES, ROUTES
+
+
+async def test_waiting_writes_go_in_priority_order() -> None:
+    gate = PriorityGate(1)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def write(name: str, priority: int, hold: asyncio.Event | None = None) -> None:
+        async with gate.slot(priority):
+            order.append(name)
+            if hold is not None:
+                await hold.wait()
+
+    first = asyncio.create_task(write("first", 2, release))
+    await asyncio.sleep(0)
+    waiting = [asyncio.create_task(write(name, priority)) for name, priority in
+               (("status", 3), ("event", 4), ("create", 0), ("update", 2))]
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.gather(first, *waiting)
+    assert order == ["first", "create", "update", "status", "event"]
+
+
+async def test_a_cancelled_waiter_does_not_leak_its_slot() -> None:
+    gate = PriorityGate(1)
+    hold = asyncio.Event()
+
+    async def holder() -> None:
+        async with gate.slot(0):
+            await hold.wait()
+
+    held = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    waiter = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    waiter.cancel()
+    hold.set()
+    await held
+    async with asyncio.timeout(1):
+        async with gate.slot(0):
+            pass
+
+
+def test_priorities() -> None:
+    assert write_priority("create", DEPLOYMENTS) == write_priority("create", CONFIGURATIONS) == 0
+    assert write_priority("create", KUBE_SERVICES) == write_priority("create", ROUTES) == 1
+    assert write_priority("patch", ROUTES) == 2
+    assert write_priority("update_status", ROUTES) == 3
+    assert write_priority("create", EVENTS) == 4
