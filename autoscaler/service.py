@@ -177,7 +177,10 @@ class AutoscalerService:
                 log.info("scaling %s/%s from %s to %d", pa.namespace, pa.deployment_name, replicas, result.replicas)
                 await self._scale.set_replicas(pa.namespace, pa.deployment_name, result.replicas)
             if result.status != pa.status or state.counts is None:
-                await self._status.write_status(pa.namespace, pa.name, result.status.to_json())
+                # serviceName: the Service in front of the revision's pods, named like the PA
+                # (Knative reports its SKS there; the Revision is not Ready without it).
+                body = {**result.status.to_json(), "serviceName": pa.name}
+                await self._status.write_status(pa.namespace, pa.name, body)
             state.pa = replace(pa, status=result.status)
             state.counts = pods
             state.requeue_after = result.requeue_after

@@ -12,7 +12,7 @@ import sys
 # subcommand -> (module, function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "local": ("serving.local.cli", "main", "run a local cluster: up, down, status, kubeconfig"),
-    "controller": ("serving.controller", "main", "the serving controller and the xDS server"),
+    "controller": ("serving.controller_process", "main", "the serving controller, the xDS server and the webhook"),
     "node": ("serving.local.node.__main__", "main", "the node agent (a kubelet that runs pods as processes)"),
     "queue-proxy": ("queueproxy.__main__", "main", "the per-pod sidecar"),
     "activator": ("activator.__main__", "main", "buffers requests for revisions without ready pods"),

@@ -103,6 +103,11 @@ class WorkQueue:
         self._ready.set()
 
     @property
+    def is_drained(self) -> bool:
+        """Nothing queued and nothing in progress (keys waiting on a timer do not count)."""
+        return not self._queue and not self._processing
+
+    @property
     def is_idle(self) -> bool:
         """Nothing queued, nothing in progress and no timers pending."""
         return not self._queue and not self._processing and not self._timers

@@ -18,6 +18,7 @@ from pathlib import Path
 from serving.local import binaries as binaries_module
 from serving.local.controlplane import LocalCluster, default_state_dir
 from serving.local.processes import StartError
+from serving.local.stack import LocalStack
 
 
 def _say(message: str) -> None:
@@ -39,33 +40,41 @@ def up(args: argparse.Namespace) -> int:
     if args.reset:
         _say("removing the old cluster's data (--reset)")
         cluster.reset()
+    stack = LocalStack(cluster)
     try:
         cluster.start(progress=_say)
+        _say(f"Kubernetes {binaries_module.KUBERNETES_VERSION} ready ({time.monotonic() - began:.1f}s)")
+        stack.start(progress=_say)
     except StartError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    _say(f"local cluster ready in {time.monotonic() - began:.1f}s (Kubernetes {binaries_module.KUBERNETES_VERSION})")
+    _say(f"knserve ready in {time.monotonic() - began:.1f}s")
+    ingress = cluster.ports.ingress
     print()
     print("Next:")
-    print(f"  export KUBECONFIG={cluster.kubeconfig}")
-    print("  kubectl get nodes")
+    print(f"  export KUBECONFIG={cluster.kubeconfig} PATH=\"{Path(sys.executable).parent}:$PATH\"")
+    print("  kubectl apply -f examples/hello.yaml")
+    print("  kubectl wait ksvc/hello --for=condition=Ready --timeout=60s")
+    print(f"  curl -H 'Host: hello.default.example.com' http://127.0.0.1:{ingress}/")
     return 0
 
 
 def down(args: argparse.Namespace) -> int:
-    _cluster(args).stop(progress=_say)
+    cluster = _cluster(args)
+    LocalStack(cluster).stop(progress=_say)
+    cluster.stop(progress=_say)
     _say("stopped (objects are kept; `knserve local up` brings them back)")
     return 0
 
 
 def status(args: argparse.Namespace) -> int:
     cluster = _cluster(args)
-    rows = cluster.status()
-    for row in rows:
-        state = "healthy" if row.healthy else ("running" if row.pid else "stopped")
-        pid = str(row.pid) if row.pid else "-"
-        print(f"{row.name:<26} {state:<8} pid {pid:<8} log {row.log}")
-    return 0 if all(row.healthy for row in rows) else 1
+    rows = [(row.name, row.pid, row.healthy, row.log) for row in cluster.status()]
+    rows += LocalStack(cluster).status()
+    for name, pid, healthy, log in rows:
+        state = "healthy" if healthy else ("running" if pid else "stopped")
+        print(f"{name:<26} {state:<8} pid {str(pid or '-'):<8} log {log}")
+    return 0 if all(healthy for _, _, healthy, _ in rows) else 1
 
 
 def kubeconfig(args: argparse.Namespace) -> int:

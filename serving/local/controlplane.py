@@ -287,7 +287,7 @@ class LocalCluster:
             f"--tls-cert-file={self.pki_dir / 'kubelet.crt'}",
             f"--tls-private-key-file={self.pki_dir / 'kubelet.key'}",
             f"--client-ca-file={self.pki_dir / 'ca.crt'}",
-        ], env=_node_environment(), stop_timeout=40.0)
+        ], env=_node_environment(), stop_timeout=40.0, marker="serving.cli node")
 
     # --- health --------------------------------------------------------------------------
     def _get(self, url: str, *, context: ssl.SSLContext | None = None, token: str | None = None) -> tuple[int, bytes]:

@@ -28,6 +28,8 @@ class ProcessSpec:
     env: dict[str, str] | None = None
     cwd: Path | None = None
     stop_timeout: float = 10.0
+    marker: str | None = None
+    """Text the process's command line must contain for its pid file to count (default: the program's name)."""
 
     @property
     def pid_file(self) -> Path:
@@ -38,9 +40,8 @@ class ProcessSpec:
         return self.log_dir / f"{self.name}.log"
 
     @property
-    def marker(self) -> str:
-        """A string the process's command line must contain for its pid file to count."""
-        return Path(self.argv[0]).name
+    def identity(self) -> str:
+        return self.marker or Path(self.argv[0]).name
 
 
 def _cmdline(pid: int) -> str:
@@ -63,7 +64,7 @@ def running_pid(spec: ProcessSpec) -> int | None:
         pid = int(spec.pid_file.read_text().strip())
     except (OSError, ValueError):
         return None
-    if pid <= 0 or _is_zombie(pid) or spec.marker not in _cmdline(pid):
+    if pid <= 0 or _is_zombie(pid) or spec.identity not in _cmdline(pid):
         return None
     return pid
 

@@ -55,6 +55,7 @@ class LocalStack:
             argv=(sys.executable, "-m", "serving.cli", *args),
             run_dir=self.cluster.state_dir / "run",
             log_dir=self.cluster.state_dir / "logs",
+            marker=f"serving.cli {args[0]}",
             **kwargs,  # type: ignore[arg-type]
         )
 
@@ -90,7 +91,10 @@ class LocalStack:
             f"--xds-address=127.0.0.1:{p.xds}",
             f"--ingress-external-address=127.0.0.1:{p.ingress}",
             f"--ingress-internal-address=127.0.0.1:{p.ingress_internal}",
-            f"--activator-address=127.0.0.1:{p.activator}",
+            f"--webhook-address=127.0.0.1:{p.webhook}",
+            f"--webhook-url=https://127.0.0.1:{p.webhook}",
+            f"--webhook-cert-dir={self.cluster.state_dir / 'webhook'}",
+            f"--health-address=127.0.0.1:{p.controller_metrics}",
         ])
 
     def envoy_spec(self) -> processes.ProcessSpec:
@@ -104,17 +108,19 @@ class LocalStack:
         path.write_text(json.dumps(bootstrap, indent=2))
         return processes.ProcessSpec(
             name="envoy",
-            argv=(find_envoy(), "-c", str(path), "--log-level", "warn", "--concurrency", "2",
+            argv=(sys.executable, "-m", "serving.local.keeper", find_envoy(), "-c", str(path), "--log-level", "warn", "--concurrency", "2",
                   "--drain-time-s", "1", "--base-id", str(p.envoy_admin)),
             run_dir=self.cluster.state_dir / "run",
             log_dir=self.cluster.state_dir / "logs",
+            marker="serving.local.keeper",
         )
 
     def activator_spec(self) -> processes.ProcessSpec:
         p = self.ports
         return self._knserve("knserve-activator", [
             "activator", f"--kubeconfig={self.cluster.kubeconfig}", "--host=127.0.0.1", f"--port={p.activator}",
-            f"--metrics-port={p.activator_metrics}",
+            f"--metrics-port={p.activator_metrics}", f"--autoscaler-url=http://127.0.0.1:{p.autoscaler}",
+            "--drain-seconds=1",
         ])
 
     def autoscaler_spec(self) -> processes.ProcessSpec:
