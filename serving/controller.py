@@ -42,6 +42,7 @@ from serving.reconciler.route import wiring as route_wiring
 from serving.reconciler.route.ingress_state import IngressSink, IngressState, LatestModelSink
 from serving.reconciler.service import wiring as service_wiring
 from serving.reconciler.wiring import Collaborators
+from serving.xds.model import Endpoint
 
 log = logging.getLogger("knserve.controller")
 
@@ -55,10 +56,11 @@ class ControllerApp:
         ingress_sink: IngressSink | None = None,
         clock: Clock | None = None,
         events: EventSink | None = None,
-        workers: int = 32,
+        workers: int = 128,
         system_namespace: str = SYSTEM_NAMESPACE,
         watch_timeout_seconds: int = 290,
         resync_seconds: float = 600.0,
+        activator: tuple[Endpoint, ...] = (),
     ) -> None:
         self.client = client
         self.informers = InformerFactory(client, namespace=namespace, watch_timeout_seconds=watch_timeout_seconds)
@@ -66,7 +68,7 @@ class ControllerApp:
         self.ingress = IngressState(ingress_sink or LatestModelSink())
         collaborators = Collaborators(
             client=client, informers=self.informers, config=self.config, clock=clock or SystemClock(),
-            events=events or EventRecorder(client), workers=workers,
+            events=events or EventRecorder(client), workers=workers, activator=activator,
         )
         configmaps = self.informers.informer(CONFIGMAPS, namespace=system_namespace)
         configmaps.add_handler(self.config.handle)
@@ -140,8 +142,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, else the in-cluster account)")
     parser.add_argument("--namespace-scope", default=None,
                         help="reconcile only objects in this namespace (default: all namespaces)")
-    parser.add_argument("--workers", type=int, default=32,
-                        help="concurrent reconciles per kind (default 32; API writes are bounded separately)")
+    parser.add_argument("--workers", type=int, default=128,
+                        help="concurrent reconciles per kind (default 128; API writes are bounded separately)")
+    parser.add_argument("--max-writes-in-flight", type=int, default=16,
+                        help="API writes sent at once; the rest wait, creates first (default 16)")
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     parser.add_argument("--log-level", default="info")
     return parser.parse_args(argv)
@@ -161,7 +165,7 @@ def _dump_tasks(client: Any = None) -> None:
 
 
 async def _run(args: argparse.Namespace) -> None:
-    client = await connect(args.kubeconfig)
+    client = await connect(args.kubeconfig, max_writes_in_flight=args.max_writes_in_flight)
     try:
         app = ControllerApp(client, namespace=args.namespace_scope, workers=args.workers)
         task = asyncio.current_task()

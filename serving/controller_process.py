@@ -40,7 +40,7 @@ from serving.networking import SYSTEM_NAMESPACE
 from serving.webhook.registration import mutating_webhook_configuration, validating_webhook_configuration
 from serving.webhook.server import WebhookServer, server_ssl_context
 from serving.xds.controller import XdsController
-from serving.xds.model import EMPTY_MODEL, IngressModel
+from serving.xds.model import EMPTY_MODEL, Endpoint, IngressModel
 from serving.xds.translate import IngressSettings
 
 log = logging.getLogger("knserve.controller")
@@ -71,6 +71,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="Envoy's listener for public routes (default 0.0.0.0:8080)")
     parser.add_argument("--ingress-internal-address", type=_host_port, default=("0.0.0.0", 8081),
                         help="Envoy's listener for cluster-local routes (default 0.0.0.0:8081)")
+    parser.add_argument("--activator-address", type=_host_port, action="append", default=[],
+                        help="an activator's HOST:PORT; revisions at zero are routed there (repeatable)")
     parser.add_argument("--webhook-address", type=_host_port, default=("0.0.0.0", 8443),
                         help="the admission webhook's HTTPS address (default 0.0.0.0:8443)")
     parser.add_argument("--webhook-url", help="URL the API server calls the webhook at (default: the webhook Service)")
@@ -189,7 +191,9 @@ async def run(args: argparse.Namespace) -> None:
     webhook: WebhookServer | None = None
     try:
         gate = StartupGate(xds)
-        app = ControllerApp(client, namespace=args.namespace_scope, workers=args.workers, ingress_sink=gate)
+        activator = tuple(Endpoint(host, port) for host, port in args.activator_address)
+        app = ControllerApp(client, namespace=args.namespace_scope, workers=args.workers, ingress_sink=gate,
+                            activator=activator)
         app.add_task("ingress-gate", lambda: gate.open_after_first_pass(app))
         if not args.no_webhook:
             cert_dir = args.webhook_cert_dir or Path(tempfile.mkdtemp(prefix="knserve-webhook-"))

@@ -91,6 +91,7 @@ class LocalStack:
             f"--xds-address=127.0.0.1:{p.xds}",
             f"--ingress-external-address=127.0.0.1:{p.ingress}",
             f"--ingress-internal-address=127.0.0.1:{p.ingress_internal}",
+            f"--activator-address=127.0.0.1:{p.activator}",
             f"--webhook-address=127.0.0.1:{p.webhook}",
             f"--webhook-url=https://127.0.0.1:{p.webhook}",
             f"--webhook-cert-dir={self.cluster.state_dir / 'webhook'}",

@@ -12,6 +12,7 @@ from serving.kube.events import EventSink
 from serving.kube.informer import InformerFactory
 from serving.reconciler.clock import Clock
 from serving.reconciler.config_store import ConfigStore
+from serving.xds.model import Endpoint
 
 
 @dataclasses.dataclass
@@ -22,3 +23,5 @@ class Collaborators:
     clock: Clock
     events: EventSink
     workers: int = 4
+    activator: tuple[Endpoint, ...] = ()
+    """Where the activator listens; revisions it must front route there (empty: never)."""

@@ -30,6 +30,7 @@ from serving.apis.meta import Resource as ApiObject
 from serving.apis.v1 import Addressable, Configuration, Revision, Route
 from serving.kube.cache import Store
 from serving.kube.client import KubeClient
+from serving.kube.objects import JSON
 from serving.reconciler.loop import ReconcileContext
 from serving.reconciler.route.ingress_state import IngressState
 from serving.reconciler.route.labeler import RoutingLabeler
@@ -52,7 +53,7 @@ from serving.reconciler.route.resources.traffic import (
     targets_from_status,
 )
 from serving.reconciler.tracker import Tracker
-from serving.xds.model import RevisionKey
+from serving.xds.model import Endpoint, RevisionKey
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +111,12 @@ class RouteReconciler:
         ingress: IngressState,
         tracker: Tracker,
         enqueue: Callable[[str], None],
+        pod_autoscalers: Store | None = None,
+        activator: tuple[Endpoint, ...] = (),
     ) -> None:
         self.client = client
+        self.pod_autoscalers = pod_autoscalers
+        self.activator = activator
         self.configurations = configurations
         self.revisions = revisions
         self.endpoint_slices = endpoint_slices
@@ -165,7 +170,9 @@ class RouteReconciler:
             rules = make_ingress_rules(route, groups, config)
             backends = {
                 RevisionKey(namespace, revision): make_backend(
-                    namespace, revision, self.endpoint_slices.by_index(ENDPOINTS_INDEX, f"{namespace}/{revision}"))
+                    namespace, revision, self.endpoint_slices.by_index(ENDPOINTS_INDEX, f"{namespace}/{revision}"),
+                    pod_autoscaler_status=self._pod_autoscaler_status(namespace, revision),
+                    activator=self.activator)
                 for revision in sorted(in_effect)
             }
             self.ingress.set_route(route.key, rules, backends)
@@ -185,11 +192,18 @@ class RouteReconciler:
                 return max(MIN_REQUEUE_SECONDS, next_step - now)
         return None
 
+    def _pod_autoscaler_status(self, namespace: str, revision: str) -> JSON | None:
+        if self.pod_autoscalers is None:
+            return None
+        found = self.pod_autoscalers.get(namespace, revision)
+        return (found or {}).get("status")
+
     def _track(self, route: Route, resolution: Resolution, in_effect: set[str]) -> None:
         namespace = route.namespace
         references = [("Configuration", namespace, name) for name in resolution.configurations]
         references += [("Revision", namespace, name) for name in resolution.revisions | in_effect]
         references += [("EndpointSlice", namespace, name) for name in in_effect]
+        references += [("PodAutoscaler", namespace, name) for name in in_effect]
         self.tracker.track(route.key, references)
 
     def forget(self, route_key: str) -> None:

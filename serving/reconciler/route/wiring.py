@@ -9,7 +9,7 @@ from serving.apis.v1.route_defaults import default_route
 from serving.kube.cache import by_annotation_list, by_label
 from serving.kube.informer import Change
 from serving.kube.objects import key_of
-from serving.kube.resources import CONFIGURATIONS, ENDPOINT_SLICES, REVISIONS, ROUTES
+from serving.kube.resources import CONFIGURATIONS, ENDPOINT_SLICES, PODAUTOSCALERS, REVISIONS, ROUTES
 from serving.networking import REVISION_LABEL, ROUTES_ANNOTATION
 from serving.reconciler.route.labeler import BY_ROUTE_INDEX
 from serving.reconciler.loop import Controller, ReconcileLoop
@@ -32,6 +32,7 @@ def wire(collaborators: Collaborators, ingress: IngressState) -> Controller:
     revisions = informers.informer(REVISIONS)
     endpoint_slices = informers.informer(ENDPOINT_SLICES, label_selector=REVISION_LABEL)
     endpoint_slices.store.add_indexer(ENDPOINTS_INDEX, by_label(SERVICE_NAME_LABEL))
+    pod_autoscalers = informers.informer(PODAUTOSCALERS)
     for store in (revisions.store, configurations.store):
         store.ensure_indexer(BY_ROUTE_INDEX, by_annotation_list(ROUTES_ANNOTATION))
 
@@ -40,6 +41,7 @@ def wire(collaborators: Collaborators, ingress: IngressState) -> Controller:
     reconciler = RouteReconciler(
         client=collaborators.client, configurations=configurations.store, revisions=revisions.store,
         endpoint_slices=endpoint_slices.store, ingress=ingress, tracker=tracker, enqueue=controller.enqueue,
+        pod_autoscalers=pod_autoscalers.store, activator=collaborators.activator,
     )
     controller.loop = ReconcileLoop(
         client=collaborators.client, resource=ROUTES, model=Route, store=routes.store, reconciler=reconciler,
@@ -57,4 +59,5 @@ def wire(collaborators: Collaborators, ingress: IngressState) -> Controller:
     configurations.add_handler(tracker.handler("Configuration"))
     revisions.add_handler(tracker.handler("Revision"))
     endpoint_slices.add_handler(tracker.handler("EndpointSlice", _service_name))
+    pod_autoscalers.add_handler(tracker.handler("PodAutoscaler"))
     return controller

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from serving.apis.v1 import Route
+from serving.autoscaling_wire import activator_in_path
 from serving.config.domain import CLUSTER_LOCAL_DOMAIN
 from serving.config.snapshot import ConfigSnapshot
 from serving.kube.objects import JSON
@@ -56,5 +57,20 @@ def ready_endpoints(slices: Iterable[JSON], *, port: int = QUEUE_HTTP_PORT) -> t
     return tuple(Endpoint(address, port) for address in sorted(found))
 
 
-def make_backend(namespace: str, revision: str, slices: Iterable[JSON]) -> RevisionBackend:
-    return RevisionBackend(namespace, revision, ready_endpoints(slices))
+def make_backend(
+    namespace: str,
+    revision: str,
+    slices: Iterable[JSON],
+    *,
+    pod_autoscaler_status: Mapping[str, object] | None = None,
+    activator: tuple[Endpoint, ...] = (),
+) -> RevisionBackend:
+    """The revision's backend: its ready pods, or the activator while the autoscaler wants it in
+    the path (at zero, or with too little spare capacity) or no pod is ready.
+
+    With no activator known (``activator`` empty) the pods are used as they are.
+    """
+    pods = ready_endpoints(slices)
+    if activator and (not pods or activator_in_path(pod_autoscaler_status)):
+        return RevisionBackend(namespace, revision, activator)
+    return RevisionBackend(namespace, revision, pods)
