@@ -7,7 +7,8 @@ Run on demand (never in the test suite)::
 Without ``--kubeconfig`` it starts a private local control plane (etcd, kube-apiserver,
 kube-controller-manager; no node agent, so no pod runs) in a temporary directory on free
 ports, and removes it afterwards. It applies the CRDs and ConfigMaps, starts
-``knserve controller`` as a subprocess, then:
+the reconcilers (``python -m serving.controller``, without the xDS server and webhook that
+``knserve controller`` adds) as a subprocess, then:
 
 1. baseline: creates N Deployments directly, all at once, and times each from its create
    call until an informer sees it (the API server's own floor);
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -76,7 +78,7 @@ def deployment_body(namespace: str, name: str) -> dict[str, Any]:
 
 async def timed_burst(
     client: RestKubeClient, informer: Informer, created: dict[str, float], bodies: list[tuple[str, dict[str, Any]]],
-    resource: Any, deployment_of: dict[str, str],
+    resource: Any, deployment_of: dict[str, str], controller: subprocess.Popen[bytes],
 ) -> list[float]:
     seen: dict[str, float] = {}
     wanted = set(deployment_of.values())
@@ -90,11 +92,13 @@ async def timed_burst(
     await asyncio.gather(*(create(key, body) for key, body in bodies))
     async with asyncio.timeout(300):
         while len(seen.keys() & wanted) < len(wanted):
+            if controller.poll() is not None:
+                raise RuntimeError(f"the controller exited with {controller.returncode}; see its log")
             await asyncio.sleep(0.05)
     return [seen[deployment_of[key]] - created[key] for key, _ in bodies]
 
 
-async def run(kubeconfig: str, services: int, workers: int) -> None:
+async def run(kubeconfig: str, services: int, workers: int, writes: int) -> None:
     kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "config" / "300-resources"))
     for crd in ("services.serving.knative.dev", "configurations.serving.knative.dev",
                 "revisions.serving.knative.dev", "routes.serving.knative.dev",
@@ -103,8 +107,8 @@ async def run(kubeconfig: str, services: int, workers: int) -> None:
     client = await connect(kubeconfig)
     log = tempfile.NamedTemporaryFile(prefix="controller-bench-", suffix=".log", delete=False)
     controller = subprocess.Popen(
-        [sys.executable, "-m", "serving.cli", "controller", "--kubeconfig", kubeconfig, "--log-level", "info",
-         "--workers", str(workers)],
+        [sys.executable, "-m", "serving.controller", "--kubeconfig", kubeconfig, "--log-level", "info",
+         "--workers", str(workers), "--max-writes-in-flight", str(writes)],
         cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     try:
         namespace = f"bench-{int(time.time())}"
@@ -117,7 +121,7 @@ async def run(kubeconfig: str, services: int, workers: int) -> None:
         names = [f"direct-{i}" for i in range(services)]
         baseline = await timed_burst(client, baseline_informer, {},
                                      [(n, deployment_body(namespace, n)) for n in names], DEPLOYMENTS,
-                                     {n: n for n in names})
+                                     {n: n for n in names}, controller)
         baseline_task.cancel()
 
         informer = Informer(client, DEPLOYMENTS, namespace=namespace, label_selector="serving.knative.dev/service")
@@ -126,7 +130,7 @@ async def run(kubeconfig: str, services: int, workers: int) -> None:
         names = [f"svc-{i}" for i in range(services)]
         cpu_before, wall_before = cpu_seconds(controller.pid), time.monotonic()
         latencies = await timed_burst(client, informer, {}, [(n, service_body(namespace, n)) for n in names],
-                                      SERVICES, {n: f"{n}-00001-deployment" for n in names})
+                                      SERVICES, {n: f"{n}-00001-deployment" for n in names}, controller)
         # let the follow-up work (status writes, routes, events) finish: until a quiet second
         settle_deadline = time.monotonic() + 120
         while time.monotonic() < settle_deadline:
@@ -162,14 +166,20 @@ async def run(kubeconfig: str, services: int, workers: int) -> None:
         print(f"controller log: {log.name}")
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # so the private cluster is stopped on SIGTERM too
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--services", type=int, default=200)
     parser.add_argument("--kubeconfig", help="an existing cluster (default: start a private one)")
-    parser.add_argument("--workers", type=int, default=32, help="the controller's --workers")
+    parser.add_argument("--workers", type=int, default=128, help="the controller's --workers")
+    parser.add_argument("--max-writes-in-flight", type=int, default=16, help="the controller's --max-writes-in-flight")
     args = parser.parse_args(argv)
     if args.kubeconfig:
-        asyncio.run(run(args.kubeconfig, args.services, args.workers))
+        asyncio.run(run(args.kubeconfig, args.services, args.workers, args.max_writes_in_flight))
         return 0
     from serving.local import binaries
     from serving.local.controlplane import LocalCluster, Ports
@@ -178,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         local = LocalCluster(Path(state), binaries.ensure_binaries(), ports=Ports.free())
         local.start(progress=lambda message: None, node=False)
         try:
-            asyncio.run(run(str(local.kubeconfig), args.services, args.workers))
+            asyncio.run(run(str(local.kubeconfig), args.services, args.workers, args.max_writes_in_flight))
         finally:
             local.stop(progress=lambda message: None)
     return 0

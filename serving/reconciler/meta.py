@@ -37,6 +37,16 @@ def owner_reference_dict(owner: ApiObject) -> dict[str, Any]:
     return owner_reference(owner).to_dict()
 
 
+def event_target(obj: ApiObject) -> dict[str, Any]:
+    """The little of an object an Event's ``involvedObject`` needs (cheaper than a full dump)."""
+    return {
+        "apiVersion": obj.api_version,
+        "kind": obj.kind,
+        "metadata": {"name": obj.metadata.name, "namespace": obj.metadata.namespace, "uid": obj.metadata.uid,
+                     "resourceVersion": obj.metadata.resource_version},
+    }
+
+
 def union(*maps: Mapping[str, str] | None) -> dict[str, str]:
     """Later maps win."""
     result: dict[str, str] = {}

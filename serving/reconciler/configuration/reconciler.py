@@ -30,6 +30,7 @@ from serving.kube.resources import REVISIONS
 from serving.networking import CONFIGURATION_GENERATION_LABEL
 from serving.reconciler.configuration.resources.revision import latest_revision_name, make_revision
 from serving.reconciler.loop import ReconcileContext
+from serving.reconciler.meta import event_target
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +68,12 @@ class ConfigurationReconciler:
                 found = await self.client.get(REVISIONS, configuration.namespace, name)
             except ApiError as error:
                 status.mark_revision_creation_failed(str(error))
-                context.events.event(configuration.to_dict(), WARNING, "CreationFailed",
+                context.events.event(event_target(configuration), WARNING, "CreationFailed",
                                      f'Failed to create Revision "{name}": {error}')
                 raise
             else:
                 self.revisions.remember_write(found)
-                context.events.event(configuration.to_dict(), NORMAL, "Created", f'Created Revision "{name}"')
+                context.events.event(event_target(configuration), NORMAL, "Created", f'Created Revision "{name}"')
         if not is_controlled_by(found, configuration.metadata.uid or ""):
             status.mark_revision_creation_failed(
                 f'revisions.serving.knative.dev "{name}" already exists and is not owned by Configuration '
@@ -86,11 +87,11 @@ class ConfigurationReconciler:
         if latest.is_ready():
             status.set_latest_ready_revision_name(name)
             if not was_ready:
-                context.events.event(configuration.to_dict(), NORMAL, "ConfigurationReady",
+                context.events.event(event_target(configuration), NORMAL, "ConfigurationReady",
                                      "Configuration becomes ready")
         elif ready_condition is not None and ready_condition.is_false():
             status.mark_latest_created_failed(name, ready_condition.message or ready_condition.reason or "")
-            context.events.event(configuration.to_dict(), WARNING, "LatestCreatedFailed",
+            context.events.event(event_target(configuration), WARNING, "LatestCreatedFailed",
                                  f'Latest created revision "{name}" has failed')
             self._advance_latest_ready(configuration)
         else:

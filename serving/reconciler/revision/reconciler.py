@@ -39,6 +39,7 @@ from serving.kube.objects import JSON
 from serving.kube.resources import DEPLOYMENTS, KUBE_SERVICES, PODAUTOSCALERS
 from serving.reconciler.children import ensure_child, ensure_together
 from serving.reconciler.loop import ReconcileContext
+from serving.reconciler.meta import event_target
 from serving.reconciler.revision.resources.deployment import QUEUE_CONTAINER_NAME, make_deployment
 from serving.reconciler.revision.resources.podautoscaler import make_pod_autoscaler
 from serving.reconciler.revision.resources.service import make_kubernetes_service
@@ -88,7 +89,7 @@ class RevisionReconciler:
         self.pods = pods
 
     async def reconcile(self, revision: Revision, context: ReconcileContext) -> float | None:
-        owner = revision.to_dict()
+        owner = event_target(revision)
         uid = revision.metadata.uid or ""
         status = revision.status
 

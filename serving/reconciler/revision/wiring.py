@@ -6,7 +6,6 @@ No I/O."""
 from __future__ import annotations
 
 from serving.apis.v1 import Revision
-from serving.apis.v1.revision_defaults import default_revision
 from serving.kube.cache import by_label
 from serving.kube.resources import DEPLOYMENTS, KUBE_SERVICES, PODAUTOSCALERS, PODS, REVISIONS
 from serving.networking import REVISION_LABEL
@@ -31,7 +30,7 @@ def wire(collaborators: Collaborators) -> Controller:
     loop = ReconcileLoop(
         client=collaborators.client, resource=REVISIONS, model=Revision, store=revisions.store,
         reconciler=reconciler, config=collaborators.config.snapshot, clock=collaborators.clock,
-        events=collaborators.events, defaults=lambda revision, config: default_revision(revision, config),
+        events=collaborators.events,
     )
     controller = Controller("revision", loop, workers=collaborators.workers, primary=revisions.store)
     revisions.add_handler(enqueue_self(controller.enqueue))

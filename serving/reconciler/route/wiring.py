@@ -5,7 +5,6 @@ EndpointSlice (by ``kubernetes.io/service-name``) enqueues the Routes that read 
 from __future__ import annotations
 
 from serving.apis.v1 import Route
-from serving.apis.v1.route_defaults import default_route
 from serving.kube.cache import by_annotation_list, by_label
 from serving.kube.informer import Change
 from serving.kube.objects import key_of
@@ -46,7 +45,6 @@ def wire(collaborators: Collaborators, ingress: IngressState) -> Controller:
     controller.loop = ReconcileLoop(
         client=collaborators.client, resource=ROUTES, model=Route, store=routes.store, reconciler=reconciler,
         config=collaborators.config.snapshot, clock=collaborators.clock, events=collaborators.events,
-        defaults=lambda route, config: default_route(route, config),
     )
 
     def on_route(change: Change) -> None:

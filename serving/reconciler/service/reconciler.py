@@ -18,6 +18,7 @@ from serving.kube.resources import CONFIGURATIONS, ROUTES
 from serving.networking import ROUTES_ANNOTATION
 from serving.reconciler.children import ensure_child, ensure_together
 from serving.reconciler.loop import ReconcileContext
+from serving.reconciler.meta import event_target
 from serving.reconciler.service.resources.children import make_configuration, make_route
 
 
@@ -28,7 +29,7 @@ class ServiceReconciler:
         self.routes = routes
 
     async def reconcile(self, service: Service, context: ReconcileContext) -> float | None:
-        owner = service.to_dict()
+        owner = event_target(service)
         uid = service.metadata.uid or ""
         status = service.status
 

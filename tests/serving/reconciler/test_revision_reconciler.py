@@ -16,12 +16,13 @@ from serving.reconciler.revision.resources.deployment import make_deployment
 from tests.serving.reconciler.factories import deleting, owned_by, revision, revision_of
 from tests.serving.reconciler.harness import assert_status, reconcile_once
 
-REV = revision("hello-00001", revision_of("hello"))
+# as the Configuration reconciler stores it: with Knative's defaults in the spec
+REV = default_revision(Revision.model_validate(revision("hello-00001", revision_of("hello"))), ConfigSnapshot()).to_dict()
 
 
 def deployment(*, status: dict[str, Any] | None = None, replicas: int | None = None, owned: bool = True,
                stale: bool = False) -> dict[str, Any]:
-    obj = make_deployment(default_revision(Revision.model_validate(REV), ConfigSnapshot()), ConfigSnapshot())
+    obj = make_deployment(Revision.model_validate(REV), ConfigSnapshot())
     obj["metadata"].update(uid="deployment-uid", resourceVersion="1", generation=1)
     if not owned:
         obj["metadata"]["ownerReferences"] = []
@@ -146,7 +147,7 @@ async def test_revision_reconciler(row: Row) -> None:
 async def test_autoscaler_status_is_folded_in_once_it_reports() -> None:
     from serving.reconciler.revision.resources.podautoscaler import make_pod_autoscaler
 
-    pa = make_pod_autoscaler(default_revision(Revision.model_validate(REV), ConfigSnapshot()), ConfigSnapshot())
+    pa = make_pod_autoscaler(Revision.model_validate(REV), ConfigSnapshot())
     pa["metadata"].update(uid="pa-uid", resourceVersion="1", generation=1)
     pa["status"] = {"observedGeneration": 1, "serviceName": "hello-00001", "actualScale": 0, "desiredScale": 0,
                     "conditions": [{"type": "Active", "status": "False", "reason": "NoTraffic"},
