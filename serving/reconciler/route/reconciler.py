@@ -185,6 +185,9 @@ class RouteReconciler:
                 status.mark_ingress_ready()
             else:
                 status.mark_ingress_not_ready("Uninitialized", "Waiting for the ingress to serve the Route.")
+        elif resolution.ok:
+            self.ingress.remove_route(route.key)  # nothing to route: nothing to wait for
+            status.mark_ingress_ready()
 
         if resolution.ok and rollout is not None:
             next_step = rollout.next_step_at(now)

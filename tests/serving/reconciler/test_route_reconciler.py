@@ -160,3 +160,21 @@ async def test_rollout_completes_after_the_duration() -> None:
     assert_status(outcome, ROUTES, "hello", {
         "Ready": ("True",), "traffic": [{"revisionName": "hello-00002", "latestRevision": True, "percent": 100}]})
     assert outcome.result is None
+
+
+async def test_route_without_traffic_is_ready_with_no_rules() -> None:
+    outcome = await reconcile_once([(ROUTES, route("hello"))], "route", "default/hello")
+    assert_status(outcome, ROUTES, "hello", {"Ready": ("True",), "traffic": []})
+    assert outcome.sink.model.rules == ()
+
+
+async def test_revision_that_left_the_traffic_is_reserve_and_forgets_the_route() -> None:
+    previously_routed = revision("hello-00001", revision_of("hello", 1), ready,
+                                 with_label("serving.knative.dev/routingState", "active"),
+                                 with_annotation("serving.knative.dev/routes", "hello"))
+    outcome = await reconcile_once([(ROUTES, route("hello", with_traffic(LATEST))), (CONFIGURATIONS, CONFIG),
+                                    (REVISIONS, R2), (REVISIONS, previously_routed)], "route", "default/hello")
+    metadata = outcome.get(REVISIONS, "hello-00001")["metadata"]
+    assert metadata["labels"]["serving.knative.dev/routingState"] == "reserve"
+    assert "serving.knative.dev/routes" not in metadata["annotations"]
+    assert metadata["annotations"]["serving.knative.dev/routingStateModified"] == "2026-01-02T00:00:00Z"
