@@ -192,3 +192,61 @@ def test_split_with_tags_shows_both_targets_and_a_missing_revision_keeps_the_old
     assert assigned["message"] == 'Revision "hello-00009" referenced in traffic not found.'
     assert [(t["revisionName"], t["percent"]) for t in route["status"]["traffic"]] == [
         ("hello-00001", 50), ("hello-00002", 50)]
+
+
+def failing_service(name: str, container: str, annotations: str = "") -> str:
+    return f"""
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: {name}
+spec:
+  template:
+    metadata:
+      annotations: {{{annotations}}}
+    spec:
+      containers:
+{container}
+"""
+
+
+def wait_revision_condition(cluster: Any, namespace: str, name: str, condition_type: str, reason_prefix: str,
+                            controller: ControllerProcess, timeout: float = 90) -> dict[str, Any]:
+    def found() -> Any:
+        revision = get_json(cluster, "revision", name, "-n", namespace)
+        wanted = condition(revision, condition_type)
+        if wanted and wanted.get("status") == "False" and (wanted.get("reason") or "").startswith(reason_prefix):
+            return wanted
+        return None
+
+    return eventually(found, timeout=timeout, what=f"{name} {condition_type}=False {reason_prefix}*",
+                      controller=controller)
+
+
+def test_image_without_a_local_mapping_fails_the_revision(
+    cluster: Any, namespace: str, controller: ControllerProcess
+) -> None:
+    apply(cluster, namespace, failing_service("nomap", "        - image: example.com/not-mapped/app:1"))
+    healthy = wait_revision_condition(cluster, namespace, "nomap-00001", "ContainerHealthy", "ContainerMissing",
+                                      controller)
+    assert healthy["message"].startswith('Unable to fetch image "example.com/not-mapped/app:1"')
+    configuration = get_json(cluster, "configuration", "nomap", "-n", namespace)
+    ready = condition(configuration, "Ready")
+    assert ready is not None and (ready["status"], ready["reason"]) == ("False", "RevisionFailed")
+
+
+def test_crashing_container_reports_its_exit_code(cluster: Any, namespace: str, controller: ControllerProcess) -> None:
+    container = """        - image: example.com/crash:1
+          command: ["python3", "-c", "import sys; sys.exit(3)"]"""
+    apply(cluster, namespace, failing_service("crash", container))
+    wait_revision_condition(cluster, namespace, "crash-00001", "ContainerHealthy", "ExitCode3", controller)
+
+
+def test_revision_that_never_comes_up_exceeds_its_progress_deadline(
+    cluster: Any, namespace: str, controller: ControllerProcess
+) -> None:
+    container = """        - image: example.com/sleeper:1
+          command: ["python3", "-c", "import time; time.sleep(3600)"]"""
+    apply(cluster, namespace, failing_service("slow", container, '"serving.knative.dev/progress-deadline": "5s"'))
+    wait_revision_condition(cluster, namespace, "slow-00001", "ResourcesAvailable", "ProgressDeadlineExceeded",
+                            controller, timeout=120)
