@@ -119,7 +119,7 @@ def configmap(bootstrap: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class _LiteralDumper(yaml.SafeDumper):  # type: ignore[misc]
+class _LiteralDumper(yaml.SafeDumper):
     """Writes multi-line strings as ``|`` blocks, so the JSON reads as JSON in the file."""
 
 

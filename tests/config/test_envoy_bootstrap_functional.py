@@ -1,0 +1,116 @@
+"""A real Envoy started the way the envoy Deployment starts it (its args, the generated
+bootstrap) finds the xDS server by name, joins the ingress group under its pod's name, gets
+its listeners, and answers the kubelet's probe on the ready port without exposing the rest
+of the admin interface."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from serving.xds.bootstrap_manifest import cluster_bootstrap
+from serving.xds.controller import INGRESS_NODE_CLUSTER, XdsController
+from serving.xds.envoy_process import find_envoy
+from serving.xds.model import EMPTY_MODEL
+from serving.xds.translate import IngressSettings
+from tests.config import manifests
+
+POD_NAME = "envoy-5f7c9d-x2kq8"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _envoy_args(bootstrap_path: Path) -> list[str]:
+    """The envoy container's command and args, pointed at this test's bootstrap file."""
+    (deployment,) = [d for d in manifests.of_kind("Deployment") if d["metadata"]["name"] == "envoy"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    args = [manifests.expand(arg, {"POD_NAME": POD_NAME}) for arg in container["args"]]
+    args[args.index("-c") + 1] = str(bootstrap_path)
+    assert container["command"] == ["envoy"]
+    return [find_envoy(), *args]
+
+
+@contextlib.asynccontextmanager
+async def _running(argv: list[str], log: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+    with log.open("wb") as output:
+        process = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL, stdout=output,
+                                                       stderr=output, start_new_session=True)
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 5)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+async def _eventually(check, *, what: str, log: Path, timeout: float = 20.0):  # type: ignore[no-untyped-def]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        with contextlib.suppress(aiohttp.ClientError, OSError):
+            result = await check()
+            if result:
+                return result
+        if loop.time() > deadline:
+            pytest.fail(f"{what} within {timeout:g} s; envoy log:\n{log.read_text(errors='replace')[-2000:]}")
+        await asyncio.sleep(0.05)
+
+
+async def test_envoy_from_the_deployment_joins_the_ingress_and_answers_its_probes(tmp_path: Path) -> None:
+    external, internal, admin, ready = (_free_port() for _ in range(4))
+    xds = XdsController(settings=IngressSettings(external_host="127.0.0.1", external_port=external,
+                                                  internal_host="127.0.0.1", internal_port=internal))
+    try:  # "localhost" may resolve to ::1 first (Envoy asks for IPv6 before IPv4): listen on both
+        xds_port = await xds.start("[::]:0")
+    except OSError:  # a host without IPv6
+        xds_port = await xds.start("127.0.0.1:0")
+    xds.update(EMPTY_MODEL)
+    bootstrap = cluster_bootstrap(xds_host="localhost", xds_port=xds_port, admin_port=admin, ready_port=ready)
+    path = tmp_path / "envoy-bootstrap.json"
+    path.write_text(json.dumps(bootstrap))
+    log = tmp_path / "envoy.log"
+    try:
+        async with _running(_envoy_args(path), log), aiohttp.ClientSession() as session:
+
+            async def joined() -> bool:
+                return any(status.node.id == POD_NAME and status.connected
+                           for status in xds.cache.statuses(INGRESS_NODE_CLUSTER))
+
+            await _eventually(joined, what=f"no Envoy named {POD_NAME} connected to the xDS server", log=log)
+
+            async def live() -> tuple[int, str] | None:
+                async with session.get(f"http://127.0.0.1:{ready}/ready") as response:
+                    answer = (response.status, (await response.text()).strip())
+                return answer if answer[0] == 200 else None
+
+            assert await _eventually(live, what="the ready port never said LIVE", log=log) == (200, "LIVE")
+
+            async def listening() -> bool:
+                _, writer = await asyncio.open_connection("127.0.0.1", external)
+                writer.close()
+                return True
+
+            await _eventually(listening, what="the external listener never opened", log=log)
+
+            for path_or_method in ("/stats", "/config_dump", "/quitquitquit"):
+                async with session.get(f"http://127.0.0.1:{ready}{path_or_method}") as response:
+                    assert response.status == 404
+            async with session.post(f"http://127.0.0.1:{ready}/ready") as response:
+                assert response.status == 404
+    finally:
+        await xds.stop(grace=0.5)
