@@ -57,11 +57,27 @@ def without_namespace(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def assert_keeps(stored: Any, written: Any, path: str = "spec") -> None:
+    """Everything the user wrote is stored as written (the defaulting webhook, when it runs,
+    may add fields such as timeoutSeconds; it must never change or drop the user's)."""
+    if isinstance(written, dict):
+        assert isinstance(stored, dict), f"{path}: stored {stored!r}"
+        for key, value in written.items():
+            assert key in stored, f"{path}.{key} was dropped"
+            assert_keeps(stored[key], value, f"{path}.{key}")
+    elif isinstance(written, list):
+        assert isinstance(stored, list) and len(stored) == len(written), f"{path}: stored {stored!r}"
+        for index, (kept, value) in enumerate(zip(stored, written)):
+            assert_keeps(kept, value, f"{path}[{index}]")
+    else:
+        assert stored == written, f"{path}: stored {stored!r}, written {written!r}"
+
+
 def test_hello_world_applies_unchanged(crds: Any, namespace: str) -> None:
     result = apply(crds, namespace, HELLO_WORLD)
     assert result.returncode == 0, result.stderr
     stored = yaml.safe_load(crds.kubectl("get", "ksvc", "hello", "-n", namespace, "-o", "yaml").stdout)
-    assert stored["spec"] == yaml.safe_load(HELLO_WORLD)["spec"]
+    assert_keeps(stored["spec"], yaml.safe_load(HELLO_WORLD)["spec"])
     listing = crds.kubectl("get", "ksvc", "-n", namespace).stdout
     assert listing.split("\n")[0].split() == ["NAME", "URL", "LATESTCREATED", "LATESTREADY", "READY", "REASON"]
 
@@ -157,7 +173,7 @@ def test_full_knative_service_applies(crds: Any, namespace: str) -> None:
     result = apply(crds, namespace, doc)
     assert result.returncode == 0, result.stderr
     stored = yaml.safe_load(crds.kubectl("get", "ksvc", "full", "-n", namespace, "-o", "yaml").stdout)
-    assert stored["spec"] == doc["spec"]
+    assert_keeps(stored["spec"], doc["spec"])
 
 
 def test_kubectl_explain(crds: Any) -> None:
