@@ -177,6 +177,8 @@ class Answer:
     status: int
     body: str
     error: str = ""
+    sent: float = 0.0  # time.monotonic() when the request went out (the prober's answers)
+    done: float = 0.0  # time.monotonic() when its answer was complete
 
 
 async def _send_all(base: str, request_host: str, path: str, count: int, timeout: float) -> list[Answer]:
@@ -258,11 +260,12 @@ class Prober:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            sent = time.monotonic()
             try:
                 status, body = self.stack.request(self.request_host, timeout=30)
-                answer = Answer(status, body)
+                answer = Answer(status, body, sent=sent, done=time.monotonic())
             except OSError as error:
-                answer = Answer(0, "", f"{type(error).__name__}: {error}")
+                answer = Answer(0, "", f"{type(error).__name__}: {error}", sent=sent, done=time.monotonic())
             with self._lock:
                 self.answers.append(answer)
 
@@ -280,12 +283,15 @@ class Prober:
         with self._lock:
             return [answer for answer in self.answers if answer.status != 200]
 
-    def revisions(self) -> list[str]:
-        """The revisions that answered, in order (duplicates collapsed)."""
+    def regressions(self, order: list[str]) -> list[tuple[Answer, Answer]]:
+        """Pairs (newer, older): a request sent after an answer from a newer revision (in
+        ``order``) had fully arrived was still answered by an older one. Requests in flight
+        at the same moment may land on either side of a switch; that is no regression."""
         with self._lock:
-            order = [served_by(answer.body) for answer in self.answers if answer.status == 200]
-        collapsed: list[str] = []
-        for revision in order:
-            if not collapsed or collapsed[-1] != revision:
-                collapsed.append(revision)
-        return collapsed
+            answered = [(order.index(served_by(a.body)), a) for a in self.answers if a.status == 200]
+        found: list[tuple[Answer, Answer]] = []
+        for rank, later in answered:
+            newer = [a for r, a in answered if r > rank and a.done < later.sent]
+            if newer:
+                found.append((min(newer, key=lambda a: a.done), later))
+        return found
