@@ -56,8 +56,10 @@ def test_crashing_container_fails_with_its_exit_code(stack, namespace):
     ready = assert_reason(wait_failed(stack, "rev", revision, namespace), "ExitCode1")
     assert ready["message"].startswith("Container failed with:"), ready
     assert condition(stack.get("rev", revision, namespace), "ContainerHealthy")["reason"] == "ExitCode1"
-    assert_reason(wait_failed(stack, "kcfg", name, namespace))
-    assert_reason(wait_failed(stack, "ksvc", name, namespace))
+    config = assert_reason(wait_failed(stack, "kcfg", name, namespace), "RevisionFailed")
+    assert config["message"].startswith(f'Revision "{revision}" failed with message: '), config
+    # the Route has nothing ready either; the Service's Ready carries one of the two reasons
+    assert assert_reason(wait_failed(stack, "ksvc", name, namespace))["reason"] in ("RevisionFailed", "RevisionMissing")
 
 
 def test_missing_image_fails_with_a_reason(stack, namespace):
@@ -67,8 +69,9 @@ def test_missing_image_fails_with_a_reason(stack, namespace):
 
     ready = assert_reason(wait_failed(stack, "rev", revision, namespace), "ContainerMissing")
     assert MISSING_IMAGE in ready["message"], ready
-    assert_reason(wait_failed(stack, "kcfg", name, namespace))
-    assert_reason(wait_failed(stack, "rt", name, namespace))  # nothing ready to route to
+    assert_reason(wait_failed(stack, "kcfg", name, namespace), "RevisionFailed")
+    route = assert_reason(wait_failed(stack, "rt", name, namespace), "RevisionMissing")  # nothing ready
+    assert route["message"] == f'Configuration "{name}" does not have any ready Revision.', route
     assert_reason(wait_failed(stack, "ksvc", name, namespace))
 
 
@@ -94,7 +97,7 @@ def test_good_revision_keeps_its_traffic_when_newer_ones_fail(stack, namespace):
         assert_reason(wait_failed(stack, "rev", bad, namespace), reason)
 
         svc = wait_failed(stack, "ksvc", name, namespace)
-        assert_reason(svc)
+        assert_reason(svc, "RevisionFailed")
         assert svc["status"]["latestCreatedRevisionName"] == bad
         assert svc["status"]["latestReadyRevisionName"] == good
         assert [(t["revisionName"], t["percent"]) for t in svc["status"]["traffic"]] == [(good, 100)]
