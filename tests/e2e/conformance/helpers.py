@@ -106,7 +106,8 @@ def wait_for(
         if check(current):
             return current
         time.sleep(0.2)
-    raise AssertionError(f"{kind}/{name} never showed {what} in {timeout}s: {json.dumps(current.get('status'), indent=1)}")
+    status = json.dumps(current.get("status"), indent=1)
+    raise AssertionError(f"{kind}/{name} never showed {what} in {timeout}s: {status}")
 
 
 def is_ready(resource: dict[str, Any]) -> bool:
@@ -295,3 +296,9 @@ class Prober:
             if newer:
                 found.append((min(newer, key=lambda a: a.done), later))
         return found
+
+
+def check_distribution(stack: Stack, request_host: str, want: set[str], *, count: int = 40) -> None:
+    """``count`` requests at once to ``request_host`` all succeed and reach exactly ``want``."""
+    counts = revision_counts(send_concurrently(stack, request_host, count=count))
+    assert set(counts) == want, f"{request_host}: answers by revision {dict(counts)}, want only and all of {want}"
