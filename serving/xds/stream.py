@@ -22,9 +22,10 @@ applies the protocol rules:
   sent: Envoy updates just the named ones it gets, so one changed route configuration or
   endpoint list does not make it reprocess the others (each response still carries the
   version of the whole set, and its ACK counts for the whole set);
-- a changed cluster is built anew by Envoy and waits for its endpoints again (15 s, then
-  it gives up waiting): so its endpoints go out again even though they did not change, and
-  likewise the route configurations of a changed listener.
+- a changed or newly added cluster is built anew by Envoy and waits for its endpoints
+  (15 s, then it gives up waiting): so its endpoints go out again even though this stream
+  sent the same ones before (a cluster removed and added back), and likewise the route
+  configurations of a changed or added listener.
 
 No I/O; the gRPC servicer moves the bytes.
 """
@@ -156,7 +157,9 @@ class AdsStream:
         delivered = state.delivered
         if state.names is None:
             resources = list(offered.items.values())
-            rebuilt = [resource for resource in resources if delivered.get(resource.name, resource.digest) != resource.digest]
+            # New names count too: a cluster removed and added again (a Service deleted and
+            # applied anew) is a new cluster to Envoy, waiting for endpoints it once had.
+            rebuilt = [resource for resource in resources if delivered.get(resource.name) != resource.digest]
             if rebuilt:
                 self._redeliver(offered.type_url, rebuilt)
             state.delivered = {resource.name: resource.digest for resource in resources}

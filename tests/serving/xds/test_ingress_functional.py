@@ -302,6 +302,28 @@ async def test_a_changed_cluster_definition_does_not_wait_for_endpoints(
     assert dict((await fire(ingress.external_url, HOST, requests=50)).answers) == {"hello-00001": 50}
 
 
+@pytest.mark.parametrize("gap", [pytest.param(1.0, id="after-envoy-settled"), pytest.param(0.0, id="at-once")])
+async def test_a_route_removed_and_added_back_gets_its_endpoints_again(
+    ingress: LocalIngress, backends: dict[str, NamedBackend], gap: float
+) -> None:
+    """A Service deleted and applied anew: the same cluster leaves and returns with the same
+    endpoints, and Envoy (which built it anew) must get them again."""
+    one = backends["hello-00001"]
+    model = IngressModel(rules=(rule(("hello-00001", 100)),), backends=(backend_of(one),))
+    controller = ingress.controller
+    await serve(controller, model)
+    controller.update(IngressModel(rules=(), backends=()))
+    await asyncio.sleep(gap)
+    await serve(controller, model)
+    await settled(controller)
+    # Envoy's workers take the new config a moment after the ACK; without its endpoints the
+    # cluster would stay empty for Envoy's 15 s EDS wait, far beyond this.
+    async with asyncio.timeout(5):
+        while (await get(ingress.external_url, HOST))[0] != 200:
+            await asyncio.sleep(0.05)
+    assert dict((await fire(ingress.external_url, HOST, requests=50)).answers) == {"hello-00001": 50}
+
+
 async def test_revision_without_endpoints_answers_503_at_once(ingress: LocalIngress) -> None:
     await serve(ingress.controller, IngressModel(
         rules=(rule(("hello-00001", 100)),), backends=(RevisionBackend(NS, "hello-00001", ()),)
