@@ -21,7 +21,7 @@ from typing import Final
 from serving.config.errors import Reader
 
 NAME: Final = "config-deployment"
-DEFAULT_QUEUE_SIDECAR_IMAGE: Final = "ghcr.io/knserve/queue-proxy:latest"
+DEFAULT_QUEUE_SIDECAR_IMAGE: Final = "ghcr.io/knserve/knserve:0.1.0"
 DEFAULT_QUEUE_SIDECAR_COMMAND: Final = ("knserve", "queue-proxy")
 
 

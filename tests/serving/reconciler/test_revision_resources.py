@@ -84,7 +84,7 @@ WANT_DEPLOYMENT: dict[str, Any] = {
                     },
                     {
                         "name": "queue-proxy",
-                        "image": "ghcr.io/knserve/queue-proxy:latest",
+                        "image": "ghcr.io/knserve/knserve:0.1.0",
                         "command": ["knserve", "queue-proxy"],
                         "ports": [
                             {"name": "http", "containerPort": 8012},
