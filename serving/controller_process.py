@@ -131,7 +131,11 @@ class StartupGate:
     def __init__(self, sink: XdsController) -> None:
         self._sink = sink
         self._latest: IngressModel | None = None
-        self.is_open = False
+        self._opened = asyncio.Event()
+
+    @property
+    def is_open(self) -> bool:
+        return self._opened.is_set()
 
     def update(self, model: IngressModel) -> None:
         self._latest = model
@@ -139,10 +143,13 @@ class StartupGate:
             self._sink.update(model)
 
     async def served(self, route_key: str, generation: int) -> None:
+        # Until the gate opens the sink has not seen the Route; asking it now fails, and the Route
+        # would wait for an ingress that never reports back.
+        await self._opened.wait()
         await self._sink.served(route_key, generation)
 
     def open(self) -> None:
-        self.is_open = True
+        self._opened.set()
         self._sink.update(self._latest or EMPTY_MODEL)
 
     async def open_after_first_pass(self, app: ControllerApp, *, settle: float = 0.1, limit: float = 30.0) -> None:
