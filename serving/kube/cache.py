@@ -104,7 +104,8 @@ class Store:
             except (KeyError, TypeError, ValueError):
                 return
         self.upsert(obj)
-        self._unannounced.add(key_of(obj))
+        if old is None:  # a new object: its informer's handlers have not heard of it yet
+            self._unannounced.add(key_of(obj))
 
     def take_unannounced(self, key: str) -> bool:
         """True (once) if ``key`` is in the cache only because this process wrote it."""

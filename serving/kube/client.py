@@ -149,10 +149,14 @@ class RestKubeClient:
         """A write, through the priority gate (see ``flow``)."""
         async with self._gate.slot(write_priority(verb, resource)):
             started = time.monotonic()
+            outcome = ""
             try:
                 return await self._json(method, path, query=query, body=body, content_type=content_type)
+            except ApiError as error:
+                outcome = f" ({error.reason or error.status})"
+                raise
             finally:
-                self.write_stats.record(verb, time.monotonic() - started)
+                self.write_stats.record(f"{verb} {resource.plural}{outcome}", time.monotonic() - started)
 
     async def _json(
         self, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None,

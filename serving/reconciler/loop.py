@@ -108,6 +108,7 @@ class ReconcileLoop(Generic[T]):
         except Exception as caught:  # the status still records what was learned before the error
             error = caught
         status.observed_generation = obj.metadata.generation
+        keep_unchanged_transition_times(status, original.get("status") or {})
         stamp_transition_times(status, now)
         await self.write_status(original, status.to_dict())
         if error is not None:
@@ -138,6 +139,19 @@ class ReconcileLoop(Generic[T]):
             self.store.remember_write(written)
             return
         raise Conflict(409, "Conflict", f"status of {self.resource} {original['metadata']['name']} kept conflicting")
+
+
+def keep_unchanged_transition_times(status: Any, original_status: JSON) -> None:
+    """A condition that ends the pass as it started (a phase may flip it and the next flip it back)
+    keeps its original ``lastTransitionTime``, so an unchanged status is not rewritten."""
+    before = {c.get("type"): c for c in original_status.get("conditions") or []}
+    for condition in status.conditions or []:
+        old = before.get(condition.type)
+        if old is None:
+            continue
+        if (old.get("status"), old.get("reason") or "", old.get("message") or "", old.get("severity") or "") == (
+                condition.status, condition.reason or "", condition.message or "", condition.severity or ""):
+            condition.last_transition_time = old.get("lastTransitionTime")
 
 
 class Reconcile(Protocol):

@@ -166,3 +166,17 @@ def owned_by_rev() -> list[dict[str, Any]]:
     holder: dict[str, Any] = {"metadata": {}}
     owned_by(REV)(holder)
     return holder["metadata"]["ownerReferences"]
+
+
+async def test_a_second_pass_over_an_unchanged_revision_writes_nothing() -> None:
+    first = await reconcile_once([(REVISIONS, REV), (DEPLOYMENTS, deployment(status=PROGRESSING))], "revision",
+                                 "default/hello-00001")
+    objects = [(resource, first.get(resource, name)) for resource, name in (
+        (REVISIONS, "hello-00001"), (DEPLOYMENTS, "hello-00001-deployment"), (KUBE_SERVICES, "hello-00001"),
+        (PODAUTOSCALERS, "hello-00001"))]
+    import datetime
+
+    from tests.serving.reconciler.harness import NOW
+
+    second = await reconcile_once(objects, "revision", "default/hello-00001", now=NOW + datetime.timedelta(seconds=30))
+    assert second.fake.actions == []
