@@ -37,24 +37,32 @@ def write_priority(verb: str, resource: Resource) -> int:
 
 
 class PriorityGate:
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
+    """``limit`` requests in flight at most; a quarter of them only for priority 0, so slow
+    writes of lower priorities (a Service waiting for its cluster IP) cannot hold every slot."""
+
+    def __init__(self, limit: int, *, reserved_for_critical: int | None = None) -> None:
+        self.limit = max(1, limit)
+        self.reserved = min(self.limit - 1, limit // 4 if reserved_for_critical is None else reserved_for_critical)
         self._in_flight = 0
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
 
+    def _cap(self, priority: int) -> int:
+        return self.limit if priority == 0 else self.limit - self.reserved
+
     @contextlib.asynccontextmanager
     async def slot(self, priority: int) -> AsyncIterator[None]:
-        if self._in_flight < self.limit and not self._waiting:
+        ahead = bool(self._waiting) and self._waiting[0][0] <= priority
+        if self._in_flight < self._cap(priority) and not ahead:
             self._in_flight += 1
         else:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             heapq.heappush(self._waiting, (priority, next(self._order), future))
             try:
-                await future  # the releasing request handed its slot over
+                await future  # admitted by a releasing request (which counted us in)
             except asyncio.CancelledError:
                 if future.done() and not future.cancelled():
-                    self._release()  # the slot was handed over just before the cancel
+                    self._release()  # admitted just before the cancel
                 raise
         try:
             yield
@@ -62,12 +70,20 @@ class PriorityGate:
             self._release()
 
     def _release(self) -> None:
-        while self._waiting:
-            _, _, future = heapq.heappop(self._waiting)
-            if not future.done():
-                future.set_result(None)  # the slot passes on; in-flight count unchanged
-                return
         self._in_flight -= 1
+        self._admit()
+
+    def _admit(self) -> None:
+        while self._waiting:
+            priority, _, future = self._waiting[0]
+            if future.done():
+                heapq.heappop(self._waiting)
+                continue
+            if self._in_flight >= self._cap(priority):
+                return  # caps only shrink as priority numbers grow: nobody behind fits either
+            heapq.heappop(self._waiting)
+            self._in_flight += 1
+            future.set_result(None)
 
 
 @dataclasses.dataclass

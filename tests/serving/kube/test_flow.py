@@ -51,3 +51,23 @@ def test_priorities() -> None:
     assert write_priority("patch", ROUTES) == 2
     assert write_priority("update_status", ROUTES) == 3
     assert write_priority("create", EVENTS) == 4
+
+
+async def test_slow_low_priority_writes_leave_room_for_critical_ones() -> None:
+    gate = PriorityGate(4)  # one slot reserved for priority 0
+    hold = asyncio.Event()
+    admitted: list[str] = []
+
+    async def write(name: str, priority: int) -> None:
+        async with gate.slot(priority):
+            admitted.append(name)
+            await hold.wait()
+
+    slow = [asyncio.create_task(write(f"service-{i}", 1)) for i in range(5)]
+    await asyncio.sleep(0)
+    critical = asyncio.create_task(write("deployment", 0))
+    await asyncio.sleep(0)
+    assert admitted == ["service-0", "service-1", "service-2", "deployment"]
+    hold.set()
+    await asyncio.gather(*slow, critical)
+    assert sorted(admitted) == sorted([*(f"service-{i}" for i in range(5)), "deployment"])
