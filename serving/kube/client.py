@@ -283,6 +283,9 @@ async def connect(
     """
     configuration = k8s_client.Configuration()
     path = kubeconfig or os.environ.get("KUBECONFIG") or None
+    if path and os.pathsep not in path and not os.path.exists(path):
+        raise ApiError(0, "NoConfiguration", f"The kubeconfig file {path} does not exist; pass --kubeconfig with "
+                       "the path of an existing one, or run inside a cluster with a service account.")
     try:
         if path:
             await k8s_config.load_kube_config(config_file=path, client_configuration=configuration)
