@@ -144,6 +144,7 @@ class NodeAgent:
         self.log_server = LogServer(self.find_pod, host=ctx.settings.host_ip, port=log_port, ssl_context=log_tls)
         self.workers: dict[str, PodWorker] = {}
         self._terminations: dict[str, asyncio.Task[None]] = {}
+        self._bindings: set[asyncio.Task[None]] = set()
         self._node_uid = ""
         self._log_port = 0
         self._adopted_leftovers = False
@@ -259,8 +260,14 @@ class NodeAgent:
         await self._watch_loop("spec.nodeName=", self._on_unscheduled, None)
 
     async def _on_unscheduled(self, kind: str, pod: dict[str, Any]) -> None:
+        # Each bind runs on its own, so a burst of new pods (many revisions woken at once) is
+        # bound together instead of one API round trip after another.
         if kind in ("ADDED", "MODIFIED"):
-            await self._bind(pod)
+            binding = asyncio.get_running_loop().create_task(
+                self._bind(pod), name=f"bind {(pod.get('metadata') or {}).get('name')}"
+            )
+            self._bindings.add(binding)
+            binding.add_done_callback(self._bindings.discard)
 
     # --- the pods on this node ------------------------------------------------------------------------
 
@@ -400,7 +407,7 @@ class NodeAgent:
         """Stop every pod's processes (SIGTERM, then SIGKILL); leave the pods in the API. (The
         caller then removes the pod network; the next start makes it again, same IPs.)"""
         workers = list(self.workers.values())
-        for task in self._terminations.values():
+        for task in [*self._terminations.values(), *self._bindings]:
             task.cancel()
         for worker in workers:
             await worker.close()
