@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--services", type=int, default=200)
     parser.add_argument("--kubeconfig", help="an existing cluster (default: start a private one)")
-    parser.add_argument("--workers", type=int, default=128, help="the controller's --workers")
+    parser.add_argument("--workers", type=int, default=256, help="the controller's --workers")
     parser.add_argument("--max-writes-in-flight", type=int, default=16, help="the controller's --max-writes-in-flight")
     args = parser.parse_args(argv)
     if args.kubeconfig:

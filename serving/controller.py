@@ -56,7 +56,7 @@ class ControllerApp:
         ingress_sink: IngressSink | None = None,
         clock: Clock | None = None,
         events: EventSink | None = None,
-        workers: int = 128,
+        workers: int = 256,
         system_namespace: str = SYSTEM_NAMESPACE,
         watch_timeout_seconds: int = 290,
         resync_seconds: float = 600.0,
@@ -142,8 +142,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, else the in-cluster account)")
     parser.add_argument("--namespace-scope", default=None,
                         help="reconcile only objects in this namespace (default: all namespaces)")
-    parser.add_argument("--workers", type=int, default=128,
-                        help="concurrent reconciles per kind (default 128; API writes are bounded separately)")
+    parser.add_argument("--workers", type=int, default=256,
+                        help="concurrent reconciles per kind (default 256; API writes are bounded separately)")
     parser.add_argument("--max-writes-in-flight", type=int, default=16,
                         help="API writes sent at once; the rest wait, creates first (default 16)")
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
