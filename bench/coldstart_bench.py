@@ -44,8 +44,10 @@ import os
 import re
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -54,6 +56,8 @@ from typing import Any
 
 import aiohttp
 import yaml
+
+from serving.local.stack import kubectl_binary
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 HELLO = REPOSITORY / "examples" / "hello.yaml"
@@ -83,7 +87,7 @@ def ms(seconds: float | None) -> str:
 
 def log_lines(path: Path) -> list[tuple[float, str]]:
     """(wall-clock time, line) for each line of a component log that starts with a timestamp."""
-    found = []
+    found: list[tuple[float, str]] = []
     try:
         text = path.read_text(errors="replace")
     except OSError:
@@ -96,10 +100,10 @@ def log_lines(path: Path) -> list[tuple[float, str]]:
     return found
 
 
-def first_after(lines: list[tuple[float, str]], needle: str, after: float) -> float | None:
-    """The time of the first line containing ``needle`` at or after ``after`` (logs round to ms)."""
+def first_after(lines: list[tuple[float, str]], needle: str, after: float, *, also: str = "") -> float | None:
+    """The time of the first line containing ``needle`` (and ``also``) at or after ``after`` (logs round to ms)."""
     for when, line in lines:
-        if when >= after - 0.002 and needle in line:
+        if when >= after - 0.002 and needle in line and also in line:
             return when
     return None
 
@@ -244,15 +248,50 @@ class ColdStart:
 PHASES = (
     ("poke", "sent", "poked"),
     ("decide", "poked", "scaled"),
-    ("pod start", "scaled", "container"),
+    ("pod create", "scaled", "pod_seen"),
+    ("bind", "pod_seen", "bound"),
+    ("node start", "bound", "container"),
     ("app ready", "container", "app_ready"),
     ("probe", "app_ready", "probe_passed"),
     ("forward", "probe_passed", "arrived"),
 )
 
 
-def read_marks(stack: Any, starts: list[ColdStart]) -> None:
-    """Fill each cold start's marks from the autoscaler, node, queue-proxy and activator logs."""
+class PodWatcher:
+    """``kubectl get pods -A -w`` on a thread: when each pod was first seen, and first seen bound."""
+
+    def __init__(self, stack: Any) -> None:
+        env = {"KUBECONFIG": str(stack.cluster.kubeconfig), "PATH": str(Path(sys.executable).parent)}
+        template = '{.metadata.namespace} {.metadata.name} {.spec.nodeName}{"\\n"}'
+        self._process = subprocess.Popen(
+            [kubectl_binary(), "get", "pods", "-A", "-w", "-o", f"jsonpath={template}"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        self.seen: dict[tuple[str, str], float] = {}
+        self.bound: dict[tuple[str, str], float] = {}
+        self._thread = threading.Thread(target=self._read, name="pod watcher", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            now = time.time()
+            words = line.split()
+            if len(words) < 2:
+                continue
+            key = (words[0], words[1])
+            self.seen.setdefault(key, now)
+            if len(words) > 2 and words[2]:
+                self.bound.setdefault(key, now)
+
+    def close(self) -> None:
+        self._process.terminate()
+        self._process.wait(timeout=10)
+
+
+def read_marks(stack: Any, starts: list[ColdStart], pods: PodWatcher) -> None:
+    """Fill each cold start's marks from the autoscaler, node, queue-proxy and activator logs
+    and from when the pod watcher saw the pod appear and get bound."""
     logs = stack.cluster.state_dir / "logs"
     autoscaler = log_lines(logs / "knserve-autoscaler.log")
     node = log_lines(logs / "knserve-node.log")
@@ -263,18 +302,24 @@ def read_marks(stack: Any, starts: list[ColdStart]) -> None:
         marks["poked"] = first_after(autoscaler, f"poked: request for {ns}/{REVISION} ", start.sent)
         marks["scaled"] = first_after(autoscaler, f"scaling {ns}/{REVISION}-deployment from 0 to", start.sent)
         marks["container"] = first_after(node, f"started {ns}/{REVISION}-deployment-", start.sent)
-        marks["app_ready"] = None
+        marks["app_ready"] = marks["probe_passed"] = marks["pod_seen"] = marks["bound"] = None
         for pod in pods_of(stack, ns):
-            queue_log = stack.cluster.state_dir / "node" / "pods" / pod["metadata"]["uid"] / "containers" / "queue-proxy" / "0.log"
-            when = first_after(log_lines(queue_log), "app ready", start.sent)
-            if when is not None and (marks["app_ready"] is None or when < marks["app_ready"]):
-                marks["app_ready"] = when
-        # The activator names only the revision: cold starts run one at a time, so the first
-        # probe success after this request was sent is this one's.
-        marks["probe_passed"] = first_after(activator, f"probe passed for {REVISION} on", start.sent)
-        if marks["probe_passed"] is not None and marks["probe_passed"] > start.arrived:
-            marks["probe_passed"] = None
+            key = (ns, pod["metadata"]["name"])
+            marks["pod_seen"] = earliest(marks["pod_seen"], pods.seen.get(key))
+            marks["bound"] = earliest(marks["bound"], pods.bound.get(key))
+            pod_dir = stack.cluster.state_dir / "node" / "pods" / pod["metadata"]["uid"]
+            ready = first_after(log_lines(pod_dir / "containers" / "queue-proxy" / "0.log"), "app ready", start.sent)
+            marks["app_ready"] = earliest(marks["app_ready"], ready)
+            # The activator's line names the revision (the same in every namespace) and the pod's address.
+            address = pod.get("status", {}).get("podIP")
+            if address:
+                passed = first_after(activator, f"probe passed for {REVISION} on", start.sent, also=f"'{address}:")
+                marks["probe_passed"] = earliest(marks["probe_passed"], passed)
         start.marks = marks
+
+
+def earliest(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
 async def cold_starts(stack: Any, namespaces: list[str], *, gap: float) -> list[ColdStart]:
@@ -331,6 +376,18 @@ def report(direct: list[float], through: list[float], warm: list[float], starts:
     print(f"  cold: p50 {ms(c50)} = {verdict(c50, TARGET_COLD_P50)} (<= 1.0 s);  p99 {ms(c99)} = "
           f"{verdict(c99, TARGET_COLD_P99)} (<= 2.0 s);  min {ms(min(totals))}  max {ms(max(totals))}")
     print(f"  cold p50 is x{c50 / w50:.0f} the warm p50")
+    print_split(starts)
+
+    if burst:
+        times = [s.total for s in burst]
+        b99 = percentile(times, 0.99)
+        print(f"\n{len(burst)} Services at zero woken at once (one request each) -> first byte")
+        print(f"  p50 {ms(statistics.median(times))}  p99 {ms(b99)} = {verdict(b99, TARGET_BURST_P99)} (<= 3 s)"
+              f"  max {ms(max(times))}")
+        print_split(burst)
+
+
+def print_split(starts: list[ColdStart]) -> None:
     print("  where the time goes (p50 over the cold starts whose log lines were found):")
     for name, begin, end in PHASES:
         spans = [s.marks[end] - s.marks[begin] for s in starts  # type: ignore[operator]
@@ -340,19 +397,12 @@ def report(direct: list[float], through: list[float], warm: list[float], starts:
         else:
             print(f"    {name:<10} not observed")
     print("  each cold start (ms): total | " + " | ".join(name for name, _, _ in PHASES))
-    for s in starts:
+    for s in sorted(starts, key=lambda start: start.total):
         cells = []
         for _, begin, end in PHASES:
             b, e = s.marks.get(begin), s.marks.get(end)
             cells.append("-" if b is None or e is None else f"{(e - b) * 1000:.0f}")
         print(f"    {s.namespace:<10} {s.total * 1000:6.0f} | " + " | ".join(cells))
-
-    if burst:
-        times = [s.total for s in burst]
-        b99 = percentile(times, 0.99)
-        print(f"\n{len(burst)} Services at zero woken at once (one request each) -> first byte")
-        print(f"  p50 {ms(statistics.median(times))}  p99 {ms(b99)} = {verdict(b99, TARGET_BURST_P99)} (<= 3 s)"
-              f"  max {ms(max(times))}")
 
 
 async def measure(stack: Any, args: argparse.Namespace) -> None:
@@ -371,17 +421,23 @@ async def measure(stack: Any, args: argparse.Namespace) -> None:
         sent, arrived, status, _body = await first_byte(stack.ports.ingress, f"hello.{warm_ns}.example.com")
         warm.append(arrived - sent)
 
-    starts = await cold_starts(stack, cold, gap=args.gap)
-    check_answers(starts)
-    time.sleep(1)  # let the last log lines reach the files
-    read_marks(stack, starts)
+    pods = PodWatcher(stack)
+    try:
+        starts = await cold_starts(stack, cold, gap=args.gap)
+        check_answers(starts)
+        await asyncio.sleep(1)  # let the last log lines reach the files
+        read_marks(stack, starts, pods)
 
-    burst: list[ColdStart] = []
-    if woken:
-        if not wait_scaled_to_zero(stack, cold, timeout=90):
-            print("(the cold-start pods were still terminating when the burst began)")
-        burst = await woken_at_once(stack, woken)
-        check_answers(burst)
+        burst: list[ColdStart] = []
+        if woken:
+            if not wait_scaled_to_zero(stack, cold, timeout=90):
+                print("(the cold-start pods were still terminating when the burst began)")
+            burst = await woken_at_once(stack, woken)
+            check_answers(burst)
+            await asyncio.sleep(1)
+            read_marks(stack, burst, pods)
+    finally:
+        pods.close()
     report(direct, through, warm, starts, burst)
 
 
