@@ -56,6 +56,8 @@ class Store:
         self._indexers: dict[str, IndexFunc] = {"namespace": by_namespace, **(indexers or {})}
         self._indexes: dict[str, dict[str, set[str]]] = {name: {} for name in self._indexers}
         self._unannounced: set[str] = set()  # keys known from our own writes, not yet from the informer
+        # For objects this process updated: the version the informer's handlers last heard of.
+        self._announced: dict[str, JSON] = {}
 
     def ensure_indexer(self, name: str, index: IndexFunc) -> None:
         """Add the index unless one of that name exists (wirings share stores)."""
@@ -104,8 +106,14 @@ class Store:
             except (KeyError, TypeError, ValueError):
                 return
         self.upsert(obj)
+        key = key_of(obj)
         if old is None:  # a new object: its informer's handlers have not heard of it yet
-            self._unannounced.add(key_of(obj))
+            self._unannounced.add(key)
+        elif key not in self._unannounced:
+            # The handlers know ``old``; when the watch brings this version they must hear of the
+            # change from ``old`` (else a spec written here, e.g. a Service's Configuration,
+            # would look unchanged and never be reconciled).
+            self._announced.setdefault(key, old)
 
     def take_unannounced(self, key: str) -> bool:
         """True (once) if ``key`` is in the cache only because this process wrote it."""
@@ -114,8 +122,13 @@ class Store:
             return True
         return False
 
+    def take_announced(self, key: str) -> JSON | None:
+        """(Once) the version the handlers last heard of, if this process updated ``key`` since."""
+        return self._announced.pop(key, None)
+
     def remove(self, obj: JSON) -> JSON | None:
         key = key_of(obj)
+        self._announced.pop(key, None)
         old = self._items.pop(key, None)
         if old is not None:
             self._unindex(key, old)
@@ -123,6 +136,7 @@ class Store:
 
     def replace(self, objects: Iterable[JSON]) -> None:
         self._unannounced.clear()
+        self._announced.clear()
         self._items = {}
         self._indexes = {name: {} for name in self._indexers}
         for obj in objects:

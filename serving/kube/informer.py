@@ -82,7 +82,7 @@ class Informer:
             field_selector=self.field_selector,
         )
         self.lists += 1
-        previous = {key: self.store.get_by_key(key) for key in self.store.keys()}
+        previous = {key: self.store.take_announced(key) or self.store.get_by_key(key) for key in self.store.keys()}
         unannounced = {key for key in previous if self.store.take_unannounced(key)}
         self.store.replace(result.items)
         for obj in result.items:
@@ -100,12 +100,14 @@ class Informer:
 
     def _apply(self, event_type: str, obj: JSON) -> None:
         if event_type == "ADDED" or event_type == "MODIFIED":
-            announced_before = not self.store.take_unannounced(key_of(obj))
+            key = key_of(obj)
+            announced_before = not self.store.take_unannounced(key)
+            last_announced = self.store.take_announced(key)
             old = self.store.upsert(obj)
             if old is None or not announced_before:
                 self._fire(Change("add", obj))
             else:
-                self._fire(Change("update", obj, old))
+                self._fire(Change("update", obj, last_announced or old))
         elif event_type == "DELETED":
             self.store.remove(obj)
             self._fire(Change("delete", obj))

@@ -55,3 +55,24 @@ async def test_informer_relists_after_gone_and_reports_missed_deletes() -> None:
         assert any(c.kind == "delete" and c.object["metadata"]["name"] == "a" for c in changes)
     finally:
         task.cancel()
+
+
+async def test_an_update_this_process_wrote_reaches_the_handlers_from_the_version_they_knew() -> None:
+    fake = FakeKubeClient([(CONFIGURATIONS, config("a"))])
+    informer = Informer(fake, CONFIGURATIONS)
+    changes: list[Change] = []
+    informer.add_handler(changes.append)
+    task = asyncio.create_task(informer.run())
+    try:
+        await informer.wait_synced()
+        known = informer.store.get("ns", "a")
+        changed = {**known, "spec": {"template": "v2"}}
+        written = await fake.update(CONFIGURATIONS, changed)
+        informer.store.remember_write(written)  # the cache has it before the watch brings it
+        await wait_for(lambda: len(changes) == 2)
+        update = changes[1]
+        assert update.kind == "update"
+        assert update.old is not None and update.old["spec"] == {}
+        assert update.object["spec"] == {"template": "v2"}
+    finally:
+        task.cancel()
