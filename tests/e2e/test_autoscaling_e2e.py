@@ -10,6 +10,7 @@ clients on a background thread while the test thread watches the cluster with ku
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -17,6 +18,7 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,26 @@ def autoscaling(stack: Stack) -> Iterator[Stack]:
     finally:
         _merge_patch(stack, "configmap", "config-autoscaler", {key: original.get(key) for key in FAST_AUTOSCALER})
         _merge_patch(stack, "configmap", "knserve-images", {OVERLAP_ENTRY: None})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def idle_service(autoscaling: Stack) -> Iterator[str]:
+    """A hello Service, up and answered once when the module starts, then left alone: it has
+    scaled to zero (and its pod drained) by the time the last test looks at it."""
+    stack = autoscaling
+    namespace = f"t-idle-{uuid.uuid4().hex[:6]}"
+    stack.kubectl("create", "namespace", namespace)
+    wait_for(lambda: stack.kubectl("get", "serviceaccount", "default", "-n", namespace, check=False).returncode == 0,
+             timeout=30, what=f"namespace {namespace} has its default service account", interval=0.1)
+    try:
+        stack.apply(make_service("idle", namespace, image=HELLO_IMAGE), namespace)
+        stack.wait_ready("ksvc", "idle", namespace)
+        assert stack.wait_answer(host_of("idle", namespace)) == "Hello World!\n"
+        assert observe(stack, "idle-00001", namespace).live_pods == 1
+        assert revision_processes(namespace), "the running revision has no processes on the node"
+        yield namespace
+    finally:
+        stack.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
 # --- objects ----------------------------------------------------------------------------------
@@ -210,32 +232,6 @@ def burst(stack: Stack, host: str, path: str, count: int) -> list[Answer]:
 
 
 # --- tests ------------------------------------------------------------------------------------
-def test_idle_service_scales_to_zero_and_the_next_request_brings_a_pod_back(autoscaling, namespace):
-    stack = autoscaling
-    stack.apply(make_service("idle", namespace, image=HELLO_IMAGE), namespace)
-    stack.wait_ready("ksvc", "idle", namespace)
-    assert stack.wait_answer(host_of("idle", namespace)) == "Hello World!\n"
-    assert revision_processes(namespace), "the running revision has no processes on the node"
-
-    # No traffic for a stable window plus the grace period: the revision goes to zero.
-    def at_zero() -> Scale | None:
-        scale = observe(stack, "idle-00001", namespace)
-        gone = scale.desired == 0 and scale.actual == 0 and scale.replicas == 0 and scale.live_pods == 0
-        return scale if gone and not revision_processes(namespace) else None
-
-    wait_for(at_zero, timeout=90, what="idle-00001 scaled to zero with no pod and no process left")
-    pa = stack.get("kpa", "idle-00001", namespace)
-    active = [c for c in pa["status"]["conditions"] if c["type"] == "Active"]
-    assert active and active[0]["status"] == "False" and active[0]["reason"] == "NoTraffic"
-
-    # The next request is held until a pod is up, and answered.
-    assert stack.request(host_of("idle", namespace)) == (200, "Hello World!\n")
-    scale = observe(stack, "idle-00001", namespace)
-    assert scale.desired is not None and scale.desired >= 1
-    assert scale.live_pods == 1
-    assert revision_processes(namespace)
-
-
 def test_fifty_concurrent_requests_to_a_revision_at_zero_all_get_200(autoscaling, namespace):
     stack = autoscaling
     # initial-scale 0: the revision is Ready with no pod at all.
@@ -260,7 +256,7 @@ def test_container_concurrency_one_never_overlaps_and_scales_out(autoscaling, na
 
     most_pods = 0
     with Load(stack, host_of("single", namespace), "/?sleep=200", clients=5) as load:
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 12
         while time.monotonic() < deadline:
             most_pods = max(most_pods, observe(stack, "single-00001", namespace).ready_pods)
             time.sleep(0.5)
@@ -316,19 +312,21 @@ def test_min_scale_keeps_pods_while_idle_and_max_scale_caps(autoscaling, namespa
              what="bounded-00001 has 2 ready pods")
 
     # Idle for longer than the stable window plus the grace period: still 2 pods.
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 9
     while time.monotonic() < deadline:
         scale = observe(stack, "bounded-00001", namespace)
         assert scale.live_pods == 2 and scale.replicas == 2 and scale.desired == 2, scale
         time.sleep(0.5)
 
-    # Load worth 6 pods: never more than 3.
+    # Load worth 6 pods: 3 come up, and never more.
     seen: list[Scale] = []
     with Load(stack, host_of("bounded", namespace), "/?sleep=300", clients=30) as load:
-        deadline = time.monotonic() + 12
-        while time.monotonic() < deadline:
+        def capped() -> bool:
             seen.append(observe(stack, "bounded-00001", namespace))
-            time.sleep(0.5)
+            reached = [i for i, s in enumerate(seen) if s.ready_pods == 3]
+            return bool(reached) and len(seen) - reached[0] >= 5  # and held for a few more looks
+
+        wait_for(capped, timeout=40, what="bounded-00001 at 3 ready pods under load", interval=0.5)
     assert load.statuses() == {200: len(load.answers)}, load.statuses()
     assert max(s.live_pods for s in seen) == 3, [s.live_pods for s in seen]
     assert max(s.replicas or 0 for s in seen) == 3
@@ -360,6 +358,8 @@ def test_autoscaler_restart_leaves_traffic_alone_and_does_not_scale_down(autosca
         assert pid is not None
         try:
             os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)  # started by this test session: reap it
             wait_for(lambda: processes.running_pid(spec) is None, timeout=10, what="autoscaler gone")
             # Without the autoscaler the pods keep serving and nobody changes the scale.
             for _ in range(8):
@@ -372,7 +372,7 @@ def test_autoscaler_restart_leaves_traffic_alone_and_does_not_scale_down(autosca
         served_while_down = load.answers[killed_at:]
         # The restarted autoscaler starts with no history: it must keep 2 pods under the same load.
         after: list[Scale] = []
-        deadline = time.monotonic() + 12
+        deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             after.append(observe(stack, "survivor-00001", namespace))
             time.sleep(0.5)
@@ -438,3 +438,29 @@ def test_full_activator_queue_answers_503_at_once_and_spares_other_revisions(
     # "At once": every refusal came back before the first admitted request was answered.
     assert max(a.answered for a in refused) < min(a.answered for a in served)
     assert others and all(answer == (200, "Hello World!\n") for answer in others), others
+
+
+# Last, so that the idle Service made when the module started has long gone to zero.
+def test_idle_service_scales_to_zero_and_the_next_request_brings_a_pod_back(autoscaling, idle_service):
+    stack, namespace = autoscaling, idle_service
+
+    # No traffic for a stable window plus the grace period: the revision goes to zero, and
+    # once its pod has drained nothing of it runs on the node.
+    def at_zero() -> Scale | None:
+        scale = observe(stack, "idle-00001", namespace)
+        gone = scale.desired == 0 and scale.actual == 0 and scale.replicas == 0 and scale.live_pods == 0
+        return scale if gone and not revision_processes(namespace) else None
+
+    wait_for(at_zero, timeout=90, what="idle-00001 scaled to zero with no pod and no process left")
+    pa = stack.get("kpa", "idle-00001", namespace)
+    active = [c for c in pa["status"]["conditions"] if c["type"] == "Active"]
+    assert active and active[0]["status"] == "False" and active[0]["reason"] == "NoTraffic"
+    listed = stack.kubectl("get", "kpa", "idle-00001", "-n", namespace, "--no-headers").stdout.split()
+    assert listed[1:3] == ["0", "0"], listed  # DESIREDSCALE ACTUALSCALE as users see them
+
+    # The next request is held until a pod is up, and answered.
+    assert stack.request(host_of("idle", namespace)) == (200, "Hello World!\n")
+    scale = observe(stack, "idle-00001", namespace)
+    assert scale.desired is not None and scale.desired >= 1
+    assert scale.live_pods == 1
+    assert revision_processes(namespace)
