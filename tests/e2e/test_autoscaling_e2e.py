@@ -347,12 +347,16 @@ def test_autoscaler_restart_leaves_traffic_alone_and_does_not_scale_down(autosca
     with Load(stack, host_of("survivor", namespace), "/?sleep=500", clients=20) as load:
         seen: list[Scale] = []
 
+        # 20 in flight at 10 per pod: 2 pods (a panic on the way up may briefly give 3).
         def settled() -> bool:
             seen.append(observe(stack, "survivor-00001", namespace))
             last = seen[-3:]
-            return len(last) == 3 and all(s.desired == 2 and s.ready_pods == 2 for s in last)
+            return len(last) == 3 and all(
+                (s.desired or 0) >= 2 and s.ready_pods >= 2 and s.replicas == s.desired for s in last
+            )
 
-        wait_for(settled, timeout=60, what="survivor-00001 settled at 2 pods", interval=0.5)
+        wait_for(settled, timeout=60, what="survivor-00001 settled at 2 or more pods", interval=0.5)
+        replicas = seen[-1].replicas
         killed_at = len(load.answers)
         pid = processes.running_pid(spec)
         assert pid is not None
@@ -364,7 +368,7 @@ def test_autoscaler_restart_leaves_traffic_alone_and_does_not_scale_down(autosca
             # Without the autoscaler the pods keep serving and nobody changes the scale.
             for _ in range(8):
                 scale = observe(stack, "survivor-00001", namespace)
-                assert scale.replicas == 2 and scale.ready_pods == 2, scale
+                assert scale.replicas == replicas and scale.ready_pods >= 2, scale
                 time.sleep(0.5)
         finally:
             restarted = processes.start(spec)
