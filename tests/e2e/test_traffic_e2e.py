@@ -57,6 +57,13 @@ def wait_route_ready(stack, name: str, namespace: str) -> dict:
     return route
 
 
+def wait_latest_ready(stack, name: str, namespace: str, revision: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while stack.get("configuration", name, namespace).get("status", {}).get("latestReadyRevisionName") != revision:
+        assert time.monotonic() < deadline, f"{revision} never became the latest ready revision"
+        time.sleep(0.1)
+
+
 def route_condition(route: dict, kind: str) -> dict:
     return next((c for c in route.get("status", {}).get("conditions", []) if c["type"] == kind), {})
 
@@ -353,6 +360,8 @@ def test_gradual_rollout_moves_traffic_in_steps(stack, namespace):
     assert stack.wait_answer(host) == V1
 
     stack.apply(hello_service("hello", "v2", annotations=rollout), namespace)
+    # The rollout starts when hello-00002 becomes the latest ready revision.
+    wait_latest_ready(stack, "hello", namespace, "hello-00002")
     began = time.monotonic()
     samples: list[tuple[float, float]] = []  # (seconds since the change, percent answered by v2)
     failures: list[str] = []
