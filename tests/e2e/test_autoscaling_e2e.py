@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -146,6 +147,14 @@ def revision_processes(namespace: str) -> list[int]:
         if wanted.intersection(environment):
             found.append(int(entry.name))
     return found
+
+
+def answers_200(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
 
 
 def wait_for(check: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.3) -> Any:
@@ -372,7 +381,7 @@ def test_autoscaler_restart_leaves_traffic_alone_and_does_not_scale_down(autosca
                 time.sleep(0.5)
         finally:
             restarted = processes.start(spec)
-            processes.wait_healthy(spec, restarted, lambda: stack.local._answers(metrics_url), timeout=30)
+            processes.wait_healthy(spec, restarted, lambda: answers_200(metrics_url), timeout=30)
         served_while_down = load.answers[killed_at:]
         # The restarted autoscaler starts with no history: it must keep 2 pods under the same load.
         after: list[Scale] = []
@@ -398,12 +407,12 @@ def shallow_activator(autoscaling: Stack) -> Iterator[int]:
     processes.stop(usual)
     try:
         pid = processes.start(shallow)
-        processes.wait_healthy(shallow, pid, lambda: stack.local._answers(metrics_url), timeout=30)
+        processes.wait_healthy(shallow, pid, lambda: answers_200(metrics_url), timeout=30)
         yield depth
     finally:
         processes.stop(shallow)
         pid = processes.start(usual)
-        processes.wait_healthy(usual, pid, lambda: stack.local._answers(metrics_url), timeout=30)
+        processes.wait_healthy(usual, pid, lambda: answers_200(metrics_url), timeout=30)
 
 
 def test_full_activator_queue_answers_503_at_once_and_spares_other_revisions(
