@@ -11,7 +11,11 @@ and the IP of ``hostNetwork`` pods. Every other pod gets a network namespace
 ``knserve-<n>-<m>`` (its IP is ``10.244.<n>.<m>``) holding ``lo`` and ``eth0``, one end of a
 veth pair whose host end ``knsv<n>-<m>`` hangs on the bridge, with a default route via the
 gateway. All containers of the pod run inside that namespace, so each may bind
-``0.0.0.0:8080`` and they share ``localhost``, as in Kubernetes. Names derive from the pod
+``0.0.0.0:8080`` and they share ``localhost``, as in Kubernetes. ``eth0``'s MAC derives
+from the pod IP (``0a:58`` + the IP's four bytes, as OVN-Kubernetes does): an IP goes to a
+new pod as soon as the old one is gone, while the host's neighbour entry for it (and any
+pod's) stays REACHABLE with the old MAC for up to half a minute; with a random MAC, probes
+and requests to the new pod went unanswered that long. Names derive from the pod
 IP, so an agent that restarts finds the namespaces of the pods it adopts. A stopping agent
 removes its namespaces and bridge; what a killed agent left is removed by the next agent that
 starts (``remove_orphaned_networks``: blocks whose lock nobody holds).
@@ -126,6 +130,11 @@ def namespace_name(address: str) -> str:
 def host_veth_name(address: str) -> str:
     octets = ipaddress.IPv4Address(address).packed
     return f"knsv{octets[2]}-{octets[3]}"
+
+
+def pod_mac_address(address: str) -> str:
+    """The MAC of a pod's ``eth0``: locally administered unicast, the same for the same IP."""
+    return ":".join(f"{byte:02x}" for byte in (0x0A, 0x58, *ipaddress.IPv4Address(address).packed))
 
 
 def namespace_address(name: str, block: ipaddress.IPv4Network) -> str | None:
@@ -259,6 +268,7 @@ class BridgeNetwork:
         if code == 0:
             code, output = await _ip("-n", namespace, "-batch", "-", stdin="\n".join([
                 "link set lo up",
+                f"link set {pod_end} address {pod_mac_address(address)}",
                 f"link set {pod_end} name eth0",
                 f"addr add {address}/{self.block.prefixlen} dev eth0",
                 "link set eth0 up",

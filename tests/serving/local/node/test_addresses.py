@@ -14,6 +14,7 @@ from serving.local.node.network import (
     host_veth_name,
     namespace_address,
     namespace_name,
+    pod_mac_address,
 )
 
 BLOCK = ipaddress.IPv4Network("10.244.4.0/24")
@@ -59,6 +60,16 @@ def test_network_names_fit_interface_limits_and_lead_back_to_the_address() -> No
     assert namespace_address(namespace_name(address), BLOCK) is None  # another node's block
     assert namespace_address("knserve-x-1", BLOCK) is None
     assert namespace_address("other-4-9", BLOCK) is None
+
+
+def test_a_pod_address_always_gets_the_same_locally_administered_mac() -> None:
+    # a reused IP keeps its MAC, so neighbour caches that still hold it stay right
+    assert pod_mac_address("10.244.3.2") == "0a:58:0a:f4:03:02"
+    assert pod_mac_address("10.244.3.2") == pod_mac_address("10.244.3.2")
+    macs = {pod_mac_address(address) for address in block_addresses(BLOCK)}
+    assert len(macs) == len(list(block_addresses(BLOCK)))
+    first_byte = int(pod_mac_address("10.244.255.254").split(":")[0], 16)
+    assert first_byte & 0b10 and not first_byte & 0b01  # locally administered, unicast
 
 
 def test_blocks_are_claimed_once_per_machine(tmp_path: Path) -> None:
