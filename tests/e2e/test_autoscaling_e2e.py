@@ -294,7 +294,10 @@ def test_sustained_load_reaches_target_pods_and_returns_to_min_scale(autoscaling
         def settled() -> bool:
             seen.append(observe(stack, "steady-00001", namespace))
             last = seen[-4:]
-            return len(last) == 4 and all(s.desired == last[0].desired and s.ready_pods == s.desired for s in last)
+            # Settled: the PA's desired scale, the Deployment's replicas and the ready pods agree
+            # for 2 s (the PA status can lag a scale write it just made).
+            return len(last) == 4 and all(
+                s.desired == last[0].desired and s.ready_pods == s.desired and s.replicas == s.desired for s in last)
 
         wait_for(settled, timeout=60, what="steady-00001 settled under load", interval=0.5)
     assert load.statuses() == {200: len(load.answers)}, load.statuses()
