@@ -53,19 +53,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 async def kube_source(kubeconfig: str | None, namespace: str | None) -> AsyncIterator[RevisionSource | None]:
     """Revisions and pods from the API server; None (after saying why) when it cannot connect."""
     from activator.kube_source import KubeRevisionSource
-    from serving.kube.client import connect
-    from serving.kube.errors import ApiError
+    from serving.kube.client import connected
 
-    try:
-        client = await connect(kubeconfig, field_manager="knserve-activator")
-    except ApiError as error:
-        print(f"knserve activator: {error}", file=sys.stderr)
-        yield None
-        return
-    try:
-        yield KubeRevisionSource(client, namespace=namespace)
-    finally:
-        await client.close()
+    async with connected(kubeconfig, field_manager="knserve-activator", program="knserve activator") as client:
+        yield None if client is None else KubeRevisionSource(client, namespace=namespace)
 
 
 async def serve(args: argparse.Namespace, source: RevisionSource | None) -> int:

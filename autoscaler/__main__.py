@@ -82,19 +82,10 @@ def load_static(path: str) -> FakeCluster:
 async def kube_cluster(kubeconfig: str | None, namespace: str | None) -> AsyncIterator[Cluster | None]:
     """PodAutoscalers, pods and /scale on the API server; None (after saying why) without one."""
     from autoscaler.kube_cluster import KubeCluster
-    from serving.kube.client import connect
-    from serving.kube.errors import ApiError
+    from serving.kube.client import connected
 
-    try:
-        client = await connect(kubeconfig, field_manager="knserve-autoscaler")
-    except ApiError as error:
-        print(f"knserve autoscaler: {error}", file=sys.stderr)
-        yield None
-        return
-    try:
-        yield KubeCluster(client, namespace=namespace)
-    finally:
-        await client.close()
+    async with connected(kubeconfig, field_manager="knserve-autoscaler", program="knserve autoscaler") as client:
+        yield None if client is None else KubeCluster(client, namespace=namespace)
 
 
 async def serve(cluster: Cluster | None, config: AutoscalerConfig, args: argparse.Namespace) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -21,15 +20,13 @@ import pytest
 
 from serving.local import binaries
 from serving.local.controlplane import LocalCluster, Ports
+from serving.local.stack import kubectl_binary
 
 BIN_DIR = Path(sys.executable).parent
 
 
 def kubectl_path() -> str:
-    found = BIN_DIR / "kubectl"
-    if found.exists():
-        return str(found)
-    return shutil.which("kubectl") or "kubectl"
+    return kubectl_binary()
 
 
 @dataclasses.dataclass

@@ -12,11 +12,13 @@ Side effects: network calls to the API server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import ssl
+import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
@@ -299,6 +301,24 @@ async def connect(
                        f"Could not load a Kubernetes client configuration ({error}); pass --kubeconfig "
                        "or set KUBECONFIG, or run inside a cluster with a service account.") from error
     return RestKubeClient(configuration, field_manager=field_manager, max_writes_in_flight=max_writes_in_flight)
+
+
+@contextlib.asynccontextmanager
+async def connected(
+    kubeconfig: str | None, *, field_manager: str, program: str
+) -> AsyncIterator[RestKubeClient | None]:
+    """A connected client, closed on exit; None (after ``program`` says why on stderr) when no
+    configuration works, so an entry point can exit with a sentence instead of a traceback."""
+    try:
+        client = await connect(kubeconfig, field_manager=field_manager)
+    except ApiError as error:
+        print(f"{program}: {error}", file=sys.stderr)
+        yield None
+        return
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 async def wait_until_reachable(client: KubeClient, *, attempts: int = 30, delay: float = 1.0) -> None:
