@@ -1,16 +1,19 @@
-"""knserve itself on the local cluster: manifests, then the controller, activator, autoscaler and Envoy.
+"""knserve itself on the local cluster: config/ applied, its components running as pods.
 
-After the control plane is up, ``LocalStack.start`` applies knserve's manifests from
-``config/`` (namespace, CRDs, ConfigMaps) plus the local image map, then runs knserve's
-components beside the control plane, each a background process with a pid file and a log:
+After the control plane is up, ``LocalStack.start`` applies config/ as a cluster install does
+(namespace, RBAC, CRDs, ConfigMaps, the components' Deployments and Services) plus the local
+image map, with the local settings of ``serving.local.manifests`` laid over the Deployments;
+the node agent then runs the components as hostNetwork pods, under their own service
+accounts:
 
-    knserve-controller   reconcilers, the xDS server (127.0.0.1:<xds>) and the admission webhook
-    envoy                the ingress: 127.0.0.1:<ingress> for users, <ingress_internal> for cluster-local
-    knserve-activator    holds requests for revisions without ready pods
-    knserve-autoscaler   the KPA: scrapes queue-proxies, writes /scale
+    controller   reconcilers, the xDS server (127.0.0.1:<xds>) and the admission webhook
+    envoy        the ingress: 127.0.0.1:<ingress> for users, <ingress_internal> for cluster-local
+    activator    holds requests for revisions without ready pods
+    autoscaler   the KPA: scrapes queue-proxies, writes /scale
 
-Side effects: runs kubectl against the cluster, starts and stops processes, writes files in
-the state directory.
+``start`` waits until each answers on its health port and says how long that took.
+
+Side effects: runs kubectl against the cluster, reads the node agent's container logs.
 """
 
 from __future__ import annotations
@@ -24,16 +27,27 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+import yaml
+
 from serving.local import processes
-from serving.local.controlplane import LocalCluster, Progress
-from serving.xds.bootstrap import BootstrapSettings, make_bootstrap
-from serving.xds.envoy_process import find_envoy
+from serving.local.controlplane import LocalCluster, Ports, Progress
+from serving.local.manifests import local_deployments
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPOSITORY / "config"
+SYSTEM_NAMESPACE = "knative-serving"
 # Applied in this order; each entry is a file or a directory of manifests.
-MANIFESTS = ("100-namespace.yaml", "300-resources", "configmaps", "local")
-ENVOY_NODE_ID = "knserve-local-ingress"
+MANIFESTS = ("100-namespace.yaml", "200-roles", "300-resources", "configmaps", "local")
+DEPLOYMENTS = CONFIG_DIR / "deployments"
+CRDS = ("services.serving.knative.dev", "configurations.serving.knative.dev", "revisions.serving.knative.dev",
+        "routes.serving.knative.dev", "podautoscalers.autoscaling.internal.knative.dev")
+# (component label, Deployment, container) in start order.
+COMPONENTS = (("autoscaler", "autoscaler", "autoscaler"), ("activator", "activator", "activator"),
+              ("controller", "controller", "controller"), ("ingress", "envoy", "envoy"))
+START_TIMEOUT = 90.0
+# Host processes an earlier knserve ran its components as; stopped when found.
+LEGACY_PROCESSES = (("envoy", "serving.local.keeper"), ("knserve-controller", "serving.cli controller"),
+                    ("knserve-activator", "serving.cli activator"), ("knserve-autoscaler", "serving.cli autoscaler"))
 
 
 def kubectl_binary() -> str:
@@ -46,92 +60,41 @@ class LocalStack:
         self.cluster = cluster
 
     @property
-    def ports(self):  # type: ignore[no-untyped-def]
+    def ports(self) -> Ports:
         return self.cluster.ports
 
-    def _knserve(self, name: str, args: list[str], **kwargs: object) -> processes.ProcessSpec:
-        return processes.ProcessSpec(
-            name=name,
-            argv=(sys.executable, "-m", "serving.cli", *args),
-            run_dir=self.cluster.state_dir / "run",
-            log_dir=self.cluster.state_dir / "logs",
-            marker=f"serving.cli {args[0]}",
-            **kwargs,  # type: ignore[arg-type]
-        )
-
     # --- manifests -------------------------------------------------------------------------
-    def kubectl(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def kubectl(self, *args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         env = {"KUBECONFIG": str(self.cluster.kubeconfig), "PATH": str(Path(sys.executable).parent)}
         return subprocess.run([kubectl_binary(), *args], env=env, input=input, capture_output=True, text=True,
-                              timeout=120)
+                              timeout=timeout)
+
+    def _apply(self, what: str, *args: str, input: str | None = None) -> None:
+        result = self.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=knserve-local", *args,
+                              input=input)
+        if result.returncode != 0:
+            raise processes.StartError(f"applying {what} failed:\n{result.stderr.strip()}")
+
+    def deployment_manifests(self) -> list[dict]:
+        """config/deployments/ with the local settings laid over the components' Deployments."""
+        return local_deployments(sorted(DEPLOYMENTS.glob("*.yaml")), self.ports, self.cluster.state_dir)
 
     def apply_manifests(self) -> None:
         for entry in MANIFESTS:
             path = CONFIG_DIR / entry
-            if not path.exists():
-                continue
-            result = self.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=knserve-local",
-                                  "-f", str(path))
-            if result.returncode != 0:
-                raise processes.StartError(f"applying {path.relative_to(REPOSITORY)} failed:\n{result.stderr.strip()}")
+            if path.exists():
+                self._apply(str(path.relative_to(REPOSITORY)), "-f", str(path))
         # CRDs must be served before the controller starts watching them.
-        result = self.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                              "crd/services.serving.knative.dev", "crd/configurations.serving.knative.dev",
-                              "crd/revisions.serving.knative.dev", "crd/routes.serving.knative.dev",
-                              "crd/podautoscalers.autoscaling.internal.knative.dev")
+        result = self.kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{c}" for c in CRDS))
         if result.returncode != 0:
             raise processes.StartError(f"the CRDs were not established:\n{result.stderr.strip()}")
+        self._apply_deployments()
+
+    def _apply_deployments(self) -> None:
+        self._apply("config/deployments (local settings)", "-f", "-",
+                    input=yaml.safe_dump_all(self.deployment_manifests(), sort_keys=False))
 
     # --- components ------------------------------------------------------------------------
-    def controller_spec(self) -> processes.ProcessSpec:
-        p = self.ports
-        return self._knserve("knserve-controller", [
-            "controller",
-            f"--kubeconfig={self.cluster.kubeconfig}",
-            f"--xds-address=127.0.0.1:{p.xds}",
-            f"--ingress-external-address=127.0.0.1:{p.ingress}",
-            f"--ingress-internal-address=127.0.0.1:{p.ingress_internal}",
-            f"--activator-address=127.0.0.1:{p.activator}",
-            f"--webhook-address=127.0.0.1:{p.webhook}",
-            f"--webhook-url=https://127.0.0.1:{p.webhook}",
-            f"--webhook-cert-dir={self.cluster.state_dir / 'webhook'}",
-            f"--health-address=127.0.0.1:{p.controller_metrics}",
-        ])
-
-    def envoy_spec(self) -> processes.ProcessSpec:
-        p = self.ports
-        bootstrap = make_bootstrap(BootstrapSettings(
-            node_id=ENVOY_NODE_ID, xds_host="127.0.0.1", xds_port=p.xds, admin_port=p.envoy_admin,
-            keepalive_interval_seconds=10,
-        ))
-        path = self.cluster.state_dir / "envoy-bootstrap.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(bootstrap, indent=2))
-        return processes.ProcessSpec(
-            name="envoy",
-            argv=(sys.executable, "-m", "serving.local.keeper", find_envoy(), "-c", str(path), "--log-level", "warn", "--concurrency", "2",
-                  "--drain-time-s", "1", "--base-id", str(p.envoy_admin)),
-            run_dir=self.cluster.state_dir / "run",
-            log_dir=self.cluster.state_dir / "logs",
-            marker="serving.local.keeper",
-        )
-
-    def activator_spec(self) -> processes.ProcessSpec:
-        p = self.ports
-        return self._knserve("knserve-activator", [
-            "activator", f"--kubeconfig={self.cluster.kubeconfig}", "--host=127.0.0.1", f"--port={p.activator}",
-            f"--metrics-port={p.activator_metrics}", f"--autoscaler-url=http://127.0.0.1:{p.autoscaler}",
-            "--drain-seconds=1",
-        ])
-
-    def autoscaler_spec(self) -> processes.ProcessSpec:
-        p = self.ports
-        return self._knserve("knserve-autoscaler", [
-            "autoscaler", f"--kubeconfig={self.cluster.kubeconfig}", "--host=127.0.0.1", f"--port={p.autoscaler}",
-            f"--metrics-port={p.autoscaler_metrics}",
-        ])
-
-    # --- health ----------------------------------------------------------------------------
     @staticmethod
     def _answers(url: str, expect: bytes | None = None) -> bool:
         try:
@@ -143,37 +106,122 @@ class LocalStack:
     def envoy_live(self) -> bool:
         return self._answers(f"http://127.0.0.1:{self.ports.envoy_admin}/ready", b"LIVE")
 
-    def _components(self) -> list[tuple[processes.ProcessSpec, Callable[[], bool], float]]:
+    def health_checks(self) -> dict[str, Callable[[], bool]]:
         p = self.ports
-        return [
-            (self.autoscaler_spec(), lambda: self._answers(f"http://127.0.0.1:{p.autoscaler_metrics}/metrics"), 30.0),
-            (self.activator_spec(), lambda: self._answers(f"http://127.0.0.1:{p.activator_metrics}/metrics"), 30.0),
-            (self.controller_spec(), lambda: self._answers(f"http://127.0.0.1:{p.controller_metrics}/healthz"), 30.0),
-            (self.envoy_spec(), self.envoy_live, 30.0),
-        ]
+        return {
+            "autoscaler": lambda: self._answers(f"http://127.0.0.1:{p.autoscaler_metrics}/metrics"),
+            "activator": lambda: self._answers(f"http://127.0.0.1:{p.activator_metrics}/metrics"),
+            "controller": lambda: self._answers(f"http://127.0.0.1:{p.controller_metrics}/healthz"),
+            "ingress": self.envoy_live,
+        }
+
+    def pods(self, component: str) -> list[dict]:
+        """The component's pods, newest first."""
+        result = self.kubectl("get", "pods", "-n", SYSTEM_NAMESPACE, "-l", f"app.kubernetes.io/component={component}",
+                              "-o", "json")
+        if result.returncode != 0:
+            return []
+        items = json.loads(result.stdout)["items"]
+        return sorted(items, key=lambda pod: pod["metadata"]["creationTimestamp"], reverse=True)
+
+    def container_logs(self, component: str) -> list[Path]:
+        """The log files of the component's container, oldest first (one per pod and restart)."""
+        container = {label: name for label, _, name in COMPONENTS}[component]
+        files: list[Path] = []
+        for pod in reversed(self.pods(component)):
+            directory = self.cluster.node_state_dir / "pods" / pod["metadata"]["uid"] / "containers" / container
+            files += sorted(directory.glob("*.log"), key=lambda path: int(path.stem) if path.stem.isdigit() else -1)
+        return files
+
+    def _describe(self, component: str) -> str:
+        pods = self.pods(component)
+        if not pods:
+            return "no pod was created (kubectl get deploy,rs,events -n knative-serving)"
+        pod = pods[0]
+        statuses = json.dumps(pod.get("status", {}).get("containerStatuses") or pod.get("status", {}), indent=1)
+        logs = self.container_logs(component)
+        tail = "\n".join(logs[-1].read_text(errors="replace").splitlines()[-20:]) if logs else "(no log yet)"
+        return f"pod {pod['metadata']['name']}: {statuses}\nlog {logs[-1] if logs else '-'}:\n{tail}"
+
+    def wait_healthy(self, component: str, *, timeout: float = START_TIMEOUT) -> None:
+        healthy = self.health_checks()[component]
+        deadline = time.monotonic() + timeout
+        while not healthy():
+            if time.monotonic() > deadline:
+                raise processes.StartError(f"{component} was not healthy after {timeout:.0f}s; "
+                                           f"{self._describe(component)}")
+            time.sleep(0.1)
+
+    def _stop_legacy_processes(self, progress: Progress) -> None:
+        for name, marker in LEGACY_PROCESSES:
+            spec = processes.ProcessSpec(name=name, argv=(name,), run_dir=self.cluster.state_dir / "run",
+                                         log_dir=self.cluster.state_dir / "logs", marker=marker)
+            if processes.stop(spec):
+                progress(f"stopped {name}, run as a host process by an earlier knserve")
+
+    def _deployment(self, component: str) -> str:
+        return {label: deployment for label, deployment, _ in COMPONENTS}[component]
+
+    def rollout(self, component: str, *, timeout: float = START_TIMEOUT) -> None:
+        """Wait until the component's Deployment has rolled out and the component answers."""
+        result = self.kubectl("rollout", "status", f"deployment/{self._deployment(component)}", "-n", SYSTEM_NAMESPACE,
+                              f"--timeout={timeout:.0f}s", timeout=timeout + 10)
+        if result.returncode != 0:
+            raise processes.StartError(f"{component} did not roll out: {result.stderr.strip()}; "
+                                       f"{self._describe(component)}")
+        self.wait_healthy(component, timeout=timeout)
+
+    def scale(self, component: str, replicas: int, *, timeout: float = START_TIMEOUT) -> None:
+        """``kubectl scale`` the component; returns once its pods are gone (0) or it answers."""
+        result = self.kubectl("scale", f"deployment/{self._deployment(component)}", "-n", SYSTEM_NAMESPACE,
+                              f"--replicas={replicas}")
+        if result.returncode != 0:
+            raise processes.StartError(f"scaling {component} failed: {result.stderr.strip()}")
+        if replicas > 0:
+            self.rollout(component, timeout=timeout)
+            return
+        deadline = time.monotonic() + timeout
+        while self.pods(component):
+            if time.monotonic() > deadline:
+                raise processes.StartError(f"{component}'s pods were still there after {timeout:.0f}s")
+            time.sleep(0.1)
+
+    def add_args(self, component: str, *args: str) -> None:
+        """Roll the component out again with ``args`` added to its command line
+        (``restore`` undoes it)."""
+        patch = [{"op": "add", "path": "/spec/template/spec/containers/0/args/-", "value": arg} for arg in args]
+        result = self.kubectl("patch", f"deployment/{self._deployment(component)}", "-n", SYSTEM_NAMESPACE,
+                              "--type=json", "-p", json.dumps(patch))
+        if result.returncode != 0:
+            raise processes.StartError(f"patching {component} failed: {result.stderr.strip()}")
+        self.rollout(component)
+
+    def restore(self) -> None:
+        """Every component as ``start`` left it (config/ with the local settings), rolled out."""
+        self._apply_deployments()
+        for component, _, _ in COMPONENTS:
+            self.rollout(component)
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self, *, progress: Progress = print) -> None:
         began = time.monotonic()
+        self._stop_legacy_processes(progress)
         self.apply_manifests()
         progress(f"knserve manifests applied ({time.monotonic() - began:.1f}s)")
-        for spec, healthy, timeout in self._components():
-            if processes.running_pid(spec) is not None and healthy():
-                progress(f"{spec.name} already running")
-                continue
+        for component, deployment, _ in COMPONENTS:
             began = time.monotonic()
-            pid = processes.start(spec)
-            processes.wait_healthy(spec, pid, healthy, timeout=timeout)
-            progress(f"{spec.name} ready ({time.monotonic() - began:.1f}s)")
+            self.wait_healthy(component)
+            progress(f"{deployment} ready ({time.monotonic() - began:.1f}s)")
 
     def stop(self, *, progress: Progress = print) -> None:
-        for spec, _, _ in reversed(self._components()):
-            if processes.stop(spec):
-                progress(f"stopped {spec.name}")
+        """The components stop with the node agent (``LocalCluster.stop``); here only what an
+        earlier knserve ran beside the cluster."""
+        self._stop_legacy_processes(progress)
 
-    def status(self) -> list[tuple[str, int | None, bool, Path]]:
-        rows = []
-        for spec, healthy, _ in self._components():
-            pid = processes.running_pid(spec)
-            rows.append((spec.name, pid, pid is not None and healthy(), spec.log_file))
+    def status(self) -> list[tuple[str, int | None, bool, Path | str]]:
+        rows: list[tuple[str, int | None, bool, Path | str]] = []
+        for component, deployment, _ in COMPONENTS:
+            logs = self.container_logs(component)
+            running = bool(self.pods(component))
+            rows.append((deployment, None, running and self.health_checks()[component](), logs[-1] if logs else "-"))
         return rows

@@ -10,15 +10,11 @@ clients on a background thread while the test thread watches the cluster with ku
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
-import os
-import signal
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,7 +23,6 @@ from typing import Any
 import aiohttp
 import pytest
 
-from serving.local import processes
 from tests.e2e.conftest import Stack
 from tests.e2e.overlap_app import IMAGE as OVERLAP_IMAGE
 
@@ -147,14 +142,6 @@ def revision_processes(namespace: str) -> list[int]:
         if wanted.intersection(environment):
             found.append(int(entry.name))
     return found
-
-
-def answers_200(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 def wait_for(check: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.3) -> Any:
@@ -353,8 +340,6 @@ def test_autoscaler_restart_leaves_traffic_alone_and_does_not_scale_down(autosca
     })
     stack.apply(service, namespace)
     stack.wait_ready("ksvc", "survivor", namespace)
-    spec = stack.local.autoscaler_spec()
-    metrics_url = f"http://127.0.0.1:{stack.local.ports.autoscaler_metrics}/metrics"
 
     with Load(stack, host_of("survivor", namespace), "/?sleep=500", clients=20) as load:
         seen: list[Scale] = []
@@ -370,21 +355,15 @@ def test_autoscaler_restart_leaves_traffic_alone_and_does_not_scale_down(autosca
         wait_for(settled, timeout=60, what="survivor-00001 settled at 2 or more pods", interval=0.5)
         replicas = seen[-1].replicas
         killed_at = len(load.answers)
-        pid = processes.running_pid(spec)
-        assert pid is not None
         try:
-            os.kill(pid, signal.SIGKILL)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)  # started by this test session: reap it
-            wait_for(lambda: processes.running_pid(spec) is None, timeout=10, what="autoscaler gone")
+            stack.local.scale("autoscaler", 0)
             # Without the autoscaler the pods keep serving and nobody changes the scale.
             for _ in range(8):
                 scale = observe(stack, "survivor-00001", namespace)
                 assert scale.replicas == replicas and scale.ready_pods >= 2, scale
                 time.sleep(0.5)
         finally:
-            restarted = processes.start(spec)
-            processes.wait_healthy(spec, restarted, lambda: answers_200(metrics_url), timeout=30)
+            stack.local.scale("autoscaler", 1)
         served_while_down = load.answers[killed_at:]
         # The restarted autoscaler starts with no history: it must keep 2 pods under the same load.
         after: list[Scale] = []
@@ -404,18 +383,11 @@ def shallow_activator(autoscaling: Stack) -> Iterator[int]:
     """The activator restarted with room for 3 queued requests per revision; the usual one after."""
     stack = autoscaling
     depth = 3
-    usual = stack.local.activator_spec()
-    shallow = dataclasses.replace(usual, argv=(*usual.argv, f"--queue-depth={depth}"))
-    metrics_url = f"http://127.0.0.1:{stack.local.ports.activator_metrics}/metrics"
-    processes.stop(usual)
+    stack.local.add_args("activator", f"--queue-depth={depth}")
     try:
-        pid = processes.start(shallow)
-        processes.wait_healthy(shallow, pid, lambda: answers_200(metrics_url), timeout=30)
         yield depth
     finally:
-        processes.stop(shallow)
-        pid = processes.start(usual)
-        processes.wait_healthy(usual, pid, lambda: answers_200(metrics_url), timeout=30)
+        stack.local.restore()
 
 
 def test_full_activator_queue_answers_503_at_once_and_spares_other_revisions(

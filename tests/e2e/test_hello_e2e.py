@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.e2e.conftest import EXAMPLES
 
 
@@ -20,3 +22,22 @@ def test_hello_world_answers_through_the_ingress(stack, namespace):
 def test_unknown_host_gets_404(stack):
     status, _ = stack.request("nobody.nowhere.example.com")
     assert status == 404
+
+
+def test_knserve_runs_as_pods_of_config_deployments(stack):
+    """`local up` installs config/ and the node runs the components as pods under their own
+    service accounts, readable with kubectl like any workload."""
+    pods = json.loads(stack.kubectl("get", "pods", "-n", "knative-serving", "-o", "json").stdout)["items"]
+    by_deployment = {}
+    for pod in pods:
+        owner = pod["metadata"]["ownerReferences"][0]["name"].rsplit("-", 1)[0]  # the ReplicaSet's Deployment
+        by_deployment[owner] = pod
+    assert set(by_deployment) == {"controller", "activator", "autoscaler", "envoy"}
+    for name, pod in by_deployment.items():
+        assert pod["status"]["phase"] == "Running", (name, pod["status"])
+        assert all(c["ready"] for c in pod["status"]["containerStatuses"]), (name, pod["status"])
+        assert pod["spec"]["serviceAccountName"] == name
+    assert by_deployment["envoy"]["spec"]["hostNetwork"] is True
+
+    logs = stack.kubectl("logs", "-n", "knative-serving", "deployment/controller").stdout
+    assert "informer" in logs or "reconcil" in logs, logs[-2000:]

@@ -18,7 +18,6 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from serving.local import processes
 
 HELLO_IMAGE = "ghcr.io/knative/helloworld-go"
 SPLIT_REQUESTS = 5_000
@@ -307,23 +306,21 @@ def test_envoy_keeps_serving_while_the_controller_restarts(stack, namespace):
         {"revisionName": "hello-00001", "percent": 50},
         {"revisionName": "hello-00002", "percent": 50},
     ])
-    controller = stack.local.controller_spec()
     try:
         with steady_stream(ingress, host) as across_restart:
             time.sleep(1)
-            assert processes.stop(controller), "the controller was not running"
+            stack.local.scale("controller", 0)
             stopped = time.monotonic()
+            assert not controller_healthy(stack), "the controller still answers"
             time.sleep(3)  # Envoy runs on its last config with no control plane
             restarted = time.monotonic()
-            pid = processes.start(controller)
-            processes.wait_healthy(controller, pid, lambda: controller_healthy(stack), timeout=60)
+            stack.local.scale("controller", 1)
             # The restarted controller takes over the Route and Envoy's stream.
             wait_route_ready(stack, "hello", namespace)
             time.sleep(3)
     finally:  # the rest of the session needs a controller
-        if processes.running_pid(controller) is None:
-            processes.wait_healthy(controller, processes.start(controller), lambda: controller_healthy(stack),
-                                   timeout=60)
+        if not controller_healthy(stack):
+            stack.local.scale("controller", 1)
     assert_no_failures(across_restart, at_least=300)
     assert across_restart.answered_between(stopped, restarted) >= 100, "Envoy did not serve with the controller down"
     assert set(across_restart.bodies) == {V1, V2}
