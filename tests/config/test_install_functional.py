@@ -39,6 +39,7 @@ PERMISSIONS = [
     pytest.param("controller", "delete", "deployments.apps", "some-user-ns", None, False, id="controller-never-deletes-deployments"),
     pytest.param("controller", "patch", "deployments.apps", "some-user-ns", "scale", False, id="controller-never-scales"),
     pytest.param("controller", "create", "services", "some-user-ns", None, True, id="controller-creates-kube-services"),
+    pytest.param("controller", "delete", "services", "some-user-ns", None, True, id="controller-deletes-placeholder-services"),
     pytest.param("controller", "watch", "pods", "some-user-ns", None, True, id="controller-watches-pods"),
     pytest.param("controller", "create", "pods", "some-user-ns", None, False, id="controller-never-creates-pods"),
     pytest.param("controller", "watch", "endpointslices.discovery.k8s.io", "some-user-ns", None, True,

@@ -13,11 +13,15 @@ Phases:
    (``RolloutInProgress`` while a rollout runs, which keeps Ready Unknown);
 4. routing state: Revisions in the traffic are labelled ``routingState: active`` and
    annotated with the Route's name; Revisions that left it lose the name and become
-   ``reserve`` when no Route is left (the garbage collector reads this).
+   ``reserve`` when no Route is left (the garbage collector reads this);
+5. placeholder Services: one ExternalName Service per host name of the Route (its name and
+   each tag's), so ``status.address`` resolves in the cluster; those of tags that left go.
+   A Service of that name the Route does not own: ``IngressReady=False`` with ``NotOwned``.
 
 Returns the time to the next rollout step, if one is running.
 
-Side effects: patches Revision and Configuration metadata (routing state); ingress updates.
+Side effects: patches Revision and Configuration metadata (routing state); creates, updates
+and deletes the placeholder Services; ingress updates.
 """
 
 from __future__ import annotations
@@ -30,12 +34,18 @@ from serving.apis.meta import Resource as ApiObject
 from serving.apis.v1 import Addressable, Configuration, Revision, Route
 from serving.kube.cache import Store
 from serving.kube.client import KubeClient
-from serving.kube.objects import JSON
+from serving.kube.errors import NotFound
+from serving.kube.objects import JSON, is_controlled_by
+from serving.kube.resources import KUBE_SERVICES
+from serving.networking import ROUTE_LABEL
+from serving.reconciler.children import ensure_child, ensure_together
 from serving.reconciler.loop import ReconcileContext
+from serving.reconciler.meta import event_target
 from serving.reconciler.route.ingress_state import IngressState
 from serving.reconciler.route.labeler import RoutingLabeler
 from serving.reconciler.route.resources.hosts import address_url, route_url, tag_url
 from serving.reconciler.route.resources.ingress import make_backend, make_ingress_rules
+from serving.reconciler.route.resources.placeholder import make_placeholder_service, placeholder_names
 from serving.reconciler.route.resources.rollout import (
     ROLLOUT_ANNOTATION,
     Rollout,
@@ -113,8 +123,10 @@ class RouteReconciler:
         enqueue: Callable[[str], None],
         pod_autoscalers: Store | None = None,
         activator: tuple[Endpoint, ...] = (),
+        services: Store | None = None,
     ) -> None:
         self.client = client
+        self.services = services
         self.pod_autoscalers = pod_autoscalers
         self.activator = activator
         self.configurations = configurations
@@ -189,11 +201,34 @@ class RouteReconciler:
             self.ingress.remove_route(route.key)  # nothing to route: nothing to wait for
             status.mark_ingress_ready()
 
+        await self._reconcile_placeholders(route, context, {target.tag for target in effective if target.tag})
+
         if resolution.ok and rollout is not None:
             next_step = rollout.next_step_at(now)
             if next_step is not None:
                 return max(MIN_REQUEUE_SECONDS, next_step - now)
         return None
+
+    async def _reconcile_placeholders(self, route: Route, context: ReconcileContext, tags: set[str]) -> None:
+        if self.services is None:
+            return
+        owner, uid = event_target(route), route.metadata.uid or ""
+        wanted = placeholder_names(route, context.config, tags)
+        results = await ensure_together(*(
+            ensure_child(self.client, KUBE_SERVICES, self.services, make_placeholder_service(route, name), owner=owner,
+                         owner_uid=uid, events=context.events, compare="hash", announce=False)
+            for name in wanted))
+        for name, result in zip(wanted, results):
+            if result.not_owned:
+                route.status.mark_service_not_owned(name)
+        for existing in self.services.list(route.namespace):
+            metadata = existing["metadata"]
+            if (metadata["name"] not in wanted and (metadata.get("labels") or {}).get(ROUTE_LABEL) == route.name
+                    and is_controlled_by(existing, uid)):
+                try:
+                    await self.client.delete(KUBE_SERVICES, route.namespace, metadata["name"], uid=metadata.get("uid"))
+                except NotFound:
+                    pass
 
     def _pod_autoscaler_status(self, namespace: str, revision: str) -> JSON | None:
         if self.pod_autoscalers is None:

@@ -1,6 +1,7 @@
 """Wiring of the Route reconciler: Routes enqueue themselves; a Configuration, Revision or
 EndpointSlice (by ``kubernetes.io/service-name``) enqueues the Routes that read it last time
-(the tracker); a deleted Route leaves the ingress model. No I/O."""
+(the tracker); a placeholder Service (by ``serving.knative.dev/route``) enqueues its Route;
+a deleted Route leaves the ingress model. No I/O."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from serving.apis.v1 import Route
 from serving.kube.cache import by_annotation_list, by_label
 from serving.kube.informer import Change
 from serving.kube.objects import key_of
-from serving.kube.resources import CONFIGURATIONS, ENDPOINT_SLICES, PODAUTOSCALERS, REVISIONS, ROUTES
-from serving.networking import REVISION_LABEL, ROUTES_ANNOTATION
+from serving.kube.resources import CONFIGURATIONS, ENDPOINT_SLICES, KUBE_SERVICES, PODAUTOSCALERS, REVISIONS, ROUTES
+from serving.networking import REVISION_LABEL, ROUTE_LABEL, ROUTES_ANNOTATION
 from serving.reconciler.route.labeler import BY_ROUTE_INDEX
 from serving.reconciler.loop import Controller, ReconcileLoop
 from serving.reconciler.route.ingress_state import IngressState
@@ -32,6 +33,7 @@ def wire(collaborators: Collaborators, ingress: IngressState) -> Controller:
     endpoint_slices = informers.informer(ENDPOINT_SLICES, label_selector=REVISION_LABEL)
     endpoint_slices.store.add_indexer(ENDPOINTS_INDEX, by_label(SERVICE_NAME_LABEL))
     pod_autoscalers = informers.informer(PODAUTOSCALERS)
+    placeholders = informers.informer(KUBE_SERVICES, label_selector=ROUTE_LABEL)
     for store in (revisions.store, configurations.store):
         store.ensure_indexer(BY_ROUTE_INDEX, by_annotation_list(ROUTES_ANNOTATION))
 
@@ -40,7 +42,7 @@ def wire(collaborators: Collaborators, ingress: IngressState) -> Controller:
     reconciler = RouteReconciler(
         client=collaborators.client, configurations=configurations.store, revisions=revisions.store,
         endpoint_slices=endpoint_slices.store, ingress=ingress, tracker=tracker, enqueue=controller.enqueue,
-        pod_autoscalers=pod_autoscalers.store, activator=collaborators.activator,
+        pod_autoscalers=pod_autoscalers.store, activator=collaborators.activator, services=placeholders.store,
     )
     controller.loop = ReconcileLoop(
         client=collaborators.client, resource=ROUTES, model=Route, store=routes.store, reconciler=reconciler,
@@ -58,4 +60,12 @@ def wire(collaborators: Collaborators, ingress: IngressState) -> Controller:
     revisions.add_handler(tracker.handler("Revision"))
     endpoint_slices.add_handler(tracker.handler("EndpointSlice", _service_name))
     pod_autoscalers.add_handler(tracker.handler("PodAutoscaler"))
+
+    def on_placeholder(change: Change) -> None:  # changed or deleted by someone: put it back
+        metadata = change.object.get("metadata", {})
+        route = (metadata.get("labels") or {}).get(ROUTE_LABEL)
+        if route:
+            controller.enqueue(f"{metadata.get('namespace')}/{route}")
+
+    placeholders.add_handler(on_placeholder)
     return controller

@@ -193,6 +193,38 @@ def test_split_with_tags_shows_both_targets_and_a_missing_revision_keeps_the_old
     assert [(t["revisionName"], t["percent"]) for t in route["status"]["traffic"]] == [
         ("hello-00001", 50), ("hello-00002", 50)]
 
+    # Each host name of the Route has its placeholder Service, an alias of the internal ingress.
+    placeholders = placeholder_services(cluster, namespace)
+    assert placeholders == {name: "knserve-internal.knative-serving.svc.cluster.local"
+                            for name in ("hello", "current-hello", "candidate-hello")}
+    cluster.kubectl("patch", "ksvc", "hello", "-n", namespace, "--type", "merge", "-p",
+                    json.dumps({"spec": {"traffic": [{"revisionName": "hello-00002", "percent": 100}]}}))
+    eventually(lambda: list(placeholder_services(cluster, namespace)) == ["hello"], timeout=60,
+               what="the tags' placeholder Services removed", controller=controller)
+
+
+def placeholder_services(cluster: Any, namespace: str) -> dict[str, str]:
+    """ExternalName Services labelled with a Route: name -> the name they alias."""
+    listed = get_json(cluster, "services", "-n", namespace, "-l", "serving.knative.dev/route") or {"items": []}
+    return {item["metadata"]["name"]: item["spec"].get("externalName", "") for item in listed["items"]
+            if item["spec"]["type"] == "ExternalName"}
+
+
+def test_a_service_named_like_the_route_that_it_does_not_own_is_reported(
+    cluster: Any, namespace: str, controller: ControllerProcess
+) -> None:
+    cluster.kubectl("create", "service", "clusterip", "hello", "--tcp=80:8080", "-n", namespace)
+    apply(cluster, namespace, HELLO)
+
+    def not_owned() -> Any:
+        ingress = condition(get_json(cluster, "route", "hello", "-n", namespace), "IngressReady")
+        return ingress if ingress and ingress.get("reason") == "NotOwned" else None
+
+    ingress = eventually(not_owned, timeout=60, what="IngressReady=False NotOwned", controller=controller)
+    assert ingress["status"] == "False"
+    assert ingress["message"] == 'There is an existing placeholder Service "hello" that we do not own.'
+    assert get_json(cluster, "service", "hello", "-n", namespace)["spec"]["type"] == "ClusterIP"  # left alone
+
 
 def failing_service(name: str, container: str, annotations: str = "") -> str:
     return f"""
