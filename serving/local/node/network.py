@@ -336,16 +336,25 @@ async def remove_orphaned_networks(network: ipaddress.IPv4Network, *, own: ipadd
             lock.close()
 
 
+def legacy_loopback_addresses(output: str) -> list[ipaddress.IPv4Interface]:
+    """The pod addresses an older agent put on ``lo``, from ``ip -4 -o addr show dev lo``
+    (whose lines end in a backslash before the lifetimes)."""
+    found = []
+    for line in output.splitlines():
+        words = line.replace("\\", " ").split()
+        if "inet" not in words or LEGACY_ADDRESS_LABEL not in words:
+            continue
+        interface = ipaddress.IPv4Interface(words[words.index("inet") + 1])
+        if interface.ip in LEGACY_LOOPBACK_NETWORK:
+            found.append(interface)
+    return found
+
+
 async def sweep_legacy_loopback_addresses() -> None:
     """Remove pod addresses (198.19.x.y, label ``lo:knserve``) an older agent added to ``lo``."""
     code, output = await _ip("-4", "-o", "addr", "show", "dev", "lo")
     if code != 0:
         return
-    for line in output.splitlines():
-        words = line.split()
-        if "inet" not in words or LEGACY_ADDRESS_LABEL not in words:
-            continue
-        interface = ipaddress.IPv4Interface(words[words.index("inet") + 1])
-        if interface.ip in LEGACY_LOOPBACK_NETWORK:
-            code, message = await _ip("-4", "addr", "del", str(interface), "dev", "lo")
-            log.info("removed stale pod address %s from lo%s", interface.ip, "" if code == 0 else f": {message}")
+    for interface in legacy_loopback_addresses(output):
+        code, message = await _ip("-4", "addr", "del", str(interface), "dev", "lo")
+        log.info("removed stale pod address %s from lo%s", interface.ip, "" if code == 0 else f": {message}")
