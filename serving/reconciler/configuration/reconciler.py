@@ -3,8 +3,10 @@ latest-ready bookkeeping.
 
 Phases:
 1. find the Revision for the current generation (by name, BYO or ``<config>-NNNNN``); create
-   it when missing (``Created`` event). A BYO name held by a Revision this Configuration does
-   not control fails the Configuration.
+   it when missing (``Created`` event). A name held by a Revision that cannot stand for the
+   template (``name_taken``: another Configuration's, or an earlier one of this Configuration
+   with another spec) fails the Configuration with Knative's ``RevisionFailed`` and
+   ``revisions.serving.knative.dev "<name>" already exists``; nothing else changes.
 2. ``latestCreatedRevisionName`` = that Revision. If it is Ready, it becomes
    ``latestReadyRevisionName`` (Ready=True); if it failed, Ready=False with its reason and the
    old latest ready stays; otherwise Ready=Unknown.
@@ -17,15 +19,17 @@ Side effects: creates Revisions; events.
 
 from __future__ import annotations
 
+import datetime
 import logging
 
 from serving.apis.v1 import Configuration, Revision
 from serving.apis.v1.configuration_lifecycle import CONDITION_READY
+from serving.config.snapshot import ConfigSnapshot
 from serving.kube.cache import Store
 from serving.kube.client import KubeClient
 from serving.kube.errors import AlreadyExists, ApiError
 from serving.kube.events import NORMAL, WARNING
-from serving.kube.objects import is_controlled_by
+from serving.kube.objects import JSON, is_controlled_by
 from serving.kube.resources import REVISIONS
 from serving.networking import CONFIGURATION_GENERATION_LABEL
 from serving.reconciler.configuration.resources.revision import latest_revision_name, make_revision
@@ -35,6 +39,24 @@ from serving.reconciler.meta import event_target
 log = logging.getLogger(__name__)
 
 REVISIONS_BY_CONFIGURATION = "configuration"  # index of the revision store: "namespace/<configuration label>"
+
+
+def already_exists(name: str) -> str:
+    """The API server's words for a name in use (what Knative's condition message quotes)."""
+    return f'{REVISIONS.plural}.{REVISIONS.group} "{name}" already exists'
+
+
+def name_taken(configuration: Configuration, found: JSON, config: ConfigSnapshot, *, now: datetime.datetime) -> bool:
+    """Whether the existing Revision ``found``, of the name the template asks for, cannot stand for
+    the template (Knative's ``CheckNameAvailability``): it is controlled by someone else, or it
+    was made for another generation of this Configuration and its spec differs (a name brought
+    back with a new template). A name brought back with its old spec reuses its Revision."""
+    if not is_controlled_by(found, configuration.metadata.uid or ""):
+        return True
+    generation = (found.get("metadata", {}).get("labels") or {}).get(CONFIGURATION_GENERATION_LABEL)
+    if generation == str(configuration.metadata.generation or 0):
+        return False
+    return Revision.model_validate(found).spec != make_revision(configuration, config, now=now).spec
 
 
 def _generation_of(revision: Revision) -> int:
@@ -74,10 +96,8 @@ class ConfigurationReconciler:
             else:
                 self.revisions.remember_write(found)
                 context.events.event(event_target(configuration), NORMAL, "Created", f'Created Revision "{name}"')
-        if not is_controlled_by(found, configuration.metadata.uid or ""):
-            status.mark_revision_creation_failed(
-                f'revisions.serving.knative.dev "{name}" already exists and is not owned by Configuration '
-                f'"{configuration.name}"')
+        if name_taken(configuration, found, context.config, now=context.now):
+            status.mark_revision_creation_failed(already_exists(name))
             return None
         latest = Revision.model_validate(found)
 

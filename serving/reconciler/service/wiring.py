@@ -1,10 +1,11 @@
 """Wiring of the Service reconciler: Services enqueue themselves; their Configuration and
-Route enqueue the owning Service. No I/O."""
+Route enqueue the owning Service; it reads Revisions (is a template's Revision name taken?)
+from the shared informer. No I/O."""
 
 from __future__ import annotations
 
 from serving.apis.v1 import Service
-from serving.kube.resources import CONFIGURATIONS, ROUTES, SERVICES
+from serving.kube.resources import CONFIGURATIONS, REVISIONS, ROUTES, SERVICES
 from serving.reconciler.loop import Controller, ReconcileLoop
 from serving.reconciler.service.reconciler import ServiceReconciler
 from serving.reconciler.tracker import enqueue_controller, enqueue_self
@@ -16,8 +17,9 @@ def wire(collaborators: Collaborators) -> Controller:
     services = informers.informer(SERVICES)
     configurations = informers.informer(CONFIGURATIONS)
     routes = informers.informer(ROUTES)
+    revisions = informers.informer(REVISIONS)
     reconciler = ServiceReconciler(client=collaborators.client, configurations=configurations.store,
-                                   routes=routes.store)
+                                   routes=routes.store, revisions=revisions.store)
     loop = ReconcileLoop(
         client=collaborators.client, resource=SERVICES, model=Service, store=services.store, reconciler=reconciler,
         config=collaborators.config.snapshot, clock=collaborators.clock, events=collaborators.events,

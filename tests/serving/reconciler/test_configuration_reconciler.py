@@ -11,6 +11,7 @@ from serving.kube.errors import ApiError
 from serving.kube.resources import CONFIGURATIONS, REVISIONS, Resource
 from tests.serving.reconciler.factories import (
     configuration,
+    container,
     deleting,
     failed,
     ready,
@@ -21,7 +22,7 @@ from tests.serving.reconciler.factories import (
     with_status,
     with_template,
 )
-from tests.serving.reconciler.harness import assert_status, reconcile_once
+from tests.serving.reconciler.harness import NOW, assert_status, reconcile_once
 
 
 @dataclasses.dataclass
@@ -36,6 +37,20 @@ class Row:
 
 
 CONFIG = configuration("hello")
+
+
+def byo_revision(name: str, generation: int, user_container: dict[str, Any], *options: Any) -> dict[str, Any]:
+    """The Revision generation ``generation`` of Configuration "hello" made for a template named ``name``."""
+    from serving.apis.v1 import Configuration
+    from serving.reconciler.config_store import ConfigStore
+    from serving.reconciler.configuration.resources.revision import make_revision
+
+    parent = configuration("hello", with_generation(generation), with_template(template(user_container, name=name)))
+    obj = make_revision(Configuration.model_validate(parent), ConfigStore().snapshot(), now=NOW).to_dict()
+    obj["metadata"].update(uid=f"revision-{name}-uid", generation=1, resourceVersion="1")
+    for option in options:
+        option(obj)
+    return obj
 ROWS = [
     pytest.param(Row([], key="default/missing"), id="missing key"),
     pytest.param(Row([(CONFIGURATIONS, configuration("hello", deleting))]), id="deleted object"),
@@ -74,8 +89,30 @@ ROWS = [
     pytest.param(Row(
         [(CONFIGURATIONS, configuration("hello", with_template(template(name="hello-blue")))),
          (REVISIONS, revision("hello-blue", revision_of("other")))],
-        status={"Ready": ("False", "RevisionFailed")},
-    ), id="bring-your-own name taken"),
+        status={"Ready": ("False", "RevisionFailed", 'Revision creation failed with message: '
+                          'revisions.serving.knative.dev "hello-blue" already exists.'),
+                "latestCreatedRevisionName": None},
+    ), id="bring-your-own name taken by another configuration"),
+    pytest.param(Row(
+        [(CONFIGURATIONS, configuration("hello", with_generation(3), with_template(
+            template(container(env=[{"name": "V", "value": "3"}]), name="hello-blue")), with_status(
+            latestCreatedRevisionName="hello-green", latestReadyRevisionName="hello-green"))),
+         (REVISIONS, byo_revision("hello-blue", 1, container(env=[{"name": "V", "value": "1"}]))),
+         (REVISIONS, byo_revision("hello-green", 2, container(env=[{"name": "V", "value": "2"}]), ready))],
+        status={"Ready": ("False", "RevisionFailed", 'Revision creation failed with message: '
+                          'revisions.serving.knative.dev "hello-blue" already exists.'),
+                "latestCreatedRevisionName": "hello-green", "latestReadyRevisionName": "hello-green"},
+    ), id="a name brought back with another template is taken"),
+    pytest.param(Row(
+        [(CONFIGURATIONS, configuration("hello", with_generation(3), with_template(
+            template(container(env=[{"name": "V", "value": "1"}]), name="hello-blue")), with_status(
+            latestCreatedRevisionName="hello-green", latestReadyRevisionName="hello-green"))),
+         (REVISIONS, byo_revision("hello-blue", 1, container(env=[{"name": "V", "value": "1"}]), ready)),
+         (REVISIONS, byo_revision("hello-green", 2, container(env=[{"name": "V", "value": "2"}]), ready))],
+        status={"Ready": ("True",), "latestCreatedRevisionName": "hello-blue",
+                "latestReadyRevisionName": "hello-blue"},
+        events=["Normal ConfigurationReady Configuration becomes ready"],
+    ), id="a name brought back with its template reuses its revision"),
     pytest.param(Row(
         [(CONFIGURATIONS, CONFIG)],
         fail=("create", REVISIONS, ApiError(500, "InternalError", "etcd is sad")),

@@ -8,16 +8,22 @@ from typing import Any
 import pytest
 
 from serving.kube.errors import ApiError
-from serving.kube.resources import CONFIGURATIONS, ROUTES, SERVICES, Resource
+from serving.kube.resources import CONFIGURATIONS, REVISIONS, ROUTES, SERVICES, Resource
 from tests.serving.reconciler.factories import (
     configuration,
     deleting,
+    failed,
     owned_by,
     ready,
+    revision,
+    revision_of,
     route,
     service,
+    template,
+    with_generation,
     with_label,
     with_status,
+    with_template,
 )
 from tests.serving.reconciler.harness import reconcile_once
 
@@ -47,6 +53,23 @@ def hello_route(*options: Any) -> dict[str, Any]:
         option(obj)
     return obj
 
+
+BYO_SVC = service("hello", with_template(template(name="hello-blue")))
+
+
+def byo_config(*options: Any) -> dict[str, Any]:
+    from serving.apis.v1 import Service
+    from serving.reconciler.service.resources.children import make_configuration
+
+    obj = make_configuration(Service.model_validate(BYO_SVC)).to_dict()
+    obj["metadata"].update(uid="configuration-hello-uid", generation=1, resourceVersion="1")
+    for option in options:
+        option(obj)
+    return obj
+
+
+NAME_TAKEN = ("False", "RevisionNameTaken")
+TAKEN_MESSAGE = 'Revision creation failed with message: revisions.serving.knative.dev "hello-blue" already exists.'
 
 ROUTE_READY_STATUS = dict(
     url="http://hello.default.example.com", address={"url": "http://hello.default.svc.cluster.local"},
@@ -104,6 +127,24 @@ ROWS = [
         events=['Normal Created Created Route "hello"'],
         error=True,
     ), id="configuration owned by someone else"),
+    pytest.param(Row(
+        [(SERVICES, BYO_SVC)],
+        creates=["configurations default/hello"],
+        status={"ConfigurationsReady": ("Unknown", "OutOfDate")},
+        events=['Normal Created Created Configuration "hello"'],
+    ), id="a named revision: the route waits for the configuration"),
+    pytest.param(Row(
+        [(SERVICES, BYO_SVC), (CONFIGURATIONS, byo_config(failed("RevisionFailed", TAKEN_MESSAGE))),
+         (REVISIONS, revision("hello-blue", revision_of("other")))],
+        status={"ConfigurationsReady": ("False", "RevisionFailed"), "RoutesReady": NAME_TAKEN, "Ready": NAME_TAKEN},
+    ), id="a named revision taken by another configuration: no route"),
+    pytest.param(Row(
+        [(SERVICES, BYO_SVC), (CONFIGURATIONS, byo_config(with_generation(1, 1))),
+         (REVISIONS, revision("hello-blue", revision_of("hello")))],
+        creates=["routes default/hello"],
+        status={"RoutesReady": ("Unknown", "OutOfDate")},
+        events=['Normal Created Created Route "hello"'],
+    ), id="a named revision of its own: the route follows"),
     pytest.param(Row(
         [(SERVICES, SVC)],
         fail=("create", CONFIGURATIONS, ApiError(500, "InternalError", "etcd is sad")),
