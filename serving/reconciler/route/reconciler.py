@@ -10,7 +10,10 @@ Phases:
    in effect stays what ``status.traffic`` says (so it also survives a restart);
 3. ingress: rules for the traffic in effect and backends from the revisions' ready
    EndpointSlice addresses go to the ``IngressState``; ``IngressReady`` follows the sink
-   (``RolloutInProgress`` while a rollout runs, which keeps Ready Unknown);
+   (``RolloutInProgress`` while a rollout runs, which keeps Ready Unknown). A Route whose
+   stored status already says the ingress serves its generation, and which publishes the
+   same url and traffic again, stays Ready while the sink has yet to confirm it: that is a
+   restarted controller looking at what Envoy already serves;
 4. routing state: Revisions in the traffic are labelled ``routingState: active`` and
    annotated with the Route's name; Revisions that left it lose the name and become
    ``reserve`` when no Route is left (the garbage collector reads this);
@@ -31,7 +34,8 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Generic, TypeVar
 
 from serving.apis.meta import Resource as ApiObject
-from serving.apis.v1 import Addressable, Configuration, Revision, Route
+from serving.apis.v1 import Addressable, Configuration, Revision, Route, TrafficTarget
+from serving.apis.v1.route_lifecycle import CONDITION_INGRESS_READY
 from serving.kube.cache import Store
 from serving.kube.client import KubeClient
 from serving.kube.errors import NotFound
@@ -141,6 +145,7 @@ class RouteReconciler:
         config = context.config
         status = route.status
         namespace = route.namespace
+        served_before = self._served_before(route)
         status.url = route_url(route, config)
         status.address = Addressable(url=address_url(route))
         status.mark_tls_not_enabled()
@@ -193,7 +198,9 @@ class RouteReconciler:
             served = await self.ingress.is_served(route.key, generation, on_served=lambda: self.enqueue(route.key))
             if rolling:
                 status.mark_ingress_rollout_in_progress()
-            elif served:
+            elif served or (served_before is not None and served_before == (status.url, status.traffic)):
+                # Not confirmed in this process yet, but what the Route publishes is what the
+                # data plane was already serving (a restarted controller): Ready stays.
                 status.mark_ingress_ready()
             else:
                 status.mark_ingress_not_ready("Uninitialized", "Waiting for the ingress to serve the Route.")
@@ -229,6 +236,18 @@ class RouteReconciler:
                     await self.client.delete(KUBE_SERVICES, route.namespace, metadata["name"], uid=metadata.get("uid"))
                 except NotFound:
                     pass
+
+    @staticmethod
+    def _served_before(route: Route) -> tuple[str | None, list[TrafficTarget] | None] | None:
+        """The url and traffic a Route's stored status said were served (IngressReady=True for
+        its current generation), else None."""
+        status = route.status
+        ingress_ready = status.get_condition(CONDITION_INGRESS_READY)
+        if ingress_ready is None or not ingress_ready.is_true():
+            return None
+        if status.observed_generation != route.metadata.generation:
+            return None
+        return status.url, [target.model_copy(deep=True) for target in status.traffic or []] or None
 
     def _pod_autoscaler_status(self, namespace: str, revision: str) -> JSON | None:
         if self.pod_autoscalers is None:

@@ -53,10 +53,11 @@ async def reconcile_once(
     *,
     fail: tuple[str, Resource | None, Exception] | None = None,
     now: datetime.datetime = NOW,
+    sink: LatestModelSink | None = None,
 ) -> Outcome:
     fake = FakeKubeClient(objects)
     events = RecordingEvents()
-    sink = LatestModelSink()
+    sink = sink or LatestModelSink()
     app = ControllerApp(fake, events=events, clock=FakeClock(now), ingress_sink=sink)
     informers = asyncio.create_task(app.informers.run())
     try:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any
 
 import pytest
 
 from serving.kube.resources import CONFIGURATIONS, ENDPOINT_SLICES, REVISIONS, ROUTES, Resource
+from serving.reconciler.route.ingress_state import LatestModelSink
 from serving.reconciler.route.resources.rollout import ConfigurationRollout, Rollout
 from serving.xds.model import Endpoint, RevisionBackend, Split
 from tests.serving.reconciler.factories import (
@@ -178,3 +180,49 @@ async def test_revision_that_left_the_traffic_is_reserve_and_forgets_the_route()
     assert metadata["labels"]["serving.knative.dev/routingState"] == "reserve"
     assert "serving.knative.dev/routes" not in metadata["annotations"]
     assert metadata["annotations"]["serving.knative.dev/routingStateModified"] == "2026-01-02T00:00:00Z"
+
+
+class NotYetServed(LatestModelSink):
+    """A data plane that has confirmed nothing yet: a restarted controller's before Envoy's ACK."""
+
+    async def served(self, route_key: str, generation: int) -> None:
+        await asyncio.sleep(3600)
+
+
+async def served_route() -> dict[str, Any]:
+    """Route hello as a controller that saw it served left it."""
+    outcome = await reconcile_once([(ROUTES, route("hello", with_traffic(LATEST))), (CONFIGURATIONS, CONFIG),
+                                    (REVISIONS, R1), (REVISIONS, R2), (ENDPOINT_SLICES, SLICE)], "route", "default/hello")
+    assert_status(outcome, ROUTES, "hello", {"Ready": ("True",)})
+    return outcome.get(ROUTES, "hello")
+
+
+def status_writes(outcome: Any) -> list[str]:
+    return [action.name for action in outcome.fake.actions if action.verb == "update_status"]
+
+
+async def test_a_restarted_controller_keeps_an_unchanged_route_ready() -> None:
+    outcome = await reconcile_once([(ROUTES, await served_route()), (CONFIGURATIONS, CONFIG), (REVISIONS, R1),
+                                    (REVISIONS, R2), (ENDPOINT_SLICES, SLICE)], "route", "default/hello",
+                                   sink=NotYetServed())
+    assert_status(outcome, ROUTES, "hello", {"Ready": ("True",), "IngressReady": ("True",)})
+    assert status_writes(outcome) == []
+
+
+async def test_a_restarted_controller_waits_for_the_data_plane_when_the_traffic_changed() -> None:
+    moved = configuration("hello", ready, with_status(latestReadyRevisionName="hello-00003",
+                                                      latestCreatedRevisionName="hello-00003"))
+    r3 = revision("hello-00003", revision_of("hello", 3), ready)
+    outcome = await reconcile_once([(ROUTES, await served_route()), (CONFIGURATIONS, moved), (REVISIONS, R2),
+                                    (REVISIONS, r3)], "route", "default/hello", sink=NotYetServed())
+    assert_status(outcome, ROUTES, "hello", {
+        "IngressReady": ("Unknown", "Uninitialized"), "Ready": ("Unknown",),
+        "traffic": [{"revisionName": "hello-00003", "latestRevision": True, "percent": 100}]})
+
+
+async def test_a_restarted_controller_waits_for_the_data_plane_when_the_spec_changed() -> None:
+    changed = await served_route()
+    changed["metadata"]["generation"] = 2
+    outcome = await reconcile_once([(ROUTES, changed), (CONFIGURATIONS, CONFIG), (REVISIONS, R2)],
+                                   "route", "default/hello", sink=NotYetServed())
+    assert_status(outcome, ROUTES, "hello", {"IngressReady": ("Unknown", "Uninitialized"), "Ready": ("Unknown",)})
