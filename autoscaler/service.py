@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -173,14 +173,21 @@ class AutoscalerService:
             result = reconcile(
                 pa, spec=state.scaler.spec, decider=state.scaler.status, pods=pods, current_replicas=replicas, now=now
             )
+            writes: list[Coroutine[Any, Any, None]] = []
             if result.replicas is not None:
                 log.info("scaling %s/%s from %s to %d", pa.namespace, pa.deployment_name, replicas, result.replicas)
-                await self._scale.set_replicas(pa.namespace, pa.deployment_name, result.replicas)
+                writes.append(self._scale.set_replicas(pa.namespace, pa.deployment_name, result.replicas))
             if result.status != pa.status or state.counts is None:
                 # serviceName: the Service in front of the revision's pods, named like the PA
                 # (Knative reports its SKS there; the Revision is not Ready without it).
                 body = {**result.status.to_json(), "serviceName": pa.name}
-                await self._status.write_status(pa.namespace, pa.name, body)
+                writes.append(self._status.write_status(pa.namespace, pa.name, body))
+            # Side by side: the status (desiredScale) shows a new scale as soon as the Deployment
+            # does, rather than one API round trip later.
+            failures = [error for error in await asyncio.gather(*writes, return_exceptions=True)
+                        if isinstance(error, BaseException)]
+            if failures:
+                raise failures[0]
             state.pa = replace(pa, status=result.status)
             state.counts = pods
             state.requeue_after = result.requeue_after

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from autoscaler.clock import FakeClock
+from autoscaler.kube import FakeCluster
 from autoscaler.kube_cluster import KubeCluster
 from autoscaler.scraper import StatsFetcher
 from autoscaler.service import AutoscalerService
@@ -63,6 +64,65 @@ async def test_reads_pods_and_replicas_and_writes_scale_and_status() -> None:
     await cluster.write_status(NS, REV, {"desiredScale": 5, "conditions": []})
     assert client.peek(PODAUTOSCALERS, NS, REV)["status"]["desiredScale"] == 5  # type: ignore[index]
     await events.aclose()
+
+
+async def test_replicas_come_from_the_deployment_cache_and_a_scale_write_counts_at_once() -> None:
+    client = FakeKubeClient([
+        (DEPLOYMENTS, {"metadata": {"name": DEPLOYMENT, "namespace": NS,
+                                    "labels": {"serving.knative.dev/revision": REV}}, "spec": {"replicas": 0}}),
+    ])
+    client.seed(PODAUTOSCALERS, pa())
+    cluster = KubeCluster(client)
+    events = cluster.events()
+    await asyncio.wait_for(anext(events), 5)
+    client.fail_on("get", DEPLOYMENTS, RuntimeError("replicas were read from the API"), times=100)
+    try:
+        assert await cluster.get_replicas(NS, DEPLOYMENT) == 0
+        await cluster.set_replicas(NS, DEPLOYMENT, 1)
+        assert await cluster.get_replicas(NS, DEPLOYMENT) == 1  # whether or not the watch brought it yet
+        # Someone else scales the Deployment: the cache follows.
+        await client.patch(DEPLOYMENTS, NS, DEPLOYMENT, {"spec": {"replicas": 4}}, subresource="scale")
+        async with asyncio.timeout(5):
+            while await cluster.get_replicas(NS, DEPLOYMENT) != 4:
+                await asyncio.sleep(0.01)
+    finally:
+        await events.aclose()
+
+
+async def test_a_scale_write_and_the_status_go_out_together() -> None:
+    """The PodAutoscaler's desiredScale never waits for the /scale write to come back."""
+    scale_write_done = asyncio.Event()
+    seen: list[str] = []
+
+    class SlowScale(FakeCluster):
+        async def set_replicas(self, namespace: str, deployment: str, replicas: int) -> None:
+            seen.append("scale sent")
+            await scale_write_done.wait()
+            await super().set_replicas(namespace, deployment, replicas)
+
+        async def write_status(self, namespace: str, name: str, status: Any) -> None:
+            seen.append("status sent")
+            scale_write_done.set()
+            await super().write_status(namespace, name, status)
+
+    cluster = SlowScale()
+    cluster.replicas[(NS, DEPLOYMENT)] = 0
+    cluster.apply(pa({"desiredScale": 0, "conditions": [
+        {"type": "Active", "status": "False", "reason": "NoTraffic", "lastTransitionTime": "2020-01-01T00:00:00Z"},
+        {"type": "ActivatorInPath", "status": "True", "lastTransitionTime": "2020-01-01T00:00:00Z"},
+    ]}))
+    clock = FakeClock(2_000_000_000.0)
+    service = AutoscalerService(watch=cluster, pods=cluster, scale=cluster, status=cluster, fetcher=NoStats(),
+                                clock=clock)
+    kind, obj = await anext(cluster.events())
+    await service.handle_event(kind, obj)
+    await service.reconcile((NS, REV))
+    service.record([RevisionStat(NS, REV, Stat("activator", 1.0, request_count=1.0))])
+    await service.tick((NS, REV))
+    await asyncio.wait_for(service.reconcile((NS, REV)), 5)
+    assert seen[-2:] == ["scale sent", "status sent"]
+    assert cluster.replicas[(NS, DEPLOYMENT)] == 1
+    assert cluster.status_writes[-1][2]["desiredScale"] == 1
 
 
 class NoStats:

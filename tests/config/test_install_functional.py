@@ -74,6 +74,7 @@ PERMISSIONS = [
     pytest.param("autoscaler", "update", "podautoscalers.autoscaling.internal.knative.dev", "some-user-ns", None,
                  False, id="autoscaler-leaves-pa-spec"),
     pytest.param("autoscaler", "get", "deployments.apps", "some-user-ns", None, True, id="autoscaler-reads-deployments"),
+    pytest.param("autoscaler", "watch", "deployments.apps", "some-user-ns", None, True, id="autoscaler-watches-deployments"),
     pytest.param("autoscaler", "patch", "deployments.apps", "some-user-ns", "scale", True,
                  id="autoscaler-scales-deployments"),
     pytest.param("autoscaler", "patch", "deployments.apps", "some-user-ns", None, False,
