@@ -6,7 +6,9 @@ DNS and Service IPs). The local node has neither, so the same Deployments run he
 clusters can share a machine) and bound to 127.0.0.1:
 
     controller   xDS 127.0.0.1:<xds>, webhook https://127.0.0.1:<webhook> (registered by URL),
-                 health 127.0.0.1:<controller_metrics>; the activator at 127.0.0.1:<activator>
+                 health 127.0.0.1:<controller_metrics>; the activator at 127.0.0.1:<activator>;
+                 Envoy's internal listener on the node's IP, where pods reach it (through the
+                 ``knserve-internal`` Service, which Routes' placeholder Services alias)
     activator    127.0.0.1:<activator>, metrics <activator_metrics>; the autoscaler by address
     autoscaler   127.0.0.1:<autoscaler>, metrics <autoscaler_metrics>
     envoy        127.0.0.1:<ingress> and <ingress_internal>; the bootstrap inline (no volumes
@@ -38,15 +40,15 @@ LOCALHOST = "127.0.0.1"
 ENVOY_NODE_ID = "knserve-local-ingress"
 
 
-def component_args(component: str, ports: Ports, state_dir: Path) -> list[str]:
-    """The command line of ``component`` on the local cluster."""
+def component_args(component: str, ports: Ports, state_dir: Path, node_ip: str = LOCALHOST) -> list[str]:
+    """The command line of ``component`` on the local cluster whose node has ``node_ip``."""
     local = LOCALHOST
     if component == "controller":
         return [
             "controller",
             f"--xds-address={local}:{ports.xds}",
             f"--ingress-external-address={local}:{ports.ingress}",
-            f"--ingress-internal-address={local}:{ports.ingress_internal}",
+            f"--ingress-internal-address={node_ip}:{ports.ingress_internal}",
             f"--activator-address={local}:{ports.activator}",
             f"--webhook-address={local}:{ports.webhook}",
             f"--webhook-url=https://{local}:{ports.webhook}",
@@ -81,7 +83,8 @@ def container_ports(component: str, ports: Ports) -> dict[str, int]:
     }[component]
 
 
-def localize_deployment(deployment: dict[str, Any], ports: Ports, state_dir: Path) -> dict[str, Any]:
+def localize_deployment(deployment: dict[str, Any], ports: Ports, state_dir: Path,
+                        node_ip: str = LOCALHOST) -> dict[str, Any]:
     """A copy of one of config/'s component Deployments, set up for the local cluster."""
     local = copy.deepcopy(deployment)
     component = local["metadata"]["labels"][COMPONENT_LABEL]
@@ -92,7 +95,7 @@ def localize_deployment(deployment: dict[str, Any], ports: Ports, state_dir: Pat
     pod["dnsPolicy"] = "ClusterFirstWithHostNet"
     port_numbers = container_ports(component, ports)
     container = pod["containers"][0]
-    container["args"] = component_args(component, ports, state_dir)
+    container["args"] = component_args(component, ports, state_dir, node_ip)
     for port in container.get("ports") or []:
         port["containerPort"] = port_numbers[port["name"]]
         port.pop("hostPort", None)
@@ -111,13 +114,14 @@ def is_component_deployment(manifest: dict[str, Any]) -> bool:
             and manifest.get("metadata", {}).get("labels", {}).get("app.kubernetes.io/name") == "knserve")
 
 
-def local_deployments(files: Iterable[Path], ports: Ports, state_dir: Path) -> list[dict[str, Any]]:
+def local_deployments(files: Iterable[Path], ports: Ports, state_dir: Path,
+                      node_ip: str = LOCALHOST) -> list[dict[str, Any]]:
     """Every manifest of ``files`` (YAML streams), with knserve's Deployments localized."""
     manifests = []
     for path in files:
         for manifest in yaml.safe_load_all(path.read_text()):
             if not manifest:
                 continue
-            manifests.append(localize_deployment(manifest, ports, state_dir)
+            manifests.append(localize_deployment(manifest, ports, state_dir, node_ip)
                              if is_component_deployment(manifest) else manifest)
     return manifests

@@ -7,7 +7,8 @@ the node agent then runs the components as hostNetwork pods, under their own ser
 accounts:
 
     controller   reconcilers, the xDS server (127.0.0.1:<xds>) and the admission webhook
-    envoy        the ingress: 127.0.0.1:<ingress> for users, <ingress_internal> for cluster-local
+    envoy        the ingress: 127.0.0.1:<ingress> for users, <node IP>:<ingress_internal> for
+                 cluster-local routes (pods reach it as knserve-internal.knative-serving)
     activator    holds requests for revisions without ready pods
     autoscaler   the KPA: scrapes queue-proxies, writes /scale
 
@@ -30,7 +31,7 @@ from pathlib import Path
 import yaml
 
 from serving.local import processes
-from serving.local.controlplane import LocalCluster, Ports, Progress
+from serving.local.controlplane import NODE_NAME, LocalCluster, Ports, Progress
 from serving.local.manifests import local_deployments
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -75,9 +76,18 @@ class LocalStack:
         if result.returncode != 0:
             raise processes.StartError(f"applying {what} failed:\n{result.stderr.strip()}")
 
+    def node_ip(self) -> str:
+        """The node's InternalIP: where pods reach the host (and hostNetwork pods)."""
+        result = self.kubectl("get", "node", NODE_NAME, "-o",
+                              "jsonpath={.status.addresses[?(@.type=='InternalIP')].address}")
+        if result.returncode != 0 or not result.stdout.strip():
+            raise processes.StartError(f"the node {NODE_NAME} has no InternalIP: {result.stderr.strip()}")
+        return result.stdout.strip()
+
     def deployment_manifests(self) -> list[dict]:
         """config/deployments/ with the local settings laid over the components' Deployments."""
-        return local_deployments(sorted(DEPLOYMENTS.glob("*.yaml")), self.ports, self.cluster.state_dir)
+        return local_deployments(sorted(DEPLOYMENTS.glob("*.yaml")), self.ports, self.cluster.state_dir,
+                                 self.node_ip())
 
     def apply_manifests(self) -> None:
         for entry in MANIFESTS:

@@ -4,6 +4,7 @@ autoscaler and Envoy, started once per test run; tests drive it with kubectl and
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 import urllib.error
@@ -26,9 +27,9 @@ class Stack:
     def ingress(self) -> str:
         return f"http://127.0.0.1:{self.local.ports.ingress}"
 
-    @property
+    @functools.cached_property
     def ingress_internal(self) -> str:
-        return f"http://127.0.0.1:{self.local.ports.ingress_internal}"
+        return f"http://{self.local.node_ip()}:{self.local.ports.ingress_internal}"
 
     def kubectl(self, *args: str, **kwargs):  # type: ignore[no-untyped-def]
         return self.cluster.kubectl(*args, **kwargs)

@@ -4,7 +4,9 @@
 
 Parses flags, claims an address block and sets up the pod network (a bridge; needs root),
 connects to the API server, builds the agent and runs it until SIGTERM or SIGINT, which
-stops every pod's processes, removes the pod network and leaves the pods in the API.
+stops every pod's processes, removes the pod network and leaves the pods in the API. With a
+bridge, pods also get Service IPs (``services.ServiceProxy``) and cluster DNS on the gateway
+(``dns.ClusterDnsServer``, port 53), as kube-proxy and CoreDNS give them on a cluster.
 """
 
 from __future__ import annotations
@@ -31,13 +33,16 @@ from serving.local.node.network import (
     remove_orphaned_networks,
 )
 from serving.local.node.agent import NodeAgent
-from serving.local.node.api import NodeApi
+from serving.local.node.api import NodeApi, ServerInfo
+from serving.local.node.dns import ClusterDnsServer
 from serving.local.node.context import ImageMapCache, NodeContext, NodeSettings, StateLayout, SystemClock
 from serving.local.node.handlers import probe_session
 from serving.local.node.images import IMAGE_MAP_NAME, IMAGE_MAP_NAMESPACE
 from serving.local.node.logs import serving_certificate
+from serving.local.node.services import ServiceProxy
 
 # The process environment a container starts from (an image would bring its own PATH etc).
+DNS_PORT = 53
 INHERITED_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER", "LOGNAME")
 
 
@@ -183,9 +188,41 @@ async def _serve(
                 clock=clock,
                 network=network,
             )
-            await NodeAgent(ctx, log_port=args.log_port, log_tls=tls).run()
+            agent = NodeAgent(ctx, log_port=args.log_port, log_tls=tls)
+            if isinstance(network, BridgeNetwork) and network.gateway:
+                await _serve_with_service_network(ctx, network, api, server, agent)
+            else:
+                await agent.run()
     finally:
         await api.close()
+
+
+async def _run_both(agent: NodeAgent, proxy: ServiceProxy) -> None:
+    async with asyncio.TaskGroup() as group:
+        group.create_task(agent.run(), name="node agent")
+        group.create_task(proxy.run(), name="service proxy")
+
+
+async def _serve_with_service_network(ctx: NodeContext, network: BridgeNetwork, api: NodeApi, server: ServerInfo,
+                                      agent: NodeAgent) -> None:
+    """Run the agent with Service IPs and cluster DNS (on the gateway) for its pods."""
+    assert network.gateway is not None
+    proxy = ServiceProxy(api, bridge=network.bridge, api_server=server)
+    dns = ClusterDnsServer((network.gateway, DNS_PORT), proxy.record)
+    try:
+        await dns.start()
+    except OSError as error:
+        log.warning("no cluster DNS for pods (%s:%d: %s); they use the host's resolver", network.gateway, DNS_PORT,
+                    error)
+        await _run_both(agent, proxy)
+        return
+    ctx.cluster_dns = network.gateway
+    log.info("cluster DNS for pods on %s:%d; Service IPs on %s", network.gateway, DNS_PORT, network.bridge)
+    try:
+        await _run_both(agent, proxy)
+    finally:
+        await dns.close()
+        await proxy.close()
 
 
 def main(argv: list[str]) -> int:

@@ -195,15 +195,29 @@ class NodeApi:
         self, *, field_selector: str, resource_version: str, timeout_seconds: int
     ) -> AsyncIterator[WatchEvent]:
         """Events after ``resource_version`` until the server ends the watch; raises ``Gone``."""
+        async for event in self.watch("/api/v1/pods", resource_version=resource_version,
+                                      timeout_seconds=timeout_seconds, query=[("fieldSelector", field_selector)]):
+            yield event
+
+    async def list_objects(self, path: str) -> tuple[list[JSON], str]:
+        """Every object at a collection ``path`` (all namespaces), and the list's resourceVersion."""
+        listed = await self.request("GET", path)
+        return list(listed.get("items") or []), str((listed.get("metadata") or {}).get("resourceVersion", ""))
+
+    async def watch(
+        self, path: str, *, resource_version: str, timeout_seconds: int, query: list[tuple[str, str]] | None = None,
+    ) -> AsyncIterator[WatchEvent]:
+        """Events of the collection at ``path`` after ``resource_version`` until the server ends
+        the watch; raises ``Gone`` when that version is too old."""
         query = [
-            ("fieldSelector", field_selector),
+            *(query or []),
             ("watch", "true"),
             ("allowWatchBookmarks", "true"),
             ("resourceVersion", resource_version),
             ("timeoutSeconds", str(timeout_seconds)),
         ]
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=timeout_seconds + 30)
-        response = await self._open("GET", "/api/v1/pods", query=query, timeout=timeout)
+        response = await self._open("GET", path, query=query, timeout=timeout)
         async with response:
             if response.status != 200:
                 raw = await response.read()

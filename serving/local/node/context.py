@@ -121,3 +121,4 @@ class NodeContext:
     images: ImageMapCache
     clock: Clock
     network: PodNetwork
+    cluster_dns: str | None = None  # the cluster DNS server pods use (None: the host's resolver)

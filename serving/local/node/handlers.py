@@ -22,7 +22,7 @@ from pathlib import Path
 
 import aiohttp
 
-from serving.local.node.processes import entering_network_namespace
+from serving.local.node.processes import preparing_container
 from serving.local.node.probes import ActionKind, ProbeAction, http_status_passes
 
 PROBE_USER_AGENT = "kube-probe/1.37"
@@ -89,7 +89,7 @@ async def _exec(
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=entering_network_namespace(network_namespace),
+            preexec_fn=preparing_container(network_namespace),
         )
     except OSError as error:
         return False, f'exec: "{command[0]}": {error.strerror or error}'

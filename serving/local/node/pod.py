@@ -3,7 +3,8 @@
 ``PodWorker`` gives the pod its IP and network namespace (its own address from the node's
 block, or the host's for ``hostNetwork``), writes its service-account credentials, runs its
 init containers one after another and then its containers side by side (a
-``ContainerSupervisor`` each, all in the pod's namespace), and publishes the pod's status
+``ContainerSupervisor`` each, all in the pod's namespace, seeing the pod's own
+/etc/resolv.conf (cluster DNS, by ``dnsPolicy``) and /etc/hosts), and publishes the pod's status
 whenever a container changes: changes are coalesced
 and written with one strategic-merge patch to ``pods/status`` carrying the pod's UID, so a
 successor of the same name is never touched. ``terminate`` stops every container.
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from serving.local.node.api import ApiError
+from serving.local.node.dns import resolv_conf
 from serving.local.node.context import NodeContext
 from serving.local.node.status import REASON_POD_INITIALIZING, Terminated, Waiting, build_pod_status
 from serving.local.node.supervisor import ContainerSupervisor
@@ -67,6 +69,7 @@ class PodWorker:
         else:
             self.pod_ip = ctx.allocations.address_for(self.uid)
             self.network_namespace = ctx.network.namespace_path(self.pod_ip)
+        self.files = self._write_files(spec)
         self.credentials: PodCredentials | None = None
         if needs_service_account_token(pod):
             self.credentials = PodCredentials(ctx.api, ctx.pod_server, pod, ctx.layout.service_account_dir(self.uid))
@@ -86,6 +89,43 @@ class PodWorker:
         self._gone = False
         self._tasks: list[asyncio.Task[None]] = []
         self._run_task: asyncio.Task[None] | None = None
+
+    def _write_files(self, spec: dict[str, Any]) -> dict[str, Path]:
+        """The pod's /etc/resolv.conf and /etc/hosts, as the kubelet makes them, written into the
+        pod's directory; its containers see them in place of the host's (path -> file)."""
+        dns = self.ctx.cluster_dns
+        if dns is None:
+            return {}
+        policy = spec.get("dnsPolicy") or "ClusterFirst"
+        config = spec.get("dnsConfig") or {}
+        resolv: str | None = None
+        if policy == "ClusterFirstWithHostNet" or (policy == "ClusterFirst" and not self.host_network):
+            resolv = resolv_conf(dns, self.namespace)
+        elif policy == "None":
+            lines = [f"nameserver {server}" for server in config.get("nameservers") or []]
+            if config.get("searches"):
+                lines.insert(0, "search " + " ".join(config["searches"]))
+            options = [o["name"] + (f":{o['value']}" if o.get("value") else "") for o in config.get("options") or []]
+            if options:
+                lines.append("options " + " ".join(options))
+            resolv = "\n".join(lines) + "\n"
+        directory = self.ctx.layout.pod_dir(self.uid) / "etc"
+        directory.mkdir(parents=True, exist_ok=True)
+        files: dict[str, Path] = {}
+        if resolv is not None:
+            (directory / "resolv.conf").write_text(resolv)
+            files["/etc/resolv.conf"] = directory / "resolv.conf"
+        if not self.host_network:
+            hostname = str(spec.get("hostname") or self.name)
+            subdomain = spec.get("subdomain")
+            names = f"{hostname}.{subdomain}.{self.namespace}.svc.cluster.local {hostname}" if subdomain else hostname
+            hosts = ["# Kubernetes-managed hosts file (knserve node).", "127.0.0.1\tlocalhost",
+                     "::1\tlocalhost ip6-localhost ip6-loopback", f"{self.pod_ip}\t{names}"]
+            for alias in spec.get("hostAliases") or []:
+                hosts.append(f"{alias.get('ip')}\t" + "\t".join(alias.get("hostnames") or []))
+            (directory / "hosts").write_text("\n".join(hosts) + "\n")
+            files["/etc/hosts"] = directory / "hosts"
+        return files
 
     # --- facts the supervisors ask for -----------------------------------------------------------
 

@@ -6,7 +6,9 @@ while the agent is away. Its pid, the kernel's start time for that pid and the r
 go into a record file; an agent that restarts adopts a process only when the pid still runs
 with the same start time, so a reused pid is never signalled. Exits are awaited through a
 pidfd registered with the event loop: no polling and no thread per process. A pod's
-containers start inside its network namespace (``setns`` between fork and exec).
+containers start inside its network namespace (``setns`` between fork and exec) and, when
+the pod has files of its own for /etc/resolv.conf and /etc/hosts, in a private mount
+namespace that shows those.
 
 Side effects: spawns processes, sends signals, writes record files.
 """
@@ -20,7 +22,7 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -87,22 +89,44 @@ class StartError(Exception):
     """The process could not be executed (missing program, bad working directory...)."""
 
 
-def entering_network_namespace(path: Path | None) -> Callable[[], None] | None:
-    """A ``preexec_fn`` that moves the child into the network namespace mounted at ``path``
-    (``setns``; Python 3.11 has no ``os.setns``); None for the host's namespace."""
-    if path is None:
+CLONE_NEWNS = 0x00020000
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_PRIVATE = 0x40000
+
+
+def _check(result: int) -> None:
+    if result != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, os.strerror(error))
+
+
+def preparing_container(network_namespace: Path | None, files: Mapping[str, Path] | None = None
+                        ) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that moves the child into the network namespace mounted at
+    ``network_namespace`` (``setns``; Python 3.11 has no ``os.setns``) and, when ``files`` is
+    given, into a mount namespace of its own in which each path of ``files`` (such as
+    /etc/resolv.conf) shows the pod's file instead (a private bind mount; the host's view is
+    untouched). None when there is nothing to do."""
+    if network_namespace is None and not files:
         return None
-    target = str(path)
-    setns = _libc.setns
+    target = str(network_namespace) if network_namespace is not None else None
+    binds = [(str(source).encode(), path.encode()) for path, source in (files or {}).items()]
+    setns, unshare, mount = _libc.setns, _libc.unshare, _libc.mount
+    mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
 
     def enter() -> None:
-        descriptor = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            if setns(descriptor, CLONE_NEWNET) != 0:
-                error = ctypes.get_errno()
-                raise OSError(error, os.strerror(error))
-        finally:
-            os.close(descriptor)
+        if target is not None:
+            descriptor = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                _check(setns(descriptor, CLONE_NEWNET))
+            finally:
+                os.close(descriptor)
+        if binds:
+            _check(unshare(CLONE_NEWNS))
+            _check(mount(None, b"/", None, MS_REC | MS_PRIVATE, None))  # nothing propagates back
+            for source, path in binds:
+                _check(mount(source, path, None, MS_BIND, None))
 
     return enter
 
@@ -117,9 +141,11 @@ class ContainerProcess:
 
     @classmethod
     def spawn(
-        cls, argv: list[str], *, env: dict[str, str], cwd: Path, log_file: Path, network_namespace: Path | None = None
+        cls, argv: list[str], *, env: dict[str, str], cwd: Path, log_file: Path, network_namespace: Path | None = None,
+        files: Mapping[str, Path] | None = None,
     ) -> ContainerProcess:
-        """Start ``argv`` in its own session, inside ``network_namespace`` when given."""
+        """Start ``argv`` in its own session, inside ``network_namespace`` when given, seeing
+        ``files`` (path -> the pod's file) in place of the host's."""
         if not cwd.is_dir():
             raise StartError(f'working directory "{cwd}" does not exist')
         if network_namespace is not None and not network_namespace.exists():
@@ -135,7 +161,7 @@ class ContainerProcess:
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                     close_fds=True,
-                    preexec_fn=entering_network_namespace(network_namespace),
+                    preexec_fn=preparing_container(network_namespace, files),
                 )
             except FileNotFoundError:
                 raise StartError(f'exec: "{argv[0]}": executable file not found in $PATH') from None
@@ -144,7 +170,8 @@ class ContainerProcess:
             except OSError as error:
                 raise StartError(f'exec: "{argv[0]}": {error.strerror}') from None
             except subprocess.SubprocessError:
-                raise StartError(f"could not enter the pod's network namespace {network_namespace}") from None
+                raise StartError(f"could not enter the pod's namespaces (network {network_namespace}, "
+                                 f"files {sorted(files or {})})") from None
         return cls(popen.pid, popen=popen)
 
     @property

@@ -364,7 +364,8 @@ class ContainerSupervisor:
         now_wall = self.ctx.clock.now()
         try:
             process = ContainerProcess.spawn(
-                argv, env=env, cwd=cwd, log_file=log_file, network_namespace=self.pod.network_namespace
+                argv, env=env, cwd=cwd, log_file=log_file, network_namespace=self.pod.network_namespace,
+                files=self.pod.files,
             )
         except StartError as error:
             return Terminated(128, "StartError", finished_at=now_wall, started_at=now_wall, message=str(error))

@@ -16,7 +16,7 @@ PORTS = Ports(etcd_client=1, etcd_peer=2, apiserver=3, controller_manager=4, kub
 
 
 def deployments() -> dict[str, dict]:
-    manifests = local_deployments(DEPLOYMENTS, PORTS, Path("/state"))
+    manifests = local_deployments(DEPLOYMENTS, PORTS, Path("/state"), node_ip="10.244.9.1")
     return {m["metadata"]["name"]: m for m in manifests if m["kind"] == "Deployment"}
 
 
@@ -46,6 +46,8 @@ def test_components_listen_on_the_clusters_own_loopback_ports():
     controller = container(found["controller"])
     assert "--xds-address=127.0.0.1:41800" in controller["args"]
     assert "--ingress-external-address=127.0.0.1:41080" in controller["args"]
+    # Pods reach the internal listener through the knserve-internal Service: on the node's IP.
+    assert "--ingress-internal-address=10.244.9.1:41081" in controller["args"]
     assert "--activator-address=127.0.0.1:41012" in controller["args"]
     assert "--webhook-url=https://127.0.0.1:41443" in controller["args"]
     assert {p["name"]: p["containerPort"] for p in controller["ports"]} == {
