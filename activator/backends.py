@@ -10,12 +10,14 @@ is dropped and probed again (it may be draining).
 
 ``acquire`` waits for a pod with free capacity (or raises ``QueueFull`` at once);
 ``release`` gives the slot back. Long-lived tasks: one probe loop per revision while it has
-unprobed pods, owned here and cancelled by ``close``.
+unprobed pods (a round every 200 ms, and at once when a new pod appears), owned here and
+cancelled by ``close``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections import deque
@@ -75,6 +77,7 @@ class _Revision:
     endpoints: Endpoints = field(default_factory=Endpoints)
     probed: set[str] = field(default_factory=set)  # not-ready pods whose probe passed
     probe_task: asyncio.Task[None] | None = None
+    new_pods: asyncio.Event = field(default_factory=asyncio.Event)  # cuts the probe loop's pause short
 
     @property
     def healthy(self) -> set[str]:
@@ -165,6 +168,10 @@ class Backends:
 
     def _apply_endpoints(self, revision: _Revision, endpoints: Endpoints) -> None:
         turned_not_ready = revision.endpoints.ready & endpoints.not_ready
+        new_pods = endpoints.not_ready - revision.endpoints.not_ready - revision.endpoints.ready
+        if new_pods:
+            log.info("new pods for %s: probing %s", revision.info.name, sorted(new_pods))
+            revision.new_pods.set()
         revision.probed -= turned_not_ready
         revision.probed &= endpoints.not_ready
         revision.endpoints = endpoints
@@ -179,6 +186,7 @@ class Backends:
 
     async def _probe_loop(self, revision: _Revision) -> None:
         while self._revisions.get(revision.info.key) is revision and revision.unprobed:
+            revision.new_pods.clear()
             candidates = sorted(revision.unprobed)
             results = await asyncio.gather(*(self._prober.probe(dest) for dest in candidates))
             passed = {dest for dest, ok in zip(candidates, results) if ok} & revision.endpoints.not_ready
@@ -187,7 +195,9 @@ class Backends:
                 revision.probed |= passed
                 self._update_pods(revision)
             if revision.unprobed:
-                await asyncio.sleep(self._probe_interval)
+                # The next round after the interval, or at once when a new pod shows up.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(revision.new_pods.wait(), self._probe_interval)
 
     # --- the request path -------------------------------------------------------------------
     async def acquire(self, namespace: str, name: str) -> str:

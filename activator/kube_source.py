@@ -1,11 +1,15 @@
 """``RevisionSource`` on a real API server, through ``serving.kube``'s informers.
 
 Two informers: Revisions (``containerConcurrency``, ``timeoutSeconds``) and pods carrying
-the ``serving.knative.dev/revision`` label. A revision's endpoints are its running pods
-that are not terminating and have an IP: ready when their ``Ready`` condition is True,
-not ready otherwise (the activator probes those itself); each at the queue-proxy's port
-8012. Pods rather than EndpointSlices because a pod names its revision without ambiguity
-and carries the IP before any Service picks it up.
+the ``serving.knative.dev/revision`` label. A revision's endpoints are its pods that have an
+IP and are neither terminating nor finished: ready when running with their ``Ready``
+condition True, not ready otherwise (the activator probes those itself); each at the
+queue-proxy's port 8012. A pending pod with an IP counts as not ready, as an EndpointSlice
+lists it: the activator starts probing as soon as the node gives the pod its address,
+instead of waiting for the status that says its containers run (in a burst of woken
+revisions that status reached the activator about a second after the app was ready). Pods
+rather than EndpointSlices because a pod names its revision without ambiguity and carries
+the IP before any Service picks it up.
 
 RBAC it needs: revisions and pods (list, watch).
 Side effects: API reads through the injected ``KubeClient``.
@@ -34,10 +38,10 @@ def endpoints_of(pods: list[JSON]) -> Endpoints:
     not_ready: list[str] = []
     for pod in pods:
         status = pod.get("status") or {}
-        ip = status.get("podIP")
-        if not ip or status.get("phase") != "Running" or (pod.get("metadata") or {}).get("deletionTimestamp"):
+        ip, phase = status.get("podIP"), status.get("phase")
+        if not ip or phase not in ("Pending", "Running") or (pod.get("metadata") or {}).get("deletionTimestamp"):
             continue
-        (ready if _is_ready(pod) else not_ready).append(pod_dest(str(ip)))
+        (ready if phase == "Running" and _is_ready(pod) else not_ready).append(pod_dest(str(ip)))
     return Endpoints.of(ready, not_ready)
 
 

@@ -24,15 +24,18 @@ def pod(name: str, ip: str | None, *, ready: bool, revision: str = "hello-00001"
     return {"metadata": metadata, "status": status}
 
 
-def test_endpoints_are_running_pods_with_an_ip_split_by_readiness() -> None:
+def test_endpoints_are_pods_with_an_ip_split_by_readiness() -> None:
     pods = [
         pod("a", "127.0.0.2", ready=True),
         pod("b", "127.0.0.3", ready=False),
         pod("c", None, ready=False),
-        pod("d", "127.0.0.5", ready=False, phase="Pending"),
+        pod("d", "127.0.0.5", ready=False, phase="Pending"),  # given its address: probed from now on
         pod("e", "127.0.0.6", ready=True, deleting=True),
+        pod("f", "127.0.0.7", ready=False, phase="Succeeded"),
+        pod("g", "127.0.0.8", ready=False, phase="Failed"),
     ]
-    assert endpoints_of(pods) == Endpoints(frozenset({"127.0.0.2:8012"}), frozenset({"127.0.0.3:8012"}))
+    assert endpoints_of(pods) == Endpoints(
+        frozenset({"127.0.0.2:8012"}), frozenset({"127.0.0.3:8012", "127.0.0.5:8012"}))
 
 
 class Sink:
