@@ -27,7 +27,8 @@ Ready with no pod. Then, in one run:
      probe      app ready -> activator logs "probe passed" for the revision
      forward    probe passed -> first response byte at the client
 3. ``--burst`` other Services at zero woken by one request each, all at once: p50/p99/max
-   time to first byte (target p99 <= 3 s).
+   time to first byte (target p99 <= 3 s), and the CPU each component used meanwhile (read
+   from /proc: the machine has few cores, so a burst is as fast as its CPU bill allows).
 
 The machine's load average is printed first: on a shared two-core machine every figure moves
 with other work. Side effects: processes and files of the private stack, removed at the end.
@@ -100,6 +101,15 @@ def log_lines(path: Path) -> list[tuple[float, str]]:
     return found
 
 
+def component_log(stack: Any, component: str) -> list[tuple[float, str]]:
+    """The timestamped lines of a knserve component's log: its pods' container logs when the
+    stack runs it as a pod, else the log file of its host process."""
+    container_logs = getattr(stack, "container_logs", None)
+    if container_logs is not None:
+        return sorted(line for path in container_logs(component) for line in log_lines(path))
+    return log_lines(stack.cluster.state_dir / "logs" / f"knserve-{component}.log")
+
+
 def first_after(lines: list[tuple[float, str]], needle: str, after: float, *, also: str = "") -> float | None:
     """The time of the first line containing ``needle`` (and ``also``) at or after ``after`` (logs round to ms)."""
     for when, line in lines:
@@ -123,6 +133,102 @@ async def first_byte(port: int, host: str) -> tuple[float, float, int, bytes]:
     response = head + rest
     status = int(response.split(b" ", 2)[1]) if response.startswith(b"HTTP/") else 0
     return sent, arrived, status, response.partition(b"\r\n\r\n")[2]
+
+
+# --- CPU by component -------------------------------------------------------------------------
+COMPONENTS = tuple((name, re.compile(pattern)) for name, pattern in (  # first match wins
+    ("queue-proxy", r"queue-proxy"),
+    ("user app", r"samples\."),
+    ("node agent", r"(serving\.cli|knserve) node\b"),
+    ("controller", r"(serving\.cli|knserve) controller\b"),
+    ("activator", r"(serving\.cli|knserve) activator\b"),
+    ("autoscaler", r"(serving\.cli|knserve) autoscaler\b"),
+    ("kube-apiserver", r"kube-apiserver"),
+    ("kube-controller-manager", r"kube-controller-manager"),
+    ("etcd", r"\betcd\b"),
+    ("envoy", r"\benvoy\b"),
+    ("kubectl", r"kubectl"),
+))
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def component_of(command_line: str) -> str:
+    for name, pattern in COMPONENTS:
+        if pattern.search(command_line):
+            return name
+    words = command_line.split()
+    return "other: " + " ".join(Path(word).name for word in words[:3])[:40] if words else "other"
+
+
+def cpu_snapshot(marker: str) -> dict[int, tuple[str, float]]:
+    """pid -> (component, CPU seconds of the process and of the children it reaped) for this
+    run's processes only: descendants of this process, or command lines naming ``marker``
+    (the private stack's directory). Other work on the machine is left out."""
+    found: dict[int, tuple[str, int, str, float]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                fields = handle.read().rpartition(b")")[2].split()
+            with open(f"/proc/{entry.name}/cmdline", "rb") as handle:
+                command_line = handle.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        # After the ")": state ppid ...; utime stime cutime cstime at indexes 11-14.
+        ticks = sum(int(value) for value in fields[11:15])
+        found[int(entry.name)] = (component_of(command_line), int(fields[1]), command_line, ticks / CLOCK_TICKS)
+    ours = {os.getpid()} | {pid for pid, (_, _, command_line, _) in found.items() if marker in command_line}
+    grew = True
+    while grew:
+        children = {pid for pid, (_, parent, _, _) in found.items() if parent in ours} - ours
+        ours |= children
+        grew = bool(children)
+    return {pid: (component, seconds) for pid, (component, _, _, seconds) in found.items() if pid in ours}
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (all cores), from /proc/stat."""
+    with open("/proc/stat") as handle:
+        values = [int(value) for value in handle.readline().split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    return (sum(values[:8]) - idle) / CLOCK_TICKS
+
+
+def cpu_used(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds per component between two snapshots (new processes count in full)."""
+    used: dict[str, float] = {}
+    for pid, (component, seconds) in after.items():
+        earlier = before.get(pid)
+        spent = seconds - earlier[1] if earlier is not None and earlier[0] == component else seconds
+        used[component] = used.get(component, 0.0) + max(0.0, spent)
+    return used
+
+
+# --- API requests ------------------------------------------------------------------------------
+API_REQUESTS = re.compile(r'^apiserver_request_total\{([^}]*)\} ([0-9.e+]+)$')
+WATCH_EVENTS = re.compile(r'^apiserver_watch_events_total\{([^}]*)\} ([0-9.e+]+)$')
+LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def api_counts(stack: Any) -> dict[str, float]:
+    """Requests the API server served, by verb and resource, and watch events sent, by resource."""
+    counts: dict[str, float] = {}
+    for line in stack.kubectl("get", "--raw", "/metrics").stdout.splitlines():
+        for pattern, kind in ((API_REQUESTS, "request"), (WATCH_EVENTS, "watch event")):
+            match = pattern.match(line)
+            if not match:
+                continue
+            labels = dict(LABEL.findall(match.group(1)))
+            if kind == "request":
+                if labels.get("verb") in ("WATCH", "CONNECT"):
+                    continue
+                resource = labels.get("resource", "") + ("/" + labels["subresource"] if labels.get("subresource") else "")
+                key = f"{labels.get('verb', '')} {resource}"
+            else:
+                key = f"watch events {labels.get('resource', '')}"
+            counts[key] = counts.get(key, 0.0) + float(match.group(2))
+    return counts
 
 
 # --- the private stack ------------------------------------------------------------------------
@@ -255,6 +361,9 @@ PHASES = (
     ("probe", "app_ready", "probe_passed"),
     ("forward", "probe_passed", "arrived"),
 )
+# Not part of the sum: when the activator learnt of the new pod (its IP) and began probing it,
+# counted from the start of the pod's first container.
+SIDE_PHASES = (("(activator learns pod)", "container", "pod_known"), ("(learnt -> passed)", "pod_known", "probe_passed"))
 
 
 class PodWatcher:
@@ -293,16 +402,17 @@ def read_marks(stack: Any, starts: list[ColdStart], pods: PodWatcher) -> None:
     """Fill each cold start's marks from the autoscaler, node, queue-proxy and activator logs
     and from when the pod watcher saw the pod appear and get bound."""
     logs = stack.cluster.state_dir / "logs"
-    autoscaler = log_lines(logs / "knserve-autoscaler.log")
+    # The components run as pods: their logs are the node agent's container logs.
+    autoscaler = [line for path in stack.container_logs("autoscaler") for line in log_lines(path)]
     node = log_lines(logs / "knserve-node.log")
-    activator = log_lines(logs / "knserve-activator.log")
+    activator = [line for path in stack.container_logs("activator") for line in log_lines(path)]
     for start in starts:
         ns = start.namespace
         marks: dict[str, float | None] = {"sent": start.sent, "arrived": start.arrived}
         marks["poked"] = first_after(autoscaler, f"poked: request for {ns}/{REVISION} ", start.sent)
         marks["scaled"] = first_after(autoscaler, f"scaling {ns}/{REVISION}-deployment from 0 to", start.sent)
         marks["container"] = first_after(node, f"started {ns}/{REVISION}-deployment-", start.sent)
-        marks["app_ready"] = marks["probe_passed"] = marks["pod_seen"] = marks["bound"] = None
+        marks["app_ready"] = marks["probe_passed"] = marks["pod_seen"] = marks["bound"] = marks["pod_known"] = None
         for pod in pods_of(stack, ns):
             key = (ns, pod["metadata"]["name"])
             marks["pod_seen"] = earliest(marks["pod_seen"], pods.seen.get(key))
@@ -315,6 +425,8 @@ def read_marks(stack: Any, starts: list[ColdStart], pods: PodWatcher) -> None:
             if address:
                 passed = first_after(activator, f"probe passed for {REVISION} on", start.sent, also=f"'{address}:")
                 marks["probe_passed"] = earliest(marks["probe_passed"], passed)
+                known = first_after(activator, f"new pods for {REVISION}: probing", start.sent, also=f"'{address}:")
+                marks["pod_known"] = earliest(marks.get("pod_known"), known)
         start.marks = marks
 
 
@@ -331,11 +443,31 @@ async def cold_starts(stack: Any, namespaces: list[str], *, gap: float) -> list[
     return starts
 
 
-async def woken_at_once(stack: Any, namespaces: list[str]) -> list[ColdStart]:
+@dataclass
+class Bill:
+    """What a burst cost: CPU seconds per component of this stack and of the whole machine,
+    API requests by verb and resource, watch events by resource, over ``span`` seconds."""
+
+    span: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)
+    machine_cpu: float = 0.0
+    api: dict[str, float] = field(default_factory=dict)
+
+
+async def woken_at_once(stack: Any, namespaces: list[str]) -> tuple[list[ColdStart], Bill]:
+    """The cold starts, and what they cost until the last answer."""
+    marker = str(stack.cluster.state_dir)
+    api_before = api_counts(stack)
+    cpu_before, busy_before = cpu_snapshot(marker), machine_busy()
+    started = time.time()
     answers = await asyncio.gather(
         *(first_byte(stack.ports.ingress, f"hello.{namespace}.example.com") for namespace in namespaces)
     )
-    return [ColdStart(namespace, *answer) for namespace, answer in zip(namespaces, answers)]
+    bill = Bill(span=time.time() - started)
+    bill.cpu = cpu_used(cpu_before, cpu_snapshot(marker))
+    bill.machine_cpu = machine_busy() - busy_before
+    bill.api = {key: value - api_before.get(key, 0.0) for key, value in api_counts(stack).items()}
+    return [ColdStart(namespace, *answer) for namespace, answer in zip(namespaces, answers)], bill
 
 
 def check_answers(starts: list[ColdStart]) -> None:
@@ -361,7 +493,7 @@ def verdict(value: float, target: float) -> str:
 
 
 def report(direct: list[float], through: list[float], warm: list[float], starts: list[ColdStart],
-           burst: list[ColdStart]) -> None:
+           burst: list[ColdStart], bill: Bill) -> None:
     d50, a50 = statistics.median(direct), statistics.median(through)
     print(f"\nactivator added latency ({len(direct)} requests each way, one connection, alternating rounds of 100)")
     print(f"  straight to the queue-proxy: p50 {d50 * 1000:.3f} ms  p99 {percentile(direct, 0.99) * 1000:.3f} ms")
@@ -385,11 +517,29 @@ def report(direct: list[float], through: list[float], warm: list[float], starts:
         print(f"  p50 {ms(statistics.median(times))}  p99 {ms(b99)} = {verdict(b99, TARGET_BURST_P99)} (<= 3 s)"
               f"  max {ms(max(times))}")
         print_split(burst)
+        print_bill(bill)
+
+
+def print_bill(bill: Bill) -> None:
+    cores = os.cpu_count() or 1
+    print(f"  CPU used until the last answer ({bill.span:.2f} s on {cores} cores = {bill.span * cores:.2f} CPU-s): "
+          f"this stack {sum(bill.cpu.values()):.2f} CPU-s, the whole machine {bill.machine_cpu:.2f}")
+    for component, seconds in sorted(bill.cpu.items(), key=lambda item: -item[1]):
+        if seconds >= 0.01:
+            print(f"    {component:<26} {seconds:6.2f} s")
+    requests = {key: value for key, value in bill.api.items() if not key.startswith("watch events") and value > 0}
+    events = {key[len("watch events "):]: value for key, value in bill.api.items()
+              if key.startswith("watch events") and value > 0}
+    print(f"  API requests meanwhile: {sum(requests.values()):.0f}; watch events sent: {sum(events.values()):.0f}")
+    for key, value in sorted(requests.items(), key=lambda item: -item[1])[:16]:
+        print(f"    {key:<40} {value:5.0f}")
+    print("    watch events: " + ", ".join(
+        f"{key} {value:.0f}" for key, value in sorted(events.items(), key=lambda item: -item[1])[:8]))
 
 
 def print_split(starts: list[ColdStart]) -> None:
     print("  where the time goes (p50 over the cold starts whose log lines were found):")
-    for name, begin, end in PHASES:
+    for name, begin, end in (*PHASES, *SIDE_PHASES):
         spans = [s.marks[end] - s.marks[begin] for s in starts  # type: ignore[operator]
                  if s.marks.get(begin) is not None and s.marks.get(end) is not None]
         if spans:
@@ -429,16 +579,18 @@ async def measure(stack: Any, args: argparse.Namespace) -> None:
         read_marks(stack, starts, pods)
 
         burst: list[ColdStart] = []
+        bill = Bill()
         if woken:
             if not wait_scaled_to_zero(stack, cold, timeout=90):
                 print("(the cold-start pods were still terminating when the burst began)")
-            burst = await woken_at_once(stack, woken)
+            print(f"load average before the burst: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
+            burst, bill = await woken_at_once(stack, woken)
             check_answers(burst)
             await asyncio.sleep(1)
             read_marks(stack, burst, pods)
     finally:
         pods.close()
-    report(direct, through, warm, starts, burst)
+    report(direct, through, warm, starts, burst, bill)
 
 
 def _interrupt(signum: int, frame: Any) -> None:
