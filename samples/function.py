@@ -150,7 +150,7 @@ def handler_for(function: Callable[..., Any]) -> type[SampleHandler]:
             query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query, keep_blank_values=True)
             try:
                 keywords = arguments(
-                    function, query=query, body=body, content_type=self.headers.get("Content-Type", "")
+                    function, query=query, body=body, content_type=self.headers.get("Content-Type") or ""
                 )
             except FunctionError as error:
                 self.send_json({"error": str(error)}, status=400)
