@@ -3,7 +3,9 @@
 ``StatPusher`` owns two things: a ticker that cuts a report from the ``ConcurrencyReporter``
 every second, and one sender task that posts batches in order. ``send_now`` queues the
 first-request stat of a revision ahead of the next tick, which is what wakes a revision at
-zero without waiting a second. ``StatSender`` is the boundary; ``HttpStatSender`` posts JSON
+zero without waiting a second. Whatever queued up while a post was under way goes out in
+the next post, so twenty revisions woken at once reach the autoscaler in one or two
+round trips rather than twenty in a row. ``StatSender`` is the boundary; ``HttpStatSender`` posts JSON
 to the autoscaler and logs (at most once a minute) when it cannot.
 """
 
@@ -92,4 +94,6 @@ class StatPusher:
     async def _send(self) -> None:
         while True:
             batch = await self._outbox.get()
+            while not self._outbox.empty():
+                batch.extend(self._outbox.get_nowait())
             await self._sender.send(batch)
