@@ -56,6 +56,7 @@ class Store:
         self._indexers: dict[str, IndexFunc] = {"namespace": by_namespace, **(indexers or {})}
         self._indexes: dict[str, dict[str, set[str]]] = {name: {} for name in self._indexers}
         self._unannounced: set[str] = set()  # keys known from our own writes, not yet from the informer
+        self._created_listeners: list[Callable[[JSON], None]] = []
         # For objects this process updated: the version the informer's handlers last heard of.
         self._announced: dict[str, JSON] = {}
 
@@ -95,6 +96,10 @@ class Store:
         self._index(key, obj)
         return old
 
+    def on_created_here(self, listener: Callable[[JSON], None]) -> None:
+        """Call ``listener`` with each new object this process writes (``remember_write``), at once."""
+        self._created_listeners.append(listener)
+
     def remember_write(self, obj: JSON) -> None:
         """Record an object this process just wrote, unless the cache already holds a newer one
         (the watch may have delivered later changes while the write was in flight)."""
@@ -108,7 +113,11 @@ class Store:
         self.upsert(obj)
         key = key_of(obj)
         if old is None:  # a new object: its informer's handlers have not heard of it yet
-            self._unannounced.add(key)
+            if self._created_listeners:
+                for listener in self._created_listeners:
+                    listener(obj)  # they hear of it now, not once the watch brings it back
+            else:
+                self._unannounced.add(key)
         elif key not in self._unannounced:
             # The handlers know ``old``; when the watch brings this version they must hear of the
             # change from ``old`` (else a spec written here, e.g. a Service's Configuration,

@@ -1,10 +1,18 @@
 """Client-side flow control for API writes: a bounded number in flight, the rest in priority order.
 
 When many objects change at once the API server is the bottleneck; sending every write at
-once only makes each one slower. ``PriorityGate`` keeps at most ``limit`` writes in flight and
-lets the waiting ones go lowest priority number first (FIFO within a priority), so the
-writes on the path to a running revision (creating Configurations, Revisions, Deployments)
-overtake status writes and events. ``WriteStats`` keeps per-verb counts and latencies.
+once only makes each one slower. ``PriorityGate`` has two lanes:
+
+* creates on the way to a Deployment (Deployments, Revisions, Configurations) have a window
+  of their own (``critical_limit``), so a burst of new Services is never queued behind the
+  client's other writes. Within it the step nearest a Deployment goes first, so the Services
+  of a burst get their Deployments one after another rather than all at the very end;
+* every other write waits for one of ``limit`` slots, lowest priority number first (FIFO
+  within a priority). While critical creates are waiting or in flight only ``trickle`` of
+  them run: the API server's time goes to the creates, and the status writes and events
+  that pile up meanwhile follow once the burst has its Deployments.
+
+``WriteStats`` keeps per-verb counts and latencies.
 
 Side effects: none beyond futures on the running event loop.
 """
@@ -21,69 +29,92 @@ from typing import Final
 
 from serving.kube.resources import CONFIGURATIONS, DEPLOYMENTS, EVENTS, REVISIONS, Resource
 
-CRITICAL_CREATES: Final = frozenset({CONFIGURATIONS, REVISIONS, DEPLOYMENTS})
+CRITICAL_CREATES: Final = (DEPLOYMENTS, REVISIONS, CONFIGURATIONS)  # nearest the Deployment first
+OTHER_CREATE: Final = len(CRITICAL_CREATES)
+UPDATE: Final = OTHER_CREATE + 1
+STATUS: Final = OTHER_CREATE + 2
+EVENT: Final = OTHER_CREATE + 3
 
 
 def write_priority(verb: str, resource: Resource) -> int:
-    """0: creates on the way to a Deployment; 1: other creates; 2: updates, patches, deletes;
-    3: status writes; 4: events."""
+    """0-2: creates on the way to a Deployment (Deployment, Revision, Configuration); 3: other
+    creates; 4: updates, patches, deletes; 5: status writes; 6: events."""
     if resource == EVENTS:
-        return 4
+        return EVENT
     if verb == "create":
-        return 0 if resource in CRITICAL_CREATES else 1
+        return CRITICAL_CREATES.index(resource) if resource in CRITICAL_CREATES else OTHER_CREATE
     if verb == "update_status":
-        return 3
-    return 2
+        return STATUS
+    return UPDATE
+
+
+def is_critical(priority: int) -> bool:
+    return priority < OTHER_CREATE
+
+
+class _Lane:
+    """Waiters of one lane, lowest priority number first, FIFO within a priority."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+
+    def drop_abandoned(self) -> None:
+        while self.waiting and self.waiting[0][2].done():
+            heapq.heappop(self.waiting)
 
 
 class PriorityGate:
-    """``limit`` requests in flight at most; a quarter of them only for priority 0, so slow
-    writes of lower priorities (a Service waiting for its cluster IP) cannot hold every slot."""
+    """Admission of writes by priority (see the module docstring)."""
 
-    def __init__(self, limit: int, *, reserved_for_critical: int | None = None) -> None:
+    def __init__(self, limit: int, *, critical_limit: int | None = None, trickle: int | None = None) -> None:
         self.limit = max(1, limit)
-        self.reserved = min(self.limit - 1, limit // 4 if reserved_for_critical is None else reserved_for_critical)
-        self._in_flight = 0
-        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self.critical_limit = max(1, critical_limit if critical_limit is not None else 4 * self.limit)
+        self.trickle = max(1, min(self.limit, trickle if trickle is not None else self.limit // 4))
+        self._critical = _Lane()
+        self._other = _Lane()
         self._order = itertools.count()
 
-    def _cap(self, priority: int) -> int:
-        return self.limit if priority == 0 else self.limit - self.reserved
+    def _cap(self, lane: _Lane) -> int:
+        if lane is self._critical:
+            return self.critical_limit
+        critical_busy = self._critical.in_flight > 0 or bool(self._critical.waiting)
+        return self.trickle if critical_busy else self.limit
 
     @contextlib.asynccontextmanager
     async def slot(self, priority: int) -> AsyncIterator[None]:
-        ahead = bool(self._waiting) and self._waiting[0][0] <= priority
-        if self._in_flight < self._cap(priority) and not ahead:
-            self._in_flight += 1
+        lane = self._critical if is_critical(priority) else self._other
+        lane.drop_abandoned()
+        if lane.in_flight < self._cap(lane) and not lane.waiting:
+            lane.in_flight += 1
         else:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            heapq.heappush(self._waiting, (priority, next(self._order), future))
+            heapq.heappush(lane.waiting, (priority, next(self._order), future))
             try:
                 await future  # admitted by a releasing request (which counted us in)
             except asyncio.CancelledError:
                 if future.done() and not future.cancelled():
-                    self._release()  # admitted just before the cancel
+                    self._release(lane)  # admitted just before the cancel
+                else:
+                    self._admit()  # a critical waiter gone may widen the other lane
                 raise
         try:
             yield
         finally:
-            self._release()
+            self._release(lane)
 
-    def _release(self) -> None:
-        self._in_flight -= 1
+    def _release(self, lane: _Lane) -> None:
+        lane.in_flight -= 1
         self._admit()
 
     def _admit(self) -> None:
-        while self._waiting:
-            priority, _, future = self._waiting[0]
-            if future.done():
-                heapq.heappop(self._waiting)
-                continue
-            if self._in_flight >= self._cap(priority):
-                return  # caps only shrink as priority numbers grow: nobody behind fits either
-            heapq.heappop(self._waiting)
-            self._in_flight += 1
-            future.set_result(None)
+        for lane in (self._critical, self._other):
+            lane.drop_abandoned()
+            while lane.waiting and lane.in_flight < self._cap(lane):
+                _, _, future = heapq.heappop(lane.waiting)
+                lane.in_flight += 1
+                future.set_result(None)
+                lane.drop_abandoned()
 
 
 @dataclasses.dataclass

@@ -4,8 +4,10 @@
 then watches from the list's resourceVersion. A watch that ends normally (the server's
 ``timeoutSeconds``) is resumed from the last seen version; ``410 Gone`` or any other
 error causes a fresh list after a short back-off, so the cache always converges. Bookmark
-events only advance the version. Handlers are plain callables run inline; they must be
-quick (usually: enqueue a key).
+events only advance the version. An object this process creates reaches the handlers as
+soon as the create returns (``Store.remember_write``), not a watch round trip later: a
+reconciler that creates a child gets the child's reconciler going at once. Handlers are
+plain callables run inline; they must be quick (usually: enqueue a key).
 
 Side effects: API reads through the injected ``KubeClient``; logs.
 """
@@ -38,6 +40,11 @@ class Change:
 Handler = Callable[[Change], None]
 
 
+def _version(obj: JSON) -> str | None:
+    version = obj.get("metadata", {}).get("resourceVersion")
+    return str(version) if version is not None else None
+
+
 class Informer:
     """A list+watch loop over one resource (optionally one namespace and a label selector)."""
 
@@ -53,6 +60,7 @@ class Informer:
         self.label_selector = label_selector
         self.field_selector = field_selector
         self.store = Store(indexers)
+        self.store.on_created_here(lambda obj: self._fire(Change("add", obj)))
         self._handlers: list[Handler] = []
         self._synced = asyncio.Event()
         self._watch_timeout_seconds = watch_timeout_seconds
@@ -106,6 +114,8 @@ class Informer:
             old = self.store.upsert(obj)
             if old is None or not announced_before:
                 self._fire(Change("add", obj))
+            elif last_announced is None and _version(old) == _version(obj):
+                pass  # created by this process and announced then: the watch brings nothing new
             else:
                 self._fire(Change("update", obj, last_announced or old))
         elif event_type == "DELETED":

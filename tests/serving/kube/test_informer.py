@@ -76,3 +76,21 @@ async def test_an_update_this_process_wrote_reaches_the_handlers_from_the_versio
         assert update.object["spec"] == {"template": "v2"}
     finally:
         task.cancel()
+
+
+async def test_an_object_this_process_creates_reaches_the_handlers_once_and_at_once() -> None:
+    fake = FakeKubeClient([])
+    informer = Informer(fake, CONFIGURATIONS)
+    changes: list[Change] = []
+    informer.add_handler(changes.append)
+    task = asyncio.create_task(informer.run())
+    try:
+        await informer.wait_synced()
+        created = await fake.create(CONFIGURATIONS, config("a"))
+        informer.store.remember_write(created)  # before the watch has brought it
+        assert [(c.kind, c.object["metadata"]["name"]) for c in changes] == [("add", "a")]
+        changed = await fake.update(CONFIGURATIONS, {**created, "spec": {"template": "v2"}})
+        await wait_for(lambda: len(changes) == 2)  # the watch's ADDED was not announced again
+        assert changes[1].kind == "update" and changes[1].object["spec"] == changed["spec"]
+    finally:
+        task.cancel()
