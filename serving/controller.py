@@ -1,34 +1,29 @@
-"""``knserve controller``: the serving controller (and, once mounted by the caller, the xDS
-server and the admission webhook) in one process.
+"""The serving controller's reconcilers in one object, and the process's logging setup.
 
-``main(argv)`` parses flags, connects to the API server (``--kubeconfig``, else
-``$KUBECONFIG``, else the in-cluster service account), builds a ``ControllerApp`` and runs
-it until SIGTERM/SIGINT. ``ControllerApp`` owns the shared informers, the ConfigMap-backed
-configuration, the ingress state and one ``Controller`` per reconciler, all run in one
-TaskGroup. Hooks for the rest of the process:
+``ControllerApp`` owns the shared informers, the ConfigMap-backed configuration, the
+ingress state and one ``Controller`` per reconciler, all run in one TaskGroup. Hooks for
+the rest of the process (``serving.controller_process``, the ``knserve controller`` entry
+point):
 
 * ``ControllerApp(client, ingress_sink=...)``: the sink that receives every new ingress model
   (the xDS server);
 * ``app.add_task(name, coroutine_factory)``: another long-lived task run in the same
   TaskGroup (the xDS gRPC server, the webhook's HTTPS server).
 
-Side effects: network (API server), logs, signal handlers in ``main``.
+Side effects: network (API server) once run; logs.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import logging
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from serving.config.errors import SYSTEM_NAMESPACE
-from serving.kube.client import KubeClient, connect
-from serving.kube.errors import ApiError
+from serving.kube.client import KubeClient
 from serving.kube.events import EventRecorder, EventSink
 from serving.kube.informer import InformerFactory
 from serving.kube.resources import CONFIGMAPS
@@ -135,64 +130,3 @@ def configure_logging(log_format: str, level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-
-
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="knserve controller", description="The knserve serving controller.")
-    parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, else the in-cluster account)")
-    parser.add_argument("--namespace-scope", default=None,
-                        help="reconcile only objects in this namespace (default: all namespaces)")
-    parser.add_argument("--workers", type=int, default=256,
-                        help="concurrent reconciles per kind (default 256; API writes are bounded separately)")
-    parser.add_argument("--max-writes-in-flight", type=int, default=16,
-                        help="API writes sent at once; the rest wait, creates first (default 16)")
-    parser.add_argument("--log-format", choices=("text", "json"), default="text")
-    parser.add_argument("--log-level", default="info")
-    return parser.parse_args(argv)
-
-
-def _dump_tasks(client: Any = None) -> None:
-    """SIGUSR1: log API write statistics and where every task is waiting (diagnosing a stuck controller)."""
-    import io
-
-    stats = getattr(client, "write_stats", None)
-    if stats is not None:
-        log.warning("API writes: %s", stats.summary())
-    for task in asyncio.all_tasks():
-        out = io.StringIO()
-        task.print_stack(limit=8, file=out)
-        log.warning("task %s:\n%s", task.get_name(), out.getvalue())
-
-
-async def _run(args: argparse.Namespace) -> None:
-    client = await connect(args.kubeconfig, max_writes_in_flight=args.max_writes_in_flight)
-    try:
-        app = ControllerApp(client, namespace=args.namespace_scope, workers=args.workers)
-        task = asyncio.current_task()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            if task is not None:
-                loop.add_signal_handler(signum, task.cancel)
-        loop.add_signal_handler(signal.SIGUSR1, _dump_tasks, client)
-        log.info("knserve controller talking to %s", client.host)
-        await app.run()
-    finally:
-        log.info("API writes: %s", client.write_stats.summary())
-        await client.close()
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(list(sys.argv[1:] if argv is None else argv))
-    configure_logging(args.log_format, args.log_level)
-    try:
-        asyncio.run(_run(args))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        return 0
-    except ApiError as error:
-        print(f"knserve controller: {error}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -8,6 +8,12 @@ once Envoy has acknowledged it), the admission webhook, and a health port.
                        [--ingress-external-address HOST:PORT] [--ingress-internal-address HOST:PORT]
                        [--webhook-address HOST:PORT] [--webhook-url URL]
                        [--webhook-cert-dir DIR] [--health-address HOST:PORT]
+                       [--workers N] [--max-writes-in-flight N] [--reconcilers-only]
+
+``--reconcilers-only`` runs the reconcilers alone: no xDS server (every Route counts as
+served at once), no webhook, no health port; the controller's tests and its benchmark run it
+that way, several at once. SIGUSR1 logs the API write statistics and where every task waits;
+the statistics are logged at exit too.
 
 The webhook's serving certificate comes from ``--webhook-cert-dir`` (``ca.crt``,
 ``webhook.crt``, ``webhook.key``); when the directory holds no certificate the process makes
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import logging
 import signal
 import sys
@@ -64,7 +71,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, else the in-cluster account)")
     parser.add_argument("--namespace-scope", default=None,
                         help="reconcile only objects in this namespace (default: all namespaces)")
-    parser.add_argument("--workers", type=int, default=32, help="concurrent reconciles per kind")
+    parser.add_argument("--workers", type=int, default=256,
+                        help="concurrent reconciles per kind (default 256; API writes are bounded separately)")
+    parser.add_argument("--max-writes-in-flight", type=int, default=16,
+                        help="API writes sent at once besides the creates on the way to a Deployment (default 16)")
+    parser.add_argument("--reconcilers-only", action="store_true",
+                        help="no xDS server, webhook or health port: the reconcilers alone (tests, benchmarks)")
     parser.add_argument("--xds-address", type=_host_port, default=("0.0.0.0", 18000),
                         help="where Envoy reaches the xDS server (default 0.0.0.0:18000)")
     parser.add_argument("--ingress-external-address", type=_host_port, default=("0.0.0.0", 8080),
@@ -187,8 +199,46 @@ async def _serve_health(app: ControllerApp, address: tuple[str, int]) -> None:
         await runner.cleanup()
 
 
+def _dump_tasks(client: Any) -> None:
+    """SIGUSR1: log API write statistics and where every task is waiting (a stuck controller)."""
+    stats = getattr(client, "write_stats", None)
+    if stats is not None:
+        log.warning("API writes: %s", stats.summary())
+    for task in asyncio.all_tasks():
+        out = io.StringIO()
+        task.print_stack(limit=8, file=out)
+        log.warning("task %s:\n%s", task.get_name(), out.getvalue())
+
+
+def _cancel_on_signals(client: Any) -> None:
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        if task is not None:
+            loop.add_signal_handler(signum, task.cancel)
+    loop.add_signal_handler(signal.SIGUSR1, _dump_tasks, client)
+
+
+async def run_reconcilers(args: argparse.Namespace, client: KubeClient) -> None:
+    app = ControllerApp(client, namespace=args.namespace_scope, workers=args.workers)
+    _cancel_on_signals(client)
+    log.info("knserve controller (reconcilers only) talking to %s", getattr(client, "host", "?"))
+    await app.run()
+
+
 async def run(args: argparse.Namespace) -> None:
-    client = await connect(args.kubeconfig)
+    client = await connect(args.kubeconfig, max_writes_in_flight=args.max_writes_in_flight)
+    try:
+        if args.reconcilers_only:
+            await run_reconcilers(args, client)
+        else:
+            await run_serving(args, client)
+    finally:
+        log.info("API writes: %s", client.write_stats.summary())
+        await client.close()
+
+
+async def run_serving(args: argparse.Namespace, client: KubeClient) -> None:
     (external_host, external_port), (internal_host, internal_port) = (args.ingress_external_address,
                                                                       args.ingress_internal_address)
     xds = XdsController(settings=IngressSettings(external_host=external_host, external_port=external_port,
@@ -211,20 +261,13 @@ async def run(args: argparse.Namespace) -> None:
             await webhook.start()
             await register_webhooks(client, ca_pem=(cert_dir / "ca.crt").read_bytes(), url=args.webhook_url)
         app.add_task("health", lambda: _serve_health(app, args.health_address))
-        task = asyncio.current_task()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            if task is not None:
-                loop.add_signal_handler(signum, task.cancel)
+        _cancel_on_signals(client)
         log.info("knserve controller talking to %s; xDS on %s:%d", getattr(client, "host", "?"), xds_host, xds.port)
         await app.run()
     finally:
         if webhook is not None:
             await webhook.stop()
         await xds.stop(grace=1.0)
-        close = getattr(client, "close", None)
-        if close is not None:
-            await close()
 
 
 def main(argv: list[str] | None = None) -> int:

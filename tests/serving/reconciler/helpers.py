@@ -16,8 +16,8 @@ T = TypeVar("T")
 
 
 class ControllerProcess:
-    """The reconcilers alone (``python -m serving.controller``: no xDS server, no webhook) in a
-    subprocess, restartable (to test restart safety)."""
+    """The reconcilers alone (``knserve controller --reconcilers-only``: no xDS server, no
+    webhook) in a subprocess, restartable (to test restart safety)."""
 
     def __init__(self, cluster: Any, log_path: Path) -> None:
         self.cluster = cluster
@@ -27,8 +27,8 @@ class ControllerProcess:
     def start(self) -> None:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "serving.controller", "--kubeconfig", str(self.cluster.kubeconfig),
-             "--log-level", "info"],
+            [sys.executable, "-m", "serving.cli", "controller", "--reconcilers-only",
+             "--kubeconfig", str(self.cluster.kubeconfig), "--log-level", "info"],
             cwd=REPO, env=self.cluster.env, stdout=log, stderr=subprocess.STDOUT,
         )
 
