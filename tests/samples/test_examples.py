@@ -56,6 +56,8 @@ def test_every_entry_parses_and_runs_a_sample_module() -> None:
     entries = image_entries()
 
     assert len(entries) == len(image_map())  # no image is mapped twice
+    # knserve's own image runs the `knserve` entry point, the component named by its args.
+    assert entries.pop("ghcr.io/knserve/knserve").command == ("knserve",)
     for image, entrypoint in entries.items():
         assert entrypoint.command[:2] == ("python3", "-m"), image
         module = entrypoint.command[2]
