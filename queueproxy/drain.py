@@ -5,6 +5,12 @@ the quiet period has passed with no new request. While draining, probes answer 5
 the pod leaves the endpoints, but requests that still arrive are served and push the
 end of the quiet period back. The async shell (server.py) schedules a timer at
 ``deadline()`` and asks ``drained(now)``.
+
+An idle pod waits the whole quiet period too (30 s by default, as Knative's queue-proxy
+sleeps ``drainSleepDuration`` from SIGTERM and restarts it on each request): the period is
+not for requests in flight but for everyone who may still route here (Envoy through the
+EndpointSlices, the activator through its pod list) to hear that the pod is going. Ending
+early because nothing arrived lately would drop a request that was already on its way.
 """
 
 from __future__ import annotations
