@@ -4,7 +4,7 @@
 block, or the host's for ``hostNetwork``), writes its service-account credentials, runs its
 init containers one after another and then its containers side by side (a
 ``ContainerSupervisor`` each, all in the pod's namespace, seeing the pod's own
-/etc/resolv.conf (cluster DNS, by ``dnsPolicy``) and /etc/hosts), and publishes the pod's status
+/etc/resolv.conf (cluster DNS, by ``dnsPolicy``) and /etc/hosts and its volumes), and publishes the pod's status
 whenever a container changes: changes are coalesced
 and written with one strategic-merge patch to ``pods/status`` carrying the pod's UID, so a
 successor of the same name is never touched. ``terminate`` stops every container.
@@ -24,10 +24,12 @@ from typing import Any
 
 from serving.local.node.api import ApiError
 from serving.local.node.dns import resolv_conf
+from serving.local.node.processes import BindMount
 from serving.local.node.context import NodeContext
 from serving.local.node.status import REASON_POD_INITIALIZING, Terminated, Waiting, build_pod_status
 from serving.local.node.supervisor import ContainerSupervisor
 from serving.local.node.tokens import PodCredentials
+from serving.local.node.volumes import VolumeUnavailable, prepare_volumes
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ class PodWorker:
             self.pod_ip = ctx.allocations.address_for(self.uid)
             self.network_namespace = ctx.network.namespace_path(self.pod_ip)
         self.files = self._write_files(spec)
+        self.volumes: dict[str, Path] = {}
         self.credentials: PodCredentials | None = None
         if needs_service_account_token(pod):
             self.credentials = PodCredentials(ctx.api, ctx.pod_server, pod, ctx.layout.service_account_dir(self.uid))
@@ -90,12 +93,12 @@ class PodWorker:
         self._tasks: list[asyncio.Task[None]] = []
         self._run_task: asyncio.Task[None] | None = None
 
-    def _write_files(self, spec: dict[str, Any]) -> dict[str, Path]:
+    def _write_files(self, spec: dict[str, Any]) -> list[BindMount]:
         """The pod's /etc/resolv.conf and /etc/hosts, as the kubelet makes them, written into the
-        pod's directory; its containers see them in place of the host's (path -> file)."""
+        pod's directory; its containers see them in place of the host's."""
         dns = self.ctx.cluster_dns
         if dns is None:
-            return {}
+            return []
         policy = spec.get("dnsPolicy") or "ClusterFirst"
         config = spec.get("dnsConfig") or {}
         resolv: str | None = None
@@ -111,10 +114,10 @@ class PodWorker:
             resolv = "\n".join(lines) + "\n"
         directory = self.ctx.layout.pod_dir(self.uid) / "etc"
         directory.mkdir(parents=True, exist_ok=True)
-        files: dict[str, Path] = {}
+        files: list[BindMount] = []
         if resolv is not None:
             (directory / "resolv.conf").write_text(resolv)
-            files["/etc/resolv.conf"] = directory / "resolv.conf"
+            files.append(BindMount("/etc/resolv.conf", directory / "resolv.conf"))
         if not self.host_network:
             hostname = str(spec.get("hostname") or self.name)
             subdomain = spec.get("subdomain")
@@ -124,7 +127,7 @@ class PodWorker:
             for alias in spec.get("hostAliases") or []:
                 hosts.append(f"{alias.get('ip')}\t" + "\t".join(alias.get("hostnames") or []))
             (directory / "hosts").write_text("\n".join(hosts) + "\n")
-            files["/etc/hosts"] = directory / "hosts"
+            files.append(BindMount("/etc/hosts", directory / "hosts"))
         return files
 
     # --- facts the supervisors ask for -----------------------------------------------------------
@@ -189,6 +192,23 @@ class PodWorker:
             return True
         return False
 
+    async def _prepare_volumes(self) -> bool:
+        """Make the pod's volumes; retried while a ConfigMap or Secret they need is missing."""
+        delay = 0.5
+        root = self.ctx.layout.pod_dir(self.uid) / "volumes"
+        credentials = self.credentials.directory if self.credentials is not None else None
+        while not self._stopping.is_set():
+            try:
+                self.volumes = await prepare_volumes(self.ctx.api, self.pod, root, credentials)
+            except (VolumeUnavailable, ApiError, OSError) as error:
+                log.warning("%s: volumes not ready (%s); retrying in %.1fs", self.key, error, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            return True
+        return False
+
     async def _prepare_network(self) -> bool:
         """Make the pod's network namespace; retried until it works or the pod stops."""
         delay = 0.5
@@ -208,6 +228,8 @@ class PodWorker:
         if not self.host_network and not await self._prepare_network():
             return
         if not await self._prepare_credentials():
+            return
+        if not await self._prepare_volumes():
             return
         if not self.initialized:
             for supervisor in self.init_supervisors:

@@ -7,8 +7,8 @@ go into a record file; an agent that restarts adopts a process only when the pid
 with the same start time, so a reused pid is never signalled. Exits are awaited through a
 pidfd registered with the event loop: no polling and no thread per process. A pod's
 containers start inside its network namespace (``setns`` between fork and exec) and, when
-the pod has files of its own for /etc/resolv.conf and /etc/hosts, in a private mount
-namespace that shows those.
+the pod has files of its own for /etc/resolv.conf and /etc/hosts or volumes, in a private
+mount namespace that shows those.
 
 Side effects: spawns processes, sends signals, writes record files.
 """
@@ -22,7 +22,7 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,8 @@ class StartError(Exception):
 
 
 CLONE_NEWNS = 0x00020000
+MS_RDONLY = 0x1
+MS_REMOUNT = 0x20
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 0x40000
@@ -101,32 +103,47 @@ def _check(result: int) -> None:
         raise OSError(error, os.strerror(error))
 
 
-def preparing_container(network_namespace: Path | None, files: Mapping[str, Path] | None = None
+@dataclasses.dataclass(frozen=True)
+class BindMount:
+    target: str  # the path the container sees
+    source: Path  # what it shows there
+    read_only: bool = False
+
+
+def preparing_container(network_namespace: Path | None, mounts: Sequence[BindMount] = ()
                         ) -> Callable[[], None] | None:
     """A ``preexec_fn`` that moves the child into the network namespace mounted at
-    ``network_namespace`` (``setns``; Python 3.11 has no ``os.setns``) and, when ``files`` is
-    given, into a mount namespace of its own in which each path of ``files`` (such as
-    /etc/resolv.conf) shows the pod's file instead (a private bind mount; the host's view is
-    untouched). None when there is nothing to do."""
-    if network_namespace is None and not files:
+    ``network_namespace`` (``setns``; Python 3.11 has no ``os.setns``) and, when ``mounts`` are
+    given, into a mount namespace of its own in which each mount's target (such as
+    /etc/resolv.conf, or a volume's mount path) shows its source instead (private bind mounts:
+    the host's view is untouched; the targets must exist). None when there is nothing to do."""
+    if network_namespace is None and not mounts:
         return None
     target = str(network_namespace) if network_namespace is not None else None
-    binds = [(str(source).encode(), path.encode()) for path, source in (files or {}).items()]
+    # Parents first (a volume at /tmp, then one below it), as container runtimes order them.
+    ordered = sorted(mounts, key=lambda m: len(Path(m.target).parts))
+    binds = [(str(m.source).encode(), m.target.encode(), m.read_only) for m in ordered]
     setns, unshare, mount = _libc.setns, _libc.unshare, _libc.mount
     mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
 
     def enter() -> None:
-        if target is not None:
-            descriptor = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                _check(setns(descriptor, CLONE_NEWNET))
-            finally:
-                os.close(descriptor)
-        if binds:
-            _check(unshare(CLONE_NEWNS))
-            _check(mount(None, b"/", None, MS_REC | MS_PRIVATE, None))  # nothing propagates back
-            for source, path in binds:
-                _check(mount(source, path, None, MS_BIND, None))
+        try:
+            if target is not None:
+                descriptor = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    _check(setns(descriptor, CLONE_NEWNET))
+                finally:
+                    os.close(descriptor)
+            if binds:
+                _check(unshare(CLONE_NEWNS))
+                _check(mount(None, b"/", None, MS_REC | MS_PRIVATE, None))  # nothing propagates back
+                for source, path, read_only in binds:
+                    _check(mount(source, path, None, MS_BIND, None))
+                    if read_only:
+                        _check(mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None))
+        except OSError as error:  # into the container's log (stderr is the log file by now)
+            os.write(2, f"knserve node: preparing the container failed: {error}\n".encode())
+            raise
 
     return enter
 
@@ -142,10 +159,10 @@ class ContainerProcess:
     @classmethod
     def spawn(
         cls, argv: list[str], *, env: dict[str, str], cwd: Path, log_file: Path, network_namespace: Path | None = None,
-        files: Mapping[str, Path] | None = None,
+        mounts: Sequence[BindMount] = (),
     ) -> ContainerProcess:
-        """Start ``argv`` in its own session, inside ``network_namespace`` when given, seeing
-        ``files`` (path -> the pod's file) in place of the host's."""
+        """Start ``argv`` in its own session, inside ``network_namespace`` when given, with
+        ``mounts`` bound in a mount namespace of its own."""
         if not cwd.is_dir():
             raise StartError(f'working directory "{cwd}" does not exist')
         if network_namespace is not None and not network_namespace.exists():
@@ -161,7 +178,7 @@ class ContainerProcess:
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                     close_fds=True,
-                    preexec_fn=preparing_container(network_namespace, files),
+                    preexec_fn=preparing_container(network_namespace, mounts),
                 )
             except FileNotFoundError:
                 raise StartError(f'exec: "{argv[0]}": executable file not found in $PATH') from None
@@ -171,7 +188,7 @@ class ContainerProcess:
                 raise StartError(f'exec: "{argv[0]}": {error.strerror}') from None
             except subprocess.SubprocessError:
                 raise StartError(f"could not enter the pod's namespaces (network {network_namespace}, "
-                                 f"files {sorted(files or {})})") from None
+                                 f"mounts {[m.target for m in mounts]})") from None
         return cls(popen.pid, popen=popen)
 
     @property

@@ -19,6 +19,7 @@ import contextlib
 import datetime
 import logging
 import shutil
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,7 @@ from serving.local.node.status import (
     Terminated,
     Waiting,
 )
+from serving.local.node.volumes import container_mounts, ensure_mount_points
 
 if TYPE_CHECKING:
     from serving.local.node.pod import PodWorker
@@ -149,6 +151,12 @@ class ContainerSupervisor:
     @property
     def last_exit_file(self) -> Path:
         return self.directory / "last.json"
+
+    def _protected_paths(self) -> list[Path]:
+        """What volumes must not hide: the node's state and the Python (and knserve's own code)
+        the containers run from."""
+        return [self.ctx.layout.root.resolve(), Path(sys.prefix).resolve(), Path(__file__).resolve().parents[3],
+                *(Path(p).resolve() for p in sys.path if p and Path(p).is_dir())]
 
     def snapshot(self) -> ContainerSnapshot:
         return ContainerSnapshot(
@@ -362,10 +370,16 @@ class ContainerSupervisor:
         log_file = self.ctx.layout.log_file(self.pod.uid, self.name, self.restart_count)
         log_file.write_bytes(b"")
         now_wall = self.ctx.clock.now()
+        mounts = [*self.pod.files, *container_mounts(self.spec, self.pod.volumes, self._protected_paths())]
+        try:
+            ensure_mount_points(mounts)
+        except OSError as error:
+            return Terminated(128, "StartError", finished_at=now_wall, started_at=now_wall,
+                              message=f"cannot create a mount point: {error}")
         try:
             process = ContainerProcess.spawn(
                 argv, env=env, cwd=cwd, log_file=log_file, network_namespace=self.pod.network_namespace,
-                files=self.pod.files,
+                mounts=mounts,
             )
         except StartError as error:
             return Terminated(128, "StartError", finished_at=now_wall, started_at=now_wall, message=str(error))
