@@ -311,7 +311,7 @@ async def activator_latency(stack: Any, namespace: str, requests: int) -> tuple[
         await asyncio.sleep(0.5)
     host = f"hello.{namespace}.example.com"
     direct_url = f"http://{pod_ip}:8012/"
-    activator_url = f"http://127.0.0.1:{stack.ports.activator}/"
+    activator_url = f"{stack.component_url('activator', 'http')}/"
     activator_headers = {"Host": host, "Knative-Serving-Revision": REVISION, "Knative-Serving-Namespace": namespace}
     direct: list[float] = []
     through: list[float] = []

@@ -43,7 +43,7 @@ from serving.kube.client import KubeClient, connect
 from serving.kube.errors import AlreadyExists, ApiError
 from serving.kube.resources import Resource
 from serving.local import pki
-from serving.networking import SYSTEM_NAMESPACE
+from serving.networking import ACTIVATOR_SERVICE_NAME, SYSTEM_NAMESPACE
 from serving.webhook.registration import mutating_webhook_configuration, validating_webhook_configuration
 from serving.webhook.server import WebhookServer, server_ssl_context
 from serving.xds.controller import XdsController
@@ -84,7 +84,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--ingress-internal-address", type=_host_port, default=("0.0.0.0", 8081),
                         help="Envoy's listener for cluster-local routes (default 0.0.0.0:8081)")
     parser.add_argument("--activator-address", type=_host_port, action="append", default=[],
-                        help="an activator's HOST:PORT; revisions at zero are routed there (repeatable)")
+                        help="an activator's HOST:PORT; revisions at zero are routed there (repeatable; "
+                        "default: the ready endpoints of --activator-service)")
+    parser.add_argument("--activator-service", default=f"{SYSTEM_NAMESPACE}/{ACTIVATOR_SERVICE_NAME}",
+                        help="NAMESPACE/NAME of the activator's Service, whose EndpointSlices say where the "
+                        f"activators are (default {SYSTEM_NAMESPACE}/{ACTIVATOR_SERVICE_NAME})")
     parser.add_argument("--webhook-address", type=_host_port, default=("0.0.0.0", 8443),
                         help="the admission webhook's HTTPS address (default 0.0.0.0:8443)")
     parser.add_argument("--webhook-url", help="URL the API server calls the webhook at (default: the webhook Service)")
@@ -250,7 +254,7 @@ async def run_serving(args: argparse.Namespace, client: KubeClient) -> None:
         gate = StartupGate(xds)
         activator = tuple(Endpoint(host, port) for host, port in args.activator_address)
         app = ControllerApp(client, namespace=args.namespace_scope, workers=args.workers, ingress_sink=gate,
-                            activator=activator)
+                            activator=activator, activator_service=None if activator else args.activator_service)
         app.add_task("ingress-gate", lambda: gate.open_after_first_pass(app))
         if not args.no_webhook:
             cert_dir = args.webhook_cert_dir or Path(tempfile.mkdtemp(prefix="knserve-webhook-"))

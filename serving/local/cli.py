@@ -69,7 +69,8 @@ def down(args: argparse.Namespace) -> int:
 
 def status(args: argparse.Namespace) -> int:
     cluster = _cluster(args)
-    rows = [(row.name, row.pid, row.healthy, row.log) for row in cluster.status()]
+    rows: list[tuple[str, int | None, bool, Path | str]] = [
+        (row.name, row.pid, row.healthy, row.log) for row in cluster.status()]
     rows += LocalStack(cluster).status()
     for name, pid, healthy, log in rows:
         state = "healthy" if healthy else ("running" if pid else "stopped")

@@ -1,23 +1,18 @@
 """config/ as the local cluster runs it: knserve's own Deployments with local settings laid over them.
 
-A cluster runs each component as an ordinary pod and connects them through Services (cluster
-DNS and Service IPs). The local node has neither, so the same Deployments run here as
-``hostNetwork`` pods whose ports are the local cluster's own (``Ports``: several local
-clusters can share a machine) and bound to 127.0.0.1:
+The controller, activator and autoscaler run as config/ has them: ordinary pods with their
+own IPs, finding each other through their Services (the local node gives pods Service IPs and
+cluster DNS). What changes locally:
 
-    controller   xDS 127.0.0.1:<xds>, webhook https://127.0.0.1:<webhook> (registered by URL),
-                 health 127.0.0.1:<controller_metrics>; the activator at 127.0.0.1:<activator>;
-                 Envoy's internal listener on the node's IP, where pods reach it (through the
-                 ``knserve-internal`` Service, which Routes' placeholder Services alias)
-    activator    127.0.0.1:<activator>, metrics <activator_metrics>; the autoscaler by address
-    autoscaler   127.0.0.1:<autoscaler>, metrics <autoscaler_metrics>
-    envoy        127.0.0.1:<ingress> and <ingress_internal>; the bootstrap inline (no volumes
-                 locally), admin (and its /ready) on 127.0.0.1:<envoy_admin>
-
-Everything else of a Deployment (service account and so RBAC, labels, probes' paths, env,
-resources) is config/'s. Probes get ``host: 127.0.0.1`` (a hostNetwork pod's IP is the node's,
-where nothing listens); every Deployment is replaced with ``Recreate``, since two pods of one
-component cannot hold the same host ports at once.
+    envoy        a ``hostNetwork`` pod, so users reach it on 127.0.0.1:<ingress>; its bootstrap
+                 inline (the local ports are the cluster's own, several local clusters can
+                 share a machine), its admin interface and /ready on 127.0.0.1:<envoy_admin>;
+                 cluster DNS (``ClusterFirstWithHostNet``) finds the xDS server; ``Recreate``,
+                 since two Envoys cannot hold the same host ports at once
+    controller   tells Envoy to listen on 127.0.0.1:<ingress> for public routes and on the
+                 node's IP at <ingress_internal> for cluster-local ones (where pods reach it
+                 through the ``knserve-internal`` Service)
+    all          plain-text logs (``kubectl logs`` reads better than JSON on a laptop)
 
 Pure: builds manifests from config/'s and the ports.
 """
@@ -33,79 +28,51 @@ from typing import Any
 import yaml
 
 from serving.local.controlplane import Ports
+from serving.networking import SYSTEM_NAMESPACE
 from serving.xds.bootstrap import BootstrapSettings, make_bootstrap
+from serving.xds.bootstrap_manifest import XDS_PORT, XDS_SERVICE
 
 COMPONENT_LABEL = "app.kubernetes.io/component"
 LOCALHOST = "127.0.0.1"
-ENVOY_NODE_ID = "knserve-local-ingress"
+LOG_FORMAT_FLAG = "--log-format="
 
 
-def component_args(component: str, ports: Ports, state_dir: Path, node_ip: str = LOCALHOST) -> list[str]:
-    """The command line of ``component`` on the local cluster whose node has ``node_ip``."""
-    local = LOCALHOST
-    if component == "controller":
-        return [
-            "controller",
-            f"--xds-address={local}:{ports.xds}",
-            f"--ingress-external-address={local}:{ports.ingress}",
-            f"--ingress-internal-address={node_ip}:{ports.ingress_internal}",
-            f"--activator-address={local}:{ports.activator}",
-            f"--webhook-address={local}:{ports.webhook}",
-            f"--webhook-url=https://{local}:{ports.webhook}",
-            f"--webhook-cert-dir={state_dir / 'webhook'}",
-            f"--health-address={local}:{ports.controller_metrics}",
-        ]
-    if component == "activator":
-        return [
-            "activator", f"--host={local}", f"--port={ports.activator}", f"--metrics-port={ports.activator_metrics}",
-            f"--autoscaler-url=http://{local}:{ports.autoscaler}", "--drain-seconds=1",
-        ]
-    if component == "autoscaler":
-        return ["autoscaler", f"--host={local}", f"--port={ports.autoscaler}", f"--metrics-port={ports.autoscaler_metrics}"]
-    if component == "ingress":
-        bootstrap = make_bootstrap(BootstrapSettings(
-            node_id=ENVOY_NODE_ID, xds_host=local, xds_port=ports.xds, admin_port=ports.envoy_admin,
-            keepalive_interval_seconds=10,
-        ))
-        return ["--config-yaml", json.dumps(bootstrap, separators=(",", ":")), "--disable-hot-restart",
-                "--log-level", "warn", "--concurrency", "2", "--drain-time-s", "1"]
-    raise ValueError(f"no local settings for component {component!r}")
+def envoy_args(ports: Ports) -> list[str]:
+    bootstrap = make_bootstrap(BootstrapSettings(
+        node_id="knserve-local-ingress", xds_host=f"{XDS_SERVICE}.{SYSTEM_NAMESPACE}.svc.cluster.local",
+        xds_port=XDS_PORT, admin_port=ports.envoy_admin, keepalive_interval_seconds=10,
+    ))
+    return ["--config-yaml", json.dumps(bootstrap, separators=(",", ":")), "--disable-hot-restart",
+            "--log-level", "warn", "--concurrency", "2", "--drain-time-s", "1"]
 
 
-def container_ports(component: str, ports: Ports) -> dict[str, int]:
-    """Container port name -> the local cluster's port for it."""
-    return {
-        "controller": {"grpc-xds": ports.xds, "https-webhook": ports.webhook, "http-health": ports.controller_metrics},
-        "activator": {"http": ports.activator, "http-metrics": ports.activator_metrics},
-        "autoscaler": {"http": ports.autoscaler, "http-metrics": ports.autoscaler_metrics},
-        # Envoy's admin interface answers /ready too, so it stands in for the cluster's :8090.
-        "ingress": {"http": ports.ingress, "http-internal": ports.ingress_internal, "http-ready": ports.envoy_admin},
-    }[component]
+def _set_flag(args: list[str], flag: str, value: str) -> list[str]:
+    return [f"{flag}={value}" if arg.startswith(f"{flag}=") else arg for arg in args]
 
 
-def localize_deployment(deployment: dict[str, Any], ports: Ports, state_dir: Path,
-                        node_ip: str = LOCALHOST) -> dict[str, Any]:
+def localize_deployment(deployment: dict[str, Any], ports: Ports, node_ip: str = LOCALHOST) -> dict[str, Any]:
     """A copy of one of config/'s component Deployments, set up for the local cluster."""
     local = copy.deepcopy(deployment)
     component = local["metadata"]["labels"][COMPONENT_LABEL]
-    spec = local["spec"]
-    spec["strategy"] = {"type": "Recreate"}
-    pod = spec["template"]["spec"]
-    pod["hostNetwork"] = True
-    pod["dnsPolicy"] = "ClusterFirstWithHostNet"
-    port_numbers = container_ports(component, ports)
+    pod = local["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    container["args"] = component_args(component, ports, state_dir, node_ip)
-    for port in container.get("ports") or []:
-        port["containerPort"] = port_numbers[port["name"]]
-        port.pop("hostPort", None)
-    for probe_name in ("startupProbe", "readinessProbe", "livenessProbe"):
-        probe = container.get(probe_name)
-        if probe is None:
-            continue
-        for action in ("httpGet", "tcpSocket"):
-            if action in probe:
-                probe[action]["host"] = LOCALHOST
+    container["args"] = [arg for arg in container.get("args") or [] if not arg.startswith(LOG_FORMAT_FLAG)]
+    if component == "controller":
+        args = _set_flag(container["args"], "--ingress-external-address", f"{LOCALHOST}:{ports.ingress}")
+        container["args"] = _set_flag(args, "--ingress-internal-address", f"{node_ip}:{ports.ingress_internal}")
+    elif component == "ingress":
+        local["spec"]["strategy"] = {"type": "Recreate"}
+        pod["hostNetwork"] = True
+        pod["dnsPolicy"] = "ClusterFirstWithHostNet"
+        container["args"] = envoy_args(ports)
+        # The admin interface answers /ready too: it stands in for the cluster's :8090 listener.
+        numbers = {"http": ports.ingress, "http-internal": ports.ingress_internal, "http-ready": ports.envoy_admin}
+        for port in container.get("ports") or []:
+            port["containerPort"] = numbers[port["name"]]
+        for probe_name in ("startupProbe", "readinessProbe", "livenessProbe"):
+            for action in ("httpGet", "tcpSocket"):
+                if action in (container.get(probe_name) or {}):
+                    container[probe_name][action]["host"] = LOCALHOST  # the pod's IP is the node's
     return local
 
 
@@ -114,14 +81,13 @@ def is_component_deployment(manifest: dict[str, Any]) -> bool:
             and manifest.get("metadata", {}).get("labels", {}).get("app.kubernetes.io/name") == "knserve")
 
 
-def local_deployments(files: Iterable[Path], ports: Ports, state_dir: Path,
-                      node_ip: str = LOCALHOST) -> list[dict[str, Any]]:
+def local_deployments(files: Iterable[Path], ports: Ports, node_ip: str = LOCALHOST) -> list[dict[str, Any]]:
     """Every manifest of ``files`` (YAML streams), with knserve's Deployments localized."""
     manifests = []
     for path in files:
         for manifest in yaml.safe_load_all(path.read_text()):
             if not manifest:
                 continue
-            manifests.append(localize_deployment(manifest, ports, state_dir, node_ip)
+            manifests.append(localize_deployment(manifest, ports, node_ip)
                              if is_component_deployment(manifest) else manifest)
     return manifests

@@ -2,15 +2,15 @@
 
 After the control plane is up, ``LocalStack.start`` applies config/ as a cluster install does
 (namespace, RBAC, CRDs, ConfigMaps, the components' Deployments and Services) plus the local
-image map, with the local settings of ``serving.local.manifests`` laid over the Deployments;
-the node agent then runs the components as hostNetwork pods, under their own service
-accounts:
+image map, with the few local settings of ``serving.local.manifests`` laid over the
+Deployments; the node agent then runs the components as pods under their own service
+accounts, finding each other through their Services:
 
-    controller   reconcilers, the xDS server (127.0.0.1:<xds>) and the admission webhook
-    envoy        the ingress: 127.0.0.1:<ingress> for users, <node IP>:<ingress_internal> for
-                 cluster-local routes (pods reach it as knserve-internal.knative-serving)
-    activator    holds requests for revisions without ready pods
-    autoscaler   the KPA: scrapes queue-proxies, writes /scale
+    controller   reconcilers, the xDS server (knserve-xds) and the admission webhook (webhook)
+    envoy        the ingress, a hostNetwork pod: 127.0.0.1:<ingress> for users,
+                 <node IP>:<ingress_internal> for cluster-local routes (knserve-internal)
+    activator    holds requests for revisions without ready pods (activator-service)
+    autoscaler   the KPA: scrapes queue-proxies, writes /scale (autoscaler)
 
 ``start`` waits until each answers on its health port and says how long that took.
 
@@ -86,8 +86,7 @@ class LocalStack:
 
     def deployment_manifests(self) -> list[dict]:
         """config/deployments/ with the local settings laid over the components' Deployments."""
-        return local_deployments(sorted(DEPLOYMENTS.glob("*.yaml")), self.ports, self.cluster.state_dir,
-                                 self.node_ip())
+        return local_deployments(sorted(DEPLOYMENTS.glob("*.yaml")), self.ports, self.node_ip())
 
     def apply_manifests(self) -> None:
         for entry in MANIFESTS:
@@ -116,12 +115,27 @@ class LocalStack:
     def envoy_live(self) -> bool:
         return self._answers(f"http://127.0.0.1:{self.ports.envoy_admin}/ready", b"LIVE")
 
+    def component_url(self, component: str, port_name: str) -> str | None:
+        """``http://<pod IP>:<port>`` of the component's newest running pod, by container port name."""
+        for pod in self.pods(component):
+            address = pod.get("status", {}).get("podIP")
+            if pod.get("metadata", {}).get("deletionTimestamp") or not address:
+                continue
+            for container in pod["spec"]["containers"]:
+                for port in container.get("ports") or []:
+                    if port.get("name") == port_name:
+                        return f"http://{address}:{port['containerPort']}"
+        return None
+
+    def _component_answers(self, component: str, port_name: str, path: str) -> bool:
+        base = self.component_url(component, port_name)
+        return base is not None and self._answers(base + path)
+
     def health_checks(self) -> dict[str, Callable[[], bool]]:
-        p = self.ports
         return {
-            "autoscaler": lambda: self._answers(f"http://127.0.0.1:{p.autoscaler_metrics}/metrics"),
-            "activator": lambda: self._answers(f"http://127.0.0.1:{p.activator_metrics}/metrics"),
-            "controller": lambda: self._answers(f"http://127.0.0.1:{p.controller_metrics}/healthz"),
+            "autoscaler": lambda: self._component_answers("autoscaler", "http-metrics", "/metrics"),
+            "activator": lambda: self._component_answers("activator", "http-metrics", "/metrics"),
+            "controller": lambda: self._component_answers("controller", "http-health", "/healthz"),
             "ingress": self.envoy_live,
         }
 

@@ -24,4 +24,7 @@ class Collaborators:
     events: EventSink
     workers: int = 4
     activator: tuple[Endpoint, ...] = ()
-    """Where the activator listens; revisions it must front route there (empty: never)."""
+    """Where the activator listens; revisions it must front route there (empty: see below)."""
+    activator_service: str | None = None
+    """Without fixed ``activator`` addresses: the activator's Service ("namespace/name"), whose
+    ready endpoints (port ``http``) are where revisions it fronts route (None: never)."""

@@ -106,7 +106,10 @@ def test_the_controller_routes_to_the_activator_service_and_envoy_listens_where_
     (controller,) = [c for d, c in manifests.deployment_containers() if d["metadata"]["name"] == "controller"]
     (envoy,) = [c for d, c in manifests.deployment_containers() if d["metadata"]["name"] == "envoy"]
     flags = dict(flag.split("=", 1) for flag in controller["args"][1:])
-    assert flags["--activator-address"] == "$(ACTIVATOR_SERVICE_SERVICE_HOST):$(ACTIVATOR_SERVICE_SERVICE_PORT_HTTP)"
+    namespace, name = flags["--activator-service"].split("/")
+    (activator_service,) = [s for s in manifests.of_kind("Service") if s["metadata"]["name"] == name]
+    assert activator_service["metadata"]["namespace"] == namespace
+    assert "http" in {port["name"] for port in activator_service["spec"]["ports"]}  # the port routed to
     envoy_ports = {port["containerPort"] for port in envoy["ports"]}
     for flag in ("--ingress-external-address", "--ingress-internal-address"):
         host, port = flags[flag].rsplit(":", 1)

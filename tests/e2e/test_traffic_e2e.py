@@ -14,7 +14,6 @@ import http.client
 import json
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -291,12 +290,7 @@ def test_no_failures_during_template_change_and_traffic_move(stack, namespace):
 
 
 def controller_healthy(stack) -> bool:
-    url = f"http://127.0.0.1:{stack.local.ports.controller_metrics}/healthz"
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
+    return stack.local.health_checks()["controller"]()
 
 
 def test_envoy_keeps_serving_while_the_controller_restarts(stack, namespace):

@@ -126,7 +126,7 @@ class RouteReconciler:
         tracker: Tracker,
         enqueue: Callable[[str], None],
         pod_autoscalers: Store | None = None,
-        activator: tuple[Endpoint, ...] = (),
+        activator: Callable[[], tuple[Endpoint, ...]] = tuple,
         services: Store | None = None,
     ) -> None:
         self.client = client
@@ -189,7 +189,7 @@ class RouteReconciler:
                 RevisionKey(namespace, revision): make_backend(
                     namespace, revision, self.endpoint_slices.by_index(ENDPOINTS_INDEX, f"{namespace}/{revision}"),
                     pod_autoscaler_status=self._pod_autoscaler_status(namespace, revision),
-                    activator=self.activator)
+                    activator=self.activator())
                 for revision in sorted(in_effect)
             }
             self.ingress.set_route(route.key, rules, backends)

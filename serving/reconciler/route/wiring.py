@@ -1,12 +1,15 @@
 """Wiring of the Route reconciler: Routes enqueue themselves; a Configuration, Revision or
 EndpointSlice (by ``kubernetes.io/service-name``) enqueues the Routes that read it last time
 (the tracker); a placeholder Service (by ``serving.knative.dev/route``) enqueues its Route;
+a change of the activator's endpoints (when found through its Service) enqueues every Route;
 a deleted Route leaves the ingress model. No I/O."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from serving.apis.v1 import Route
-from serving.kube.cache import by_annotation_list, by_label
+from serving.kube.cache import Store, by_annotation_list, by_label
 from serving.kube.informer import Change
 from serving.kube.objects import key_of
 from serving.kube.resources import CONFIGURATIONS, ENDPOINT_SLICES, KUBE_SERVICES, PODAUTOSCALERS, REVISIONS, ROUTES
@@ -15,14 +18,36 @@ from serving.reconciler.route.labeler import BY_ROUTE_INDEX
 from serving.reconciler.loop import Controller, ReconcileLoop
 from serving.reconciler.route.ingress_state import IngressState
 from serving.reconciler.route.reconciler import ENDPOINTS_INDEX, RouteReconciler
+from serving.reconciler.route.resources.ingress import service_endpoints
 from serving.reconciler.tracker import Tracker
 from serving.reconciler.wiring import Collaborators
+from serving.xds.model import Endpoint
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+ACTIVATOR_PORT_NAME = "http"
 
 
 def _service_name(change: Change) -> str | None:
     return (change.object.get("metadata", {}).get("labels") or {}).get(SERVICE_NAME_LABEL)
+
+
+def _activator_endpoints(collaborators: Collaborators, routes: Store,
+                         controller: Controller) -> Callable[[], tuple[Endpoint, ...]]:
+    """Where the activator is: the fixed addresses, else the ready endpoints of its Service,
+    watched; when they change every Route is looked at again (its backends may point there)."""
+    fixed = collaborators.activator
+    if fixed or not collaborators.activator_service:
+        return lambda: fixed
+    namespace, _, name = collaborators.activator_service.partition("/")
+    slices = collaborators.informers.informer(ENDPOINT_SLICES, namespace=namespace,
+                                              label_selector=f"{SERVICE_NAME_LABEL}={name}")
+
+    def requeue_routes(change: Change) -> None:
+        for route in routes.list(None):
+            controller.enqueue(key_of(route))
+
+    slices.add_handler(requeue_routes)
+    return lambda: service_endpoints(slices.store.list(namespace), ACTIVATOR_PORT_NAME)
 
 
 def wire(collaborators: Collaborators, ingress: IngressState) -> Controller:
@@ -39,10 +64,11 @@ def wire(collaborators: Collaborators, ingress: IngressState) -> Controller:
 
     controller = Controller("route", None, workers=collaborators.workers, primary=routes.store)  # type: ignore[arg-type]
     tracker = Tracker(controller.enqueue)
+    activator = _activator_endpoints(collaborators, routes.store, controller)
     reconciler = RouteReconciler(
         client=collaborators.client, configurations=configurations.store, revisions=revisions.store,
         endpoint_slices=endpoint_slices.store, ingress=ingress, tracker=tracker, enqueue=controller.enqueue,
-        pod_autoscalers=pod_autoscalers.store, activator=collaborators.activator, services=placeholders.store,
+        pod_autoscalers=pod_autoscalers.store, activator=activator, services=placeholders.store,
     )
     controller.loop = ReconcileLoop(
         client=collaborators.client, resource=ROUTES, model=Route, store=routes.store, reconciler=reconciler,

@@ -11,7 +11,7 @@ from serving.apis.v1 import Configuration, Route, Service
 from serving.config.snapshot import ConfigSnapshot
 from serving.reconciler.configuration.resources.revision import latest_revision_name, make_revision
 from serving.reconciler.route.resources.hosts import address_url, route_url, tag_url
-from serving.reconciler.route.resources.ingress import make_backend, make_ingress_rules
+from serving.reconciler.route.resources.ingress import make_backend, make_ingress_rules, service_endpoints
 from serving.reconciler.service.resources.children import make_configuration, make_route
 from serving.xds.model import Endpoint, IngressRule, RevisionBackend, Split, Visibility
 from tests.serving.reconciler.factories import (
@@ -84,6 +84,17 @@ def test_backend_takes_ready_addresses_at_the_queue_port() -> None:
     ]
     assert make_backend("default", "r", slices) == RevisionBackend(
         "default", "r", (Endpoint("10.0.0.1", 8012), Endpoint("10.0.0.2", 8012)))
+
+
+def test_the_activators_are_the_ready_endpoints_of_its_service_at_the_http_port() -> None:
+    slices = [
+        {"ports": [{"name": "http", "port": 8012}, {"name": "http-metrics", "port": 9090}],
+         "endpoints": [{"addresses": ["10.244.1.3"], "conditions": {"ready": True}},
+                       {"addresses": ["10.244.1.9"], "conditions": {"ready": False}}]},
+        {"ports": [{"name": "http", "port": 8012}], "endpoints": [{"addresses": ["10.244.1.4"]}]},
+    ]
+    assert service_endpoints(slices, "http") == (Endpoint("10.244.1.3", 8012), Endpoint("10.244.1.4", 8012))
+    assert service_endpoints(slices, "grpc") == ()
 
 
 def test_service_children_carry_labels_annotations_and_owner() -> None:

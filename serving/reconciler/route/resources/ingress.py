@@ -45,6 +45,16 @@ def make_ingress_rules(
     return tuple(rules)
 
 
+def service_endpoints(slices: Iterable[JSON], port_name: str) -> tuple[Endpoint, ...]:
+    """The ready endpoints of a Service's EndpointSlices at the port named ``port_name``."""
+    found: set[Endpoint] = set()
+    for endpoint_slice in slices:
+        numbers = [p["port"] for p in endpoint_slice.get("ports") or [] if p.get("name") == port_name and p.get("port")]
+        if numbers:
+            found.update(ready_endpoints([endpoint_slice], port=int(numbers[0])))
+    return tuple(sorted(found, key=lambda e: (e.host, e.port)))
+
+
 def ready_endpoints(slices: Iterable[JSON], *, port: int = QUEUE_HTTP_PORT) -> tuple[Endpoint, ...]:
     """The ready addresses of a Service's EndpointSlices (``ready`` unset counts as ready)."""
     found: set[str] = set()
