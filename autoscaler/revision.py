@@ -1,11 +1,13 @@
 """One revision's autoscaling state: its metric windows, its decider and its latest decision.
 
 ``RevisionScaler`` is Knative's scaler runner without the goroutines: ``record`` takes a
-stat (scraped or pushed by the activator) and says whether the revision must be decided on
-at once (a request reached a revision at zero or without a decision yet: the "poke");
-``tick`` runs the KPA decision and says whether the decision changed in a way the PodAutoscaler must hear about (a new
-desired scale, or excess burst capacity changing sign). The async shell calls ``tick`` every
-two seconds and on a poke.
+stat pushed by the activator and says whether the revision must be decided on at once (a
+request reached a revision at zero or without a decision yet: the "poke");
+``record_scraped`` takes a scrape of the pods, unless it counts on activator stats that have
+not reached this autoscaler yet; ``tick`` runs the KPA decision and says whether the
+decision changed in a way the PodAutoscaler must hear about (a new desired scale, or excess
+burst capacity changing sign). The async shell calls ``tick`` every two seconds and on a
+poke.
 
 Pure; ``now`` is an argument.
 """
@@ -50,6 +52,21 @@ class RevisionScaler:
         self.collection.resize(stable_window=spec.stable_window, panic_window=spec.panic_window, now=now)
         self.decider.update(spec)
         self._spec = spec
+
+    def record_scraped(self, stat: Stat, *, now: float, activator_heard: bool) -> bool:
+        """Add a scraped stat; False, adding nothing, when it shows only part of the load.
+
+        The pods report the requests the activator sent them as proxied, and those count only
+        through the activator's own stats. Until the activator's stats reach this autoscaler
+        (a new autoscaler is reached through its Service, so only once its pod is ready), such
+        a scrape would record the activator's requests as no load, and a window opening on
+        those seconds reads a fraction of the real load: an autoscaler restarted under steady
+        load would scale down. The window opens with the first stats that see the whole load.
+        """
+        if not activator_heard and (stat.average_proxied_concurrent_requests > 0 or stat.proxied_request_count > 0):
+            return False
+        self.collection.record(now, stat)
+        return True
 
     def record(self, stat: Stat, *, now: float) -> bool:
         """Add a stat; True when the revision is at zero (or undecided) and this stat carries load.

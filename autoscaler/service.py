@@ -5,7 +5,9 @@ each it runs three named loops: a scrape every second (unless target-burst-capac
 a decision every two seconds or at once when poked, and a reconcile worker that applies
 ``kpa.reconcile`` (replicas through ``/scale``, status through ``/status``) whenever the
 decision, the pods or the PodAutoscaler change, or a scale-to-zero wait runs out.
-``record`` takes the activator's stats and pokes a revision at zero.
+``record`` takes the activator's stats and pokes a revision at zero. Until the first of them
+arrives, a scrape showing requests that came through the activator is left out (see
+``RevisionScaler.record_scraped``).
 
 The loops only move data; every decision is in the pure modules. ``handle_event``,
 ``scrape``, ``tick`` and ``reconcile`` are public so tests can drive one step at a time
@@ -52,6 +54,7 @@ class RevisionState:
     requeue: asyncio.TimerHandle | None = None
     requeue_after: float | None = None
     task: asyncio.Task[None] | None = None
+    waiting_for_activator: bool = False  # said once that its scrapes wait for the activator's stats
 
 
 class AutoscalerService:
@@ -81,6 +84,7 @@ class AutoscalerService:
         self._scrape_interval = scrape_interval
         self.revisions: dict[tuple[str, str], RevisionState] = {}
         self._by_revision: dict[tuple[str, str], tuple[str, str]] = {}
+        self._activator_heard = False  # a stat batch came from an activator since this process started
         self._run_loops = False
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -129,11 +133,12 @@ class AutoscalerService:
     def record(self, messages: Sequence[RevisionStat]) -> None:
         """Stats pushed by the activator; a revision at zero that gets load is decided at once."""
         now = self._clock.now()
+        self._activator_heard = self._activator_heard or bool(messages)
         for message in messages:
             key = self._by_revision.get((message.namespace, message.revision))
             state = self.revisions.get(key) if key else None
             if state is not None and state.scaler.record(message.stat, now=now):
-                log.info("poked: request for %s/%s at zero", message.namespace, message.revision)
+                log.info("poked: load for %s/%s, at zero or not decided on yet", message.namespace, message.revision)
                 state.poke.set()
 
     # --- steps ----------------------------------------------------------------------------------
@@ -151,8 +156,15 @@ class AutoscalerService:
         except ScrapeFailed as failure:
             log.warning("scraping %s/%s: %s", state.pa.namespace, state.pa.revision, failure)
             return
-        if stat is not None and self.revisions.get(key) is state:
-            state.scaler.record(stat, now=now)  # the second the scrape was for, however long it took
+        if stat is None or self.revisions.get(key) is not state:
+            return
+        # recorded at the second the scrape was for, however long it took
+        recorded = state.scaler.record_scraped(stat, now=now, activator_heard=self._activator_heard)
+        if not recorded and not state.waiting_for_activator:
+            state.waiting_for_activator = True
+            log.info("%s/%s: its pods serve requests through the activator, whose stats have not reached "
+                     "this autoscaler yet; its load is counted from the first of them",
+                     state.pa.namespace, state.pa.revision)
 
     async def tick(self, key: tuple[str, str]) -> None:
         state = self.revisions[key]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from autoscaler.config import AutoscalerConfig, ScalingSpec, resolve_scaling
 from autoscaler.kpa import reconcile
 from autoscaler.podautoscaler import ACTIVE, Condition, PodAutoscaler, PodAutoscalerStatus, PodCounts
@@ -102,3 +104,21 @@ def test_update_resizes_the_windows() -> None:
     scaler.update(make_spec(stable_window=10.0, panic_window=1.0), now=T0)
     assert scaler.collection.concurrency_stable.window == 10
     assert scaler.decider.spec.stable_window == 10.0
+
+
+@pytest.mark.parametrize(
+    ("stat", "activator_heard", "recorded"),
+    [
+        pytest.param(Stat("service-scraper", 20.0), False, True, id="direct-load-before-the-activator"),
+        pytest.param(Stat("service-scraper", 20.0, 20.0, 40.0, 40.0), False, False, id="proxied-load-before-the-activator"),
+        pytest.param(Stat("service-scraper", 20.0, 0.0, 40.0, 4.0), False, False, id="proxied-requests-before-the-activator"),
+        pytest.param(Stat("service-scraper", 20.0, 20.0, 40.0, 40.0), True, True, id="proxied-load-once-heard"),
+    ],
+)
+def test_a_scrape_counting_on_activator_stats_waits_for_the_first_of_them(
+    stat: Stat, activator_heard: bool, recorded: bool
+) -> None:
+    scaler = RevisionScaler(make_spec(), ready_pods=2, now=T0)
+    assert scaler.record_scraped(stat, now=T0, activator_heard=activator_heard) is recorded
+    # nothing recorded: no data to decide on, the current scale stays
+    assert scaler.tick(now=T0, ready_pods=2) is recorded

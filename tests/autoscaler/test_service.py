@@ -126,3 +126,39 @@ async def test_annotation_changes_reach_the_decider() -> None:
     await autoscaler.handle_event("ADDED", pa_object())
     await autoscaler.handle_event("MODIFIED", pa_object(annotations={"autoscaling.knative.dev/target": "10"}))
     assert autoscaler.revisions[KEY].scaler.spec.total == 10.0
+
+
+class ProxiedStats:
+    """Every pod reports the same concurrency, all of it sent by the activator."""
+
+    def __init__(self, concurrency: float) -> None:
+        self.concurrency = concurrency
+
+    async def fetch(self, ip: str) -> Stat:
+        return Stat(ip, self.concurrency, average_proxied_concurrent_requests=self.concurrency)
+
+
+async def test_a_restart_under_load_through_the_activator_keeps_the_pods_while_the_activator_cannot_reach_it() -> None:
+    # 20 requests in flight through the activator, target 10: the revision runs 2 pods when
+    # the autoscaler restarts. The activator reaches the new one through its Service, so only
+    # once the pod is ready: its first readiness probe comes before it listens, the next one a
+    # period (5 s) later. The pods' stats say all their requests came through the activator.
+    clock, cluster = FakeClock(), FakeCluster()
+    annotations = {"autoscaling.knative.dev/window": "6s", "autoscaling.knative.dev/target": "10",
+                   "autoscaling.knative.dev/target-utilization-percentage": "100"}
+    cluster.apply(pa_object(annotations=annotations, status={"desiredScale": 2, "actualScale": 2}))
+    cluster.replicas[(NS, f"{REV}-deployment")] = 2
+    cluster.set_pods(NS, REV, pods(2, clock=clock))
+    autoscaler = AutoscalerService(watch=cluster, pods=cluster, scale=cluster, status=cluster,
+                                   fetcher=ProxiedStats(10.0), clock=clock)
+    await autoscaler.handle_event("ADDED", cluster.pod_autoscalers[KEY])
+    for second in range(20):
+        if second >= 5:
+            autoscaler.record([RevisionStat(NS, REV, Stat("activator", 20.0, request_count=40.0))])
+        await autoscaler.scrape(KEY)
+        if second % 2 == 1:
+            await autoscaler.tick(KEY)
+        await autoscaler.reconcile(KEY)
+        clock.advance(1.0)
+    assert cluster.scale_writes == []
+    assert autoscaler.revisions[KEY].scaler.status.desired_scale == 2
