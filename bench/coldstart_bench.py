@@ -409,7 +409,7 @@ def read_marks(stack: Any, starts: list[ColdStart], pods: PodWatcher) -> None:
     for start in starts:
         ns = start.namespace
         marks: dict[str, float | None] = {"sent": start.sent, "arrived": start.arrived}
-        marks["poked"] = first_after(autoscaler, f"poked: request for {ns}/{REVISION} ", start.sent)
+        marks["poked"] = first_after(autoscaler, "poked: ", start.sent, also=f" {ns}/{REVISION},")
         marks["scaled"] = first_after(autoscaler, f"scaling {ns}/{REVISION}-deployment from 0 to", start.sent)
         marks["container"] = first_after(node, f"started {ns}/{REVISION}-deployment-", start.sent)
         marks["app_ready"] = marks["probe_passed"] = marks["pod_seen"] = marks["bound"] = marks["pod_known"] = None
