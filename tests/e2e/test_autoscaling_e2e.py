@@ -278,8 +278,12 @@ def test_sustained_load_reaches_target_pods_and_returns_to_min_scale(autoscaling
     # 30 requests in flight at all times, 10 per pod: 3 pods.
     seen: list[Scale] = []
     with Load(stack, host_of("steady", namespace), "/?sleep=500", clients=30) as load:
+        load_began = time.monotonic()
+
         def settled() -> bool:
             seen.append(observe(stack, "steady-00001", namespace))
+            if time.monotonic() - load_began < 4.0:  # two decision ticks: before them 1 pod looks settled
+                return False
             last = seen[-4:]
             # Settled: the PA's desired scale, the Deployment's replicas and the ready pods agree
             # for 2 s (the PA status can lag a scale write it just made).

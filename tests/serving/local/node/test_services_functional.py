@@ -9,8 +9,9 @@ import time
 from tests.serving.local.node.test_node_functional import apply, app_container, get_json, is_ready, service, wait_for
 
 CLIENT = """
-import socket, sys, time, urllib.request
+import os, socket, sys, time, urllib.request
 for target in sys.argv[1:]:
+    time.sleep(float(os.environ.get("PAUSE", "0")))
     kind, _, what = target.partition("=")
     for attempt in range(40):
         try:
@@ -27,11 +28,11 @@ time.sleep(3600)
 """
 
 
-def client(namespace: str, name: str, targets: list[str]) -> dict:
+def client(namespace: str, name: str, targets: list[str], pause: float = 0.0) -> dict:
     return {
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
         "spec": {"containers": [{"name": "client", "image": "example.test/client", "command": [
-            "python3", "-c", CLIENT, *targets]}]},
+            "python3", "-c", CLIENT, *targets], "env": [{"name": "PAUSE", "value": str(pause)}]}]},
     }
 
 
@@ -77,8 +78,16 @@ def test_a_headless_service_resolves_to_its_ready_pods(cluster, namespace):
     wait_for("both endpoints", lambda: len(json.loads(cluster.kubectl(
         "get", "endpointslices", "-n", namespace, "-l", "kubernetes.io/service-name=db", "-o", "json").stdout)
         ["items"][0].get("endpoints") or []) == 2)
-    apply(cluster, client(namespace, "resolver", [f"dns=db.{namespace}.svc.cluster.local"]))
-    assert results(cluster, namespace, "resolver", 1) == [f"dns db.{namespace}.svc.cluster.local {addresses}"]
+    # Like any cluster DNS, the node's follows the EndpointSlices a moment later: ask until both appear.
+    wanted = f"dns db.{namespace}.svc.cluster.local {addresses}"
+    targets = [f"dns=db.{namespace}.svc.cluster.local"] * 40
+    apply(cluster, client(namespace, "resolver", targets, pause=0.5))
+
+    def answered() -> bool:
+        logs = cluster.kubectl("logs", "resolver", "-n", namespace, check=False).stdout
+        return wanted in logs.splitlines()
+
+    wait_for("both pods in the headless Service's answer", answered, timeout=60)
 
 
 def test_a_service_without_ready_endpoints_resolves_but_serves_nothing(cluster, namespace):
