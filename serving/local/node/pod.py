@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -175,54 +176,45 @@ class PodWorker:
     def notify(self) -> None:
         self._dirty.set()
 
-    async def _prepare_credentials(self) -> bool:
-        if self.credentials is None:
-            return True
+    async def _retry(self, what: str, attempt: Callable[[], Awaitable[None]],
+                     errors: tuple[type[Exception], ...]) -> bool:
+        """Run ``attempt`` until it succeeds (True) or the pod stops (False), backing off from
+        0.5 s to 10 s between tries."""
         delay = 0.5
         while not self._stopping.is_set():
             try:
-                await self.credentials.write()
-            except (ApiError, OSError) as error:
-                log.warning("%s: no service-account token yet (%s); retrying in %.1fs", self.key, error, delay)
+                await attempt()
+            except errors as error:
+                log.warning("%s: %s (%s); retrying in %.1fs", self.key, what, error, delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), delay)
                 delay = min(delay * 2, 10.0)
                 continue
-            self._tasks.append(asyncio.create_task(self.credentials.keep_fresh(), name=f"token {self.key}"))
             return True
         return False
+
+    async def _prepare_credentials(self) -> bool:
+        credentials = self.credentials
+        if credentials is None:
+            return True
+        if not await self._retry("no service-account token yet", credentials.write, (ApiError, OSError)):
+            return False
+        self._tasks.append(asyncio.create_task(credentials.keep_fresh(), name=f"token {self.key}"))
+        return True
 
     async def _prepare_volumes(self) -> bool:
         """Make the pod's volumes; retried while a ConfigMap or Secret they need is missing."""
-        delay = 0.5
         root = self.ctx.layout.pod_dir(self.uid) / "volumes"
         credentials = self.credentials.directory if self.credentials is not None else None
-        while not self._stopping.is_set():
-            try:
-                self.volumes = await prepare_volumes(self.ctx.api, self.pod, root, credentials)
-            except (VolumeUnavailable, ApiError, OSError) as error:
-                log.warning("%s: volumes not ready (%s); retrying in %.1fs", self.key, error, delay)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), delay)
-                delay = min(delay * 2, 10.0)
-                continue
-            return True
-        return False
+
+        async def make() -> None:
+            self.volumes = await prepare_volumes(self.ctx.api, self.pod, root, credentials)
+
+        return await self._retry("volumes not ready", make, (VolumeUnavailable, ApiError, OSError))
 
     async def _prepare_network(self) -> bool:
         """Make the pod's network namespace; retried until it works or the pod stops."""
-        delay = 0.5
-        while not self._stopping.is_set():
-            try:
-                await self.ctx.network.attach(self.pod_ip)
-            except OSError as error:
-                log.error("%s: %s; retrying in %.1fs", self.key, error, delay)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), delay)
-                delay = min(delay * 2, 10.0)
-                continue
-            return True
-        return False
+        return await self._retry("no network namespace yet", lambda: self.ctx.network.attach(self.pod_ip), (OSError,))
 
     async def _run(self) -> None:
         if not self.host_network and not await self._prepare_network():
