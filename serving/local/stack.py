@@ -20,6 +20,7 @@ Side effects: runs kubectl against the cluster, reads the node agent's container
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -46,6 +47,7 @@ CRDS = ("services.serving.knative.dev", "configurations.serving.knative.dev", "r
 COMPONENTS = (("autoscaler", "autoscaler", "autoscaler"), ("activator", "activator", "activator"),
               ("controller", "controller", "controller"), ("ingress", "envoy", "envoy"))
 START_TIMEOUT = 90.0
+IMMUTABLE_SERVICE = re.compile(r'The Service "([a-z0-9-]+)" is invalid: spec\.clusterIPs?(\[0\])?: Invalid value: .*may not change once set')
 # Host processes an earlier knserve ran its components as; stopped when found.
 LEGACY_PROCESSES = (("envoy", "serving.local.keeper"), ("knserve-controller", "serving.cli controller"),
                     ("knserve-activator", "serving.cli activator"), ("knserve-autoscaler", "serving.cli autoscaler"))
@@ -100,8 +102,17 @@ class LocalStack:
         self._apply_deployments()
 
     def _apply_deployments(self) -> None:
-        self._apply("config/deployments (local settings)", "-f", "-",
-                    input=yaml.safe_dump_all(self.deployment_manifests(), sort_keys=False))
+        manifests = yaml.safe_dump_all(self.deployment_manifests(), sort_keys=False)
+        try:
+            self._apply("config/deployments (local settings)", "-f", "-", input=manifests)
+        except processes.StartError as error:
+            # A Service an earlier knserve made differs in a field the API server keeps for
+            # good (knserve-xds became headless): make it anew, once.
+            found = IMMUTABLE_SERVICE.search(str(error))
+            if found is None:
+                raise
+            self.kubectl("delete", "service", found.group(1), "-n", SYSTEM_NAMESPACE, "--wait=true")
+            self._apply("config/deployments (local settings)", "-f", "-", input=manifests)
 
     # --- components ------------------------------------------------------------------------
     @staticmethod
