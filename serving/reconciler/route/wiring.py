@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from serving.apis.v1 import Route
-from serving.kube.cache import Store, by_annotation_list, by_label
+from serving.kube.cache import by_annotation_list, by_label
 from serving.kube.informer import Change
 from serving.kube.objects import key_of
 from serving.kube.resources import CONFIGURATIONS, ENDPOINT_SLICES, KUBE_SERVICES, PODAUTOSCALERS, REVISIONS, ROUTES
@@ -31,8 +31,7 @@ def _service_name(change: Change) -> str | None:
     return (change.object.get("metadata", {}).get("labels") or {}).get(SERVICE_NAME_LABEL)
 
 
-def _activator_endpoints(collaborators: Collaborators, routes: Store,
-                         controller: Controller) -> Callable[[], tuple[Endpoint, ...]]:
+def _activator_endpoints(collaborators: Collaborators, controller: Controller) -> Callable[[], tuple[Endpoint, ...]]:
     """Where the activator is: the fixed addresses, else the ready endpoints of its Service,
     watched; when they change every Route is looked at again (its backends may point there)."""
     fixed = collaborators.activator
@@ -42,11 +41,7 @@ def _activator_endpoints(collaborators: Collaborators, routes: Store,
     slices = collaborators.informers.informer(ENDPOINT_SLICES, namespace=namespace,
                                               label_selector=f"{SERVICE_NAME_LABEL}={name}")
 
-    def requeue_routes(change: Change) -> None:
-        for route in routes.list(None):
-            controller.enqueue(key_of(route))
-
-    slices.add_handler(requeue_routes)
+    slices.add_handler(lambda change: controller.resync())
     return lambda: service_endpoints(slices.store.list(namespace), ACTIVATOR_PORT_NAME)
 
 
@@ -64,7 +59,7 @@ def wire(collaborators: Collaborators, ingress: IngressState) -> Controller:
 
     controller = Controller("route", None, workers=collaborators.workers, primary=routes.store)  # type: ignore[arg-type]
     tracker = Tracker(controller.enqueue)
-    activator = _activator_endpoints(collaborators, routes.store, controller)
+    activator = _activator_endpoints(collaborators, controller)
     reconciler = RouteReconciler(
         client=collaborators.client, configurations=configurations.store, revisions=revisions.store,
         endpoint_slices=endpoint_slices.store, ingress=ingress, tracker=tracker, enqueue=controller.enqueue,
