@@ -193,7 +193,7 @@ class LoopbackRange:
         return None
 
 
-async def _ip(*args: str, stdin: str | None = None) -> tuple[int, str]:
+async def run_ip(*args: str, stdin: str | None = None) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         "ip", *args,
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
@@ -226,13 +226,13 @@ class BridgeNetwork:
         """Make the bridge (or take over an existing one), drop namespaces of pods not in
         ``wanted``, and remove pod addresses an older agent put on ``lo``."""
         await sweep_legacy_loopback_addresses()
-        code, output = await _ip("link", "add", self.bridge, "type", "bridge")
+        code, output = await run_ip("link", "add", self.bridge, "type", "bridge")
         if code != 0 and "File exists" not in output:
             raise NetworkSetupError(f"creating bridge {self.bridge} failed: {output}")
-        code, output = await _ip("addr", "replace", f"{self._gateway}/{self.block.prefixlen}", "dev", self.bridge)
+        code, output = await run_ip("addr", "replace", f"{self._gateway}/{self.block.prefixlen}", "dev", self.bridge)
         if code != 0:
             raise NetworkSetupError(f"giving bridge {self.bridge} the address {self._gateway} failed: {output}")
-        code, output = await _ip("link", "set", self.bridge, "up")
+        code, output = await run_ip("link", "set", self.bridge, "up")
         if code != 0:
             raise NetworkSetupError(f"bringing bridge {self.bridge} up failed: {output}")
         await self.sync(wanted)
@@ -247,7 +247,7 @@ class BridgeNetwork:
 
     async def _configured(self, address: str) -> bool:
         """Whether the pod's namespace is complete: its eth0 carries ``address``."""
-        code, output = await _ip("-n", namespace_name(address), "-4", "-o", "addr", "show", "dev", "eth0")
+        code, output = await run_ip("-n", namespace_name(address), "-4", "-o", "addr", "show", "dev", "eth0")
         return code == 0 and f" {address}/" in output
 
     async def attach(self, address: str) -> None:
@@ -255,18 +255,18 @@ class BridgeNetwork:
         namespace = namespace_name(address)
         host_end = host_veth_name(address)
         if address in self._present() and await self._configured(address):
-            code, output = await _ip("link", "set", host_end, "master", self.bridge, "up")
+            code, output = await run_ip("link", "set", host_end, "master", self.bridge, "up")
             if code == 0:
                 return
         await self.detach(address)
         pod_end = f"knsp{host_end[4:]}"
-        code, output = await _ip("-batch", "-", stdin="\n".join([
+        code, output = await run_ip("-batch", "-", stdin="\n".join([
             f"netns add {namespace}",
             f"link add {host_end} type veth peer name {pod_end} netns {namespace}",
             f"link set {host_end} master {self.bridge} up",
         ]) + "\n")
         if code == 0:
-            code, output = await _ip("-n", namespace, "-batch", "-", stdin="\n".join([
+            code, output = await run_ip("-n", namespace, "-batch", "-", stdin="\n".join([
                 "link set lo up",
                 f"link set {pod_end} address {pod_mac_address(address)}",
                 f"link set {pod_end} name eth0",
@@ -280,12 +280,12 @@ class BridgeNetwork:
 
     async def detach(self, address: str) -> None:
         """Remove the pod's veth pair and namespace (its processes must have ended)."""
-        code, output = await _ip("link", "del", host_veth_name(address))
+        code, output = await run_ip("link", "del", host_veth_name(address))
         if code != 0 and "Cannot find device" not in output:
             log.warning("removing the veth of pod IP %s failed: %s", address, output)
         namespace = namespace_name(address)
         if (NAMESPACE_DIRECTORY / namespace).exists():
-            code, output = await _ip("netns", "del", namespace)
+            code, output = await run_ip("netns", "del", namespace)
             if code != 0:
                 log.warning("removing network namespace %s failed: %s", namespace, output)
 
@@ -297,7 +297,7 @@ class BridgeNetwork:
     async def teardown(self) -> None:
         """Remove every pod namespace of this block and the bridge."""
         await self.sync(set())
-        code, output = await _ip("link", "del", self.bridge)
+        code, output = await run_ip("link", "del", self.bridge)
         if code != 0 and "Cannot find device" not in output:
             log.warning("removing bridge %s failed: %s", self.bridge, output)
 
@@ -305,7 +305,7 @@ class BridgeNetwork:
 async def remove_orphaned_networks(network: ipaddress.IPv4Network, *, own: ipaddress.IPv4Network) -> None:
     """Remove bridges and pod namespaces of blocks no running agent holds (an agent that was
     killed cannot clean up after itself): a block whose lock is free is nobody's."""
-    code, output = await _ip("-o", "link", "show", "type", "bridge")
+    code, output = await run_ip("-o", "link", "show", "type", "bridge")
     thirds = set()
     for line in output.splitlines() if code == 0 else []:
         name = line.split(":")[1].strip() if line.count(":") >= 2 else ""
@@ -352,9 +352,9 @@ def legacy_loopback_addresses(output: str) -> list[ipaddress.IPv4Interface]:
 
 async def sweep_legacy_loopback_addresses() -> None:
     """Remove pod addresses (198.19.x.y, label ``lo:knserve``) an older agent added to ``lo``."""
-    code, output = await _ip("-4", "-o", "addr", "show", "dev", "lo")
+    code, output = await run_ip("-4", "-o", "addr", "show", "dev", "lo")
     if code != 0:
         return
     for interface in legacy_loopback_addresses(output):
-        code, message = await _ip("-4", "addr", "del", str(interface), "dev", "lo")
+        code, message = await run_ip("-4", "addr", "del", str(interface), "dev", "lo")
         log.info("removed stale pod address %s from lo%s", interface.ip, "" if code == 0 else f": {message}")

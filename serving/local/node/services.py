@@ -30,10 +30,11 @@ import dataclasses
 import logging
 import random
 import socket
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from serving.local.node.api import ApiError, Gone, NodeApi, ServerInfo
+from serving.kube.endpoints import ready_addresses, ready_endpoints_at
+from serving.local.node.api import Gone, NodeApi, ServerInfo
+from serving.local.node.network import run_ip
 from serving.local.node.dns import ServiceRecord
 
 log = logging.getLogger(__name__)
@@ -68,39 +69,9 @@ def cluster_ip(service: JSON) -> str | None:
     return str(address)
 
 
-def ready_endpoints(slices: list[JSON], port_name: str) -> list[tuple[str, int]]:
-    """(address, port) of every ready endpoint of ``slices`` for the Service port named ``port_name``."""
-    found = []
-    for endpoint_slice in slices:
-        numbers = [int(p["port"]) for p in endpoint_slice.get("ports") or []
-                   if (p.get("name") or "") == port_name and p.get("port") is not None]
-        if not numbers:
-            continue
-        for endpoint in endpoint_slice.get("endpoints") or []:
-            if (endpoint.get("conditions") or {}).get("ready") is False:
-                continue
-            for address in endpoint.get("addresses") or []:
-                found.append((str(address), numbers[0]))
-    return found
-
-
-def ready_addresses(slices: list[JSON]) -> tuple[str, ...]:
-    return tuple(sorted({str(address) for s in slices for e in s.get("endpoints") or []
-                         if (e.get("conditions") or {}).get("ready") is not False
-                         for address in e.get("addresses") or []}))
-
-
 def _key(obj: JSON) -> tuple[str, str]:
     metadata = obj.get("metadata") or {}
     return str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
-
-
-async def _run_ip(*args: str) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        "ip", *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT)
-    output, _ = await process.communicate()
-    return int(process.returncode or 0), output.decode("utf-8", "replace").strip()
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -115,12 +86,10 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 class ServiceProxy:
-    def __init__(self, api: NodeApi, *, bridge: str, api_server: ServerInfo,
-                 run_ip: Callable[..., Awaitable[tuple[int, str]]] = _run_ip) -> None:
+    def __init__(self, api: NodeApi, *, bridge: str, api_server: ServerInfo) -> None:
         self.api = api
         self.bridge = bridge
         self.api_server = api_server
-        self._run_ip = run_ip
         self.services: dict[tuple[str, str], JSON] = {}
         self.slices: dict[tuple[str, str], JSON] = {}  # by the slice's own key
         self._listeners: dict[tuple[str, int], asyncio.Server] = {}  # (ip, port) -> server
@@ -146,7 +115,7 @@ class ServiceProxy:
     def endpoints(self, namespace: str, name: str, port: ServicePort) -> list[tuple[str, int]]:
         if (namespace, name) == ("default", "kubernetes"):
             return [(self.api_server.host, self.api_server.port)]
-        return ready_endpoints(self._slices_of(namespace, name), port.name)
+        return list(ready_endpoints_at(self._slices_of(namespace, name), port.name))
 
     # --- running ---------------------------------------------------------------------------
     async def run(self) -> None:
@@ -160,7 +129,7 @@ class ServiceProxy:
             server.close()
         self._listeners.clear()
         for address in sorted(self._addresses):
-            await self._run_ip("addr", "del", f"{address}/32", "dev", self.bridge)
+            await run_ip("addr", "del", f"{address}/32", "dev", self.bridge)
         self._addresses.clear()
 
     async def _keep(self, path: str, into: dict[tuple[str, str], JSON]) -> None:
@@ -182,10 +151,7 @@ class ServiceProxy:
                     self._changed.set()
             except Gone:
                 continue
-            except (ApiError, OSError, asyncio.TimeoutError) as error:
-                log.warning("watching %s failed (%s); listing again in 1s", path, error)
-                await asyncio.sleep(1.0)
-            except Exception as error:  # aiohttp's errors and the like: never stop serving
+            except Exception as error:  # the API's, aiohttp's and the socket's: never stop serving
                 log.warning("watching %s failed (%s); listing again in 1s", path, error)
                 await asyncio.sleep(1.0)
 
@@ -206,7 +172,7 @@ class ServiceProxy:
                 wanted[(address, port.port)] = (namespace, name, port)
         addresses = {address for address, _ in wanted}
         for address in sorted(addresses - self._addresses):
-            code, output = await self._run_ip("addr", "replace", f"{address}/32", "dev", self.bridge)
+            code, output = await run_ip("addr", "replace", f"{address}/32", "dev", self.bridge)
             if code != 0:
                 log.warning("could not put Service IP %s on %s: %s", address, self.bridge, output)
                 continue
@@ -222,7 +188,7 @@ class ServiceProxy:
             except OSError as error:
                 log.warning("Service %s/%s: cannot listen on %s:%d: %s", namespace, name, *listen, error)
         for address in sorted(self._addresses - addresses):
-            await self._run_ip("addr", "del", f"{address}/32", "dev", self.bridge)
+            await run_ip("addr", "del", f"{address}/32", "dev", self.bridge)
             self._addresses.discard(address)
 
     async def _listen(self, listen: tuple[str, int], namespace: str, name: str, port: ServicePort) -> asyncio.Server:

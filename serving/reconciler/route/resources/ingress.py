@@ -14,6 +14,7 @@ from serving.apis.v1 import Route
 from serving.autoscaling_wire import activator_in_path
 from serving.config.domain import CLUSTER_LOCAL_DOMAIN
 from serving.config.snapshot import ConfigSnapshot
+from serving.kube.endpoints import ready_addresses, ready_endpoints_at
 from serving.kube.objects import JSON
 from serving.networking import QUEUE_HTTP_PORT
 from serving.reconciler.route.resources.hosts import is_cluster_local, route_host, tag_host
@@ -47,24 +48,12 @@ def make_ingress_rules(
 
 def service_endpoints(slices: Iterable[JSON], port_name: str) -> tuple[Endpoint, ...]:
     """The ready endpoints of a Service's EndpointSlices at the port named ``port_name``."""
-    found: set[Endpoint] = set()
-    for endpoint_slice in slices:
-        numbers = [p["port"] for p in endpoint_slice.get("ports") or [] if p.get("name") == port_name and p.get("port")]
-        if numbers:
-            found.update(ready_endpoints([endpoint_slice], port=int(numbers[0])))
-    return tuple(sorted(found, key=lambda e: (e.host, e.port)))
+    return tuple(Endpoint(address, port) for address, port in ready_endpoints_at(slices, port_name))
 
 
 def ready_endpoints(slices: Iterable[JSON], *, port: int = QUEUE_HTTP_PORT) -> tuple[Endpoint, ...]:
-    """The ready addresses of a Service's EndpointSlices (``ready`` unset counts as ready)."""
-    found: set[str] = set()
-    for endpoint_slice in slices:
-        for endpoint in endpoint_slice.get("endpoints") or []:
-            conditions = endpoint.get("conditions") or {}
-            if conditions.get("ready") is False or conditions.get("terminating") is True:
-                continue
-            found.update(endpoint.get("addresses") or [])
-    return tuple(Endpoint(address, port) for address in sorted(found))
+    """The ready addresses of a Service's EndpointSlices, at ``port``."""
+    return tuple(Endpoint(address, port) for address in ready_addresses(slices))
 
 
 def make_backend(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from serving.local.node.services import cluster_ip, ready_addresses, ready_endpoints, service_ports
+from serving.kube.endpoints import ready_addresses, ready_endpoints_at
+from serving.local.node.services import cluster_ip, service_ports
 
 SLICES = [
     {"ports": [{"name": "http", "port": 8080}, {"name": "metrics", "port": 9090}],
@@ -14,9 +15,9 @@ SLICES = [
 
 
 def test_a_port_leads_to_the_ready_endpoints_at_their_own_port_numbers():
-    assert ready_endpoints(SLICES, "http") == [("10.244.1.5", 8080), ("10.244.1.7", 8080), ("10.244.1.8", 8081)]
-    assert ready_endpoints(SLICES, "metrics") == [("10.244.1.5", 9090), ("10.244.1.7", 9090)]
-    assert ready_endpoints(SLICES, "grpc") == []
+    assert ready_endpoints_at(SLICES, "http") == (("10.244.1.5", 8080), ("10.244.1.7", 8080), ("10.244.1.8", 8081))
+    assert ready_endpoints_at(SLICES, "metrics") == (("10.244.1.5", 9090), ("10.244.1.7", 9090))
+    assert ready_endpoints_at(SLICES, "grpc") == ()
 
 
 def test_headless_names_list_ready_addresses_once():
