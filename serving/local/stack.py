@@ -34,6 +34,7 @@ import yaml
 from serving.local import processes
 from serving.local.controlplane import NODE_NAME, LocalCluster, Ports, Progress
 from serving.local.manifests import local_deployments
+from serving.local.node.context import StateLayout
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPOSITORY / "config"
@@ -159,12 +160,14 @@ class LocalStack:
         items = json.loads(result.stdout)["items"]
         return sorted(items, key=lambda pod: pod["metadata"]["creationTimestamp"], reverse=True)
 
-    def container_logs(self, component: str) -> list[Path]:
-        """The log files of the component's container, oldest first (one per pod and restart)."""
+    def container_logs(self, component: str, pods: list[dict] | None = None) -> list[Path]:
+        """The log files of the component's container in ``pods`` (default: its pods now),
+        oldest first (one per pod and restart)."""
         container = {label: name for label, _, name in COMPONENTS}[component]
+        layout = StateLayout(self.cluster.node_state_dir)
         files: list[Path] = []
-        for pod in reversed(self.pods(component)):
-            directory = self.cluster.node_state_dir / "pods" / pod["metadata"]["uid"] / "containers" / container
+        for pod in reversed(self.pods(component) if pods is None else pods):
+            directory = layout.container_dir(pod["metadata"]["uid"], container)
             files += sorted(directory.glob("*.log"), key=lambda path: int(path.stem) if path.stem.isdigit() else -1)
         return files
 
@@ -174,7 +177,7 @@ class LocalStack:
             return "no pod was created (kubectl get deploy,rs,events -n knative-serving)"
         pod = pods[0]
         statuses = json.dumps(pod.get("status", {}).get("containerStatuses") or pod.get("status", {}), indent=1)
-        logs = self.container_logs(component)
+        logs = self.container_logs(component, pods)
         tail = "\n".join(logs[-1].read_text(errors="replace").splitlines()[-20:]) if logs else "(no log yet)"
         return f"pod {pod['metadata']['name']}: {statuses}\nlog {logs[-1] if logs else '-'}:\n{tail}"
 
@@ -256,7 +259,7 @@ class LocalStack:
     def status(self) -> list[tuple[str, int | None, bool, Path | str]]:
         rows: list[tuple[str, int | None, bool, Path | str]] = []
         for component, deployment, _ in COMPONENTS:
-            logs = self.container_logs(component)
-            running = bool(self.pods(component))
-            rows.append((deployment, None, running and self.health_checks()[component](), logs[-1] if logs else "-"))
+            pods = self.pods(component)
+            logs = self.container_logs(component, pods)
+            rows.append((deployment, None, bool(pods) and self.health_checks()[component](), logs[-1] if logs else "-"))
         return rows
