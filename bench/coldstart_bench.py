@@ -58,6 +58,7 @@ from typing import Any
 import aiohttp
 import yaml
 
+from serving.local.node.context import StateLayout
 from serving.local.stack import kubectl_binary
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -417,8 +418,8 @@ def read_marks(stack: Any, starts: list[ColdStart], pods: PodWatcher) -> None:
             key = (ns, pod["metadata"]["name"])
             marks["pod_seen"] = earliest(marks["pod_seen"], pods.seen.get(key))
             marks["bound"] = earliest(marks["bound"], pods.bound.get(key))
-            pod_dir = stack.cluster.state_dir / "node" / "pods" / pod["metadata"]["uid"]
-            ready = first_after(log_lines(pod_dir / "containers" / "queue-proxy" / "0.log"), "app ready", start.sent)
+            queue_log = StateLayout(stack.cluster.node_state_dir).log_file(pod["metadata"]["uid"], "queue-proxy", 0)
+            ready = first_after(log_lines(queue_log), "app ready", start.sent)
             marks["app_ready"] = earliest(marks["app_ready"], ready)
             # The activator's line names the revision (the same in every namespace) and the pod's address.
             address = pod.get("status", {}).get("podIP")
