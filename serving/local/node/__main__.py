@@ -40,6 +40,7 @@ from serving.local.node.handlers import probe_session
 from serving.local.node.images import IMAGE_MAP_NAME, IMAGE_MAP_NAMESPACE
 from serving.local.node.logs import serving_certificate
 from serving.local.node.services import ServiceProxy
+from serving.local.node.zygote import Zygote
 
 # The process environment a container starts from (an image would bring its own PATH etc).
 DNS_PORT = 53
@@ -83,6 +84,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--bind-pending-pods", action=argparse.BooleanOptionalAction, default=True,
         help="bind pods no scheduler placed to this node (default: on; turn off when a scheduler runs)",
+    )
+    parser.add_argument(
+        "--zygote", action=argparse.BooleanOptionalAction, default=True,
+        help="fork knserve's own containers (the queue-proxy) from a pre-imported Python instead of "
+             "exec'ing each (default: on)",
     )
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
@@ -174,6 +180,9 @@ async def _serve(
         bind_pending_pods=args.bind_pending_pods,
         base_env={name: os.environ[name] for name in INHERITED_VARIABLES if name in os.environ},
     )
+    zygote = Zygote() if args.zygote else None
+    if zygote is not None:
+        zygote.start()
     try:
         async with probe_session() as session:
             ctx = NodeContext(
@@ -187,6 +196,7 @@ async def _serve(
                 images=ImageMapCache(api, namespace=image_namespace, name=image_name, clock=clock),
                 clock=clock,
                 network=network,
+                zygote=zygote,
             )
             agent = NodeAgent(ctx, log_port=args.log_port, log_tls=tls)
             if isinstance(network, BridgeNetwork) and network.gateway:
@@ -194,6 +204,8 @@ async def _serve(
             else:
                 await agent.run()
     finally:
+        if zygote is not None:
+            zygote.stop()
         await api.close()
 
 

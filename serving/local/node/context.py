@@ -27,6 +27,7 @@ from serving.local.node.addresses import AllocationStore
 from serving.local.node.api import ApiError, NodeApi, ServerInfo
 from serving.local.node.images import ImageEntrypoint, parse_map
 from serving.local.node.network import PodNetwork
+from serving.local.node.zygote import Zygote
 
 
 class Clock(Protocol):
@@ -122,3 +123,4 @@ class NodeContext:
     clock: Clock
     network: PodNetwork
     cluster_dns: str | None = None  # the cluster DNS server pods use (None: the host's resolver)
+    zygote: Zygote | None = None  # forks knserve's own containers (None: every container is exec'd)

@@ -148,13 +148,24 @@ def preparing_container(network_namespace: Path | None, mounts: Sequence[BindMou
     return enter
 
 
+def check_start(cwd: Path, network_namespace: Path | None) -> None:
+    """What must hold before a container process can start (else ``StartError``)."""
+    if not cwd.is_dir():
+        raise StartError(f'working directory "{cwd}" does not exist')
+    if network_namespace is not None and not network_namespace.exists():
+        raise StartError(f"the pod's network namespace {network_namespace} does not exist")
+
+
 class ContainerProcess:
     """One running process: a child of this agent, or adopted from an earlier agent."""
 
-    def __init__(self, pid: int, *, popen: subprocess.Popen[bytes] | None = None) -> None:
+    def __init__(self, pid: int, *, popen: subprocess.Popen[bytes] | None = None,
+                 reported_exit: asyncio.Future[int | None] | None = None) -> None:
+        """``popen`` for a child of this agent; ``reported_exit`` for a child of the zygote,
+        which resolves it with the exit code (None when the zygote went away first)."""
         self.pid = pid
         self._popen = popen
-        self._exit: asyncio.Future[int | None] | None = None
+        self._exit: asyncio.Future[int | None] | None = reported_exit
 
     @classmethod
     def spawn(
@@ -163,10 +174,7 @@ class ContainerProcess:
     ) -> ContainerProcess:
         """Start ``argv`` in its own session, inside ``network_namespace`` when given, with
         ``mounts`` bound in a mount namespace of its own."""
-        if not cwd.is_dir():
-            raise StartError(f'working directory "{cwd}" does not exist')
-        if network_namespace is not None and not network_namespace.exists():
-            raise StartError(f"the pod's network namespace {network_namespace} does not exist")
+        check_start(cwd, network_namespace)
         with open(log_file, "ab", buffering=0) as log:
             try:
                 popen = subprocess.Popen(
@@ -193,7 +201,7 @@ class ContainerProcess:
 
     @property
     def adopted(self) -> bool:
-        return self._popen is None
+        return self._popen is None and self._exit is None
 
     def start_ticks(self) -> int | None:
         return process_start_ticks(self.pid)

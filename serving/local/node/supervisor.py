@@ -27,6 +27,7 @@ from serving.local.node import envvars, images
 from serving.local.node.backoff import RestartBackoff, should_restart
 from serving.local.node.handlers import run_action
 from serving.local.node.processes import (
+    BindMount,
     ContainerProcess,
     ProcessRecord,
     StartError,
@@ -56,6 +57,7 @@ from serving.local.node.status import (
     Waiting,
 )
 from serving.local.node.volumes import container_mounts, ensure_mount_points
+from serving.local.node.zygote import ZygoteUnavailable
 
 if TYPE_CHECKING:
     from serving.local.node.pod import PodWorker
@@ -377,10 +379,7 @@ class ContainerSupervisor:
             return Terminated(128, "StartError", finished_at=now_wall, started_at=now_wall,
                               message=f"cannot create a mount point: {error}")
         try:
-            process = ContainerProcess.spawn(
-                argv, env=env, cwd=cwd, log_file=log_file, network_namespace=self.pod.network_namespace,
-                mounts=mounts,
-            )
+            process = await self._start_process(argv, env, cwd, log_file, mounts)
         except StartError as error:
             return Terminated(128, "StartError", finished_at=now_wall, started_at=now_wall, message=str(error))
         self.process = process
@@ -404,6 +403,19 @@ class ContainerSupervisor:
         log.info("started %s container %s (pid %d): %s", self.pod.key, self.name, process.pid, argv)
         self.pod.notify()
         return running
+
+    async def _start_process(self, argv: list[str], env: dict[str, str], cwd: Path, log_file: Path,
+                             mounts: list[BindMount]) -> ContainerProcess:
+        """Fork it from the zygote when it serves this command line, else exec it."""
+        zygote, netns = self.ctx.zygote, self.pod.network_namespace
+        if zygote is not None and zygote.serves(argv, env):
+            try:
+                return await zygote.spawn(argv, env=env, cwd=cwd, log_file=log_file, network_namespace=netns,
+                                          mounts=mounts)
+            except ZygoteUnavailable as unavailable:
+                log.info("%s container %s is exec'd: %s", self.pod.key, self.name, unavailable)
+        return ContainerProcess.spawn(argv, env=env, cwd=cwd, log_file=log_file, network_namespace=netns,
+                                      mounts=mounts)
 
     def _remove_old_logs(self) -> None:
         keep = {f"{self.restart_count}.log", f"{self.restart_count - 1}.log"}
