@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 0.3  # Knative's activator probe timeout and frequency
 PROBE_INTERVAL = 0.2
+# A new pod is probed more often for its first seconds: its queue-proxy and app are coming up
+# right now, and each round missed is time a cold request waits (at 0.2 s, 0.1 s on average).
+NEW_POD_PROBE_INTERVAL = 0.025
+NEW_POD_PROBE_SECONDS = 2.0
 HEALTH_PATH = "/healthz"
 
 __all__ = ["Backends", "HttpProber", "Prober", "QueueFull", "RevisionGone"]
@@ -95,11 +99,13 @@ class Backends:
         prober: Prober,
         queue_depth: int,
         probe_interval: float = PROBE_INTERVAL,
+        new_pod_probe_interval: float = NEW_POD_PROBE_INTERVAL,
         rng: random.Random | None = None,
     ) -> None:
         self._prober = prober
         self._queue_depth = queue_depth
         self._probe_interval = probe_interval
+        self._new_pod_probe_interval = new_pod_probe_interval
         self._rng = rng or random.Random()
         self._revisions: dict[tuple[str, str], _Revision] = {}
         self._pending_endpoints: dict[tuple[str, str], Endpoints] = {}
@@ -185,7 +191,11 @@ class Backends:
         self._hand_out(revision, revision.throttler.update_pods(revision.healthy))
 
     async def _probe_loop(self, revision: _Revision) -> None:
+        loop = asyncio.get_running_loop()
+        fast_until = loop.time() + NEW_POD_PROBE_SECONDS
         while self._revisions.get(revision.info.key) is revision and revision.unprobed:
+            if revision.new_pods.is_set():
+                fast_until = loop.time() + NEW_POD_PROBE_SECONDS
             revision.new_pods.clear()
             candidates = sorted(revision.unprobed)
             results = await asyncio.gather(*(self._prober.probe(dest) for dest in candidates))
@@ -196,8 +206,9 @@ class Backends:
                 self._update_pods(revision)
             if revision.unprobed:
                 # The next round after the interval, or at once when a new pod shows up.
+                interval = self._new_pod_probe_interval if loop.time() < fast_until else self._probe_interval
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(revision.new_pods.wait(), self._probe_interval)
+                    await asyncio.wait_for(revision.new_pods.wait(), interval)
 
     # --- the request path -------------------------------------------------------------------
     async def acquire(self, namespace: str, name: str) -> str:

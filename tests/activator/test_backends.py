@@ -24,7 +24,7 @@ class Prober:
 
 async def test_a_new_pod_is_probed_at_once_even_while_the_probe_loop_waits() -> None:
     prober = Prober()
-    backends = Backends(prober=prober, queue_depth=10, probe_interval=3600)
+    backends = Backends(prober=prober, queue_depth=10, probe_interval=3600, new_pod_probe_interval=3600)
     backends.upsert_revision(RevisionInfo(NS, REV))
     backends.set_endpoints(NS, REV, Endpoints.of(not_ready=["10.244.0.2"]))  # never answers
     request = asyncio.create_task(backends.acquire(NS, REV))
@@ -38,4 +38,20 @@ async def test_a_new_pod_is_probed_at_once_even_while_the_probe_loop_waits() -> 
     backends.set_endpoints(NS, REV, Endpoints.of(not_ready=["10.244.0.2", "10.244.0.3"]))
     async with asyncio.timeout(5):
         assert await request == "10.244.0.3:8012"
+    await backends.close()
+
+
+async def test_a_new_pod_that_fails_its_first_probe_is_probed_again_soon_not_after_the_full_interval() -> None:
+    prober = Prober()
+    backends = Backends(prober=prober, queue_depth=10, probe_interval=3600, new_pod_probe_interval=0.01)
+    backends.upsert_revision(RevisionInfo(NS, REV))
+    backends.set_endpoints(NS, REV, Endpoints.of(not_ready=["10.244.0.2"]))  # its queue-proxy is not up yet
+    request = asyncio.create_task(backends.acquire(NS, REV))
+    async with asyncio.timeout(5):
+        while "10.244.0.2:8012" not in prober.probed:
+            await asyncio.sleep(0.005)
+    prober.ready.add("10.244.0.2:8012")  # up now: the next (new-pod) round finds it
+    async with asyncio.timeout(5):
+        assert await request == "10.244.0.2:8012"
+    assert prober.probed.count("10.244.0.2:8012") >= 2
     await backends.close()
