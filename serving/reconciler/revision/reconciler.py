@@ -78,6 +78,10 @@ def available_replicas(deployment: JSON) -> int:
     return int((deployment.get("status") or {}).get("availableReplicas") or 0)
 
 
+def ready_replicas(deployment: JSON) -> int:
+    return int((deployment.get("status") or {}).get("readyReplicas") or 0)
+
+
 class RevisionReconciler:
     def __init__(
         self, *, client: KubeClient, deployments: Store, services: Store, pod_autoscalers: Store, pods: Store
@@ -113,6 +117,10 @@ class RevisionReconciler:
         wanted_replicas = int((deployment.get("spec") or {}).get("replicas") or 0)
         if wanted_replicas > 0 and available_replicas(deployment) == 0:
             self.surface_pod_problems(revision, deployment)
+        elif wanted_replicas > 0 and ready_replicas(deployment) > 0:
+            # A crash marked the container unhealthy; a ready pod since clears it (as Knative
+            # does since knative/serving#15503; before, ContainerHealthy=False stayed for good).
+            status.mark_container_healthy_true()
 
         if service_result.not_owned:
             status.mark_not_owned("Service", desired_service["metadata"]["name"])
@@ -170,7 +178,7 @@ class RevisionReconciler:
             for kind in (CONDITION_RESOURCES_AVAILABLE, CONDITION_CONTAINER_HEALTHY)
         )
         ready = available_replicas(deployment)
-        status.actual_replicas = int((deployment.get("status") or {}).get("readyReplicas") or 0)
+        status.actual_replicas = ready_replicas(deployment)
         status.desired_replicas = int((deployment.get("spec") or {}).get("replicas") or 0)
         if ready > 0:
             status.mark_active_true()

@@ -180,3 +180,33 @@ async def test_a_second_pass_over_an_unchanged_revision_writes_nothing() -> None
 
     second = await reconcile_once(objects, "revision", "default/hello-00001", now=NOW + datetime.timedelta(seconds=30))
     assert second.fake.actions == []
+
+
+async def test_a_container_that_crashed_is_healthy_again_once_a_pod_is_ready() -> None:
+    from serving.reconciler.revision.resources.podautoscaler import make_pod_autoscaler
+
+    # The revision served, then its container crashed (ExitCode3) and came back.
+    crashed = {**REV, "status": {"observedGeneration": 1, "conditions": [
+        {"type": "Ready", "status": "False", "reason": "ExitCode3", "message": "Container failed with: cannot bind"},
+        {"type": "ContainerHealthy", "status": "False", "reason": "ExitCode3",
+         "message": "Container failed with: cannot bind"},
+        {"type": "ResourcesAvailable", "status": "True"}, {"type": "Active", "status": "True"}]}}
+    pa = make_pod_autoscaler(Revision.model_validate(REV), ConfigSnapshot())
+    pa["metadata"].update(uid="pa-uid", resourceVersion="1", generation=1)
+    pa["status"] = {"observedGeneration": 1, "serviceName": "hello-00001", "actualScale": 1, "desiredScale": 1,
+                    "conditions": [{"type": "Active", "status": "True"},
+                                   {"type": "ScaleTargetInitialized", "status": "True"},
+                                   {"type": "Ready", "status": "True"}]}
+    service = {"metadata": {"name": "hello-00001", "namespace": "default", "uid": "svc-uid",
+                            "ownerReferences": owned_by_rev()}, "spec": {}}
+    still_crashing = await reconcile_once(
+        [(REVISIONS, crashed), (DEPLOYMENTS, deployment(status=PROGRESSING)), (PODS, pod(CRASHED)),
+         (PODAUTOSCALERS, pa), (KUBE_SERVICES, service)], "revision", "default/hello-00001")
+    assert_status(still_crashing, REVISIONS, "hello-00001", {
+        "Ready": ("False", "ExitCode3"), "ContainerHealthy": ("False", "ExitCode3")})
+
+    recovered = await reconcile_once(
+        [(REVISIONS, crashed), (DEPLOYMENTS, deployment(status=AVAILABLE)), (PODAUTOSCALERS, pa),
+         (KUBE_SERVICES, service)], "revision", "default/hello-00001")
+    assert_status(recovered, REVISIONS, "hello-00001", {
+        "Ready": ("True",), "ContainerHealthy": ("True",), "ResourcesAvailable": ("True",), "actualReplicas": 1})
