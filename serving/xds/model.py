@@ -123,9 +123,9 @@ class IngressRule:
     Route already has on the same listener (an earlier rule in the model) is left out and
     reported (``XdsController.conflicts``). A Route usually gives several rules: its main host
     with the traffic split, one rule per tag host with a single 100% split, and a
-    cluster-local rule. ``generation`` is the Route's ``metadata.generation`` this rule was
-    built from; it is how the reconciler learns that Envoy serves what it asked for
-    (``XdsController.wait_route_served``).
+    cluster-local rule. ``generation`` grows with every change of the Route's rules (the Route
+    reconciler's ``IngressState`` stamps it); it is how the reconciler learns that Envoy serves
+    what it asked for (``XdsController.wait_route_served``).
     """
 
     namespace: str

@@ -5,9 +5,13 @@ traffic over, composes one immutable ``IngressModel`` from them whenever somethi
 and hands it to an ``IngressSink``. The lead wires the xDS server as the sink; the default
 ``LatestModelSink`` just keeps the latest model and reports every route served at once.
 
-``IngressSink.served(route_key, generation)`` returns once the data plane serves that
-generation of the Route (for the xDS server: Envoy ACKed a version containing it); the Route
-reconciler turns that into ``IngressReady``.
+Each Route's rules carry a number that grows whenever they change (``set_route`` stamps it
+into ``IngressRule.generation`` and returns it). The Route's own ``metadata.generation`` would
+not do: what a Route publishes also changes within one generation (the latest ready revision
+moving, a tag's target becoming ready), and ``IngressReady`` must wait for that too.
+``IngressSink.served(route_key, generation)`` returns once the data plane serves those rules
+(for the xDS server: Envoy ACKed a version containing them); the Route reconciler turns that
+into ``IngressReady``.
 
 No I/O here; the sink may do its own.
 """
@@ -15,6 +19,7 @@ No I/O here; the sink may do its own.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from typing import Protocol
@@ -59,6 +64,10 @@ class LatestModelSink:
         return self.model
 
 
+def _unstamped(rules: tuple[IngressRule, ...]) -> tuple[IngressRule, ...]:
+    return tuple(dataclasses.replace(rule, generation=0) for rule in rules)
+
+
 class IngressState:
     def __init__(self, sink: IngressSink) -> None:
         self.sink = sink
@@ -66,6 +75,7 @@ class IngressState:
         self._backends: dict[str, dict[RevisionKey, RevisionBackend]] = {}
         self._model: IngressModel = EMPTY_MODEL
         self._served: dict[str, int] = {}
+        self._generations: dict[str, int] = {}  # of each Route's rules; never reset, so only grows
         self._waiters: dict[str, tuple[int, asyncio.Task[None]]] = {}
         self._inline: set[str] = set()
 
@@ -75,12 +85,22 @@ class IngressState:
 
     def set_route(
         self, route_key: str, rules: tuple[IngressRule, ...], backends: Mapping[RevisionKey, RevisionBackend]
-    ) -> None:
-        if self._rules.get(route_key) == rules and self._backends.get(route_key) == dict(backends):
-            return
+    ) -> int:
+        """Publish the Route's rules and backends; the generation of its rules (for ``is_served``)."""
+        current = self._rules.get(route_key)
+        generation = self._generations.get(route_key, 0)
+        if current is None or _unstamped(current) != _unstamped(rules):
+            generation += 1
+            self._generations[route_key] = generation
+            rules = tuple(dataclasses.replace(rule, generation=generation) for rule in rules)
+        else:
+            rules = current
+        if current == rules and self._backends.get(route_key) == dict(backends):
+            return generation
         self._rules[route_key] = rules
         self._backends[route_key] = dict(backends)
         self._publish()
+        return generation
 
     def remove_route(self, route_key: str) -> None:
         self._served.pop(route_key, None)
@@ -106,7 +126,7 @@ class IngressState:
             self._model = model
 
     async def is_served(self, route_key: str, generation: int, *, on_served: Callable[[], None]) -> bool:
-        """True if the data plane serves ``generation`` of the route; otherwise start waiting for it
+        """True if the data plane serves ``generation`` of the Route's rules (from ``set_route``); otherwise start waiting for it
         (``on_served`` runs when it does) and return False."""
         if self._served.get(route_key, -1) >= generation:
             return True

@@ -192,9 +192,8 @@ class RouteReconciler:
                     activator=self.activator())
                 for revision in sorted(in_effect)
             }
-            self.ingress.set_route(route.key, rules, backends)
+            generation = self.ingress.set_route(route.key, rules, backends)
             rolling = rollout is not None and resolution.ok and rollout.in_progress(now)
-            generation = route.metadata.generation or 0
             served = await self.ingress.is_served(route.key, generation, on_served=lambda: self.enqueue(route.key))
             if rolling:
                 status.mark_ingress_rollout_in_progress()

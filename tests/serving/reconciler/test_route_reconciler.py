@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from typing import Any
 
@@ -226,3 +227,68 @@ async def test_a_restarted_controller_waits_for_the_data_plane_when_the_spec_cha
     outcome = await reconcile_once([(ROUTES, changed), (CONFIGURATIONS, CONFIG), (REVISIONS, R2)],
                                    "route", "default/hello", sink=NotYetServed())
     assert_status(outcome, ROUTES, "hello", {"IngressReady": ("Unknown", "Uninitialized"), "Ready": ("Unknown",)})
+
+
+class ServesUpTo(LatestModelSink):
+    """A data plane that has served the Route's rules up to ``generation`` and nothing newer yet."""
+
+    def __init__(self, generation: int) -> None:
+        super().__init__()
+        self.generation = generation
+        self._more = asyncio.Event()
+
+    async def served(self, route_key: str, generation: int) -> None:
+        while generation > self.generation:
+            self._more.clear()
+            await self._more.wait()
+
+    def serve(self, generation: int) -> None:
+        self.generation = generation
+        self._more.set()
+
+
+async def test_within_one_generation_a_traffic_move_waits_for_the_data_plane() -> None:
+    # The Route's spec never changes (latestRevision: true); what it publishes does, once the
+    # Configuration's latest ready revision moves. Ready must wait for Envoy to serve it.
+    from serving.controller import ControllerApp
+    from serving.kube.events import RecordingEvents
+    from serving.kube.fake import FakeKubeClient
+    from serving.reconciler.clock import FakeClock
+    from tests.serving.reconciler.harness import Outcome
+
+    first = configuration("hello", ready, with_status(latestReadyRevisionName="hello-00001",
+                                                      latestCreatedRevisionName="hello-00001"))
+    fake = FakeKubeClient([(ROUTES, route("hello", with_traffic(LATEST))), (CONFIGURATIONS, first),
+                           (REVISIONS, R1), (REVISIONS, R2)])
+    sink = ServesUpTo(1)
+    app = ControllerApp(fake, events=RecordingEvents(), clock=FakeClock(NOW), ingress_sink=sink)
+    informers = asyncio.create_task(app.informers.run())
+    try:
+        await app.informers.wait_synced()
+        routes = app.controller("route").loop
+        await routes.reconcile("default/hello")
+        outcome = Outcome(fake, [], None, None, sink)
+        assert_status(outcome, ROUTES, "hello", {"Ready": ("True",), "IngressReady": ("True",)})
+
+        moved = fake.peek(CONFIGURATIONS, "default", "hello")
+        assert moved is not None
+        moved["status"].update(latestReadyRevisionName="hello-00002", latestCreatedRevisionName="hello-00002")
+        await fake.update_status(CONFIGURATIONS, moved)
+        async with asyncio.timeout(5):
+            while app.informers.informer(CONFIGURATIONS).store.get("default", "hello")["status"][
+                    "latestReadyRevisionName"] != "hello-00002":
+                await asyncio.sleep(0.01)
+        await routes.reconcile("default/hello")
+        assert_status(outcome, ROUTES, "hello", {
+            "IngressReady": ("Unknown", "Uninitialized"), "Ready": ("Unknown",),
+            "traffic": [{"revisionName": "hello-00002", "latestRevision": True, "percent": 100}]})
+        assert fake.peek(ROUTES, "default", "hello")["metadata"].get("generation", 1) == 1  # the same generation
+
+        sink.serve(2)  # Envoy serves it now
+        await asyncio.sleep(0.01)
+        await routes.reconcile("default/hello")
+        assert_status(outcome, ROUTES, "hello", {"Ready": ("True",), "IngressReady": ("True",)})
+    finally:
+        informers.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await informers

@@ -60,12 +60,12 @@ def test_ingress_rules_per_group_and_visibility() -> None:
     splits = (Split("hello-00001", "default", 90), Split("hello-00002", "default", 10))
     canary = (Split("hello-00002", "default", 100),)
     assert make_ingress_rules(subject, groups, ConfigSnapshot()) == (
-        IngressRule("default", "hello", ("hello.default.example.com",), splits, Visibility.EXTERNAL_IP, 3),
+        IngressRule("default", "hello", ("hello.default.example.com",), splits, Visibility.EXTERNAL_IP),
         IngressRule("default", "hello", ("hello.default.svc.cluster.local", "hello.default.svc", "hello.default"),
-                    splits, Visibility.CLUSTER_LOCAL, 3),
-        IngressRule("default", "hello", ("canary-hello.default.example.com",), canary, Visibility.EXTERNAL_IP, 3),
+                    splits, Visibility.CLUSTER_LOCAL),
+        IngressRule("default", "hello", ("canary-hello.default.example.com",), canary, Visibility.EXTERNAL_IP),
         IngressRule("default", "hello", ("canary-hello.default.svc.cluster.local", "canary-hello.default.svc",
-                                         "canary-hello.default"), canary, Visibility.CLUSTER_LOCAL, 3),
+                                         "canary-hello.default"), canary, Visibility.CLUSTER_LOCAL),
     )
 
 

@@ -30,7 +30,7 @@ def _local_hosts(host_name: str, namespace: str) -> tuple[str, ...]:
 def make_ingress_rules(
     route: Route, groups: Mapping[str, tuple[tuple[str, int], ...]], config: ConfigSnapshot
 ) -> tuple[IngressRule, ...]:
-    namespace, generation = route.namespace, route.metadata.generation or 0
+    namespace = route.namespace
     local_only = is_cluster_local(route)
     rules: list[IngressRule] = []
     for tag in sorted(groups):
@@ -40,9 +40,9 @@ def make_ingress_rules(
         local_name = route.name if tag == DEFAULT_GROUP else config.network.tag_name(name=route.name, tag=tag)
         if not local_only:
             host = route_host(route, config) if tag == DEFAULT_GROUP else tag_host(route, config, tag)
-            rules.append(IngressRule(namespace, route.name, (host,), splits, Visibility.EXTERNAL_IP, generation))
+            rules.append(IngressRule(namespace, route.name, (host,), splits, Visibility.EXTERNAL_IP))
         rules.append(IngressRule(namespace, route.name, _local_hosts(local_name, namespace), splits,
-                                 Visibility.CLUSTER_LOCAL, generation))
+                                 Visibility.CLUSTER_LOCAL))
     return tuple(rules)
 
 
