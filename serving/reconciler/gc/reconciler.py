@@ -45,14 +45,15 @@ class RevisionCollector:
         found = self.configurations.get(namespace, name)
         if found is None or found.get("metadata", {}).get("deletionTimestamp"):
             return None
+        uid = str(found.get("metadata", {}).get("uid") or "")
+        owned = [obj for obj in self.revisions.by_index(REVISIONS_BY_CONFIGURATION, key) if is_controlled_by(obj, uid)]
+        config = self.config().gc
+        if len(owned) <= config.min_non_active_revisions:
+            return None  # nothing is collected yet (``decide`` says the same): skip parsing them all
         configuration = Configuration.model_validate(found)
-        revisions = [
-            Revision.model_validate(obj)
-            for obj in self.revisions.by_index(REVISIONS_BY_CONFIGURATION, key)
-            if is_controlled_by(obj, configuration.metadata.uid or "")
-        ]
+        revisions = [Revision.model_validate(obj) for obj in owned]
         decision = decide(revisions, latest_ready=configuration.status.latest_ready_revision_name,
-                          config=self.config().gc, now=self.clock.now())
+                          config=config, now=self.clock.now())
         for revision_name in decision.delete:
             try:
                 await self.client.delete(REVISIONS, namespace, revision_name, propagation_policy="Background")
