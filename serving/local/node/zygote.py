@@ -81,7 +81,7 @@ class Zygote:
         self._socket: socket.socket | None = None
         self._ready = False
         self._ids = itertools.count(1)
-        self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._replies: dict[int, asyncio.Future[tuple[dict[str, Any], asyncio.Future[int | None] | None]]] = {}
         self._exits: dict[int, asyncio.Future[int | None]] = {}
         self._script = own_script()
 
@@ -125,13 +125,18 @@ class Zygote:
                 self._ready = True
                 log.info("zygote ready (pid %d): forks %s", message["ready"], ", ".join(sorted(self.commands)))
             elif "exited" in message:
-                exit_future = self._exits.pop(int(message["exited"]), None)
-                if exit_future is not None and not exit_future.done():
-                    exit_future.set_result(message["code"])
+                finished = self._exits.pop(int(message["exited"]), None)
+                if finished is not None and not finished.done():
+                    finished.set_result(message["code"])
             else:
+                exit_future: asyncio.Future[int | None] | None = None
+                if "pid" in message:
+                    # Registered here, not in ``spawn``: the child's exit may be in this same read.
+                    exit_future = asyncio.get_running_loop().create_future()
+                    self._exits[int(message["pid"])] = exit_future
                 reply = self._replies.pop(int(message["id"]), None)
                 if reply is not None and not reply.done():
-                    reply.set_result(message)
+                    reply.set_result((message, exit_future))
 
     def _lost(self) -> None:
         """The zygote is gone: its children run on; wait for them by pid (exit code unknown)."""
@@ -169,7 +174,8 @@ class Zygote:
         if self._socket is None:
             raise ZygoteUnavailable("the zygote is not running")
         request_id = next(self._ids)
-        reply: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        reply: asyncio.Future[tuple[dict[str, Any], asyncio.Future[int | None] | None]] = (
+            asyncio.get_running_loop().create_future())
         self._replies[request_id] = reply
         try:
             self._send({
@@ -180,13 +186,10 @@ class Zygote:
         except OSError as error:
             self._replies.pop(request_id, None)
             raise ZygoteUnavailable(f"the zygote is not reachable: {error}") from None
-        answer = await reply
-        if "error" in answer:
-            raise StartError(answer["error"])
-        pid = int(answer["pid"])
-        exit_future = asyncio.get_running_loop().create_future()
-        self._exits[pid] = exit_future
-        return ContainerProcess(pid, reported_exit=exit_future)
+        answer, exit_future = await reply
+        if "error" in answer or exit_future is None:
+            raise StartError(answer.get("error") or "the zygote started nothing")
+        return ContainerProcess(int(answer["pid"]), reported_exit=exit_future)
 
     def _send(self, message: dict[str, Any]) -> None:
         assert self._socket is not None

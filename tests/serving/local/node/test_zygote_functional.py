@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import sys
+import time
 import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -112,6 +113,15 @@ async def test_exit_codes_and_signals_reach_the_agent_as_for_an_execd_container(
     bad = await zygote.spawn(["knserve", "queue-proxy", "surplus"], env=env, cwd=tmp_path, log_file=tmp_path / "bad.log")
     assert await asyncio.wait_for(bad.wait(), 20) == 2
     assert "unexpected arguments 'surplus'" in (tmp_path / "bad.log").read_text()
+
+    # Children that exit at once while the agent is busy: each exit still reaches its waiter
+    # (the exit report then comes in the same read as the reply that names the pid).
+    spawning = [asyncio.ensure_future(zygote.spawn(["knserve", "queue-proxy", "--help"], env=env, cwd=tmp_path,
+                                                   log_file=tmp_path / f"q{i}.log")) for i in range(4)]
+    await asyncio.sleep(0)  # the requests go out
+    time.sleep(1.0)  # a busy event loop: replies and exits pile up unread
+    quick = await asyncio.gather(*spawning)
+    assert await asyncio.wait_for(asyncio.gather(*(child.wait() for child in quick)), 20) == [0] * 4
 
     killed = await zygote.spawn(["knserve", "queue-proxy"], env=env, cwd=tmp_path, log_file=tmp_path / "k.log")
     await wait_http(int(env["USER_METRICS_PORT"]), "/metrics")
