@@ -18,11 +18,14 @@ Only a command line that would exec this installation's own ``knserve`` script w
 subcommand the zygote preloaded is forked (``Zygote.serves``); anything else, and anything
 while the zygote is not up, is exec'd as before. If the zygote dies its children keep running
 (like an exec'd container's when the agent restarts) and the agent waits for them by pid.
+When a knserve module it imported has changed on disk, the zygote answers the next request
+with ``reloading`` (that container is exec'd) and execs itself afresh: same pid, so the
+children it forked stay its own and their exits are still reported.
 
 Wire: a ``SOCK_SEQPACKET`` pair, one JSON message per packet. Agent -> zygote:
 ``{"id", "argv", "env", "cwd", "log", "netns", "mounts"}``; zygote -> agent:
-``{"id", "pid"}`` or ``{"id", "error"}``, and ``{"exited": pid, "code": n}`` (negative: the
-signal that ended it).
+``{"id", "pid"}``, ``{"id", "error"}`` or ``{"id", "reloading"}``, ``{"ready": pid}`` once it
+serves, and ``{"exited": pid, "code": n}`` (negative: the signal that ended it).
 
 Side effects: the zygote process and its children; signals only through ``ContainerProcess``.
 """
@@ -59,6 +62,7 @@ class ZygoteUnavailable(Exception):
 # knserve subcommands started from the zygote, and the modules it imports for them up front.
 PRELOADED: dict[str, tuple[str, ...]] = {"queue-proxy": ("queueproxy.__main__", "queueproxy.server", "uvloop")}
 MAX_MESSAGE = 1 << 20
+OWN_PACKAGES = frozenset({"serving", "queueproxy", "activator", "autoscaler"})
 SCRIPT = "knserve"
 
 PR_SET_NAME = 15
@@ -121,6 +125,8 @@ class Zygote:
                 self._lost()
                 return
             message = json.loads(packet)
+            if message.get("reloading"):
+                self._ready = False  # until the reloaded zygote says it is ready
             if "ready" in message:
                 self._ready = True
                 log.info("zygote ready (pid %d): forks %s", message["ready"], ", ".join(sorted(self.commands)))
@@ -187,6 +193,8 @@ class Zygote:
             self._replies.pop(request_id, None)
             raise ZygoteUnavailable(f"the zygote is not reachable: {error}") from None
         answer, exit_future = await reply
+        if answer.get("reloading"):
+            raise ZygoteUnavailable("knserve's code changed on disk; the zygote reloads it")
         if "error" in answer or exit_future is None:
             raise StartError(answer.get("error") or "the zygote started nothing")
         return ContainerProcess(int(answer["pid"]), reported_exit=exit_future)
@@ -321,6 +329,34 @@ def _fork(request: dict[str, Any]) -> dict[str, Any]:
     return {"id": request["id"], "pid": pid}
 
 
+def _source_stamps() -> dict[str, int]:
+    """Modification times of the knserve modules this process imported."""
+    stamps: dict[str, int] = {}
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if path and name.split(".", 1)[0] in OWN_PACKAGES:
+            with contextlib.suppress(OSError):
+                stamps[path] = os.stat(path).st_mtime_ns
+    return stamps
+
+
+def _report_exits(channel: socket.socket) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        channel.send(json.dumps({"exited": pid, "code": os.waitstatus_to_exitcode(status)}).encode())
+
+
+def _reload(channel: socket.socket, commands: Sequence[str]) -> None:
+    """Become a fresh zygote in place (same pid, so its children stay its own to wait for)."""
+    os.set_inheritable(channel.fileno(), True)
+    os.execv(sys.executable, [sys.executable, "-m", "serving.local.node.zygote", str(channel.fileno()), *commands])
+
+
 def serve(channel: socket.socket, commands: Sequence[str]) -> None:
     """The zygote's loop: fork on request, report exits, end when the agent hangs up."""
     from serving import cli
@@ -329,29 +365,30 @@ def serve(channel: socket.socket, commands: Sequence[str]) -> None:
         for module in (cli.COMMANDS[command][0], *PRELOADED.get(command, ())):
             with contextlib.suppress(ImportError):
                 importlib.import_module(module)
+    imported = _source_stamps()
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write)
     signal.signal(signal.SIGCHLD, lambda signum, frame: None)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     channel.send(json.dumps({"ready": os.getpid()}).encode())
+    _report_exits(channel)  # children that ended while an earlier image of this process reloaded
     while True:
         readable, _, _ = select.select([channel, wake_read], [], [])
         if wake_read in readable:
             os.read(wake_read, 4096)
-            while True:
-                try:
-                    pid, status = os.waitpid(-1, os.WNOHANG)
-                except ChildProcessError:
-                    break
-                if pid == 0:
-                    break
-                channel.send(json.dumps({"exited": pid, "code": os.waitstatus_to_exitcode(status)}).encode())
+            _report_exits(channel)
         if channel in readable:
             packet = channel.recv(MAX_MESSAGE)
             if not packet:
                 return
-            channel.send(json.dumps(_fork(json.loads(packet))).encode())
+            request = json.loads(packet)
+            if _source_stamps() != imported:
+                # knserve's code changed on disk: this container is exec'd, later ones are
+                # forked from the new code.
+                channel.send(json.dumps({"id": request["id"], "reloading": True}).encode())
+                _reload(channel, commands)
+            channel.send(json.dumps(_fork(request)).encode())
 
 
 def main(argv: list[str]) -> int:

@@ -174,3 +174,34 @@ async def test_children_outlive_the_zygote_and_it_comes_back(zygote: Zygote, tmp
     again = await zygote.spawn(["knserve", "queue-proxy", "surplus"], env=env, cwd=tmp_path,
                                log_file=tmp_path / "e.log")
     assert await asyncio.wait_for(again.wait(), 20) == 2
+
+
+async def test_a_code_change_on_disk_reloads_the_zygote_and_its_children_stay_its_own(zygote: Zygote,
+                                                                                     tmp_path: Path) -> None:
+    import queueproxy.server
+
+    env = queue_proxy_env("zygote-d")
+    running = await zygote.spawn(["knserve", "queue-proxy"], env=env, cwd=tmp_path, log_file=tmp_path / "r.log")
+    await wait_http(int(env["USER_METRICS_PORT"]), "/metrics")
+    assert zygote._process is not None
+    zygote_pid = zygote._process.pid
+
+    source = Path(queueproxy.server.__file__)
+    before = source.stat()
+    os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))  # as an edit would
+    try:
+        # The container asked for meanwhile is exec'd; the zygote reloads in place.
+        with pytest.raises(ZygoteUnavailable, match="reloads"):
+            await zygote.spawn(["knserve", "queue-proxy", "--help"], env=env, cwd=tmp_path, log_file=tmp_path / "x.log")
+        async with asyncio.timeout(30):
+            while not zygote.serves(["knserve", "queue-proxy"], env):
+                await asyncio.sleep(0.02)
+        assert zygote._process.pid == zygote_pid and zygote._process.poll() is None
+        forked = await zygote.spawn(["knserve", "queue-proxy", "surplus"], env=env, cwd=tmp_path,
+                                    log_file=tmp_path / "y.log")
+        assert await asyncio.wait_for(forked.wait(), 20) == 2
+        # The container forked before the reload is still the zygote's child: its end is reported.
+        running.signal_group(signal.SIGKILL)
+        assert await asyncio.wait_for(running.wait(), 20) == -signal.SIGKILL
+    finally:
+        os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
