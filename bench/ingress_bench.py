@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from serving.local import binaries  # noqa: E402
 from serving.local.controlplane import LocalCluster, Ports  # noqa: E402
+from serving.local.http_client import KeepAliveClient  # noqa: E402
 from serving.local.stack import LocalStack, kubectl_binary  # noqa: E402
 
 NAMESPACE = "bench"
@@ -75,34 +76,6 @@ def service(target: str) -> dict:
 
 def split_traffic(to: str) -> list[dict]:
     return [{"revisionName": name, "percent": 100 if name == to else 0} for name in REVISIONS]
-
-
-class Connection:
-    """One keep-alive HTTP/1.1 connection; GET returns (status, body)."""
-
-    def __init__(self, address: str, port: int, host: str | None = None) -> None:
-        self.address, self.port, self.host = address, port, host
-        self.connection: http.client.HTTPConnection | None = None
-
-    def get(self, path: str = "/") -> tuple[int, str]:
-        if self.connection is None:
-            self.connection = http.client.HTTPConnection(self.address, self.port, timeout=10)
-        headers = {"Host": self.host} if self.host else {}
-        try:
-            self.connection.request("GET", path, headers=headers)
-            response = self.connection.getresponse()
-            body = response.read().decode(errors="replace")
-        except (OSError, http.client.HTTPException):
-            self.close()
-            raise
-        if response.will_close:
-            self.close()
-        return response.status, body
-
-    def close(self) -> None:
-        if self.connection is not None:
-            self.connection.close()
-            self.connection = None
 
 
 class Bench:
@@ -161,7 +134,7 @@ class Bench:
 
     def answer(self) -> str:
         try:
-            return Connection("127.0.0.1", self.stack.ports.ingress, self.host).get()[1]
+            return KeepAliveClient("127.0.0.1", self.stack.ports.ingress, self.host).get()[1]
         except (OSError, http.client.HTTPException):
             return ""
 
@@ -173,7 +146,7 @@ class Bench:
         return str(running[0]["status"]["podIP"])
 
     @staticmethod
-    def round_trips(connection: Connection, count: int = 300) -> list[float]:
+    def round_trips(connection: KeepAliveClient, count: int = 300) -> list[float]:
         connection.get()
         samples = []
         for _ in range(count):
@@ -185,7 +158,7 @@ class Bench:
         return samples
 
     @staticmethod
-    def throughput(connect: Callable[[], Connection], *, clients: int = 8, seconds: float = 3.0) -> float:
+    def throughput(connect: Callable[[], KeepAliveClient], *, clients: int = 8, seconds: float = 3.0) -> float:
         """Requests a second from ``clients`` threads, each on its own keep-alive connection."""
         counts = [0] * clients
         stop = time.perf_counter() + seconds
@@ -208,9 +181,9 @@ class Bench:
         pod = self.pod_ip(REVISIONS[0])
         ingress = self.stack.ports.ingress
         return {
-            "straight to the pod (user container)": self.throughput(lambda: Connection(pod, 8080)),
-            "straight to the pod's queue-proxy": self.throughput(lambda: Connection(pod, 8012, self.host)),
-            "through Envoy": self.throughput(lambda: Connection("127.0.0.1", ingress, self.host)),
+            "straight to the pod (user container)": self.throughput(lambda: KeepAliveClient(pod, 8080)),
+            "straight to the pod's queue-proxy": self.throughput(lambda: KeepAliveClient(pod, 8012, self.host)),
+            "through Envoy": self.throughput(lambda: KeepAliveClient("127.0.0.1", ingress, self.host)),
         }
 
     def baseline(self) -> dict[str, list[float]]:
@@ -218,9 +191,9 @@ class Bench:
         self.wait(lambda: self.answer() == ANSWERS[REVISIONS[0]], "split back on the first revision")
         pod = self.pod_ip(REVISIONS[0])
         return {
-            "straight to the pod (user container)": self.round_trips(Connection(pod, 8080)),
-            "straight to the pod's queue-proxy": self.round_trips(Connection(pod, 8012, self.host)),
-            "through Envoy": self.round_trips(Connection("127.0.0.1", self.stack.ports.ingress, self.host)),
+            "straight to the pod (user container)": self.round_trips(KeepAliveClient(pod, 8080)),
+            "straight to the pod's queue-proxy": self.round_trips(KeepAliveClient(pod, 8012, self.host)),
+            "through Envoy": self.round_trips(KeepAliveClient("127.0.0.1", self.stack.ports.ingress, self.host)),
         }
 
     # --- patches -----------------------------------------------------------------------------
@@ -242,7 +215,7 @@ class Bench:
     def until_served(self, patch: Callable[[list[dict]], None], to: str) -> tuple[float, float]:
         """Seconds from starting ``patch`` until Envoy answers from ``to``, and the patch's own time."""
         want = ANSWERS[to]
-        poll = Connection("127.0.0.1", self.stack.ports.ingress, self.host)
+        poll = KeepAliveClient("127.0.0.1", self.stack.ports.ingress, self.host)
         poll.get()
         patch_took: list[float] = []
 

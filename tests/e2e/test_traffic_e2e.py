@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from serving.local.http_client import KeepAliveClient
 
 HELLO_IMAGE = "ghcr.io/knative/helloworld-go"
 SPLIT_REQUESTS = 5_000
@@ -102,33 +103,6 @@ class Answers:
         return 100.0 * self.bodies[body] / max(1, self.total)
 
 
-class KeepAliveClient:
-    """One keep-alive connection to the ingress; reconnects when the server closes it."""
-
-    def __init__(self, port: int, host: str, *, timeout: float = 30) -> None:
-        self.port, self.host, self.timeout = port, host, timeout
-        self.connection: http.client.HTTPConnection | None = None
-
-    def get(self, path: str = "/") -> tuple[int, str]:
-        if self.connection is None:
-            self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
-        try:
-            self.connection.request("GET", path, headers={"Host": self.host})
-            response = self.connection.getresponse()
-            body = response.read().decode(errors="replace")
-        except BaseException:
-            self.close()
-            raise
-        if response.will_close:
-            self.close()
-        return response.status, body
-
-    def close(self) -> None:
-        if self.connection is not None:
-            self.connection.close()
-            self.connection = None
-
-
 def burst(port: int, host: str, total: int, *, clients: int = 8) -> Answers:
     """``total`` requests from ``clients`` concurrent keep-alive clients, as fast as they go."""
     answers = Answers()
@@ -136,7 +110,7 @@ def burst(port: int, host: str, total: int, *, clients: int = 8) -> Answers:
     take = threading.Lock()
 
     def worker() -> None:
-        client = KeepAliveClient(port, host)
+        client = KeepAliveClient("127.0.0.1", port, host, timeout=30)
         try:
             while True:
                 with take:
@@ -166,7 +140,7 @@ def steady_stream(port: int, host: str, *, rate: float = 100.0, clients: int = 4
     interval = clients / rate
 
     def worker(offset: float) -> None:
-        client = KeepAliveClient(port, host)
+        client = KeepAliveClient("127.0.0.1", port, host, timeout=30)
         next_at = time.monotonic() + offset
         try:
             while not stop.is_set():
