@@ -59,6 +59,7 @@ log = logging.getLogger("knserve.node.zygote")
 class ZygoteUnavailable(Exception):
     """The zygote is not running (or went away mid-request): exec the container instead."""
 
+
 # knserve subcommands started from the zygote, and the modules it imports for them up front.
 PRELOADED: dict[str, tuple[str, ...]] = {"queue-proxy": ("queueproxy.__main__", "queueproxy.server", "uvloop")}
 MAX_MESSAGE = 1 << 20
@@ -68,6 +69,11 @@ SCRIPT = "knserve"
 PR_SET_NAME = 15
 PR_SET_MM = 35
 PR_SET_MM_MAP = 14
+
+
+# The zygote's answer to a request, and where the child's exit will be reported (None when
+# no child was started).
+Reply = asyncio.Future[tuple[dict[str, Any], "asyncio.Future[int | None] | None"]]
 
 
 def own_script() -> Path:
@@ -85,7 +91,7 @@ class Zygote:
         self._socket: socket.socket | None = None
         self._ready = False
         self._ids = itertools.count(1)
-        self._replies: dict[int, asyncio.Future[tuple[dict[str, Any], asyncio.Future[int | None] | None]]] = {}
+        self._replies: dict[int, Reply] = {}
         self._exits: dict[int, asyncio.Future[int | None]] = {}
         self._script = own_script()
 
@@ -180,14 +186,13 @@ class Zygote:
         if self._socket is None:
             raise ZygoteUnavailable("the zygote is not running")
         request_id = next(self._ids)
-        reply: asyncio.Future[tuple[dict[str, Any], asyncio.Future[int | None] | None]] = (
-            asyncio.get_running_loop().create_future())
+        reply: Reply = asyncio.get_running_loop().create_future()
         self._replies[request_id] = reply
         try:
             self._send({
-            "id": request_id, "argv": argv, "env": env, "cwd": str(cwd), "log": str(log_file),
-            "netns": str(network_namespace) if network_namespace is not None else None,
-            "mounts": [[str(m.source), m.target, m.read_only] for m in mounts],
+                "id": request_id, "argv": argv, "env": env, "cwd": str(cwd), "log": str(log_file),
+                "netns": str(network_namespace) if network_namespace is not None else None,
+                "mounts": [[str(m.source), m.target, m.read_only] for m in mounts],
             })
         except OSError as error:
             self._replies.pop(request_id, None)
@@ -296,10 +301,12 @@ def _become_container(request: dict[str, Any], status_pipe: int) -> None:
         from serving.cli import main
 
         code = main(argv[1:])
-    except SystemExit as leaving:
-        code = leaving.code if isinstance(leaving.code, int) else (0 if leaving.code is None else 1)
-        if not isinstance(leaving.code, int) and leaving.code is not None:
+    except SystemExit as leaving:  # as the interpreter turns it into an exit status
+        if leaving.code is None or isinstance(leaving.code, int):
+            code = leaving.code or 0
+        else:
             print(leaving.code, file=sys.stderr)
+            code = 1
     except BaseException:  # noqa: BLE001 - as an exec'd Python would: the traceback, exit 1
         traceback.print_exc()
     finally:
