@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 binaries: $(STAMP)
-	$(BIN)/python -m serving.local.binaries
+	$(BIN)/python -m localcluster.binaries
 
 up: binaries
 	$(BIN)/knserve local up

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 
 from activator.app import DEFAULT_QUEUE_DEPTH, Activator
 from activator.revisions import RevisionSource, StaticRevisionSource
-from serving.networking import AUTOSCALER_PORT, AUTOSCALER_SERVICE_NAME, QUEUE_HTTP_PORT, SYSTEM_NAMESPACE
+from knserve.networking import AUTOSCALER_PORT, AUTOSCALER_SERVICE_NAME, QUEUE_HTTP_PORT, SYSTEM_NAMESPACE
 
 DEFAULT_AUTOSCALER_URL = f"http://{AUTOSCALER_SERVICE_NAME}.{SYSTEM_NAMESPACE}.svc.cluster.local:{AUTOSCALER_PORT}"
 
@@ -53,7 +53,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 async def kube_source(kubeconfig: str | None, namespace: str | None) -> AsyncIterator[RevisionSource | None]:
     """Revisions and pods from the API server; None (after saying why) when it cannot connect."""
     from activator.kube_source import KubeRevisionSource
-    from serving.kube.client import connected
+    from kube.client import connected
 
     async with connected(kubeconfig, field_manager="knserve-activator", program="knserve activator") as client:
         yield None if client is None else KubeRevisionSource(client, namespace=namespace)

@@ -29,7 +29,7 @@ import aiohttp
 
 from activator.revisions import Endpoints, RevisionInfo
 from activator.throttler import QueueFull, RevisionThrottler
-from serving.networking import PROBE_HEADER, PROBE_HEADER_QUEUE_VALUE
+from knserve.networking import PROBE_HEADER, PROBE_HEADER_QUEUE_VALUE
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from activator.proxy import Progress, forward
 from activator.reporter import StatPusher
 from activator.revisions import RevisionInfo
 from activator.stats import ConcurrencyReporter
-from serving.networking import (
+from knserve.networking import (
     KUBELET_PROBE_USER_AGENT_PREFIX,
     NAMESPACE_HEADER,
     PROBE_HEADER,

@@ -1,4 +1,4 @@
-"""``RevisionSource`` on a real API server, through ``serving.kube``'s informers.
+"""``RevisionSource`` on a real API server, through ``kube``'s informers.
 
 Two informers: Revisions (``containerConcurrency``, ``timeoutSeconds``) and pods carrying
 the ``serving.knative.dev/revision`` label. A revision's endpoints are its pods that have an
@@ -20,12 +20,12 @@ from __future__ import annotations
 import asyncio
 
 from activator.revisions import Endpoints, RevisionInfo, RevisionSink, pod_dest
-from serving.kube.cache import by_label
-from serving.kube.client import KubeClient
-from serving.kube.informer import Change, Informer
-from serving.kube.objects import JSON
-from serving.kube.resources import PODS, REVISIONS
-from serving.networking import REVISION_LABEL
+from knserve.networking import REVISION_LABEL
+from kube.cache import by_label
+from kube.client import KubeClient
+from kube.informer import Change, Informer
+from kube.objects import JSON
+from kube.resources import PODS, REVISIONS
 
 
 def _is_ready(pod: JSON) -> bool:

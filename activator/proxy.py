@@ -18,7 +18,7 @@ import aiohttp
 from aiohttp import hdrs, web
 from multidict import CIMultiDict
 
-from serving.networking import PROXY_HEADER, PROXY_HEADER_ACTIVATOR_VALUE
+from knserve.networking import PROXY_HEADER, PROXY_HEADER_ACTIVATOR_VALUE
 
 BUFFER_LIMIT: Final = 1 << 20
 HOP_BY_HOP: Final = frozenset(

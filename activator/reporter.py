@@ -1,4 +1,4 @@
-"""Sending the activator's stats to the autoscaler (format: ``serving.autoscaling_wire``).
+"""Sending the activator's stats to the autoscaler (format: ``knserve.stats_wire``).
 
 ``StatPusher`` owns two things: a ticker that cuts a report from the ``ConcurrencyReporter``
 every second, and one sender task that posts batches in order. ``send_now`` queues the
@@ -20,7 +20,7 @@ from typing import Protocol
 import aiohttp
 
 from activator.stats import ConcurrencyReporter
-from serving.autoscaling_wire import STATS_PUSH_PATH, RevisionStat, encode_stat_batch
+from knserve.stats_wire import STATS_PUSH_PATH, RevisionStat, encode_stat_batch
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 import yaml  # type: ignore[import-untyped]
 
-from serving.networking import QUEUE_HTTP_PORT
+from knserve.networking import QUEUE_HTTP_PORT
 
 DEFAULT_TIMEOUT_SECONDS = 300.0
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from serving.autoscaling_wire import RevisionStat, Stat
+from knserve.stats_wire import RevisionStat, Stat
 
 
 class RequestStats:

@@ -27,9 +27,9 @@ from autoscaler.kube import Cluster, FakeCluster, PodInfo
 from autoscaler.scraper import HttpStatsFetcher
 from autoscaler.server import metrics_app, stats_app
 from autoscaler.service import AutoscalerService
+from knserve.networking import AUTOSCALER_PORT
 from serving.config.autoscaler import AutoscalerConfig
 from serving.config.errors import ConfigError
-from serving.networking import AUTOSCALER_PORT
 
 log = logging.getLogger("autoscaler")
 
@@ -82,7 +82,7 @@ def load_static(path: str) -> FakeCluster:
 async def kube_cluster(kubeconfig: str | None, namespace: str | None) -> AsyncIterator[Cluster | None]:
     """PodAutoscalers, pods and /scale on the API server; None (after saying why) without one."""
     from autoscaler.kube_cluster import KubeCluster
-    from serving.kube.client import connected
+    from kube.client import connected
 
     async with connected(kubeconfig, field_manager="knserve-autoscaler", program="knserve autoscaler") as client:
         yield None if client is None else KubeCluster(client, namespace=namespace)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from autoscaler.buckets import WindowAverage
 from autoscaler.config import METRIC_RPS
-from serving.autoscaling_wire import Stat
+from knserve.stats_wire import Stat
 
 SCRAPER_POD_NAME = "service-scraper"
 

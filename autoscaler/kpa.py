@@ -20,21 +20,20 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from autoscaler.config import ScalingSpec
-from serving.config.errors import parse_go_duration
 from autoscaler.podautoscaler import (
     ACTIVE,
     FALSE,
-    TRUE,
+    PROGRESS_DEADLINE_ANNOTATION,
     REASON_NO_TRAFFIC,
     REASON_QUEUED,
     REASON_TIMED_OUT,
+    TRUE,
     UNKNOWN,
-    PROGRESS_DEADLINE_ANNOTATION,
     PodAutoscaler,
     PodAutoscalerStatus,
     PodCounts,
 )
-from serving.autoscaling_wire import (
+from knserve.stats_wire import (
     ACTIVATOR_IN_PATH_CONDITION,
     REASON_ALWAYS_IN_PATH,
     REASON_BURST_CAPACITY_AVAILABLE,
@@ -42,6 +41,7 @@ from serving.autoscaling_wire import (
     REASON_SCALE_UNKNOWN,
     REASON_SCALED_TO_ZERO,
 )
+from serving.config.errors import parse_go_duration
 
 SCALE_UNKNOWN = -1
 DEFAULT_PROGRESS_DEADLINE = 600.0

@@ -14,7 +14,7 @@ What the autoscaler needs from the cluster, and nothing more:
 - ``ConfigWatch.watch_config``: every new ``config-autoscaler`` ConfigMap, parsed.
 
 ``FakeCluster`` implements all of them in memory for tests and for ``knserve autoscaler
---static``. A kubernetes-asyncio implementation belongs in ``serving/kube/`` (the only
+--static``. A kubernetes-asyncio implementation belongs in ``kube/`` (the only
 package allowed to import it). No I/O here.
 """
 

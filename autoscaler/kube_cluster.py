@@ -1,4 +1,4 @@
-"""``autoscaler.kube``'s four boundaries on a real API server, through ``serving.kube``.
+"""``autoscaler.kube``'s four boundaries on a real API server, through ``kube``.
 
 ``KubeCluster`` keeps three informers (PodAutoscalers; pods and Deployments carrying the
 ``serving.knative.dev/revision`` label, pods indexed by revision) and talks to the API for
@@ -25,15 +25,15 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
 
 from autoscaler.kube import PodAutoscalerEvent, PodInfo
-from serving.kube.cache import by_label
-from serving.kube.client import KubeClient
-from serving.kube.errors import NotFound
-from serving.kube.informer import Change, Informer
+from knserve.networking import REVISION_LABEL, SYSTEM_NAMESPACE
+from kube.cache import by_label
+from kube.client import KubeClient
+from kube.errors import NotFound
+from kube.informer import Change, Informer
+from kube.resources import CONFIGMAPS, DEPLOYMENTS, PODAUTOSCALERS, PODS
 from serving.config.autoscaler import NAME as CONFIG_NAME
 from serving.config.autoscaler import AutoscalerConfig
 from serving.config.errors import ConfigError
-from serving.kube.resources import CONFIGMAPS, DEPLOYMENTS, PODAUTOSCALERS, PODS
-from serving.networking import REVISION_LABEL, SYSTEM_NAMESPACE
 
 log = logging.getLogger(__name__)
 

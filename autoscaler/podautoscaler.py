@@ -20,14 +20,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
+from knserve.networking import REVISION_LABEL
+from knserve.stats_wire import ACTIVATOR_IN_PATH_CONDITION
 from serving.apis.autoscaling.v1alpha1.podautoscaler_lifecycle import (
     CONDITION_ACTIVE,
     CONDITION_READY,
     CONDITION_SCALE_TARGET_INITIALIZED,
     CONDITION_SKS_READY,
 )
-from serving.autoscaling_wire import ACTIVATOR_IN_PATH_CONDITION
-from serving.networking import REVISION_LABEL
 
 ACTIVE: Final = CONDITION_ACTIVE
 SCALE_TARGET_INITIALIZED: Final = CONDITION_SCALE_TARGET_INITIALIZED

@@ -20,7 +20,7 @@ from autoscaler.collector import MetricCollection, NoData
 from autoscaler.config import ScalingSpec
 from autoscaler.decider import Decider, ScaleResult, initial_excess_burst_capacity
 from autoscaler.kpa import SCALE_UNKNOWN, DeciderStatus
-from serving.autoscaling_wire import Stat
+from knserve.stats_wire import Stat
 
 log = logging.getLogger(__name__)
 

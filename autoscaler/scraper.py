@@ -18,8 +18,8 @@ from typing import Protocol
 import aiohttp
 
 from autoscaler.collector import ScrapeTarget, extrapolate, plan_scrape
-from serving.autoscaling_wire import Stat, WireError, decode_stat
-from serving.networking import AUTOSCALING_STATS_PORT, STATS_PATH
+from knserve.networking import AUTOSCALING_STATS_PORT, STATS_PATH
+from knserve.stats_wire import Stat, WireError, decode_stat
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The autoscaler's HTTP faces: the stats port (8080) and the metrics port.
 
-- ``POST /stats``: the activator's stat batches (``serving.autoscaling_wire``): ``202``, or
+- ``POST /stats``: the activator's stat batches (``knserve.stats_wire``): ``202``, or
   ``400`` with a sentence when the body is not a batch;
 - ``GET /healthz``: ``200 ok``;
 - metrics port ``GET /metrics``: per revision ``autoscaler_desired_pods``,
@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 
 from autoscaler.config import METRIC_RPS
 from autoscaler.service import AutoscalerService
-from serving.autoscaling_wire import HEALTH_PATH, STATS_PUSH_PATH, WireError, decode_stat_batch
+from knserve.stats_wire import HEALTH_PATH, STATS_PUSH_PATH, WireError, decode_stat_batch
 
 LABELS = ("namespace_name", "revision_name")
 

@@ -25,7 +25,6 @@ from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from autoscaler.clock import Clock, SystemClock
 from autoscaler.collector import ScrapeTarget
 from autoscaler.config import ScalingSpec, resolve_scaling
 from autoscaler.decider import TICK_SECONDS
@@ -34,9 +33,10 @@ from autoscaler.kube import DeploymentScale, PodAutoscalerStatusWriter, PodAutos
 from autoscaler.podautoscaler import PodAutoscaler, PodCounts
 from autoscaler.revision import RevisionScaler
 from autoscaler.scraper import ScrapeFailed, StatsFetcher, scrape_revision
-from serving.autoscaling_wire import RevisionStat
+from knserve.clock import Clock, SystemClock
+from knserve.networking import AUTOSCALING_CLASS_ANNOTATION, KPA_CLASS
+from knserve.stats_wire import RevisionStat
 from serving.config.autoscaler import AutoscalerConfig
-from serving.networking import AUTOSCALING_CLASS_ANNOTATION, KPA_CLASS
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +104,12 @@ class AutoscalerService:
     def update_config(self, config: AutoscalerConfig) -> None:
         self.config = config
         for state in self.revisions.values():
-            state.scaler.update(self._spec(state.pa), now=self._clock.now())
+            state.scaler.update(self._spec(state.pa), now=self._clock.time())
             state.dirty.set()
 
     # --- inputs ---------------------------------------------------------------------------------
     async def handle_event(self, kind: str, obj: Mapping[str, Any]) -> None:
-        now = self._clock.now()
+        now = self._clock.time()
         pa = PodAutoscaler.from_object(obj, now=now)
         if kind == "DELETED" or pa.annotations.get(AUTOSCALING_CLASS_ANNOTATION, KPA_CLASS) != KPA_CLASS:
             await self._remove(pa.key)
@@ -132,7 +132,7 @@ class AutoscalerService:
 
     def record(self, messages: Sequence[RevisionStat]) -> None:
         """Stats pushed by the activator; a revision at zero that gets load is decided at once."""
-        now = self._clock.now()
+        now = self._clock.time()
         self._activator_heard = self._activator_heard or bool(messages)
         for message in messages:
             key = self._by_revision.get((message.namespace, message.revision))
@@ -148,7 +148,7 @@ class AutoscalerService:
             return
         pods = await self._pods.list_pods(state.pa.namespace, state.pa.revision)
         targets = [ScrapeTarget(pod.ip, pod.start_time) for pod in pods if pod.serving]
-        now = self._clock.now()
+        now = self._clock.time()
         try:
             stat = await scrape_revision(
                 targets, self._fetcher, now=now, stable_window=state.scaler.spec.stable_window, rng=self._rng
@@ -169,7 +169,7 @@ class AutoscalerService:
     async def tick(self, key: tuple[str, str]) -> None:
         state = self.revisions[key]
         counts = count_pods(await self._pods.list_pods(state.pa.namespace, state.pa.revision))
-        if state.scaler.tick(now=self._clock.now(), ready_pods=counts.ready) or counts != state.counts:
+        if state.scaler.tick(now=self._clock.time(), ready_pods=counts.ready) or counts != state.counts:
             state.dirty.set()
 
     async def reconcile(self, key: tuple[str, str]) -> None:
@@ -181,7 +181,7 @@ class AutoscalerService:
             pa = state.pa
             pods = count_pods(await self._pods.list_pods(pa.namespace, pa.revision))
             replicas = await self._scale.get_replicas(pa.namespace, pa.deployment_name)
-            now = self._clock.now()
+            now = self._clock.time()
             result = reconcile(
                 pa, spec=state.scaler.spec, decider=state.scaler.status, pods=pods, current_replicas=replicas, now=now
             )
@@ -229,7 +229,7 @@ class AutoscalerService:
         # scrapes keep to the clock's seconds: one per bucket, no drift, no doubles.
         while True:
             interval = self._scrape_interval
-            await asyncio.sleep(interval - self._clock.now() % interval + 0.05)
+            await asyncio.sleep(interval - self._clock.time() % interval + 0.05)
             with _logged(f"scrape {key}"):
                 await self.scrape(key)
 

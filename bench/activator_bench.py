@@ -108,7 +108,7 @@ async def run(requests: int, concurrency: int) -> int:
              "ready": [f"127.0.0.1:{upstream_port}"]},
         ]}))
         activator = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "serving.cli", "activator", "--static", str(revisions), "--host", "127.0.0.1",
+            sys.executable, "-m", "knserve.cli", "activator", "--static", str(revisions), "--host", "127.0.0.1",
             "--port", str(data_port), "--metrics-port", str(metrics_port),
             "--autoscaler-url", f"http://127.0.0.1:{free_port()}", "--log-level", "ERROR",
         )

@@ -58,8 +58,8 @@ from typing import Any
 import aiohttp
 import yaml
 
-from serving.local.node.context import StateLayout
-from serving.local.stack import kubectl_binary
+from localcluster.stack import kubectl_binary
+from node.context import StateLayout
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 HELLO = REPOSITORY / "examples" / "hello.yaml"
@@ -235,9 +235,9 @@ def api_counts(stack: Any) -> dict[str, float]:
 # --- the private stack ------------------------------------------------------------------------
 @contextlib.contextmanager
 def private_stack(progress: Any) -> Iterator[Any]:
-    from serving.local import binaries
-    from serving.local.controlplane import LocalCluster, Ports
-    from serving.local.stack import LocalStack
+    from localcluster import binaries
+    from localcluster.controlplane import LocalCluster, Ports
+    from localcluster.stack import LocalStack
 
     with tempfile.TemporaryDirectory(prefix="coldstart-bench-") as state:
         cluster = LocalCluster(Path(state), binaries.ensure_binaries(progress=progress), ports=Ports.free())

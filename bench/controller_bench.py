@@ -43,9 +43,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from serving.kube.client import RestKubeClient, connect
-from serving.kube.informer import Informer
-from serving.kube.resources import CONFIGURATIONS, DEPLOYMENTS, NAMESPACES, REVISIONS, SERVICES
+from kube.client import RestKubeClient, connect
+from kube.informer import Informer
+from kube.resources import CONFIGURATIONS, DEPLOYMENTS, NAMESPACES, REVISIONS, SERVICES
 
 REPO = Path(__file__).resolve().parents[1]
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
@@ -198,7 +198,7 @@ async def run(kubeconfig: str, services: int, workers: int, writes: int) -> None
     client = await connect(kubeconfig, max_writes_in_flight=2 * services)
     log = tempfile.NamedTemporaryFile(prefix="controller-bench-", suffix=".log", delete=False)
     controller = subprocess.Popen(
-        [sys.executable, "-m", "serving.cli", "controller", "--reconcilers-only", "--kubeconfig", kubeconfig,
+        [sys.executable, "-m", "knserve.cli", "controller", "--reconcilers-only", "--kubeconfig", kubeconfig,
          "--log-level", "info",
          "--workers", str(workers), "--max-writes-in-flight", str(writes)],
         cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
@@ -321,8 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.kubeconfig:
         asyncio.run(run(args.kubeconfig, args.services, args.workers, args.max_writes_in_flight))
         return 0
-    from serving.local import binaries
-    from serving.local.controlplane import LocalCluster, Ports
+    from localcluster import binaries
+    from localcluster.controlplane import LocalCluster, Ports
 
     with tempfile.TemporaryDirectory(prefix="controller-bench-") as state:
         local = LocalCluster(Path(state), binaries.ensure_binaries(), ports=Ports.free())

@@ -40,10 +40,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from serving.local import binaries  # noqa: E402
-from serving.local.controlplane import LocalCluster, Ports  # noqa: E402
-from serving.local.http_client import KeepAliveClient  # noqa: E402
-from serving.local.stack import LocalStack, kubectl_binary  # noqa: E402
+from localcluster import binaries  # noqa: E402
+from localcluster.controlplane import LocalCluster, Ports  # noqa: E402
+from localcluster.stack import LocalStack, kubectl_binary  # noqa: E402
+from tests.support.http_client import KeepAliveClient  # noqa: E402
 
 NAMESPACE = "bench"
 SERVICE = "split"

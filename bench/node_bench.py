@@ -31,11 +31,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from serving.local import binaries, processes  # noqa: E402
-from serving.local.controlplane import LocalCluster, Ports  # noqa: E402
-from serving.local.node.api import ApiError, NodeApi  # noqa: E402
+from localcluster import binaries, processes  # noqa: E402
+from localcluster.controlplane import LocalCluster, Ports  # noqa: E402
+from node.api import ApiError, NodeApi  # noqa: E402
 
-APP = ROOT / "tests" / "serving" / "local" / "node" / "http_app.py"
+APP = ROOT / "tests" / "node" / "http_app.py"
 NAMESPACE = "node-bench"
 
 

@@ -22,7 +22,6 @@ the end.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import re
 import shutil

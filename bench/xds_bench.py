@@ -28,8 +28,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -39,8 +39,8 @@ from serving.xds import wire  # noqa: E402
 from serving.xds.controller import XdsController  # noqa: E402
 from serving.xds.model import Endpoint, IngressModel, IngressRule, RevisionBackend, Split, Visibility  # noqa: E402
 from serving.xds.resources import route  # noqa: E402
-from serving.xds.runner import LocalIngress  # noqa: E402
-from serving.xds.testing import NamedBackend  # noqa: E402
+from tests.support.xds_backends import NamedBackend  # noqa: E402
+from tests.support.xds_runner import LocalIngress  # noqa: E402
 
 NAMESPACE = "bench"
 

@@ -17,8 +17,8 @@ from collections import deque
 
 import httptools
 
+from knserve.clock import Clock
 from queueproxy.breaker import Breaker
-from queueproxy.clock import Clock
 from queueproxy.drain import Drainer
 from queueproxy.exchange import DONE, Exchange, local_response
 from queueproxy.headers import F_ANY_PROBE, RequestHeadBuilder
@@ -49,7 +49,7 @@ class Proxy:
         self.settings = settings
         self.loop = loop
         self.time = loop.time
-        self.wall_time = clock.now
+        self.wall_time = clock.time
         self.breaker = breaker
         self.stats = stats
         self.metrics = metrics
@@ -58,7 +58,7 @@ class Proxy:
         self.pool = pool
         self.h2 = h2  # an H2Upstream when the app speaks h2c
         # wall-clock seconds = loop.time() + wall_offset (stats buckets are wall-clock seconds)
-        self.wall_offset = clock.now() - loop.time()
+        self.wall_offset = clock.time() - loop.time()
         self.request_timeout = settings.revision_timeout_seconds
         self.response_start_timeout = settings.response_start_timeout_seconds
         self.idle_timeout = settings.idle_timeout_seconds

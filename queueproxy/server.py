@@ -15,9 +15,10 @@ import asyncio
 import json
 import logging
 
+from knserve import networking
+from knserve.clock import Clock, SystemClock
 from queueproxy.admin import Reply, SideServer
 from queueproxy.breaker import Breaker
-from queueproxy.clock import Clock, SystemClock
 from queueproxy.drain import Drainer
 from queueproxy.exchange import Exchange
 from queueproxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -27,7 +28,6 @@ from queueproxy.readiness import ReadinessProber, ReadinessTracker
 from queueproxy.settings import Settings
 from queueproxy.stats import RequestStats
 from queueproxy.upstream import UpstreamPool
-from serving import networking
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class QueueProxy:
         self.ports: dict[str, int] = {}
         self.drainer = Drainer(quiet_period=settings.drain_quiet_period_seconds)
         self.readiness = ReadinessTracker(settings.effective_probe)
-        self.stats = RequestStats(pod_name=settings.pod, now=self.clock.now())
+        self.stats = RequestStats(pod_name=settings.pod, now=self.clock.time())
         self.base_labels = {
             "namespace_name": settings.namespace,
             "service_name": settings.service,
@@ -105,11 +105,11 @@ class QueueProxy:
 
     # --- side ports ----------------------------------------------------------------------
     def stats_reply(self) -> Reply:
-        stat = self.stats.report(self.clock.now())
+        stat = self.stats.report(self.clock.time())
         return Reply(200, json.dumps(stat.to_wire()).encode(), "application/json")
 
     def stats_metrics_reply(self) -> Reply:
-        stat = self.stats.report(self.clock.now())
+        stat = self.stats.report(self.clock.time())
         return Reply(200, render_stat(stat, base_labels=self.base_labels).encode(), METRICS_CONTENT_TYPE)
 
     def metrics_reply(self) -> Reply:

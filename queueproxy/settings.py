@@ -1,6 +1,6 @@
 """The queue-proxy's settings: the environment the controller sets, parsed into frozen dataclasses.
 
-Names follow Knative's queue-proxy (constants from ``serving.networking``); a few
+Names follow Knative's queue-proxy (constants from ``knserve.networking``); a few
 ``QUEUE_*`` extras let tests and the local node agent run many queue-proxies side by
 side. Parsing is pure: ``Settings.from_env(mapping)`` reads only the mapping it is given
 and raises ``SettingsError`` with one sentence per bad variable.
@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from serving import networking
+from knserve import networking
 
 # Port overrides beyond Knative's names, so many queue-proxies can share a machine.
 ENV_QUEUE_ADMIN_PORT: Final = "QUEUE_ADMIN_PORT"

@@ -28,7 +28,7 @@ class Stat:
     timestamp: float
 
     def to_wire(self) -> dict[str, Any]:
-        """The JSON object GET /stats answers (keys per serving.networking)."""
+        """The JSON object GET /stats answers (keys per knserve.networking)."""
         return {
             "podName": self.pod_name,
             "averageConcurrentRequests": self.average_concurrent_requests,

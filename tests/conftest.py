@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from serving.local import binaries
-from serving.local.controlplane import LocalCluster, Ports
-from serving.local.stack import kubectl_binary
+from localcluster import binaries
+from localcluster.controlplane import LocalCluster, Ports
+from localcluster.stack import kubectl_binary
 
 BIN_DIR = Path(sys.executable).parent
 
@@ -67,9 +67,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         found = binaries.ensure_binaries(progress=lambda message: print(f"==> {message}", file=sys.stderr))
     state = tmp_path_factory.mktemp("cluster")
     local = LocalCluster(state, found, ports=Ports.free())
-    with_node = (Path(__file__).parent.parent / "serving" / "local" / "node" / "__main__.py").exists()
     try:
-        local.start(progress=lambda message: None, node=with_node)
+        local.start(progress=lambda message: None, node=True)
         yield Cluster(local)
     finally:
         local.stop(progress=lambda message: None)

@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_serializer
 from pydantic.alias_generators import to_camel
 
 
-
 class KubeModel(BaseModel):
     """A mutable part of an API object (metadata, status).
 

@@ -26,12 +26,12 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
-from serving.kube.cache import Store
-from serving.kube.client import KubeClient
-from serving.kube.errors import AlreadyExists, ApiError, Conflict
-from serving.kube.events import NORMAL, WARNING, EventSink
-from serving.kube.objects import JSON, deep_copy, is_controlled_by
-from serving.kube.resources import Resource
+from kube.cache import Store
+from kube.client import KubeClient
+from kube.errors import AlreadyExists, ApiError, Conflict
+from kube.events import NORMAL, WARNING, EventSink
+from kube.objects import JSON, deep_copy, is_controlled_by
+from kube.resources import Resource
 from serving.reconciler.meta import desired_hash_of
 
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from kube.informer import Change
+from kube.objects import name_of
 from serving.config.errors import ConfigError
 from serving.config.snapshot import CONFIG_MAP_NAMES, ConfigSnapshot
-from serving.kube.informer import Change
-from serving.kube.objects import name_of
 
 log = logging.getLogger(__name__)
 

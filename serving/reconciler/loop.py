@@ -25,17 +25,17 @@ import time
 from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
 
+from knserve.clock import Clock
+from kube.cache import Store
+from kube.client import KubeClient
+from kube.errors import ApiError, Conflict, NotFound
+from kube.events import EventSink
+from kube.objects import JSON, split_key
+from kube.resources import Resource
+from kube.workqueue import ShutDown, WorkQueue
 from serving.apis.conditions import stamp_transition_times
 from serving.apis.meta import Resource as ApiObject
 from serving.config.snapshot import ConfigSnapshot
-from serving.kube.cache import Store
-from serving.kube.client import KubeClient
-from serving.kube.errors import ApiError, Conflict, NotFound
-from serving.kube.events import EventSink
-from serving.kube.objects import JSON, split_key
-from serving.kube.resources import Resource
-from serving.kube.workqueue import ShutDown, WorkQueue
-from serving.reconciler.clock import Clock
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class ReconcileLoop(Generic[T]):
         if self.defaults is not None:
             obj = self.defaults(obj, config)
         status: Any = obj.status  # type: ignore[attr-defined]
-        now = self.clock.now()
+        now = self.clock.now().replace(microsecond=0)  # the API server keeps whole seconds
         status.initialize_conditions()
         context = ReconcileContext(config=config, now=now, events=self.events)
         error: BaseException | None = None

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from serving.kube.informer import Change, Handler
-from serving.kube.objects import key_of, namespace_of
+from kube.informer import Change, Handler
+from kube.objects import key_of, namespace_of
 
 Reference = tuple[str, str, str]  # (kind, namespace, name)
 

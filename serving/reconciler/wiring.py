@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from serving.kube.client import KubeClient
-from serving.kube.events import EventSink
-from serving.kube.informer import InformerFactory
-from serving.reconciler.clock import Clock
+from knserve.clock import Clock
+from kube.client import KubeClient
+from kube.events import EventSink
+from kube.informer import InformerFactory
 from serving.reconciler.config_store import ConfigStore
 from serving.xds.model import Endpoint
 

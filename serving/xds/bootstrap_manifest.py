@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import yaml  # type: ignore[import-untyped, unused-ignore]
 
-from serving.networking import SYSTEM_NAMESPACE
+from knserve.networking import SYSTEM_NAMESPACE
 from serving.xds.bootstrap import BootstrapSettings, make_bootstrap
 
 OUTPUT: Final = Path(__file__).resolve().parents[2] / "config" / "deployments" / "envoy-bootstrap.yaml"

@@ -36,7 +36,7 @@ import dataclasses
 import enum
 from typing import Final, NamedTuple
 
-from serving.networking import QUEUE_HTTP_PORT
+from knserve.networking import QUEUE_HTTP_PORT
 
 
 class Visibility(enum.Enum):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from serving.autoscaling_wire import RevisionStat, decode_stat_batch
+from knserve.stats_wire import RevisionStat, decode_stat_batch
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The activator's revision source on serving.kube's fake API server."""
+"""The activator's revision source on kube's fake API server."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 from activator.kube_source import KubeRevisionSource, endpoints_of
 from activator.revisions import Endpoints, RevisionInfo
-from serving.kube.fake import FakeKubeClient
-from serving.kube.resources import PODS, REVISIONS
+from kube.fake import FakeKubeClient
+from kube.resources import PODS, REVISIONS
 
 NS = "default"
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from activator.reporter import StatPusher
 from activator.stats import ConcurrencyReporter
-from serving.autoscaling_wire import RevisionStat, Stat
+from knserve.stats_wire import RevisionStat, Stat
 
 
 class SlowSender:

@@ -15,7 +15,7 @@ from autoscaler.kube import FakeCluster, PodInfo
 from autoscaler.scraper import HttpStatsFetcher
 from autoscaler.server import metrics_app, stats_app
 from autoscaler.service import AutoscalerService
-from serving.autoscaling_wire import RevisionStat, Stat, encode_stat_batch
+from knserve.stats_wire import RevisionStat, Stat, encode_stat_batch
 
 NS, REV = "default", "hello-00001"
 DEPLOYMENT = f"{REV}-deployment"

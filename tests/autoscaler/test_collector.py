@@ -14,7 +14,7 @@ from autoscaler.collector import (
     plan_scrape,
     population_mean_sample_size,
 )
-from serving.autoscaling_wire import Stat
+from knserve.stats_wire import Stat
 
 T0 = 1_700_000_000.0
 

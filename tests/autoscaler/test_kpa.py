@@ -18,7 +18,7 @@ from autoscaler.podautoscaler import (
     PodAutoscalerStatus,
     PodCounts,
 )
-from serving.autoscaling_wire import ACTIVATOR_IN_PATH_CONDITION, activator_in_path
+from knserve.stats_wire import ACTIVATOR_IN_PATH_CONDITION, activator_in_path
 
 T0 = 1_700_000_000.0
 

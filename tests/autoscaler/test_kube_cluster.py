@@ -1,19 +1,19 @@
-"""The autoscaler's Kubernetes boundaries on serving.kube's fake API server."""
+"""The autoscaler's Kubernetes boundaries on kube's fake API server."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from autoscaler.clock import FakeClock
 from autoscaler.kube import FakeCluster
 from autoscaler.kube_cluster import KubeCluster
 from autoscaler.scraper import StatsFetcher
 from autoscaler.service import AutoscalerService
-from serving.autoscaling_wire import RevisionStat, Stat
-from serving.kube.fake import FakeKubeClient
+from knserve.clock import FakeClock
+from knserve.stats_wire import RevisionStat, Stat
+from kube.fake import FakeKubeClient
+from kube.resources import CONFIGMAPS, DEPLOYMENTS, PODAUTOSCALERS, PODS
 from serving.config.autoscaler import AutoscalerConfig
-from serving.kube.resources import CONFIGMAPS, DEPLOYMENTS, PODAUTOSCALERS, PODS
 
 NS, REV = "default", "hello-00001"
 DEPLOYMENT = f"{REV}-deployment"

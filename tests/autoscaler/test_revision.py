@@ -11,7 +11,7 @@ from autoscaler.config import AutoscalerConfig, ScalingSpec, resolve_scaling
 from autoscaler.kpa import reconcile
 from autoscaler.podautoscaler import ACTIVE, Condition, PodAutoscaler, PodAutoscalerStatus, PodCounts
 from autoscaler.revision import RevisionScaler
-from serving.autoscaling_wire import ACTIVATOR_IN_PATH_CONDITION, Stat
+from knserve.stats_wire import ACTIVATOR_IN_PATH_CONDITION, Stat
 
 T0 = 1_700_000_000.0
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from autoscaler.clock import FakeClock
 from autoscaler.kube import FakeCluster, PodInfo
 from autoscaler.service import AutoscalerService
-from serving.autoscaling_wire import ACTIVATOR_IN_PATH_CONDITION, RevisionStat, Stat
+from knserve.clock import FakeClock
+from knserve.stats_wire import ACTIVATOR_IN_PATH_CONDITION, RevisionStat, Stat
 
 NS, REV = "default", "hello-00001"
 KEY = (NS, REV)
@@ -35,7 +35,7 @@ def pa_object(*, annotations: dict[str, str] | None = None, status: dict[str, An
 
 
 def pods(count: int, *, clock: FakeClock) -> list[PodInfo]:
-    return [PodInfo(f"p{i}", f"10.0.0.{i}", ready=True, start_time=clock.now() - 600) for i in range(count)]
+    return [PodInfo(f"p{i}", f"10.0.0.{i}", ready=True, start_time=clock.time() - 600) for i in range(count)]
 
 
 def service(cluster: FakeCluster, clock: FakeClock, stats: FixedStats) -> AutoscalerService:

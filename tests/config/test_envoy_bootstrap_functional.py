@@ -17,10 +17,10 @@ import pytest
 
 from serving.xds.bootstrap_manifest import cluster_bootstrap
 from serving.xds.controller import INGRESS_NODE_CLUSTER, XdsController
-from serving.xds.envoy_process import find_envoy
 from serving.xds.model import EMPTY_MODEL
 from serving.xds.translate import IngressSettings
 from tests.config import manifests
+from tests.support.envoy_process import find_envoy
 
 POD_NAME = "envoy-5f7c9d-x2kq8"
 

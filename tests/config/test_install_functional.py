@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Cluster
 from tests.config.manifests import CONFIG, INSTALL
+from tests.conftest import Cluster
 
 NAMESPACE = "knative-serving"
 

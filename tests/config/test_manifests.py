@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from serving.cli import COMMANDS
+from knserve.cli import COMMANDS
 from serving.xds import bootstrap_manifest
 from tests.config import manifests
 from tests.config.manifests import CONFIG, ENVOY_IMAGE, IMAGE, INSTALL, REPOSITORY

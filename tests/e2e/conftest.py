@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.local.stack import LocalStack
+from localcluster.stack import LocalStack
 from tests.conftest import Cluster
 
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from serving.local.http_client import KeepAliveClient
+from tests.support.http_client import KeepAliveClient
 
 HELLO_IMAGE = "ghcr.io/knative/helloworld-go"
 SPLIT_REQUESTS = 5_000

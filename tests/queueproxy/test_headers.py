@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 
 from queueproxy.headers import (
-    F_CHUNKED, F_EXPECT_CONTINUE, F_KUBELET_PROBE, F_LENGTH, F_PROBE, F_PROXIED, F_UPGRADE, RequestHead,
-    RequestHeadBuilder, forwarded_from_x_forwarded,
+    F_CHUNKED,
+    F_EXPECT_CONTINUE,
+    F_KUBELET_PROBE,
+    F_LENGTH,
+    F_PROBE,
+    F_PROXIED,
+    F_UPGRADE,
+    RequestHead,
+    RequestHeadBuilder,
+    forwarded_from_x_forwarded,
 )
 
 

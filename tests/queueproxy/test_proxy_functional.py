@@ -306,7 +306,7 @@ async def test_stats_report_steady_concurrency(queue_proxy) -> None:
     assert stat["averageProxiedConcurrentRequests"] == pytest.approx(stat["averageConcurrentRequests"])
     assert 20 <= stat["requestCount"] <= clients / 0.1 + 5, stat
     assert stat["proxiedRequestCount"] == stat["requestCount"]
-    from serving.autoscaling_wire import decode_stat  # the autoscaler's reader agrees with the wire format
+    from knserve.stats_wire import decode_stat  # the autoscaler's reader agrees with the wire format
 
     assert decode_stat(json.dumps(stat)).average_concurrent_requests == stat["averageConcurrentRequests"]
     metrics = http_get(proxy.metrics_port, "/metrics")[1].decode()

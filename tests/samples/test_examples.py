@@ -1,5 +1,5 @@
 """The examples: every YAML parses, every image they use is in the local image map, and
-the image map's entries are ones the node agent reads (``serving.local.node.images``)."""
+the image map's entries are ones the node agent reads (``node.images``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from serving.local.node import images
+from node import images
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO_ROOT / "examples"

@@ -22,16 +22,16 @@ from __future__ import annotations
 import datetime
 import logging
 
+from knserve.networking import CONFIGURATION_GENERATION_LABEL
+from kube.cache import Store
+from kube.client import KubeClient
+from kube.errors import AlreadyExists, ApiError
+from kube.events import NORMAL, WARNING
+from kube.objects import JSON, is_controlled_by
+from kube.resources import REVISIONS
 from serving.apis.v1 import Configuration, Revision
 from serving.apis.v1.configuration_lifecycle import CONDITION_READY
 from serving.config.snapshot import ConfigSnapshot
-from serving.kube.cache import Store
-from serving.kube.client import KubeClient
-from serving.kube.errors import AlreadyExists, ApiError
-from serving.kube.events import NORMAL, WARNING
-from serving.kube.objects import JSON, is_controlled_by
-from serving.kube.resources import REVISIONS
-from serving.networking import CONFIGURATION_GENERATION_LABEL
 from serving.reconciler.configuration.resources.revision import latest_revision_name, make_revision
 from serving.reconciler.loop import ReconcileContext
 from serving.reconciler.meta import event_target

@@ -3,10 +3,10 @@ Configuration keys; a Revision change enqueues its controlling Configuration. No
 
 from __future__ import annotations
 
+from knserve.networking import CONFIGURATION_LABEL
+from kube.cache import by_label
+from kube.resources import CONFIGURATIONS, REVISIONS
 from serving.apis.v1 import Configuration
-from serving.kube.cache import by_label
-from serving.kube.resources import CONFIGURATIONS, REVISIONS
-from serving.networking import CONFIGURATION_LABEL
 from serving.reconciler.configuration.reconciler import REVISIONS_BY_CONFIGURATION, ConfigurationReconciler
 from serving.reconciler.loop import Controller, ReconcileLoop
 from serving.reconciler.tracker import enqueue_controller, enqueue_self

@@ -13,16 +13,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from knserve.clock import Clock
+from kube.cache import Store
+from kube.client import KubeClient
+from kube.errors import NotFound
+from kube.events import NORMAL, EventSink
+from kube.objects import is_controlled_by, split_key
+from kube.resources import REVISIONS
 from serving.apis.v1 import Configuration, Revision
 from serving.config.snapshot import ConfigSnapshot
-from serving.kube.cache import Store
-from serving.kube.client import KubeClient
-from serving.kube.errors import NotFound
-from serving.kube.events import NORMAL, EventSink
-from serving.kube.objects import is_controlled_by, split_key
-from serving.kube.resources import REVISIONS
 from serving.reconciler.configuration.reconciler import REVISIONS_BY_CONFIGURATION
-from serving.reconciler.clock import Clock
 from serving.reconciler.gc.resources.policy import decide
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class RevisionCollector:
         configuration = Configuration.model_validate(found)
         revisions = [Revision.model_validate(obj) for obj in owned]
         decision = decide(revisions, latest_ready=configuration.status.latest_ready_revision_name,
-                          config=config, now=self.clock.now())
+                          config=config, now=self.clock.now().replace(microsecond=0))
         for revision_name in decision.delete:
             try:
                 await self.client.delete(REVISIONS, namespace, revision_name, propagation_policy="Background")

@@ -3,9 +3,9 @@ Configuration or one of its Revisions changes. No I/O."""
 
 from __future__ import annotations
 
-from serving.kube.cache import by_label
-from serving.kube.resources import CONFIGURATIONS, REVISIONS
-from serving.networking import CONFIGURATION_LABEL
+from knserve.networking import CONFIGURATION_LABEL
+from kube.cache import by_label
+from kube.resources import CONFIGURATIONS, REVISIONS
 from serving.reconciler.configuration.reconciler import REVISIONS_BY_CONFIGURATION
 from serving.reconciler.gc.reconciler import RevisionCollector
 from serving.reconciler.loop import Controller

@@ -23,6 +23,10 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from kube.cache import Store
+from kube.client import KubeClient
+from kube.objects import JSON
+from kube.resources import DEPLOYMENTS, KUBE_SERVICES, PODAUTOSCALERS
 from serving.apis.autoscaling.v1alpha1 import PodAutoscaler
 from serving.apis.v1 import Revision
 from serving.apis.v1.revision_lifecycle import (
@@ -33,10 +37,6 @@ from serving.apis.v1.revision_lifecycle import (
     container_exiting_message,
     exit_code_reason,
 )
-from serving.kube.cache import Store
-from serving.kube.client import KubeClient
-from serving.kube.objects import JSON
-from serving.kube.resources import DEPLOYMENTS, KUBE_SERVICES, PODAUTOSCALERS
 from serving.reconciler.children import ensure_child, ensure_together
 from serving.reconciler.loop import ReconcileContext
 from serving.reconciler.meta import event_target

@@ -5,10 +5,10 @@ No I/O."""
 
 from __future__ import annotations
 
+from knserve.networking import REVISION_LABEL
+from kube.cache import by_label
+from kube.resources import DEPLOYMENTS, KUBE_SERVICES, PODAUTOSCALERS, PODS, REVISIONS
 from serving.apis.v1 import Revision
-from serving.kube.cache import by_label
-from serving.kube.resources import DEPLOYMENTS, KUBE_SERVICES, PODAUTOSCALERS, PODS, REVISIONS
-from serving.networking import REVISION_LABEL
 from serving.reconciler.loop import Controller, ReconcileLoop
 from serving.reconciler.revision.reconciler import POD_INDEX, RevisionReconciler
 from serving.reconciler.tracker import enqueue_controller, enqueue_label, enqueue_self

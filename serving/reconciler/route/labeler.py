@@ -15,16 +15,15 @@ import datetime
 from collections.abc import Iterable
 from typing import Any
 
+from knserve.networking import ROUTES_ANNOTATION, ROUTING_STATE_LABEL, ROUTING_STATE_MODIFIED_ANNOTATION
+from kube.cache import Store
+from kube.client import KubeClient
+from kube.errors import NotFound
+from kube.objects import JSON
+from kube.resources import CONFIGURATIONS, REVISIONS, Resource
 from serving.apis.conditions import format_time
 from serving.apis.v1 import Route
-from serving.kube.cache import Store
-from serving.kube.client import KubeClient
-from serving.kube.errors import NotFound
-from serving.kube.objects import JSON
-from serving.kube.resources import CONFIGURATIONS, REVISIONS, Resource
-from serving.networking import ROUTES_ANNOTATION, ROUTING_STATE_LABEL, ROUTING_STATE_MODIFIED_ANNOTATION
 from serving.reconciler.configuration.resources.revision import ROUTING_STATE_ACTIVE, ROUTING_STATE_RESERVE
-
 
 BY_ROUTE_INDEX = "routes"  # index of revision and configuration stores: "namespace/<route>" per routes annotation item
 

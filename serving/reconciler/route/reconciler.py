@@ -33,15 +33,15 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import Generic, TypeVar
 
+from knserve.networking import ROUTE_LABEL
+from kube.cache import Store
+from kube.client import KubeClient
+from kube.errors import NotFound
+from kube.objects import JSON, is_controlled_by
+from kube.resources import KUBE_SERVICES
 from serving.apis.meta import Resource as ApiObject
 from serving.apis.v1 import Addressable, Configuration, Revision, Route, TrafficTarget
 from serving.apis.v1.route_lifecycle import CONDITION_INGRESS_READY
-from serving.kube.cache import Store
-from serving.kube.client import KubeClient
-from serving.kube.errors import NotFound
-from serving.kube.objects import JSON, is_controlled_by
-from serving.kube.resources import KUBE_SERVICES
-from serving.networking import ROUTE_LABEL
 from serving.reconciler.children import ensure_child, ensure_together
 from serving.reconciler.loop import ReconcileContext
 from serving.reconciler.meta import event_target

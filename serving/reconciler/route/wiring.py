@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from knserve.networking import REVISION_LABEL, ROUTE_LABEL, ROUTES_ANNOTATION
+from kube.cache import by_annotation_list, by_label
+from kube.informer import Change
+from kube.objects import key_of
+from kube.resources import CONFIGURATIONS, ENDPOINT_SLICES, KUBE_SERVICES, PODAUTOSCALERS, REVISIONS, ROUTES
 from serving.apis.v1 import Route
-from serving.kube.cache import by_annotation_list, by_label
-from serving.kube.informer import Change
-from serving.kube.objects import key_of
-from serving.kube.resources import CONFIGURATIONS, ENDPOINT_SLICES, KUBE_SERVICES, PODAUTOSCALERS, REVISIONS, ROUTES
-from serving.networking import REVISION_LABEL, ROUTE_LABEL, ROUTES_ANNOTATION
-from serving.reconciler.route.labeler import BY_ROUTE_INDEX
 from serving.reconciler.loop import Controller, ReconcileLoop
 from serving.reconciler.route.ingress_state import IngressState
+from serving.reconciler.route.labeler import BY_ROUTE_INDEX
 from serving.reconciler.route.reconciler import ENDPOINTS_INDEX, RouteReconciler
 from serving.reconciler.route.resources.ingress import service_endpoints
 from serving.reconciler.tracker import Tracker

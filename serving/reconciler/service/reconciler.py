@@ -17,12 +17,12 @@ Side effects: creates and updates Configurations and Routes; events.
 
 from __future__ import annotations
 
+from knserve.networking import ROUTES_ANNOTATION
+from kube.cache import Store
+from kube.client import KubeClient
+from kube.objects import JSON
+from kube.resources import CONFIGURATIONS, ROUTES
 from serving.apis.v1 import Configuration, Route, Service, TrafficTarget
-from serving.kube.cache import Store
-from serving.kube.client import KubeClient
-from serving.kube.resources import CONFIGURATIONS, ROUTES
-from serving.networking import ROUTES_ANNOTATION
-from serving.kube.objects import JSON
 from serving.reconciler.children import ChildResult, ensure_child, ensure_together
 from serving.reconciler.configuration.reconciler import name_taken
 from serving.reconciler.loop import ReconcileContext

@@ -4,8 +4,8 @@ from the shared informer. No I/O."""
 
 from __future__ import annotations
 
+from kube.resources import CONFIGURATIONS, REVISIONS, ROUTES, SERVICES
 from serving.apis.v1 import Service
-from serving.kube.resources import CONFIGURATIONS, REVISIONS, ROUTES, SERVICES
 from serving.reconciler.loop import Controller, ReconcileLoop
 from serving.reconciler.service.reconciler import ServiceReconciler
 from serving.reconciler.tracker import enqueue_controller, enqueue_self

@@ -23,7 +23,7 @@ from typing import Final
 from envoy_data_plane.envoy.config.core import v3 as core_v3
 from envoy_data_plane.envoy.config.route import v3 as route_v3
 
-from serving.networking import NAMESPACE_HEADER, REVISION_HEADER
+from knserve.networking import NAMESPACE_HEADER, REVISION_HEADER
 from serving.xds.model import RevisionKey, Split
 from serving.xds.resources.names import cluster_name
 

@@ -1,5 +1,5 @@
 """Fixtures for the controller's integration tests: CRDs and ConfigMaps applied once, and
-the controller running as a subprocess (``python -m serving.cli controller``) against the
+the controller running as a subprocess (``python -m knserve.cli controller``) against the
 session's real API server."""
 
 from __future__ import annotations

@@ -13,11 +13,11 @@ import datetime
 from collections.abc import Iterable
 from typing import Any
 
-from serving.controller import ControllerApp
-from serving.kube.events import RecordingEvents
-from serving.kube.fake import FakeKubeClient
-from serving.kube.resources import Resource
-from serving.reconciler.clock import FakeClock
+from knserve.clock import FakeClock
+from kube.events import RecordingEvents
+from kube.fake import FakeKubeClient
+from kube.resources import Resource
+from serving.app import ControllerApp
 from serving.reconciler.route.ingress_state import LatestModelSink
 
 NOW = datetime.datetime(2026, 1, 2, tzinfo=datetime.timezone.utc)

@@ -27,7 +27,7 @@ class ControllerProcess:
     def start(self) -> None:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "serving.cli", "controller", "--reconcilers-only",
+            [sys.executable, "-m", "knserve.cli", "controller", "--reconcilers-only",
              "--kubeconfig", str(self.cluster.kubeconfig), "--log-level", "info"],
             cwd=REPO, env=self.cluster.env, stdout=log, stderr=subprocess.STDOUT,
         )

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from serving.kube.errors import ApiError
-from serving.kube.resources import CONFIGURATIONS, REVISIONS, Resource
+from kube.errors import ApiError
+from kube.resources import CONFIGURATIONS, REVISIONS, Resource
 from tests.serving.reconciler.factories import (
     configuration,
     container,

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from serving.controller import ControllerApp
-from serving.kube.events import RecordingEvents
-from serving.kube.fake import FakeKubeClient
-from serving.kube.resources import CONFIGMAPS, DEPLOYMENTS, ENDPOINT_SLICES, ROUTES, SERVICES
+from kube.events import RecordingEvents
+from kube.fake import FakeKubeClient
+from kube.resources import CONFIGMAPS, DEPLOYMENTS, ENDPOINT_SLICES, ROUTES, SERVICES
+from serving.app import ControllerApp
 from serving.reconciler.route.ingress_state import LatestModelSink
 from tests.serving.reconciler.factories import service
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from serving.kube.resources import CONFIGMAPS, CONFIGURATIONS, REVISIONS
+from kube.resources import CONFIGMAPS, CONFIGURATIONS, REVISIONS
 from tests.serving.reconciler.factories import (
     configuration,
     deleting,

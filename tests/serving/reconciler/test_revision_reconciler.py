@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from kube.errors import ApiError
+from kube.resources import DEPLOYMENTS, KUBE_SERVICES, PODAUTOSCALERS, PODS, REVISIONS, Resource
 from serving.apis.v1 import Revision
 from serving.apis.v1.revision_defaults import default_revision
 from serving.config.snapshot import ConfigSnapshot
-from serving.kube.errors import ApiError
-from serving.kube.resources import DEPLOYMENTS, KUBE_SERVICES, PODAUTOSCALERS, PODS, REVISIONS, Resource
 from serving.reconciler.revision.resources.deployment import make_deployment
 from tests.serving.reconciler.factories import deleting, owned_by, revision, revision_of
 from tests.serving.reconciler.harness import assert_status, reconcile_once

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from serving.kube.resources import CONFIGURATIONS, ENDPOINT_SLICES, REVISIONS, ROUTES, Resource
+from kube.resources import CONFIGURATIONS, ENDPOINT_SLICES, REVISIONS, ROUTES, Resource
 from serving.reconciler.route.ingress_state import LatestModelSink
 from serving.reconciler.route.resources.rollout import ConfigurationRollout, Rollout
 from serving.xds.model import Endpoint, RevisionBackend, Split
@@ -250,10 +250,10 @@ class ServesUpTo(LatestModelSink):
 async def test_within_one_generation_a_traffic_move_waits_for_the_data_plane() -> None:
     # The Route's spec never changes (latestRevision: true); what it publishes does, once the
     # Configuration's latest ready revision moves. Ready must wait for Envoy to serve it.
-    from serving.controller import ControllerApp
-    from serving.kube.events import RecordingEvents
-    from serving.kube.fake import FakeKubeClient
-    from serving.reconciler.clock import FakeClock
+    from knserve.clock import FakeClock
+    from kube.events import RecordingEvents
+    from kube.fake import FakeKubeClient
+    from serving.app import ControllerApp
     from tests.serving.reconciler.harness import Outcome
 
     first = configuration("hello", ready, with_status(latestReadyRevisionName="hello-00001",

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from serving.kube.errors import ApiError
-from serving.kube.resources import CONFIGURATIONS, REVISIONS, ROUTES, SERVICES, Resource
+from kube.errors import ApiError
+from kube.resources import CONFIGURATIONS, REVISIONS, ROUTES, SERVICES, Resource
 from tests.serving.reconciler.factories import (
     configuration,
     deleting,
@@ -17,7 +17,6 @@ from tests.serving.reconciler.factories import (
     ready,
     revision,
     revision_of,
-    route,
     service,
     template,
     with_generation,

@@ -22,14 +22,14 @@ from serving.xds import type_urls
 from serving.xds.bootstrap import BootstrapSettings, make_bootstrap
 from serving.xds.cache import NodeStatus
 from serving.xds.controller import ConfigRejectedError, XdsController
-from serving.xds.envoy_process import find_envoy
 from serving.xds.model import Endpoint, IngressModel, IngressRule, RevisionBackend, Split, Visibility
 from serving.xds.resources import route
-from serving.xds.runner import LocalIngress
 from serving.xds.sequencer import Stage
 from serving.xds.snapshot import Snapshot, from_message
 from serving.xds.translate import Translator
-from serving.xds.testing import NamedBackend, SteadyLoad, fire
+from tests.support.envoy_process import find_envoy
+from tests.support.xds_backends import NamedBackend, SteadyLoad, fire
+from tests.support.xds_runner import LocalIngress
 
 NS = "default"
 HOST = "hello.default.example.com"

@@ -8,8 +8,8 @@ from envoy_data_plane.google.rpc import Status
 from serving.xds import type_urls
 from serving.xds.cache import SnapshotCache
 from serving.xds.sequencer import Stage
-from serving.xds.stream import AdsStream, ProtocolError, nonce_counter
 from serving.xds.snapshot import Snapshot
+from serving.xds.stream import AdsStream, ProtocolError, nonce_counter
 from tests.serving.xds.factories import make_snapshot, resource
 
 CDS, EDS, LDS, RDS = type_urls.ADS_ORDER

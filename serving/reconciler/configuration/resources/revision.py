@@ -14,13 +14,7 @@ from __future__ import annotations
 
 import datetime
 
-from serving.apis.conditions import format_time
-from serving.apis.meta import ObjectMeta
-from serving.apis.names import revision_name
-from serving.apis.v1 import Configuration, Revision
-from serving.apis.v1.revision_defaults import default_revision_spec
-from serving.config.snapshot import ConfigSnapshot
-from serving.networking import (
+from knserve.networking import (
     CONFIGURATION_GENERATION_LABEL,
     CONFIGURATION_LABEL,
     CONFIGURATION_UID_LABEL,
@@ -29,6 +23,12 @@ from serving.networking import (
     SERVICE_LABEL,
     SERVICE_UID_LABEL,
 )
+from serving.apis.conditions import format_time
+from serving.apis.meta import ObjectMeta
+from serving.apis.names import revision_name
+from serving.apis.v1 import Configuration, Revision
+from serving.apis.v1.revision_defaults import default_revision_spec
+from serving.config.snapshot import ConfigSnapshot
 from serving.reconciler.meta import owner_reference, union
 
 ROUTING_STATE_PENDING = "pending"

@@ -17,10 +17,10 @@ import datetime
 from collections.abc import Sequence
 from typing import Final
 
+from knserve.clock import parse_time
+from knserve.networking import ROUTING_STATE_LABEL, ROUTING_STATE_MODIFIED_ANNOTATION
 from serving.apis.v1 import Revision
 from serving.config.gc import GCConfig
-from serving.networking import ROUTING_STATE_LABEL, ROUTING_STATE_MODIFIED_ANNOTATION
-from serving.reconciler.clock import parse_time
 from serving.reconciler.configuration.resources.revision import ROUTING_STATE_RESERVE
 
 NO_GC_ANNOTATION: Final = "serving.knative.dev/no-gc"

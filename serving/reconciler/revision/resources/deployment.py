@@ -16,12 +16,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from serving.apis.meta import Resource as ApiObject
-from serving.apis.v1 import Container, Probe, Revision
-from serving.config.snapshot import ConfigSnapshot
-from serving.networking import (
+from knserve.networking import (
     AUTOSCALING_STATS_PORT,
     CONFIGURATION_LABEL,
+    DEFAULT_USER_PORT,
     ENV_CONTAINER_CONCURRENCY,
     ENV_QUEUE_SERVING_PORT,
     ENV_REVISION_IDLE_TIMEOUT_SECONDS,
@@ -45,8 +43,10 @@ from serving.networking import (
     REVISION_UID_LABEL,
     SERVICE_LABEL,
     USER_METRICS_PORT,
-    DEFAULT_USER_PORT,
 )
+from serving.apis.meta import Resource as ApiObject
+from serving.apis.v1 import Container, Revision
+from serving.config.snapshot import ConfigSnapshot
 from serving.reconciler.meta import owner_reference_dict, with_desired_hash
 from serving.reconciler.revision.resources.meta import (
     child_annotations,

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from serving.apis.autoscaling import annotations as autoscaling_annotations
-from serving.apis.v1 import Revision
-from serving.config.snapshot import ConfigSnapshot
-from serving.networking import (
+from knserve.networking import (
     QUEUE_H2C_PORT_NAME,
     QUEUE_HTTP_PORT_NAME,
     REVISION_LABEL,
@@ -16,6 +13,9 @@ from serving.networking import (
     ROUTING_STATE_LABEL,
     ROUTING_STATE_MODIFIED_ANNOTATION,
 )
+from serving.apis.autoscaling import annotations as autoscaling_annotations
+from serving.apis.v1 import Revision
+from serving.config.snapshot import ConfigSnapshot
 from serving.reconciler.meta import LAST_APPLIED_ANNOTATION, union, without
 
 APP_LABEL: Final = "app"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from knserve.networking import AUTOSCALING_CLASS_ANNOTATION, ROUTING_STATE_LABEL
 from serving.apis.autoscaling.v1alpha1.podautoscaler_types import (
     REACHABILITY_REACHABLE,
     REACHABILITY_UNKNOWN,
@@ -18,7 +19,6 @@ from serving.apis.autoscaling.v1alpha1.podautoscaler_types import (
 )
 from serving.apis.v1 import Revision
 from serving.config.snapshot import ConfigSnapshot
-from serving.networking import AUTOSCALING_CLASS_ANNOTATION, ROUTING_STATE_LABEL
 from serving.reconciler.meta import owner_reference_dict, with_desired_hash
 from serving.reconciler.revision.resources.meta import child_annotations, child_labels, protocol_type
 from serving.reconciler.revision.resources.names import deployment_name, pod_autoscaler_name

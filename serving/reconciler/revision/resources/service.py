@@ -11,8 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from knserve.networking import (
+    AUTOSCALING_STATS_PORT,
+    QUEUE_ADMIN_PORT,
+    QUEUE_HTTP_PORT,
+    REVISION_LABEL,
+    USER_METRICS_PORT,
+)
 from serving.apis.v1 import Revision
-from serving.networking import AUTOSCALING_STATS_PORT, QUEUE_ADMIN_PORT, QUEUE_HTTP_PORT, REVISION_LABEL, USER_METRICS_PORT
 from serving.reconciler.meta import owner_reference_dict, with_desired_hash
 from serving.reconciler.revision.resources.deployment import (
     AUTOSCALING_STATS_PORT_NAME,

@@ -9,10 +9,10 @@ short ``<name>.<ns>.svc``, ``<name>.<ns>``). Pure; no I/O.
 
 from __future__ import annotations
 
+from knserve.networking import VISIBILITY_CLUSTER_LOCAL, VISIBILITY_LABEL
 from serving.apis.v1 import Route
 from serving.config.domain import CLUSTER_LOCAL_DOMAIN
 from serving.config.snapshot import ConfigSnapshot
-from serving.networking import VISIBILITY_CLUSTER_LOCAL, VISIBILITY_LABEL
 
 
 def is_cluster_local(route: Route) -> bool:

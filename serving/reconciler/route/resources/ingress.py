@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from knserve.networking import QUEUE_HTTP_PORT
+from knserve.stats_wire import activator_in_path
+from kube.endpoints import ready_addresses, ready_endpoints_at
+from kube.objects import JSON
 from serving.apis.v1 import Route
-from serving.autoscaling_wire import activator_in_path
 from serving.config.domain import CLUSTER_LOCAL_DOMAIN
 from serving.config.snapshot import ConfigSnapshot
-from serving.kube.endpoints import ready_addresses, ready_endpoints_at
-from serving.kube.objects import JSON
-from serving.networking import QUEUE_HTTP_PORT
 from serving.reconciler.route.resources.hosts import is_cluster_local, route_host, tag_host
 from serving.reconciler.route.resources.traffic import DEFAULT_GROUP
 from serving.xds.model import Endpoint, IngressRule, RevisionBackend, Split, Visibility

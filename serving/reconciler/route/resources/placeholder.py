@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from knserve.networking import ROUTE_LABEL, SYSTEM_NAMESPACE
 from serving.apis.v1 import Route
 from serving.config.domain import CLUSTER_LOCAL_DOMAIN
 from serving.config.snapshot import ConfigSnapshot
-from serving.networking import ROUTE_LABEL, SYSTEM_NAMESPACE
 from serving.reconciler.meta import owner_reference_dict, with_desired_hash
 
 INTERNAL_INGRESS_SERVICE = "knserve-internal"

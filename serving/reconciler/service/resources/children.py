@@ -6,9 +6,9 @@ annotations: the Service's without kubectl's last-applied copy. Pure; no I/O.
 
 from __future__ import annotations
 
+from knserve.networking import SERVICE_LABEL, SERVICE_UID_LABEL
 from serving.apis.meta import ObjectMeta
 from serving.apis.v1 import Configuration, Route, RouteSpec, Service, TrafficTarget
-from serving.networking import SERVICE_LABEL, SERVICE_UID_LABEL
 from serving.reconciler.meta import LAST_APPLIED_ANNOTATION, owner_reference, union, without
 
 

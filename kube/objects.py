@@ -1,0 +1,90 @@
+"""Small helpers for API objects held as JSON dicts: keys, owner references, conditions.
+
+Pure; no I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kube.resources import Resource
+
+JSON = dict[str, Any]
+
+
+def namespace_of(obj: JSON) -> str:
+    return str(obj.get("metadata", {}).get("namespace") or "")
+
+
+def name_of(obj: JSON) -> str:
+    return str(obj.get("metadata", {}).get("name") or "")
+
+
+def uid_of(obj: JSON) -> str:
+    return str(obj.get("metadata", {}).get("uid") or "")
+
+
+def key_of(obj: JSON) -> str:
+    """``namespace/name`` (or ``name`` for cluster-scoped objects), the queue and cache key."""
+    namespace = namespace_of(obj)
+    return f"{namespace}/{name_of(obj)}" if namespace else name_of(obj)
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """The inverse of ``key_of``: ``("ns", "name")`` or ``("", "name")``."""
+    namespace, _, name = key.rpartition("/")
+    return namespace, name
+
+
+def labels_of(obj: JSON) -> dict[str, str]:
+    return dict(obj.get("metadata", {}).get("labels") or {})
+
+
+def annotations_of(obj: JSON) -> dict[str, str]:
+    return dict(obj.get("metadata", {}).get("annotations") or {})
+
+
+def owner_reference(owner: JSON, resource: Resource, *, controller: bool = True) -> JSON:
+    """An ownerReference that makes ``owner`` the controller of another object."""
+    return {
+        "apiVersion": resource.api_version,
+        "kind": resource.kind,
+        "name": name_of(owner),
+        "uid": uid_of(owner),
+        "controller": controller,
+        "blockOwnerDeletion": True,
+    }
+
+
+def controller_of(obj: JSON) -> JSON | None:
+    """The ownerReference with ``controller: true``, if any."""
+    for reference in obj.get("metadata", {}).get("ownerReferences") or []:
+        if reference.get("controller"):
+            return dict(reference)
+    return None
+
+
+def is_controlled_by(obj: JSON, owner_uid: str) -> bool:
+    reference = controller_of(obj)
+    return reference is not None and reference.get("uid") == owner_uid
+
+
+def copy_json(value: Any) -> Any:
+    """A deep copy of JSON data (dicts, lists, scalars): much cheaper than ``copy.deepcopy``."""
+    if isinstance(value, dict):
+        return {key: copy_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [copy_json(item) for item in value]
+    return value
+
+
+def deep_copy(obj: JSON) -> JSON:
+    copied: JSON = copy_json(obj)
+    return copied
+
+
+def find_condition(obj: JSON, condition_type: str) -> JSON | None:
+    for condition in obj.get("status", {}).get("conditions") or []:
+        if condition.get("type") == condition_type:
+            return dict(condition)
+    return None

@@ -1,0 +1,195 @@
+"""Build and cache the control-plane binaries: kube-apiserver, kube-controller-manager, etcd.
+
+No package registry ships these, so they are built with the local Go toolchain from the
+Go module proxy, through a small wrapper module per release, and cached per version under
+``$KNSERVE_CACHE`` (default ``~/.cache/knserve``). A cached build is reused at once.
+
+Side effects: runs ``go`` (network to the Go module proxy, tens of minutes on a first
+build), writes into the cache directory. Uses only the standard library so it can run
+before the project's virtualenv exists (``python -m localcluster.binaries``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import re
+import shutil
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+KUBERNETES_VERSION = "v1.37.2"
+ETCD_VERSION = "v3.6.16"
+GO_PROXY_DEFAULT = "https://proxy.golang.org"
+
+KUBERNETES_COMMANDS = ("kube-apiserver", "kube-controller-manager")
+
+
+class BuildError(RuntimeError):
+    """A binary could not be built; the message says what to install or check."""
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("KNSERVE_CACHE", Path.home() / ".cache" / "knserve"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Binaries:
+    kube_apiserver: Path
+    kube_controller_manager: Path
+    etcd: Path
+
+    def all_present(self) -> bool:
+        return all(os.access(p, os.X_OK) for p in (self.kube_apiserver, self.kube_controller_manager, self.etcd))
+
+
+def binaries(root: Path | None = None) -> Binaries:
+    root = root or cache_root()
+    kube = root / "bin" / f"kubernetes-{KUBERNETES_VERSION}"
+    return Binaries(
+        kube_apiserver=kube / "kube-apiserver",
+        kube_controller_manager=kube / "kube-controller-manager",
+        etcd=root / "bin" / f"etcd-{ETCD_VERSION}" / "etcd",
+    )
+
+
+def _go() -> str:
+    go = shutil.which("go")
+    if go is None:
+        raise BuildError(
+            "The Go toolchain (1.26 or newer) is needed to build the local Kubernetes control plane "
+            "once: install it (for example `apt-get install golang` or from go.dev) and run again."
+        )
+    return go
+
+
+def _go_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("GOTOOLCHAIN", "local")
+    env["CGO_ENABLED"] = "0"
+    env.setdefault("GOFLAGS", "-mod=mod")
+    return env
+
+
+def _proxy_get(path: str) -> str:
+    proxy = os.environ.get("GOPROXY", GO_PROXY_DEFAULT).split(",")[0].split("|")[0]
+    if proxy in ("direct", "off", ""):
+        proxy = GO_PROXY_DEFAULT
+    with urllib.request.urlopen(f"{proxy.rstrip('/')}/{path}", timeout=60) as response:
+        return response.read().decode()
+
+
+def kubernetes_wrapper_gomod(version: str, upstream_gomod: str) -> str:
+    """A go.mod that requires k8s.io/kubernetes and maps each staging module to its published tag."""
+    staging = sorted(set(re.findall(r"^\s*(k8s\.io/[\w.-]+)\s+=>\s+\./staging/", upstream_gomod, re.M)))
+    if not staging:
+        raise BuildError(f"k8s.io/kubernetes {version}: no staging modules found in its go.mod")
+    published = "v0." + version.removeprefix("v").split(".", 1)[1]
+    go_line = re.search(r"^go\s+(\S+)", upstream_gomod, re.M)
+    godebug = re.search(r"^godebug\s+.*$", upstream_gomod, re.M)
+    lines = ["module knserve.local/kubebuild", "", f"go {go_line.group(1) if go_line else '1.26.0'}", ""]
+    if godebug:
+        lines += [godebug.group(0), ""]
+    lines += ["require k8s.io/kubernetes " + version, "", "replace ("]
+    lines += [f"\t{module} => {module} {published}" for module in staging]
+    lines += [")", ""]
+    return "\n".join(lines)
+
+
+def _version_ldflags(version: str) -> str:
+    major, minor = version.removeprefix("v").split(".")[:2]
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    values = {
+        "gitVersion": version,
+        "gitMajor": major,
+        "gitMinor": minor,
+        "gitCommit": "0000000000000000000000000000000000000000",
+        "gitTreeState": "clean",
+        "buildDate": now,
+    }
+    flags = []
+    for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [f"-X '{package}.{key}={value}'" for key, value in values.items()]
+    return "-s -w " + " ".join(flags)
+
+
+def _run(command: list[str], *, cwd: Path, what: str, log: Path) -> None:
+    with log.open("ab") as out:
+        out.write(f"\n$ {' '.join(command)}\n".encode())
+        out.flush()
+        result = subprocess.run(command, cwd=cwd, env=_go_env(), stdout=out, stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        tail = log.read_text(errors="replace").splitlines()[-15:]
+        raise BuildError(f"building {what} failed (full log: {log}):\n" + "\n".join(tail))
+
+
+def build_kubernetes(target: Binaries, *, progress=print) -> None:
+    go = _go()
+    work = cache_root() / "build" / f"kubernetes-{KUBERNETES_VERSION}"
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "build.log"
+    upstream = _proxy_get(f"k8s.io/kubernetes/@v/{KUBERNETES_VERSION}.mod")
+    (work / "go.mod").write_text(kubernetes_wrapper_gomod(KUBERNETES_VERSION, upstream))
+    (work / "tools.go").write_text(
+        "//go:build tools\n\npackage tools\n\nimport (\n"
+        + "".join(f'\t_ "k8s.io/kubernetes/cmd/{c}"\n' for c in KUBERNETES_COMMANDS)
+        + ")\n"
+    )
+    progress(f"downloading Kubernetes {KUBERNETES_VERSION} modules (first time only)")
+    _run([go, "mod", "download", "k8s.io/kubernetes"], cwd=work, what="Kubernetes modules", log=log)
+    out_dir = target.kube_apiserver.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for command in KUBERNETES_COMMANDS:
+        progress(f"building {command} {KUBERNETES_VERSION} (first time only; several minutes)")
+        tmp = out_dir / f".{command}.tmp"
+        _run(
+            [go, "build", "-trimpath", "-tags=selinux,notest", "-ldflags", _version_ldflags(KUBERNETES_VERSION),
+             "-o", str(tmp), f"k8s.io/kubernetes/cmd/{command}"],
+            cwd=work, what=command, log=log,
+        )
+        tmp.rename(out_dir / command)
+
+
+def build_etcd(target: Binaries, *, progress=print) -> None:
+    go = _go()
+    work = cache_root() / "build" / f"etcd-{ETCD_VERSION}"
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "build.log"
+    (work / "go.mod").write_text(
+        f"module knserve.local/etcdbuild\n\ngo 1.26.0\n\nrequire go.etcd.io/etcd/server/v3 {ETCD_VERSION}\n"
+    )
+    (work / "tools.go").write_text('//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n')
+    progress(f"building etcd {ETCD_VERSION} (first time only)")
+    _run([go, "mod", "download", "go.etcd.io/etcd/server/v3"], cwd=work, what="etcd modules", log=log)
+    target.etcd.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.etcd.parent / ".etcd.tmp"
+    _run([go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(tmp), "go.etcd.io/etcd/server/v3"],
+         cwd=work, what="etcd", log=log)
+    tmp.rename(target.etcd)
+
+
+def ensure_binaries(*, progress=print) -> Binaries:
+    """Return the cached binaries, building whichever are missing."""
+    target = binaries()
+    if not target.etcd.exists():
+        build_etcd(target, progress=progress)
+    if not (target.kube_apiserver.exists() and target.kube_controller_manager.exists()):
+        build_kubernetes(target, progress=progress)
+    return target
+
+
+def main() -> int:
+    try:
+        found = ensure_binaries(progress=lambda message: print(f"==> {message}", flush=True))
+    except BuildError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"control plane binaries ready in {found.kube_apiserver.parent.parent}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

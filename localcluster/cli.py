@@ -1,0 +1,97 @@
+"""``knserve local``: run a real single-node Kubernetes with knserve on this machine.
+
+    knserve local up [--reset]   start everything in the background; returns once healthy
+    knserve local down           stop every process ``up`` started (objects are kept)
+    knserve local status         what runs, with pids and logs
+    knserve local kubeconfig     print the admin kubeconfig's path
+
+Side effects: builds the control-plane binaries on first use, starts and stops processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from localcluster import binaries as binaries_module
+from localcluster.controlplane import LocalCluster, default_state_dir
+from localcluster.processes import StartError
+from localcluster.stack import LocalStack
+
+
+def _say(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def _cluster(args: argparse.Namespace) -> LocalCluster:
+    return LocalCluster(Path(args.state_dir), binaries_module.binaries())
+
+
+def up(args: argparse.Namespace) -> int:
+    began = time.monotonic()
+    try:
+        found = binaries_module.ensure_binaries(progress=_say)
+    except binaries_module.BuildError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    cluster = LocalCluster(Path(args.state_dir), found)
+    if args.reset:
+        _say("removing the old cluster's data (--reset)")
+        cluster.reset()
+    stack = LocalStack(cluster)
+    try:
+        cluster.start(progress=_say)
+        _say(f"Kubernetes {binaries_module.KUBERNETES_VERSION} ready ({time.monotonic() - began:.1f}s)")
+        stack.start(progress=_say)
+    except StartError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    _say(f"knserve ready in {time.monotonic() - began:.1f}s")
+    ingress = cluster.ports.ingress
+    print()
+    print("Next:")
+    print(f"  export KUBECONFIG={cluster.kubeconfig} PATH=\"{Path(sys.executable).parent}:$PATH\"")
+    print("  kubectl apply -f examples/hello.yaml")
+    print("  kubectl wait ksvc/hello --for=condition=Ready --timeout=60s")
+    print(f"  curl -H 'Host: hello.default.example.com' http://127.0.0.1:{ingress}/")
+    return 0
+
+
+def down(args: argparse.Namespace) -> int:
+    cluster = _cluster(args)
+    LocalStack(cluster).stop(progress=_say)
+    cluster.stop(progress=_say)
+    _say("stopped (objects are kept; `knserve local up` brings them back)")
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    cluster = _cluster(args)
+    rows: list[tuple[str, int | None, bool, Path | str]] = [
+        (row.name, row.pid, row.healthy, row.log) for row in cluster.status()]
+    rows += LocalStack(cluster).status()
+    for name, pid, healthy, log in rows:
+        state = "healthy" if healthy else ("running" if pid else "stopped")
+        print(f"{name:<26} {state:<8} pid {str(pid or '-'):<8} log {log}")
+    return 0 if all(healthy for _, _, healthy, _ in rows) else 1
+
+
+def kubeconfig(args: argparse.Namespace) -> int:
+    print(_cluster(args).kubeconfig)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="knserve local", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--state-dir", default=str(default_state_dir()), help="where the cluster keeps its data")
+    commands = parser.add_subparsers(dest="command", required=True)
+    up_parser = commands.add_parser("up", help="start the local cluster and knserve")
+    up_parser.add_argument("--reset", action="store_true", help="start from an empty cluster")
+    up_parser.set_defaults(run=up)
+    commands.add_parser("down", help="stop everything `up` started").set_defaults(run=down)
+    commands.add_parser("status", help="show what runs").set_defaults(run=status)
+    commands.add_parser("kubeconfig", help="print the admin kubeconfig path").set_defaults(run=kubeconfig)
+    args = parser.parse_args(argv)
+    return int(args.run(args))

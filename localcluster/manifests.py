@@ -1,0 +1,93 @@
+"""config/ as the local cluster runs it: knserve's own Deployments with local settings laid over them.
+
+The controller, activator and autoscaler run as config/ has them: ordinary pods with their
+own IPs, finding each other through their Services (the local node gives pods Service IPs and
+cluster DNS). What changes locally:
+
+    envoy        a ``hostNetwork`` pod, so users reach it on 127.0.0.1:<ingress>; its bootstrap
+                 inline (the local ports are the cluster's own, several local clusters can
+                 share a machine), its admin interface and /ready on 127.0.0.1:<envoy_admin>;
+                 cluster DNS (``ClusterFirstWithHostNet``) finds the xDS server; ``Recreate``,
+                 since two Envoys cannot hold the same host ports at once
+    controller   tells Envoy to listen on 127.0.0.1:<ingress> for public routes and on the
+                 node's IP at <ingress_internal> for cluster-local ones (where pods reach it
+                 through the ``knserve-internal`` Service)
+    all          plain-text logs (``kubectl logs`` reads better than JSON on a laptop)
+
+Pure: builds manifests from config/'s and the ports.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from knserve.networking import SYSTEM_NAMESPACE
+from localcluster.controlplane import Ports
+from serving.xds.bootstrap import BootstrapSettings, make_bootstrap
+from serving.xds.bootstrap_manifest import XDS_PORT, XDS_SERVICE
+
+COMPONENT_LABEL = "app.kubernetes.io/component"
+LOCALHOST = "127.0.0.1"
+LOG_FORMAT_FLAG = "--log-format="
+
+
+def envoy_args(ports: Ports) -> list[str]:
+    bootstrap = make_bootstrap(BootstrapSettings(
+        node_id="knserve-local-ingress", xds_host=f"{XDS_SERVICE}.{SYSTEM_NAMESPACE}.svc.cluster.local",
+        xds_port=XDS_PORT, admin_port=ports.envoy_admin, keepalive_interval_seconds=10,
+    ))
+    return ["--config-yaml", json.dumps(bootstrap, separators=(",", ":")), "--disable-hot-restart",
+            "--log-level", "warn", "--concurrency", "2", "--drain-time-s", "1"]
+
+
+def _set_flag(args: list[str], flag: str, value: str) -> list[str]:
+    return [f"{flag}={value}" if arg.startswith(f"{flag}=") else arg for arg in args]
+
+
+def localize_deployment(deployment: dict[str, Any], ports: Ports, node_ip: str = LOCALHOST) -> dict[str, Any]:
+    """A copy of one of config/'s component Deployments, set up for the local cluster."""
+    local = copy.deepcopy(deployment)
+    component = local["metadata"]["labels"][COMPONENT_LABEL]
+    pod = local["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    container["args"] = [arg for arg in container.get("args") or [] if not arg.startswith(LOG_FORMAT_FLAG)]
+    if component == "controller":
+        args = _set_flag(container["args"], "--ingress-external-address", f"{LOCALHOST}:{ports.ingress}")
+        container["args"] = _set_flag(args, "--ingress-internal-address", f"{node_ip}:{ports.ingress_internal}")
+    elif component == "ingress":
+        local["spec"]["strategy"] = {"type": "Recreate"}
+        pod["hostNetwork"] = True
+        pod["dnsPolicy"] = "ClusterFirstWithHostNet"
+        container["args"] = envoy_args(ports)
+        # The admin interface answers /ready too: it stands in for the cluster's :8090 listener.
+        numbers = {"http": ports.ingress, "http-internal": ports.ingress_internal, "http-ready": ports.envoy_admin}
+        for port in container.get("ports") or []:
+            port["containerPort"] = numbers[port["name"]]
+        for probe_name in ("startupProbe", "readinessProbe", "livenessProbe"):
+            for action in ("httpGet", "tcpSocket"):
+                if action in (container.get(probe_name) or {}):
+                    container[probe_name][action]["host"] = LOCALHOST  # the pod's IP is the node's
+    return local
+
+
+def is_component_deployment(manifest: dict[str, Any]) -> bool:
+    return (manifest.get("kind") == "Deployment"
+            and manifest.get("metadata", {}).get("labels", {}).get("app.kubernetes.io/name") == "knserve")
+
+
+def local_deployments(files: Iterable[Path], ports: Ports, node_ip: str = LOCALHOST) -> list[dict[str, Any]]:
+    """Every manifest of ``files`` (YAML streams), with knserve's Deployments localized."""
+    manifests = []
+    for path in files:
+        for manifest in yaml.safe_load_all(path.read_text()):
+            if not manifest:
+                continue
+            manifests.append(localize_deployment(manifest, ports, node_ip)
+                             if is_component_deployment(manifest) else manifest)
+    return manifests

@@ -1,0 +1,71 @@
+"""config/'s Deployments as the local cluster runs them: the same objects; Envoy on the host
+network at the cluster's own ports, the controller telling it where to listen."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from localcluster.controlplane import Ports
+from localcluster.manifests import local_deployments
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+DEPLOYMENTS = sorted((REPOSITORY / "config" / "deployments").glob("*.yaml"))
+PORTS = Ports(etcd_client=1, etcd_peer=2, apiserver=3, controller_manager=4, kubelet=5, ingress=41080,
+              ingress_internal=41081, envoy_admin=41901, xds=41800, webhook=41443, activator=41012,
+              activator_metrics=41092, autoscaler=41180, autoscaler_metrics=41093, controller_metrics=41094)
+
+
+def original() -> dict[str, dict]:
+    return {m["metadata"]["name"]: m for path in DEPLOYMENTS for m in yaml.safe_load_all(path.read_text())
+            if m and m["kind"] == "Deployment"}
+
+
+def deployments() -> dict[str, dict]:
+    manifests = local_deployments(DEPLOYMENTS, PORTS, node_ip="10.244.9.1")
+    return {m["metadata"]["name"]: m for m in manifests if m["kind"] == "Deployment"}
+
+
+def container(deployment: dict) -> dict:
+    return deployment["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_only_envoy_runs_on_the_host_network():
+    found = deployments()
+    assert set(found) == {"controller", "activator", "autoscaler", "envoy"}
+    assert {name for name, d in found.items() if d["spec"]["template"]["spec"].get("hostNetwork")} == {"envoy"}
+    assert found["envoy"]["spec"]["strategy"] == {"type": "Recreate"}
+    assert found["envoy"]["spec"]["template"]["spec"]["dnsPolicy"] == "ClusterFirstWithHostNet"
+
+
+def test_the_activator_and_autoscaler_run_as_config_has_them_but_for_text_logs():
+    found, before = deployments(), original()
+    for name in ("activator", "autoscaler"):
+        assert container(found[name])["args"] == [
+            arg for arg in container(before[name])["args"] if not arg.startswith("--log-format=")]
+        assert found[name]["spec"]["template"]["spec"]["serviceAccountName"] == name
+    manifests = local_deployments(DEPLOYMENTS, PORTS)
+    assert sorted({m["kind"] for m in manifests}) == ["ConfigMap", "Deployment", "Service"]
+
+
+def test_the_controller_tells_envoy_to_listen_on_the_clusters_ports():
+    args = container(deployments()["controller"])["args"]
+    assert "--ingress-external-address=127.0.0.1:41080" in args
+    # Pods reach the internal listener through the knserve-internal Service: on the node's IP.
+    assert "--ingress-internal-address=10.244.9.1:41081" in args
+    assert "--activator-service=knative-serving/activator-service" in args
+
+
+def test_envoy_gets_its_bootstrap_inline_and_its_probes_go_to_localhost():
+    envoy = container(deployments()["envoy"])
+    bootstrap = json.loads(envoy["args"][envoy["args"].index("--config-yaml") + 1])
+    assert bootstrap["admin"]["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 41901}
+    xds = bootstrap["static_resources"]["clusters"][0]
+    assert xds["type"] == "STRICT_DNS"  # the controller pod's address, from cluster DNS
+    endpoint = xds["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
+    assert endpoint == {"address": "knserve-xds.knative-serving.svc.cluster.local", "port_value": 18000}
+    assert {p["name"]: p["containerPort"] for p in envoy["ports"]} == {
+        "http": 41080, "http-internal": 41081, "http-ready": 41901}
+    assert envoy["readinessProbe"]["tcpSocket"] == {"port": "http", "host": "127.0.0.1"}
