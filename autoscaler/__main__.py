@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import yaml  # type: ignore[import-untyped]
+import yaml
 from aiohttp import web
 
 from autoscaler.kube import Cluster, FakeCluster, PodInfo

@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 KUBERNETES_VERSION = "v1.37.2"
 ETCD_VERSION = "v3.6.16"
-GO_PROXY_DEFAULT = "https://proxy.golang.org"
 
 KUBERNETES_COMMANDS = ("kube-apiserver", "kube-controller-manager")
 
@@ -61,7 +61,7 @@ def _go() -> str:
     if go is None:
         raise BuildError(
             "The Go toolchain (1.26 or newer) is needed to build the local Kubernetes control plane "
-            "once: install it (for example `apt-get install golang` or from go.dev) and run again."
+            "once: install it (for example `apt-get install golang`) and run again."
         )
     return go
 
@@ -74,12 +74,14 @@ def _go_env() -> dict[str, str]:
     return env
 
 
-def _proxy_get(path: str) -> str:
-    proxy = os.environ.get("GOPROXY", GO_PROXY_DEFAULT).split(",")[0].split("|")[0]
-    if proxy in ("direct", "off", ""):
-        proxy = GO_PROXY_DEFAULT
-    with urllib.request.urlopen(f"{proxy.rstrip('/')}/{path}", timeout=60) as response:
-        return response.read().decode()
+def _upstream_gomod(go: str, module: str, version: str) -> str:
+    """``module``'s go.mod at ``version``, fetched by go itself (through the module proxy go is
+    configured with: ``go env GOPROXY``)."""
+    result = subprocess.run([go, "mod", "download", "-json", f"{module}@{version}"], env=_go_env(),
+                            capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        raise BuildError(f"could not download {module}@{version}: {result.stderr.strip() or result.stdout.strip()}")
+    return Path(json.loads(result.stdout)["GoMod"]).read_text()
 
 
 def kubernetes_wrapper_gomod(version: str, upstream_gomod: str) -> str:
@@ -126,12 +128,12 @@ def _run(command: list[str], *, cwd: Path, what: str, log: Path) -> None:
         raise BuildError(f"building {what} failed (full log: {log}):\n" + "\n".join(tail))
 
 
-def build_kubernetes(target: Binaries, *, progress=print) -> None:
+def build_kubernetes(target: Binaries, *, progress: Callable[[str], object] = print) -> None:
     go = _go()
     work = cache_root() / "build" / f"kubernetes-{KUBERNETES_VERSION}"
     work.mkdir(parents=True, exist_ok=True)
     log = work / "build.log"
-    upstream = _proxy_get(f"k8s.io/kubernetes/@v/{KUBERNETES_VERSION}.mod")
+    upstream = _upstream_gomod(go, "k8s.io/kubernetes", KUBERNETES_VERSION)
     (work / "go.mod").write_text(kubernetes_wrapper_gomod(KUBERNETES_VERSION, upstream))
     (work / "tools.go").write_text(
         "//go:build tools\n\npackage tools\n\nimport (\n"
@@ -153,7 +155,7 @@ def build_kubernetes(target: Binaries, *, progress=print) -> None:
         tmp.rename(out_dir / command)
 
 
-def build_etcd(target: Binaries, *, progress=print) -> None:
+def build_etcd(target: Binaries, *, progress: Callable[[str], object] = print) -> None:
     go = _go()
     work = cache_root() / "build" / f"etcd-{ETCD_VERSION}"
     work.mkdir(parents=True, exist_ok=True)
@@ -171,7 +173,7 @@ def build_etcd(target: Binaries, *, progress=print) -> None:
     tmp.rename(target.etcd)
 
 
-def ensure_binaries(*, progress=print) -> Binaries:
+def ensure_binaries(*, progress: Callable[[str], object] = print) -> Binaries:
     """Return the cached binaries, building whichever are missing."""
     target = binaries()
     if not target.etcd.exists():

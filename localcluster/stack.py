@@ -26,6 +26,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from typing import Any
 from collections.abc import Callable
 from pathlib import Path
 
@@ -87,7 +88,7 @@ class LocalStack:
             raise processes.StartError(f"the node {NODE_NAME} has no InternalIP: {result.stderr.strip()}")
         return result.stdout.strip()
 
-    def deployment_manifests(self) -> list[dict]:
+    def deployment_manifests(self) -> list[dict[str, Any]]:
         """config/deployments/ with the local settings laid over the components' Deployments."""
         return local_deployments(sorted(DEPLOYMENTS.glob("*.yaml")), self.ports, self.node_ip())
 
@@ -151,7 +152,7 @@ class LocalStack:
             "ingress": self.envoy_live,
         }
 
-    def pods(self, component: str) -> list[dict]:
+    def pods(self, component: str) -> list[dict[str, Any]]:
         """The component's pods, newest first."""
         result = self.kubectl("get", "pods", "-n", SYSTEM_NAMESPACE, "-l", f"app.kubernetes.io/component={component}",
                               "-o", "json")
@@ -160,7 +161,7 @@ class LocalStack:
         items = json.loads(result.stdout)["items"]
         return sorted(items, key=lambda pod: pod["metadata"]["creationTimestamp"], reverse=True)
 
-    def container_logs(self, component: str, pods: list[dict] | None = None) -> list[Path]:
+    def container_logs(self, component: str, pods: list[dict[str, Any]] | None = None) -> list[Path]:
         """The log files of the component's container in ``pods`` (default: its pods now),
         oldest first (one per pod and restart)."""
         container = {label: name for label, _, name in COMPONENTS}[component]

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import importlib
 import itertools
 import json
@@ -166,7 +167,7 @@ class Zygote:
         self._replies.clear()
         for pid, exit_future in self._exits.items():
             fallback = ContainerProcess(pid).wait()
-            fallback.add_done_callback(lambda done, into=exit_future: into.done() or into.set_result(None))
+            fallback.add_done_callback(functools.partial(_settle, exit_future))
         self._exits.clear()
         if self._process is not None:
             self._process.poll()
@@ -226,6 +227,12 @@ class Zygote:
 
 
 # --- the zygote's side -------------------------------------------------------------------------
+def _settle(exit_future: asyncio.Future[int | None], _waited: object) -> None:
+    """The zygote is gone: its child's exit is learned by pid, with no status to report."""
+    if not exit_future.done():
+        exit_future.set_result(None)
+
+
 class _MmMap(ctypes.Structure):
     """``struct prctl_mm_map`` (linux/prctl.h)."""
 
@@ -381,11 +388,11 @@ def serve(channel: socket.socket, commands: Sequence[str]) -> None:
     channel.send(json.dumps({"ready": os.getpid()}).encode())
     _report_exits(channel)  # children that ended while an earlier image of this process reloaded
     while True:
-        readable, _, _ = select.select([channel, wake_read], [], [])
+        readable, _, _ = select.select([channel.fileno(), wake_read], [], [])
         if wake_read in readable:
             os.read(wake_read, 4096)
             _report_exits(channel)
-        if channel in readable:
+        if channel.fileno() in readable:
             packet = channel.recv(MAX_MESSAGE)
             if not packet:
                 return
