@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import fcntl
 import json
 import os
 import re
@@ -174,12 +175,18 @@ def build_etcd(target: Binaries, *, progress: Callable[[str], object] = print) -
 
 
 def ensure_binaries(*, progress: Callable[[str], object] = print) -> Binaries:
-    """Return the cached binaries, building whichever are missing."""
+    """Return the cached binaries, building whichever are missing.
+
+    One build at a time per cache: a second caller waits for the first and then finds the
+    binaries built."""
     target = binaries()
-    if not target.etcd.exists():
-        build_etcd(target, progress=progress)
-    if not (target.kube_apiserver.exists() and target.kube_controller_manager.exists()):
-        build_kubernetes(target, progress=progress)
+    cache_root().mkdir(parents=True, exist_ok=True)
+    with open(cache_root() / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not target.etcd.exists():
+            build_etcd(target, progress=progress)
+        if not (target.kube_apiserver.exists() and target.kube_controller_manager.exists()):
+            build_kubernetes(target, progress=progress)
     return target
 
 
