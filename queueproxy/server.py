@@ -91,9 +91,13 @@ class QueueProxy:
         self._drained.set()
 
     async def wait_for_drain(self) -> Reply:
+        """The user container's preStop: answers once the quiet period is over and no request
+        is in flight, so the app gets its SIGTERM only after the last request it serves."""
         assert self._drained is not None and self._terminating is not None
         self.request_drain()
         await self._drained.wait()
+        if self.proxy is not None:
+            await self.proxy.wait_idle()
         if not self._terminating.is_set():
             await asyncio.sleep(1.0)  # a SIGTERM sent at the same time may still be on its way
             if not self._terminating.is_set():

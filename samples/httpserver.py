@@ -1,8 +1,9 @@
 """The small HTTP server every sample runs on: threads, keep-alive, ``$PORT``, SIGTERM.
 
 ``serve(handler, name=...)`` binds ``0.0.0.0:$PORT`` (default 8080), logs one line when it
-listens and one when it stops, and serves until SIGTERM or SIGINT, then closes the listener
-and returns 0. Each connection gets a thread, so slow requests never block others.
+listens and one when it stops, and serves until SIGTERM or SIGINT: then it closes the
+listener, finishes every request in flight (their answers say ``Connection: close``) and
+returns 0. Each connection gets a thread, so slow requests never block others.
 
 Why the wildcard address: a local knserve node gives each pod's ``PORT`` a node-unique
 number and reaches the app at ``127.0.0.1:$PORT`` (the queue-proxy) or at the pod IP, so
@@ -128,6 +129,8 @@ class SampleHandler(socketserver.StreamRequestHandler):
         self._head = [f"{self.protocol_version} {code} {reason}\r\n".encode("latin-1", "replace")]
         self.send_header("Server", self.server_version)
         self.send_header("Date", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()))
+        if isinstance(self.server, SampleServer) and self.server.stopping:
+            self.send_header("Connection", "close")  # this answer is the connection's last
 
     def send_header(self, keyword: str, value: str) -> None:
         self._head.append(f"{keyword}: {value}\r\n".encode("latin-1", "replace"))
@@ -174,14 +177,21 @@ class SampleHandler(socketserver.StreamRequestHandler):
         if not line:
             self.close_connection = True
             return
-        if not self._parse_request(line):
-            return
-        method = getattr(self, f"do_{self.command}", None)
-        if method is None:
-            self.send_error(501, f"Unsupported method ({self.command!r})")
-            return
-        method()
-        self.wfile.flush()
+        server = self.server if isinstance(self.server, SampleServer) else None
+        if server is not None:
+            server.request_started()
+        try:
+            if not self._parse_request(line):
+                return
+            method = getattr(self, f"do_{self.command}", None)
+            if method is None:
+                self.send_error(501, f"Unsupported method ({self.command!r})")
+                return
+            method()
+            self.wfile.flush()
+        finally:
+            if server is not None:
+                server.request_finished()
 
     def _parse_request(self, line: bytes) -> bool:
         """Read the request line and headers; False (after answering an error) when unusable."""
@@ -230,9 +240,33 @@ class SampleHandler(socketserver.StreamRequestHandler):
 
 
 class SampleServer(socketserver.ThreadingTCPServer):
+    """Counts the requests in flight, so a stopping server can finish them before it exits."""
+
     allow_reuse_address = True
-    daemon_threads = True
+    daemon_threads = True  # idle keep-alive connections must not keep the process alive
     request_queue_size = LISTEN_BACKLOG
+
+    def __init__(self, address: tuple[str, int], handler: type[SampleHandler]) -> None:
+        super().__init__(address, handler)
+        self.stopping = False
+        self.in_flight = 0
+        self._changed = threading.Condition()
+
+    def request_started(self) -> None:
+        with self._changed:
+            self.in_flight += 1
+
+    def request_finished(self) -> None:
+        with self._changed:
+            self.in_flight -= 1
+            self._changed.notify_all()
+
+    def finish_in_flight(self) -> int:
+        """Wait until no request is in flight; how many there were when the wait began."""
+        with self._changed:
+            waited_for = self.in_flight
+            self._changed.wait_for(lambda: self.in_flight == 0)
+        return waited_for
 
 
 def listen_port(environ: Mapping[str, str] = os.environ) -> int:
@@ -260,6 +294,7 @@ def serve(handler: type[SampleHandler], *, name: str) -> int:
 
     def stop(signum: int, frame: FrameType | None) -> None:
         log(name, f"received {signal.Signals(signum).name}, shutting down")
+        server.stopping = True
         # shutdown() waits for serve_forever to return, so it must not run on its thread.
         threading.Thread(target=server.shutdown, name="shutdown", daemon=True).start()
 
@@ -268,4 +303,8 @@ def serve(handler: type[SampleHandler], *, name: str) -> int:
     log(name, f"listening on port {server.server_address[1]}")
     with server:
         server.serve_forever()
+    # The listener is closed: no new connection. Requests already read are answered.
+    finished = server.finish_in_flight()
+    if finished:
+        log(name, f"finished {finished} requests in flight")
     return 0
