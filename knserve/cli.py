@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "queue-proxy": ("queueproxy.__main__", "main", "the per-pod sidecar"),
     "activator": ("activator.__main__", "main", "buffers requests for revisions without ready pods"),
     "autoscaler": ("autoscaler.__main__", "main", "the KPA autoscaler"),
+    "queue": ("callqueue.__main__", "main", "the durable call queue (Prefer: respond-async)"),
+    "calls": ("callqueue.cli", "main", "asynchronous calls: list, get, cancel, retry"),
 }
 
 

@@ -1,4 +1,5 @@
-"""Build and cache the control-plane binaries: kube-apiserver, kube-controller-manager, etcd.
+"""Build and cache the control-plane binaries: kube-apiserver, kube-controller-manager, etcd,
+and nats-server (the durable log under the call queue).
 
 No package registry ships these, so they are built with the local Go toolchain from the
 Go module proxy, through a small wrapper module per release, and cached per version under
@@ -25,6 +26,7 @@ from pathlib import Path
 
 KUBERNETES_VERSION = "v1.37.2"
 ETCD_VERSION = "v3.6.16"
+NATS_SERVER_VERSION = "v2.14.10"
 
 KUBERNETES_COMMANDS = ("kube-apiserver", "kube-controller-manager")
 
@@ -42,9 +44,11 @@ class Binaries:
     kube_apiserver: Path
     kube_controller_manager: Path
     etcd: Path
+    nats_server: Path
 
     def all_present(self) -> bool:
-        return all(os.access(p, os.X_OK) for p in (self.kube_apiserver, self.kube_controller_manager, self.etcd))
+        paths = (self.kube_apiserver, self.kube_controller_manager, self.etcd, self.nats_server)
+        return all(os.access(p, os.X_OK) for p in paths)
 
 
 def binaries(root: Path | None = None) -> Binaries:
@@ -54,6 +58,7 @@ def binaries(root: Path | None = None) -> Binaries:
         kube_apiserver=kube / "kube-apiserver",
         kube_controller_manager=kube / "kube-controller-manager",
         etcd=root / "bin" / f"etcd-{ETCD_VERSION}" / "etcd",
+        nats_server=root / "bin" / f"nats-server-{NATS_SERVER_VERSION}" / "nats-server",
     )
 
 
@@ -174,6 +179,41 @@ def build_etcd(target: Binaries, *, progress: Callable[[str], object] = print) -
     tmp.rename(target.etcd)
 
 
+def build_nats_server(target: Binaries, *, progress: Callable[[str], object] = print) -> None:
+    """nats-server is a plain Go module (no replace lines), so ``go install`` builds it."""
+    go = _go()
+    work = cache_root() / "build" / f"nats-server-{NATS_SERVER_VERSION}"
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "build.log"
+    progress(f"building nats-server {NATS_SERVER_VERSION} (first time only)")
+    gobin = work / "bin"
+    command = [go, "install", "-trimpath", "-ldflags", "-s -w", f"github.com/nats-io/nats-server/v2@{NATS_SERVER_VERSION}"]
+    with log.open("ab") as out:
+        out.write(f"\n$ {' '.join(command)}\n".encode())
+        out.flush()
+        env = _go_env() | {"GOBIN": str(gobin), "GOFLAGS": ""}
+        result = subprocess.run(command, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        tail = log.read_text(errors="replace").splitlines()[-15:]
+        raise BuildError(f"building nats-server failed (full log: {log}):\n" + "\n".join(tail))
+    target.nats_server.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.nats_server.parent / ".nats-server.tmp"
+    shutil.copy2(gobin / "nats-server", tmp)
+    tmp.rename(target.nats_server)
+
+
+def ensure_nats_server(*, progress: Callable[[str], object] = print) -> Path:
+    """Return the cached nats-server, building it under the same lock as the control plane."""
+    target = binaries()
+    if not target.nats_server.exists():
+        cache_root().mkdir(parents=True, exist_ok=True)
+        with open(cache_root() / ".build.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not target.nats_server.exists():
+                build_nats_server(target, progress=progress)
+    return target.nats_server
+
+
 def ensure_binaries(*, progress: Callable[[str], object] = print) -> Binaries:
     """Return the cached binaries, building whichever are missing.
 
@@ -187,6 +227,8 @@ def ensure_binaries(*, progress: Callable[[str], object] = print) -> Binaries:
             build_etcd(target, progress=progress)
         if not (target.kube_apiserver.exists() and target.kube_controller_manager.exists()):
             build_kubernetes(target, progress=progress)
+        if not target.nats_server.exists():
+            build_nats_server(target, progress=progress)
     return target
 
 

@@ -1,0 +1,1 @@
+"""The call queue: durable asynchronous calls (``Prefer: respond-async``) over NATS JetStream."""

@@ -1,0 +1,116 @@
+"""``knserve queue``: parse settings, connect, serve calls until SIGTERM/SIGINT.
+
+Which Services exist (their hosts and async annotations) comes from the API server (an
+informer on Knative Services) or, with ``--static FILE``, from a file of
+``host: namespace/service`` lines (dispatched with the same Host).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+
+from callqueue.app import QueueProcess
+from callqueue.directory import Directory, MapDirectory, StaticDirectory, Target, follow
+from callqueue.server import DEFAULT_BODY_LIMIT
+from callqueue.store import JetStreamStore
+from knserve.networking import SYSTEM_NAMESPACE
+
+DEFAULT_NATS_URL = f"nats://nats.{SYSTEM_NAMESPACE}.svc.cluster.local:4222"
+DEFAULT_INGRESS_URL = f"http://knserve-internal.{SYSTEM_NAMESPACE}.svc.cluster.local"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="knserve queue", description="Durable asynchronous calls over NATS JetStream.")
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
+    parser.add_argument("--port", type=int, default=8080, help="accept and status port (default: %(default)s)")
+    parser.add_argument("--metrics-port", type=int, default=9090, help="/metrics and /healthz (default: %(default)s)")
+    parser.add_argument("--nats-url", action="append", default=[],
+                        help=f"a NATS server (repeatable; default $NATS_URL or {DEFAULT_NATS_URL})")
+    parser.add_argument("--stream-replicas", type=int, default=int(os.environ.get("NATS_REPLICAS", "1")),
+                        help="JetStream replicas of the stream and buckets: 1, or 3 on a three-server cluster")
+    parser.add_argument("--ingress-url", default=os.environ.get("INGRESS_URL", DEFAULT_INGRESS_URL),
+                        help="where calls are dispatched (default: %(default)s)")
+    parser.add_argument("--body-limit", type=int, default=DEFAULT_BODY_LIMIT,
+                        help="largest request body accepted, in bytes (default: %(default)s)")
+    parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
+    parser.add_argument("--static", metavar="FILE", help="serve the hosts listed in FILE instead of the cluster's")
+    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
+    parser.add_argument("--log-format", default="text", choices=("text", "json"))
+    return parser.parse_args(argv)
+
+
+def static_directory(path: str) -> StaticDirectory:
+    targets = {}
+    with open(path) as lines:
+        for number, line in enumerate(lines, 1):
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            host, _, key = (part.strip() for part in line.partition(":"))
+            namespace, _, service = key.partition("/")
+            if not (host and namespace and service):
+                raise ValueError(f"{path}:{number}: expected 'host: namespace/service', got {line!r}")
+            targets[host] = Target(namespace, service, host)
+    return StaticDirectory(targets)
+
+
+async def serve(args: argparse.Namespace, directory: Directory | None) -> int:
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    servers = args.nats_url or os.environ.get("NATS_URL", DEFAULT_NATS_URL).split(",")
+    store = JetStreamStore(servers, replicas=args.stream_replicas)
+    async with contextlib.AsyncExitStack() as resources:
+        informers = None
+        if directory is None:
+            from kube.client import connected
+            from kube.informer import InformerFactory
+            from kube.resources import SERVICES
+
+            client = await resources.enter_async_context(
+                connected(args.kubeconfig, field_manager="knserve-queue", program="knserve queue"))
+            if client is None:
+                return 2
+            mapped = MapDirectory()
+            informers = InformerFactory(client)
+            informers.informer(SERVICES).add_handler(follow(mapped))
+            directory = mapped
+        process = QueueProcess(store=store, directory=directory, ingress_url=args.ingress_url,
+                               body_limit=args.body_limit)
+        try:
+            async with asyncio.TaskGroup() as group:
+                if informers is not None:
+                    group.create_task(informers.run(), name="informers")
+                    await informers.wait_synced()
+                group.create_task(process.run(host=args.host, port=args.port, metrics_port=args.metrics_port),
+                                  name="queue")
+        except asyncio.CancelledError:
+            logging.getLogger("callqueue").info("stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    fmt = ('{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}'
+           if args.log_format == "json" else "%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=args.log_level.upper(), format=fmt)
+    directory: Directory | None = None
+    if args.static:
+        try:
+            directory = static_directory(args.static)
+        except (OSError, ValueError) as error:
+            print(f"knserve queue: cannot read {args.static}: {error}", file=sys.stderr)
+            return 2
+    return asyncio.run(serve(args, directory))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
