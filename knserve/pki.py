@@ -57,13 +57,15 @@ def _load_ca(ca: KeyPair) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
     return cert, key
 
 
-def ensure_ca(directory: Path) -> KeyPair:
+def ensure_ca(directory: Path, *, common_name: str = "knserve-local-ca") -> KeyPair:
+    """``ca.crt``/``ca.key`` in ``directory``, made on first use (a second CA, such as etcd's
+    own, lives in its own directory under its own name)."""
     pair = KeyPair(directory / "ca.crt", directory / "ca.key")
     if pair.cert.exists() and pair.key.exists():
         return pair
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.timezone.utc)
-    name = _name("knserve-local-ca")
+    name = _name(common_name)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)

@@ -5,15 +5,26 @@ A ``LocalCluster`` owns one state directory::
     state/
       cluster.json        ports chosen on first start (kept, so kubeconfigs stay valid)
       pki/                CA, serving and client certificates, service-account key
+      pki/etcd/           etcd's own CA, its serving, peer and health-check certificates
       etcd/               etcd's data (objects survive down/up; --reset removes it)
       kubeconfig          admin kubeconfig (token in group system:masters)
       logs/<name>.log     each component's output
       run/<name>.pid      each running component
       node/               the node agent's state (pod IPs, pod logs, tokens)
 
-``start`` is idempotent: components already running and healthy are left alone.
+``start`` is idempotent: components already running and healthy are left alone. It first
+blocks the cluster's address ranges on the host (``hostroutes``), and ``stop`` unblocks them
+when no other local cluster needs them.
 
-Side effects: starts and stops processes, writes the state directory, opens loopback ports.
+etcd serves TLS only and asks every client, and its peer, for a certificate from its own CA
+(``pki/etcd/ca.crt``, as kubeadm sets it up): the cluster CA signs certificates for anyone the
+API server approves a CertificateSigningRequest for, and none of those may read etcd. The
+API server uses ``apiserver-etcd-client``; health checks use ``etcd/healthcheck-client``. A
+state directory made before etcd had TLS gets the missing certificates on the next start,
+and etcd keeps its data.
+
+Side effects: starts and stops processes, writes the state directory, opens loopback ports,
+adds and removes routes on the host (root only).
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ from pathlib import Path
 from knserve import pki
 from localcluster import processes
 from localcluster.binaries import KUBERNETES_VERSION, Binaries
+from localcluster.hostroutes import HostRoutes
 
 Progress = Callable[[str], None]
 
@@ -45,17 +57,71 @@ NODE_NAME = "knserve-node"
 # memory to spare for the larger heap.
 GOGC = "400"
 SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"
+# Where the node agent takes its pods' /24 blocks (node.network.DEFAULT_POD_NETWORK).
+POD_NETWORK = "10.244.0.0/16"
+# Every range of private addresses the cluster hands out; the host blocks them (hostroutes).
+HOST_BLOCKED_RANGES = (SERVICE_CLUSTER_IP_RANGE, POD_NETWORK)
+# The controllers of kube-controller-manager for what a user can create here, as a cluster
+# runs them; each one left out is in KUBE_CONTROLLERS_OFF with the reason (README: Limits).
 KUBE_CONTROLLERS = (
+    # workloads
     "deployment-controller",
     "replicaset-controller",
+    "replicationcontroller-controller",
+    "statefulset-controller",
+    "daemonset-controller",
+    "job-controller",
+    "cronjob-controller",
+    "ttl-after-finished-controller",
+    "disruption-controller",
+    "horizontal-pod-autoscaler-controller",
+    "pod-garbage-collector-controller",
+    "taint-eviction-controller",
+    # services
     "endpoints-controller",
     "endpointslice-controller",
+    "endpointslice-mirroring-controller",
+    "service-cidr-controller",
+    # namespaces, owners, quotas
     "garbage-collector-controller",
     "namespace-controller",
+    "resourcequota-controller",
+    # identities and access
     "serviceaccount-controller",
     "serviceaccount-token-controller",
+    "legacy-serviceaccount-token-cleaner-controller",
     "root-ca-certificate-publisher-controller",
+    "clusterrole-aggregation-controller",
+    "certificatesigningrequest-approving-controller",
+    "certificatesigningrequest-signing-controller",
+    "certificatesigningrequest-cleaner-controller",
+    "podcertificaterequest-cleaner-controller",
+    "kube-apiserver-serving-clustertrustbundle-publisher-controller",
+    "validatingadmissionpolicy-status-controller",
+    "storage-version-migrator-controller",
+    # storage objects (the local node gives every volume a directory of its own)
+    "persistentvolume-binder-controller",
+    "persistentvolume-expander-controller",
+    "persistentvolume-protection-controller",
+    "persistentvolumeclaim-protection-controller",
+    "ephemeral-volume-controller",
+    "volumeattributesclass-protection-controller",
+    "resourceclaim-controller",
 )
+KUBE_CONTROLLERS_OFF = {
+    "node-lifecycle-controller": "the node agent runs on this machine and its pods stop with it; after a "
+                                 "suspend this controller would taint the node and evict every pod",
+    "node-ipam-controller": "the node agent claims its own pod block, free among all local clusters of the machine",
+    "ttl-controller": "it only tunes a kubelet's cache; the node agent reads ConfigMaps and Secrets as a pod starts",
+    "persistentvolume-attach-detach-controller": "no volume plugin attaches anything to the process node",
+    "device-taint-eviction-controller": "no device drivers, so no pod uses a device a taint could evict it from",
+    "resourcepoolstatusrequest-controller": "for an alpha API the API server does not serve",
+    "podgroup-protection-controller": "for an alpha API the API server does not serve",
+    "storageversion-garbage-collector-controller": "for an alpha API the API server does not serve",
+    "bootstrap-signer-controller": "off by default upstream; no node joins with a bootstrap token",
+    "token-cleaner-controller": "off by default upstream; no node joins with a bootstrap token",
+    "selinux-warning-controller": "off by default upstream; no SELinux labels here",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,6 +242,7 @@ class LocalCluster:
                   organizations=("system:masters",), client=True)
         pki.issue(ca, self.pki_dir, "kubelet", common_name=NODE_NAME, server=True,
                   dns_names=("localhost", NODE_NAME), ip_addresses=("127.0.0.1",))
+        self._prepare_etcd_pki()
         pki.ensure_service_account_key(self.pki_dir)
         token_file = self.pki_dir / "admin.token"
         if not token_file.exists():
@@ -195,6 +262,32 @@ class LocalCluster:
             user="system:kube-controller-manager",
             token=controller_token.read_text().strip(),
         )
+
+    @property
+    def etcd_pki_dir(self) -> Path:
+        return self.pki_dir / "etcd"
+
+    def _prepare_etcd_pki(self) -> None:
+        """etcd's CA and certificates (issued when missing, so older state directories get them)."""
+        ca = pki.ensure_ca(self.etcd_pki_dir, common_name="knserve-etcd-ca")
+        loopback = {"dns_names": ("localhost",), "ip_addresses": ("127.0.0.1",)}
+        pki.issue(ca, self.etcd_pki_dir, "server", common_name="knserve-etcd", server=True, client=True, **loopback)
+        pki.issue(ca, self.etcd_pki_dir, "peer", common_name="knserve-etcd", server=True, client=True, **loopback)
+        pki.issue(ca, self.etcd_pki_dir, "healthcheck-client", common_name="kube-etcd-healthcheck-client", client=True)
+        pki.issue(ca, self.pki_dir, "apiserver-etcd-client", common_name="kube-apiserver-etcd-client", client=True)
+
+    def etcd_client_context(self, name: str = "healthcheck-client") -> ssl.SSLContext:
+        """A TLS context that trusts etcd and presents the client certificate ``pki/etcd/<name>``."""
+        context = ssl.create_default_context(cafile=str(self.etcd_pki_dir / "ca.crt"))
+        context.load_cert_chain(self.etcd_pki_dir / f"{name}.crt", self.etcd_pki_dir / f"{name}.key")
+        return context
+
+    @property
+    def etcd_url(self) -> str:
+        return f"https://127.0.0.1:{self.ports.etcd_client}"
+
+    def host_routes(self) -> HostRoutes:
+        return HostRoutes(HOST_BLOCKED_RANGES)
 
     def _write_kubeconfig(self, path: Path, *, user: str, token: str) -> None:
         import base64
@@ -218,16 +311,24 @@ class LocalCluster:
         )
 
     def etcd_spec(self) -> processes.ProcessSpec:
-        p = self.ports
+        p, d = self.ports, self.etcd_pki_dir
         return self._spec("etcd", [
             str(self.binaries.etcd),
             "--name=knserve",
             f"--data-dir={self.state_dir / 'etcd'}",
-            f"--listen-client-urls=http://127.0.0.1:{p.etcd_client}",
-            f"--advertise-client-urls=http://127.0.0.1:{p.etcd_client}",
-            f"--listen-peer-urls=http://127.0.0.1:{p.etcd_peer}",
-            f"--initial-advertise-peer-urls=http://127.0.0.1:{p.etcd_peer}",
-            f"--initial-cluster=knserve=http://127.0.0.1:{p.etcd_peer}",
+            f"--listen-client-urls={self.etcd_url}",
+            f"--advertise-client-urls={self.etcd_url}",
+            f"--cert-file={d / 'server.crt'}",
+            f"--key-file={d / 'server.key'}",
+            f"--trusted-ca-file={d / 'ca.crt'}",
+            "--client-cert-auth=true",
+            f"--listen-peer-urls=https://127.0.0.1:{p.etcd_peer}",
+            f"--initial-advertise-peer-urls=https://127.0.0.1:{p.etcd_peer}",
+            f"--initial-cluster=knserve=https://127.0.0.1:{p.etcd_peer}",
+            f"--peer-cert-file={d / 'peer.crt'}",
+            f"--peer-key-file={d / 'peer.key'}",
+            f"--peer-trusted-ca-file={d / 'ca.crt'}",
+            "--peer-client-cert-auth=true",
             "--unsafe-no-fsync",
             "--quota-backend-bytes=4294967296",
             "--log-level=warn",
@@ -237,7 +338,10 @@ class LocalCluster:
         p, d = self.ports, self.pki_dir
         return self._spec("kube-apiserver", [
             str(self.binaries.kube_apiserver),
-            f"--etcd-servers=http://127.0.0.1:{p.etcd_client}",
+            f"--etcd-servers={self.etcd_url}",
+            f"--etcd-cafile={self.etcd_pki_dir / 'ca.crt'}",
+            f"--etcd-certfile={d / 'apiserver-etcd-client.crt'}",
+            f"--etcd-keyfile={d / 'apiserver-etcd-client.key'}",
             # All interfaces: pods reach the API server through their network's gateway address.
             "--bind-address=0.0.0.0",
             "--advertise-address=127.0.0.1",
@@ -277,6 +381,9 @@ class LocalCluster:
             f"--controllers={','.join(KUBE_CONTROLLERS)}",
             f"--service-account-private-key-file={d / 'service-account.key'}",
             f"--root-ca-file={d / 'ca.crt'}",
+            # The signer of kubernetes.io/kube-apiserver-client and kubelet CSRs: the cluster CA.
+            f"--cluster-signing-cert-file={d / 'ca.crt'}",
+            f"--cluster-signing-key-file={d / 'ca.key'}",
             "--use-service-account-credentials=true",
             f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
             "--concurrent-deployment-syncs=10",
@@ -317,7 +424,7 @@ class LocalCluster:
         return ssl.create_default_context(cafile=str(self.pki_dir / "ca.crt"))
 
     def etcd_healthy(self) -> bool:
-        status, body = self._get(f"http://127.0.0.1:{self.ports.etcd_client}/health")
+        status, body = self._get(f"{self.etcd_url}/health", context=self.etcd_client_context())
         return status == 200 and b'"true"' in body
 
     def apiserver_healthy(self) -> bool:
@@ -351,8 +458,16 @@ class LocalCluster:
         return components
 
     # --- lifecycle -----------------------------------------------------------------------
+    def any_running(self) -> bool:
+        """Whether any process of this cluster runs."""
+        return any(processes.running_pid(spec) is not None for spec, _, _ in self._components(node=True))
+
+    def _running_at(self, state_dir: Path) -> bool:
+        return LocalCluster(state_dir, self.binaries).any_running()
+
     def start(self, *, progress: Progress = print, node: bool = True) -> None:
         self._prepare()
+        self.host_routes().install(self.state_dir, progress=progress)
         for spec, healthy, timeout in self._components(node=node):
             if processes.running_pid(spec) is not None and healthy():
                 progress(f"{spec.name} already running")
@@ -366,6 +481,7 @@ class LocalCluster:
         for spec, _, _ in reversed(self._components(node=True)):
             if processes.stop(spec):
                 progress(f"stopped {spec.name}")
+        self.host_routes().release(self.state_dir, running=self._running_at, progress=progress)
 
     def status(self) -> list[ComponentStatus]:
         result = []

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import json
 import os
+import ssl
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 
-from localcluster import binaries
+from localcluster import binaries, processes
 from localcluster.controlplane import LocalCluster, Ports
 from localcluster.processes import running_pid
 
@@ -67,3 +73,60 @@ def test_up_twice_keeps_one_set_and_down_up_keeps_objects(tmp_path):
     finally:
         _knserve_local(state, "down")
     assert all(running_pid(spec) is None for spec, _, _ in cluster._components(node=True))
+
+
+def _etcd_gateway(url: str, method: str, body: dict[str, str], context: ssl.SSLContext | None = None) -> dict:
+    request = urllib.request.Request(f"{url}/v3/kv/{method}", data=json.dumps(body).encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=5, context=context) as response:
+        return dict(json.loads(response.read()))
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_a_state_directory_from_before_etcd_had_tls_upgrades_in_place(tmp_path):
+    state = tmp_path / "state"
+    cluster = LocalCluster(state, binaries.binaries(), ports=Ports.free())
+    ports = cluster.ports
+    state.mkdir()
+    (state / "cluster.json").write_text(json.dumps({"ports": dataclasses.asdict(ports)}))
+    # etcd as earlier knserve ran it: plain HTTP, client and peer, no certificates anywhere.
+    plain = f"http://127.0.0.1:{ports.etcd_client}"
+    old_etcd = processes.ProcessSpec(name="etcd", argv=(
+        str(cluster.binaries.etcd), "--name=knserve", f"--data-dir={state / 'etcd'}",
+        f"--listen-client-urls={plain}", f"--advertise-client-urls={plain}",
+        f"--listen-peer-urls=http://127.0.0.1:{ports.etcd_peer}",
+        f"--initial-advertise-peer-urls=http://127.0.0.1:{ports.etcd_peer}",
+        f"--initial-cluster=knserve=http://127.0.0.1:{ports.etcd_peer}", "--unsafe-no-fsync", "--log-level=warn",
+    ), run_dir=state / "run", log_dir=state / "logs")
+    pid = processes.start(old_etcd)
+    try:
+        processes.wait_healthy(old_etcd, pid, lambda: _answers(f"{plain}/health"), timeout=30)
+        _etcd_gateway(plain, "put", {"key": _b64("/kept"), "value": _b64("from before")})
+    finally:
+        processes.stop(old_etcd)
+    assert not (state / "pki" / "etcd").exists()
+
+    try:
+        cluster.start(progress=print, node=False)
+        found = _etcd_gateway(cluster.etcd_url, "range", {"key": _b64("/kept")}, cluster.etcd_client_context())
+        assert base64.b64decode(found["kvs"][0]["value"]) == b"from before"
+        assert not _answers(f"{plain}/health")
+        assert _kubectl(cluster, "get", "--raw", "/readyz/etcd").stdout == "ok"
+    finally:
+        cluster.stop(progress=print)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _kubectl(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str]:
+    kubectl = os.path.join(os.path.dirname(sys.executable), "kubectl")
+    return subprocess.run([kubectl, *args], env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
+                          capture_output=True, text=True, timeout=60)
