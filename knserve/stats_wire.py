@@ -118,6 +118,11 @@ class Stat:
         )
 
 
+def encode_stat(stat: Stat) -> bytes:
+    """The body of a queue-proxy ``/stats`` answer."""
+    return json.dumps(stat.to_json()).encode()
+
+
 def decode_stat(body: bytes | str) -> Stat:
     """Parse the body of a queue-proxy ``/stats`` answer."""
     try:

@@ -19,7 +19,7 @@ from bisect import bisect_left
 from collections.abc import Mapping
 from typing import Final
 
-from queueproxy.stats import Stat
+from knserve.stats_wire import Stat
 
 # Knative's defaultLatencyDistribution, in milliseconds.
 LATENCY_BUCKETS_MS: Final = (

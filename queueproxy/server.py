@@ -12,11 +12,11 @@ Side effects: sockets, the prober's connections or subprocesses, logging.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
 from knserve import networking
 from knserve.clock import Clock, SystemClock
+from knserve.stats_wire import encode_stat
 from queueproxy.admin import Reply, SideServer
 from queueproxy.breaker import Breaker
 from queueproxy.drain import Drainer
@@ -110,7 +110,7 @@ class QueueProxy:
     # --- side ports ----------------------------------------------------------------------
     def stats_reply(self) -> Reply:
         stat = self.stats.report(self.clock.time())
-        return Reply(200, json.dumps(stat.to_wire()).encode(), "application/json")
+        return Reply(200, encode_stat(stat), "application/json")
 
     def stats_metrics_reply(self) -> Reply:
         stat = self.stats.report(self.clock.time())

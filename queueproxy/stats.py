@@ -5,39 +5,15 @@ bucket per whole second. A bucket's average concurrency is the integral of the n
 requests in flight over that second; its request count is the requests that arrived in
 it. Requests the activator forwarded (``K-Proxy-Request: activator``) are counted in the
 totals and again apart, as Knative's Stat does. ``report(now)`` returns the last whole
-second, so a scrape every second sees each bucket once.
+second, so a scrape every second sees each bucket once, as a ``knserve.stats_wire.Stat`` (which
+also writes the bytes ``GET /stats`` answers).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from typing import Any
 
-
-@dataclasses.dataclass(frozen=True)
-class Stat:
-    """One whole second of stats: [timestamp - 1, timestamp)."""
-
-    pod_name: str
-    average_concurrent_requests: float
-    average_proxied_concurrent_requests: float
-    request_count: float
-    proxied_request_count: float
-    process_uptime: float
-    timestamp: float
-
-    def to_wire(self) -> dict[str, Any]:
-        """The JSON object GET /stats answers (keys per knserve.networking)."""
-        return {
-            "podName": self.pod_name,
-            "averageConcurrentRequests": self.average_concurrent_requests,
-            "averageProxiedConcurrentRequests": self.average_proxied_concurrent_requests,
-            "requestCount": self.request_count,
-            "proxiedRequestCount": self.proxied_request_count,
-            "processUptime": self.process_uptime,
-            "timestamp": self.timestamp,
-        }
+from knserve.stats_wire import Stat
 
 
 class RequestStats:

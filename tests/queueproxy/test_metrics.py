@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from queueproxy.metrics import Metrics, render_stat
-from queueproxy.stats import Stat
+from knserve.stats_wire import Stat
 
 
 def test_counts_and_histograms_by_code() -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from knserve.stats_wire import encode_stat
 from queueproxy.stats import RequestStats
 
 START = 1_000.0  # whole second, so buckets line up with the arithmetic below
@@ -53,7 +56,7 @@ def test_idle_seconds_report_the_steady_concurrency() -> None:
 
 def test_wire_format_keys_and_uptime() -> None:
     stats = RequestStats(pod_name="pod-a", now=START)
-    wire = stats.report(START + 3.0).to_wire()
+    wire = json.loads(encode_stat(stats.report(START + 3.0)))
     assert wire == {
         "podName": "pod-a", "averageConcurrentRequests": 0.0, "averageProxiedConcurrentRequests": 0.0,
         "requestCount": 0.0, "proxiedRequestCount": 0.0, "processUptime": 3.0, "timestamp": START + 3.0,
