@@ -218,8 +218,10 @@ def ensure_binaries(*, progress: Callable[[str], object] = print) -> Binaries:
     """Return the cached binaries, building whichever are missing.
 
     One build at a time per cache: a second caller waits for the first and then finds the
-    binaries built."""
+    binaries built. With every binary in place there is nothing to wait for."""
     target = binaries()
+    if target.all_present():
+        return target
     cache_root().mkdir(parents=True, exist_ok=True)
     with open(cache_root() / ".build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
