@@ -17,8 +17,10 @@ USER_METRICS_PORT: Final = 9091  # Prometheus text
 PROFILING_PORT: Final = 8008
 QUEUE_HTTP_PORT_NAME: Final = "http"
 QUEUE_H2C_PORT_NAME: Final = "h2c"
-RESERVED_PORTS: Final = frozenset({8012, 8013, 8022, 9090, 9091, 8008})
-RESERVED_ENV: Final = frozenset({"PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION"})
+# A user container may not listen on these, nor set these variables. Knative's order, in which its
+# messages list them (the CRDs' CEL rules print them).
+RESERVED_PORTS: Final = (8012, 8013, 8022, 9090, 9091, 8008)
+RESERVED_ENV: Final = ("PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION")
 DEFAULT_USER_PORT: Final = 8080
 
 ACTIVATOR_SERVICE_NAME: Final = "activator-service"

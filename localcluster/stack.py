@@ -32,6 +32,7 @@ from pathlib import Path
 
 import yaml
 
+from knserve.networking import SYSTEM_NAMESPACE
 from localcluster import processes
 from localcluster.controlplane import NODE_NAME, LocalCluster, Ports, Progress
 from localcluster.manifests import local_deployments
@@ -39,7 +40,6 @@ from node.context import StateLayout
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPOSITORY / "config"
-SYSTEM_NAMESPACE = "knative-serving"
 # Applied in this order; each entry is a file or a directory of manifests.
 MANIFESTS = ("100-namespace.yaml", "200-roles", "300-resources", "configmaps", "local")
 DEPLOYMENTS = CONFIG_DIR / "deployments"

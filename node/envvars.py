@@ -12,9 +12,8 @@ from __future__ import annotations
 import base64
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
 
-JSON = dict[str, Any]
+from kube.objects import JSON
 
 
 class ContainerConfigError(Exception):

@@ -15,8 +15,6 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
-JSON = dict[str, Any]
-
 
 class ProbeKind(enum.Enum):
     READINESS = "readiness"

@@ -12,9 +12,8 @@ from __future__ import annotations
 import dataclasses
 import datetime
 from collections.abc import Mapping, Sequence
-from typing import Any
 
-JSON = dict[str, Any]
+from kube.objects import JSON
 
 # Waiting reasons, as the kubelet names them (plus ImageNotMapped for the local image map).
 REASON_CONTAINER_CREATING = "ContainerCreating"

@@ -23,11 +23,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from knserve.clock import Clock, SystemClock
+from knserve.networking import SYSTEM_NAMESPACE
 from kube.client import KubeClient
 from kube.events import EventRecorder, EventSink
 from kube.informer import InformerFactory
 from kube.resources import CONFIGMAPS
-from serving.config.errors import SYSTEM_NAMESPACE
 from serving.reconciler.config_store import ConfigStore
 from serving.reconciler.configuration import wiring as configuration_wiring
 from serving.reconciler.gc import wiring as gc_wiring

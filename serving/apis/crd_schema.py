@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from knserve.networking import RESERVED_ENV, RESERVED_PORTS
+
 Schema = dict[str, Any]
 
-RESERVED_PORTS = (8012, 8013, 8022, 9090, 9091, 8008)
-RESERVED_ENV = ("PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION")
-RESERVED_SIDECAR_ENV = ("K_SERVICE", "K_CONFIGURATION", "K_REVISION")
+RESERVED_SIDECAR_ENV = tuple(name for name in RESERVED_ENV if name != "PORT")  # a sidecar may set PORT
 DNS1035_MESSAGE = (
     "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic "
     "character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for "

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from typing import Final
 
 EXAMPLE_KEY: Final = "_example"
-SYSTEM_NAMESPACE: Final = "knative-serving"
 
 
 class ConfigError(ValueError):

@@ -12,12 +12,12 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Final
 
+from knserve.networking import SYSTEM_NAMESPACE
 from serving.config import autoscaler, defaults, deployment, domain, gc, network
 from serving.config.autoscaler import AutoscalerConfig
 from serving.config.defaults import DefaultsConfig
 from serving.config.deployment import DeploymentConfig
 from serving.config.domain import DomainConfig
-from serving.config.errors import SYSTEM_NAMESPACE
 from serving.config.gc import GCConfig
 from serving.config.network import NetworkConfig
 

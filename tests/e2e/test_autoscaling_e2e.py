@@ -23,10 +23,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from knserve.networking import SYSTEM_NAMESPACE
 from tests.e2e.conftest import Stack
 from tests.e2e.overlap_app import IMAGE as OVERLAP_IMAGE
 
-SYSTEM_NAMESPACE = "knative-serving"
 FAST_AUTOSCALER = {
     "stable-window": "6s",
     "scale-to-zero-grace-period": "2s",

@@ -15,6 +15,7 @@ from typing import Final
 
 from pydantic import BaseModel
 
+from knserve.networking import DEFAULT_USER_PORT, RESERVED_ENV, RESERVED_PORTS
 from serving.apis.field_error import (
     FieldError,
     err_disallowed_fields,
@@ -39,13 +40,11 @@ from serving.apis.v1.podspec_types import (
     VolumeMount,
 )
 
-RESERVED_PORTS: Final = frozenset({8012, 8013, 8022, 9090, 9091, 8008})
-RESERVED_ENV_VARS: Final = frozenset({"PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION"})
+RESERVED_ENV_VARS: Final = frozenset(RESERVED_ENV)
 RESERVED_SIDECAR_ENV_VARS: Final = RESERVED_ENV_VARS - {"PORT"}
 RESERVED_CONTAINER_NAMES: Final = frozenset({"queue-proxy"})
 RESERVED_PATHS: Final = frozenset({"/", "/dev", "/dev/log"})
 VALID_PORT_NAMES: Final = frozenset({"h2c", "http1", ""})
-DEFAULT_USER_PORT: Final = 8080
 INT32_MAX: Final = 2**31 - 1
 
 _IMAGE_REFERENCE = re.compile(

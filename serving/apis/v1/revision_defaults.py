@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from knserve.networking import DEFAULT_USER_PORT
 from serving.apis.meta import ObjectMeta
 from serving.apis.names import child_name
 from serving.apis.v1.podspec_types import (
@@ -32,7 +33,6 @@ from serving.apis.v1.podspec_types import (
     TCPSocketAction,
     Volume,
 )
-from serving.apis.v1.podspec_validation import DEFAULT_USER_PORT
 from serving.apis.v1.revision_types import Revision, RevisionSpec, RevisionTemplateSpec
 from serving.config.snapshot import ConfigSnapshot
 

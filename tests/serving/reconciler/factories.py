@@ -7,7 +7,8 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-JSON = dict[str, Any]
+from kube.objects import JSON
+
 Option = Callable[[JSON], None]
 
 NAMESPACE = "default"
