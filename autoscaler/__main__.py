@@ -29,7 +29,7 @@ from autoscaler.server import metrics_app, stats_app
 from autoscaler.service import AutoscalerService
 from knserve.networking import AUTOSCALER_PORT
 from serving.config.autoscaler import AutoscalerConfig
-from serving.config.errors import ConfigError
+from serving.config.parsers import ConfigError
 
 log = logging.getLogger("autoscaler")
 

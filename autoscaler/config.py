@@ -19,7 +19,7 @@ from typing import Final
 
 from serving.apis.autoscaling import annotations as keys
 from serving.config.autoscaler import TARGET_MIN, WINDOW_MAX_SECONDS, WINDOW_MIN_SECONDS, AutoscalerConfig
-from serving.config.errors import parse_go_duration
+from serving.config.parsers import parse_go_duration
 
 __all__ = ["AutoscalerConfig", "ScalingSpec", "resolve_scaling", "METRIC_CONCURRENCY", "METRIC_RPS"]
 

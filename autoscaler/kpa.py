@@ -41,7 +41,7 @@ from knserve.stats_wire import (
     REASON_SCALE_UNKNOWN,
     REASON_SCALED_TO_ZERO,
 )
-from serving.config.errors import parse_go_duration
+from serving.config.parsers import parse_go_duration
 
 SCALE_UNKNOWN = -1
 DEFAULT_PROGRESS_DEADLINE = 600.0

@@ -33,7 +33,7 @@ from kube.informer import Change, Informer
 from kube.resources import CONFIGMAPS, DEPLOYMENTS, PODAUTOSCALERS, PODS
 from serving.config.autoscaler import NAME as CONFIG_NAME
 from serving.config.autoscaler import AutoscalerConfig
-from serving.config.errors import ConfigError
+from serving.config.parsers import ConfigError
 
 log = logging.getLogger(__name__)
 

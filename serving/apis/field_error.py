@@ -14,6 +14,8 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any, Literal
 
+from serving.config.parsers import format_float
+
 Level = Literal["Error", "Warning"]
 CURRENT_FIELD = ""
 
@@ -181,29 +183,3 @@ def go_str(value: Any) -> str:
     if isinstance(value, list):
         return "[" + " ".join(go_str(v) for v in value) + "]"
     return str(value)
-
-
-def format_float(value: float) -> str:
-    """Go's ``%v``/``%g`` for a float64: ``110``, ``0.01``, ``1.5``."""
-    if value == int(value) and abs(value) < 1e21:
-        return str(int(value))
-    return repr(value)
-
-
-def format_duration(seconds: float) -> str:
-    """Go's ``time.Duration.String()`` for whole and fractional seconds: ``6s``, ``1h0m0s``, ``0s``."""
-    if seconds == 0:
-        return "0s"
-    sign = "-" if seconds < 0 else ""
-    seconds = abs(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    secs_text = format_float(round(secs, 9))
-    if hours:
-        return f"{sign}{int(hours)}h{int(minutes)}m{secs_text}s"
-    if minutes:
-        return f"{sign}{int(minutes)}m{secs_text}s"
-    if seconds < 1:
-        ms = seconds * 1000
-        return f"{sign}{format_float(round(ms, 6))}ms"
-    return f"{sign}{secs_text}s"

@@ -10,7 +10,7 @@ from serving.config.autoscaler import AutoscalerConfig
 from serving.config.defaults import DefaultsConfig
 from serving.config.deployment import DeploymentConfig
 from serving.config.domain import DomainConfig
-from serving.config.errors import ConfigError
+from serving.config.parsers import ConfigError
 from serving.config.gc import GCConfig
 from serving.config.network import NetworkConfig
 from serving.config.snapshot import CONFIG_MAP_NAMES, ConfigSnapshot

@@ -11,8 +11,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Final
 
-from serving.apis.field_error import format_duration, format_float
-from serving.config.errors import Reader
+from serving.config.parsers import Reader, format_duration, format_float
 
 NAME: Final = "config-autoscaler"
 KPA_CLASS: Final = "kpa.autoscaling.knative.dev"

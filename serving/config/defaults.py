@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Final
 
-from serving.config.errors import Reader
+from serving.config.parsers import Reader
 from serving.config.templates import render_template, validate_template
 
 NAME: Final = "config-defaults"

@@ -18,7 +18,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Final
 
-from serving.config.errors import Reader
+from serving.config.parsers import Reader
 
 NAME: Final = "config-deployment"
 DEFAULT_QUEUE_SIDECAR_IMAGE: Final = "ghcr.io/knserve/knserve:0.1.0"

@@ -16,7 +16,7 @@ from typing import Final
 
 import yaml  # type: ignore[import-untyped, unused-ignore]
 
-from serving.config.errors import ConfigError, Reader
+from serving.config.parsers import ConfigError, Reader
 
 NAME: Final = "config-domain"
 DEFAULT_DOMAIN: Final = "example.com"

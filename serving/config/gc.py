@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Final
 
-from serving.config.errors import Reader, parse_go_duration
+from serving.config.parsers import Reader, parse_go_duration
 
 NAME: Final = "config-gc"
 

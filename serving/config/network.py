@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from typing import Final
 
-from serving.config.errors import Reader
+from serving.config.parsers import Reader
 from serving.config.templates import TemplateError, render_template
 
 NAME: Final = "config-network"

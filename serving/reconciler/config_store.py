@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from kube.informer import Change
 from kube.objects import name_of
-from serving.config.errors import ConfigError
+from serving.config.parsers import ConfigError
 from serving.config.snapshot import CONFIG_MAP_NAMES, ConfigSnapshot
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,6 @@ from serving.apis.field_error import (
     err_generic,
     err_invalid_value,
     err_out_of_bounds_value,
-    format_duration,
 )
 from serving.config.autoscaler import (
     KPA_CLASS,
@@ -29,7 +28,7 @@ from serving.config.autoscaler import (
     WINDOW_MIN_SECONDS,
     AutoscalerConfig,
 )
-from serving.config.errors import parse_go_duration
+from serving.config.parsers import format_duration, parse_go_duration
 
 GROUP: Final = "autoscaling.knative.dev"
 HPA_CLASS: Final = "hpa.autoscaling.knative.dev"

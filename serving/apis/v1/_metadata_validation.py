@@ -11,7 +11,7 @@ from serving.apis.autoscaling.annotations import validate_annotations, validate_
 from serving.apis.field_error import FieldError, err_invalid_value, err_missing_field, go_str
 from serving.apis.meta import ObjectMeta
 from serving.apis.names import name_is_dns1035_label
-from serving.config.errors import parse_go_duration
+from serving.config.parsers import parse_go_duration
 from serving.config.snapshot import ConfigSnapshot
 
 SERVICE_LABEL = "serving.knative.dev/service"

@@ -11,9 +11,9 @@ from serving.apis.field_error import (
     err_multiple_one_of,
     err_out_of_bounds_value,
     flatten,
-    format_duration,
 )
 from serving.apis.names import child_name, is_dns1123_label, is_qualified_name, revision_name
+from serving.config.parsers import format_duration
 
 
 def test_paths_merge_and_sort() -> None:

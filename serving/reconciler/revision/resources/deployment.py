@@ -218,7 +218,7 @@ def make_pod_spec(revision: Revision, config: ConfigSnapshot) -> dict[str, Any]:
 
 
 def progress_deadline_seconds(revision: Revision, config: ConfigSnapshot) -> int:
-    from serving.config.errors import parse_go_duration
+    from serving.config.parsers import parse_go_duration
 
     raw = revision.metadata.annotation(PROGRESS_DEADLINE_ANNOTATION)
     if raw:

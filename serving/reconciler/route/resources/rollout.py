@@ -20,7 +20,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-from serving.config.errors import parse_go_duration
+from serving.config.parsers import parse_go_duration
 from serving.reconciler.route.resources.traffic import ResolvedTarget
 
 ROLLOUT_ANNOTATION: Final = "serving.knative.dev/rollout"

@@ -1,4 +1,5 @@
-"""``ConfigError`` and the value parsers every ConfigMap model uses.
+"""``ConfigError`` and the value parsers every ConfigMap model uses, and Go's spelling of
+durations and floats both ways (messages print values as Knative's Go code does).
 
 Values are parsed the way Knative's ``knative.dev/pkg/configmap`` does (Go integers, floats,
 booleans via ``strconv.ParseBool``, Go durations, Kubernetes quantities). The ``_example`` key
@@ -53,6 +54,32 @@ def parse_go_duration(text: str) -> float:
     if position != len(body):
         raise ValueError(f"invalid duration {text!r}")
     return sign * total
+
+
+def format_float(value: float) -> str:
+    """Go's ``%v``/``%g`` for a float64: ``110``, ``0.01``, ``1.5``."""
+    if value == int(value) and abs(value) < 1e21:
+        return str(int(value))
+    return repr(value)
+
+
+def format_duration(seconds: float) -> str:
+    """Go's ``time.Duration.String()`` for whole and fractional seconds: ``6s``, ``1h0m0s``, ``0s``."""
+    if seconds == 0:
+        return "0s"
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    secs_text = format_float(round(secs, 9))
+    if hours:
+        return f"{sign}{int(hours)}h{int(minutes)}m{secs_text}s"
+    if minutes:
+        return f"{sign}{int(minutes)}m{secs_text}s"
+    if seconds < 1:
+        ms = seconds * 1000
+        return f"{sign}{format_float(round(ms, 6))}ms"
+    return f"{sign}{secs_text}s"
 
 
 def is_quantity(text: str) -> bool:
