@@ -3,8 +3,9 @@
 ``run_action`` performs one ``ProbeAction`` against a pod and answers (passed, message).
 HTTP and TCP probes connect from the host to the pod's IP (through the node's bridge); HTTP
 probes send ``User-Agent: kube-probe/<version>`` and the probe's headers and count 200-399 as
-passing, like the kubelet; exec runs the command inside the pod's network namespace with the
-container's environment and passes on exit code 0.
+passing, like the kubelet; exec runs the command in the container, as the kubelet does: in its
+network and mount namespaces (its volumes, its /etc/hosts), as its user, with its environment
+and working directory, and passes on exit code 0.
 
 Side effects: network connections and short-lived processes.
 """
@@ -23,7 +24,7 @@ from pathlib import Path
 import aiohttp
 
 from node.probes import ActionKind, ProbeAction, http_status_passes
-from node.processes import preparing_container
+from node.processes import ContainerSetup, preparing_container
 
 PROBE_USER_AGENT = "kube-probe/1.37"
 _MAX_MESSAGE = 1024
@@ -78,23 +79,26 @@ async def _tcp_connect(host: str, port: int, timeout: float) -> tuple[bool, str]
 
 
 async def _exec(
-    command: tuple[str, ...], env: Mapping[str, str], cwd: Path, timeout: float, network_namespace: Path | None
+    command: tuple[str, ...], env: Mapping[str, str], cwd: Path, timeout: float, network_namespace: Path | None,
+    container: ContainerSetup | None,
 ) -> tuple[bool, str]:
+    setup = container if container is not None else ContainerSetup(network_namespace=network_namespace)
     try:
         process = await asyncio.create_subprocess_exec(
             *command,
             env=dict(env),
-            cwd=cwd,
+            cwd=cwd if container is None else None,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=preparing_container(network_namespace),
+            preexec_fn=preparing_container(None, setup=setup),
         )
     except OSError as error:
         return False, f'exec: "{command[0]}": {error.strerror or error}'
     except subprocess.SubprocessError:
-        return False, f"could not enter the pod's network namespace {network_namespace}"
+        where = f"container (pid {container.join_pid})" if container is not None else f"pod's network namespace {network_namespace}"
+        return False, f"could not enter the {where}"
     try:
         output, _ = await asyncio.wait_for(process.communicate(), timeout)
     except TimeoutError:
@@ -117,8 +121,10 @@ async def run_action(
     cwd: Path,
     timeout: float,
     session: aiohttp.ClientSession,
+    container: ContainerSetup | None = None,
 ) -> tuple[bool, str]:
-    """Perform ``action`` once; (passed, message)."""
+    """Perform ``action`` once; (passed, message). An exec action runs in ``container`` (a
+    setup that joins the running container) when given, else in the pod's network namespace."""
     host = action.host or pod_ip
     port = action.port
     if action.kind is ActionKind.HTTP_GET:
@@ -126,7 +132,7 @@ async def run_action(
     if action.kind is ActionKind.TCP_SOCKET:
         return await _tcp_connect(host, port, timeout)
     if action.kind is ActionKind.EXEC:
-        return await _exec(action.command, env, cwd, timeout, network_namespace)
+        return await _exec(action.command, env, cwd, timeout, network_namespace, container)
     # gRPC health checking would need the grpc health stubs; a TCP connect is the closest
     # honest check without them.
     return await _tcp_connect(host, port, timeout)

@@ -14,9 +14,12 @@ document:
 
 ``command`` is the image's entrypoint and ``args`` its default arguments (its CMD, used only
 when the container sets no ``args``); each is a list of strings or a command line split like
-a POSIX shell splits it (but run without a shell). An image is looked up as written, then
-without its digest, then without its tag, so ``ghcr.io/acme/hello`` also serves
-``ghcr.io/acme/hello:v2`` and ``ghcr.io/acme/hello@sha256:...``.
+a POSIX shell splits it (but run without a shell). ``user`` (optional) is the image's USER:
+``uid``, ``uid:gid``, ``name`` or ``name:group`` (names as this host knows them); containers
+of the image run as that user unless their ``securityContext`` says otherwise. An image is
+looked up as written, then without its digest, then without its tag, so
+``ghcr.io/acme/hello`` also serves ``ghcr.io/acme/hello:v2`` and
+``ghcr.io/acme/hello@sha256:...``.
 
 Pure: parsing and lookup only.
 """
@@ -38,6 +41,7 @@ IMAGE_MAP_NAMESPACE = "knative-serving"
 class ImageEntrypoint:
     command: tuple[str, ...]
     args: tuple[str, ...] = ()
+    user: str | None = None
 
 
 class ImageMapError(ValueError):
@@ -68,7 +72,11 @@ def parse_entry(key: str, value: str) -> tuple[str, ImageEntrypoint]:
     image = document.get("image")
     if not isinstance(image, str) or not image:
         raise ImageMapError(f"image map entry {key!r} has no image")
-    entrypoint = ImageEntrypoint(_words(key, "command", document.get("command")), _words(key, "args", document.get("args")))
+    user = document.get("user")
+    if user is not None and not isinstance(user, (str, int)):
+        raise ImageMapError(f"image map entry {key!r}: user must be uid, uid:gid, name or name:group")
+    entrypoint = ImageEntrypoint(_words(key, "command", document.get("command")), _words(key, "args", document.get("args")),
+                                 str(user) if user is not None and str(user) != "" else None)
     if not entrypoint.command and not entrypoint.args:
         raise ImageMapError(f"image map entry {key!r} has neither command nor args")
     return image, entrypoint

@@ -288,6 +288,8 @@ class PodWorker:
         if self._run_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._run_task
+        for supervisor in supervisors:
+            supervisor.remove_cgroups()
 
     async def close(self) -> None:
         """Cancel the background tasks (status writer, token refresh)."""

@@ -8,7 +8,14 @@ with the same start time, so a reused pid is never signalled. Exits are awaited 
 pidfd registered with the event loop: no polling and no thread per process. A pod's
 containers start inside its network namespace (``setns`` between fork and exec) and, when
 the pod has files of its own for /etc/resolv.conf and /etc/hosts or volumes, in a private
-mount namespace that shows those.
+mount namespace that shows those. A mount point the host lacks (or has as a file where a
+directory is mounted, or the reverse) is made inside that namespace only, on a tmpfs laid
+over the nearest directory that exists (for ``/``: a private root of the container, a tmpfs
+with the host's top-level entries bound in, entered with ``pivot_root``), so nothing of it
+appears on the host and pods never collide over it. The container then joins its cgroups
+and takes its user and groups (``setgroups``, ``setgid``, ``setuid``) last, just before exec.
+Exec probes and hooks enter a running container the same way (``ContainerSetup.join_pid``):
+its network and mount namespaces, its working directory, its user.
 
 Side effects: spawns processes, sends signals, writes record files.
 """
@@ -18,9 +25,11 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import dataclasses
+import errno
 import json
 import os
 import signal
+import stat
 import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -91,10 +100,14 @@ class StartError(Exception):
 
 CLONE_NEWNS = 0x00020000
 MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
 MS_REMOUNT = 0x20
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 0x40000
+MNT_DETACH = 0x2
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine, 155)
 
 
 def _check(result: int) -> None:
@@ -110,37 +123,256 @@ class BindMount:
     read_only: bool = False
 
 
-def preparing_container(network_namespace: Path | None, mounts: Sequence[BindMount] = ()
-                        ) -> Callable[[], None] | None:
-    """A ``preexec_fn`` that moves the child into the network namespace mounted at
-    ``network_namespace`` (``setns``; Python 3.11 has no ``os.setns``) and, when ``mounts`` are
-    given, into a mount namespace of its own in which each mount's target (such as
-    /etc/resolv.conf, or a volume's mount path) shows its source instead (private bind mounts:
-    the host's view is untouched; the targets must exist). None when there is nothing to do."""
-    if network_namespace is None and not mounts:
-        return None
-    target = str(network_namespace) if network_namespace is not None else None
-    # Parents first (a volume at /tmp, then one below it), as container runtimes order them.
-    ordered = sorted(mounts, key=lambda m: len(Path(m.target).parts))
-    binds = [(str(m.source).encode(), m.target.encode(), m.read_only) for m in ordered]
-    setns, unshare, mount = _libc.setns, _libc.unshare, _libc.mount
+@dataclasses.dataclass(frozen=True)
+class Identity:
+    """The user and groups a container's process runs as."""
+
+    uid: int
+    gid: int
+    groups: tuple[int, ...] = ()
+
+    def to_json(self) -> list[Any]:
+        return [self.uid, self.gid, list(self.groups)]
+
+    @classmethod
+    def from_json(cls, raw: list[Any]) -> Identity:
+        return cls(int(raw[0]), int(raw[1]), tuple(int(g) for g in raw[2]))
+
+
+@dataclasses.dataclass(frozen=True)
+class ContainerSetup:
+    """What the child does between fork and exec to become the container (or, with
+    ``join_pid``, to enter a running one for an exec probe or hook)."""
+
+    network_namespace: Path | None = None
+    mounts: tuple[BindMount, ...] = ()
+    scratch: Path | None = None  # an empty directory of the pod's, for a private root
+    cwd: Path | None = None
+    identity: Identity | None = None
+    cgroups: tuple[Path, ...] = ()  # cgroup.procs files to join
+    join_pid: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "netns": str(self.network_namespace) if self.network_namespace is not None else None,
+            "mounts": [[str(m.source), m.target, m.read_only] for m in self.mounts],
+            "scratch": str(self.scratch) if self.scratch is not None else None,
+            "cwd": str(self.cwd) if self.cwd is not None else None,
+            "identity": self.identity.to_json() if self.identity is not None else None,
+            "cgroups": [str(path) for path in self.cgroups],
+            "join_pid": self.join_pid,
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> ContainerSetup:
+        def path(key: str) -> Path | None:
+            value = raw.get(key)
+            return Path(value) if value else None
+
+        identity = raw.get("identity")
+        return cls(
+            network_namespace=path("netns"),
+            mounts=tuple(BindMount(target, Path(source), bool(read_only))
+                         for source, target, read_only in raw.get("mounts") or []),
+            scratch=path("scratch"),
+            cwd=path("cwd"),
+            identity=Identity.from_json(identity) if identity is not None else None,
+            cgroups=tuple(Path(p) for p in raw.get("cgroups") or []),
+            join_pid=raw.get("join_pid"),
+        )
+
+
+def _libc_mount() -> Callable[..., int]:
+    mount = _libc.mount
     mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
+    return mount
+
+
+def _bind(mount: Callable[..., int], source: str, target: str, *, read_only: bool = False) -> None:
+    _check(mount(source.encode(), target.encode(), None, MS_BIND | MS_REC, None))
+    if read_only:
+        _check(mount(None, target.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY, None))
+
+
+class _MountPoints:
+    """Makes the mount points a container needs inside its own mount namespace (see the
+    module's docstring); remembers which directories are its own tmpfs already."""
+
+    def __init__(self, scratch: Path | None) -> None:
+        self.scratch = scratch
+        self.mount = _libc_mount()
+        self.own: set[str] = set()  # directories on a tmpfs of this container's
+
+    @staticmethod
+    def fits(target: str, directory: bool) -> bool:
+        if not os.path.lexists(target):
+            return False
+        return os.path.isdir(target) == directory
+
+    def make(self, target: str, directory: bool) -> None:
+        """Make ``target`` (a directory, or an empty file) without touching the host."""
+        path = Path(target)
+        anchor = Path("/")  # the deepest directory on the way that exists
+        for part in path.parts[1:-1]:
+            if not (anchor / part).is_dir():
+                break
+            anchor = anchor / part
+        if str(anchor) not in self.own:
+            self._shadow(anchor, skip=path.relative_to(anchor).parts[0])
+        current = anchor
+        for part in path.relative_to(anchor).parts:
+            current = current / part
+            last = current == path
+            if current.is_dir() and not last:
+                continue
+            if os.path.lexists(current):  # only ever an entry of this container's own tmpfs
+                self._remove(current)
+            if last and not directory:
+                os.close(os.open(current, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+            else:
+                os.mkdir(current, 0o755)
+                self.own.add(str(current))
+
+    @staticmethod
+    def _remove(path: Path) -> None:
+        _libc.umount2(str(path).encode(), MNT_DETACH)  # a stand-in is a bind mount; nothing else is
+        if path.is_dir() and not path.is_symlink():
+            os.rmdir(path)
+        else:
+            os.unlink(path)
+
+    def _stand_ins(self, source: str, target: str, names: list[str]) -> None:
+        """In ``target`` (a fresh tmpfs), each of ``names`` as it is in ``source``."""
+        for name in names:
+            original, stand_in = f"{source}/{name}", f"{target}/{name}"
+            try:
+                status = os.lstat(original)
+            except OSError:
+                continue
+            if stat.S_ISLNK(status.st_mode):
+                os.symlink(os.readlink(original), stand_in)
+            elif stat.S_ISDIR(status.st_mode):
+                os.mkdir(stand_in, 0o755)
+                _bind(self.mount, original, stand_in)
+            else:
+                os.close(os.open(stand_in, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+                _bind(self.mount, original, stand_in)
+
+    def _tmpfs(self, where: str, like: os.stat_result) -> None:
+        options = f"mode={like.st_mode & 0o7777:o},uid={like.st_uid},gid={like.st_gid}"
+        _check(self.mount(b"tmpfs", where.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options.encode()))
+
+    def _shadow(self, directory: Path, *, skip: str) -> None:
+        """Lay a tmpfs over ``directory`` that shows what it held, except ``skip``."""
+        if directory == Path("/"):
+            self._private_root(skip=skip)
+        else:
+            like = os.stat(directory)
+            original = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)  # reaches under the tmpfs
+            try:
+                names = [name for name in os.listdir(original) if name != skip]
+                self._tmpfs(str(directory), like)
+                self._stand_ins(f"/proc/self/fd/{original}", str(directory), names)
+            finally:
+                os.close(original)
+        self.own.add(str(directory))
+
+    def _private_root(self, *, skip: str) -> None:
+        """A tmpfs root with the host's top-level entries bound in, entered by ``pivot_root``."""
+        if self.scratch is None:
+            raise OSError(errno.ENOENT, "no directory to build the container's root in")
+        root = str(self.scratch)
+        self._tmpfs(root, os.stat("/"))
+        names = [name for name in os.listdir("/") if name != skip]
+        # The entry that holds the scratch directory goes first, while the new root is still
+        # empty, and its copy of the new root is detached: no root inside the root.
+        top = self.scratch.parts[1] if len(self.scratch.parts) > 1 else ""
+        if top in names:
+            names.remove(top)
+            self._stand_ins("", root, [top])
+            _libc.umount2((root + root).encode(), MNT_DETACH)
+        self._stand_ins("", root, names)
+        os.chdir(root)
+        _check(_libc.syscall(SYS_PIVOT_ROOT, b".", b"."))
+        _check(_libc.umount2(b".", MNT_DETACH))
+        os.chdir("/")
+
+
+def _enter_namespaces(pid: int) -> None:
+    """Join a running container: its network and mount namespaces (mount last: the paths
+    of /proc are read before)."""
+    network = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    mounts = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _check(_libc.setns(network, CLONE_NEWNET))
+        _check(_libc.setns(mounts, CLONE_NEWNS))
+    finally:
+        os.close(network)
+        os.close(mounts)
+
+
+def _join_cgroups(cgroups: Sequence[Path]) -> None:
+    pid = str(os.getpid()).encode()
+    for procs in cgroups:
+        descriptor = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(descriptor, pid)
+        finally:
+            os.close(descriptor)
+
+
+def _become(identity: Identity) -> None:
+    os.setgroups(list(identity.groups))
+    os.setgid(identity.gid)
+    os.setuid(identity.uid)
+
+
+def enter_container(setup: ContainerSetup) -> None:
+    """In the child, between fork and exec: become the container ``setup`` describes."""
+    _join_cgroups(setup.cgroups)
+    if setup.join_pid is not None:
+        _enter_namespaces(setup.join_pid)
+    else:
+        if setup.network_namespace is not None:
+            descriptor = os.open(setup.network_namespace, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                _check(_libc.setns(descriptor, CLONE_NEWNET))
+            finally:
+                os.close(descriptor)
+        if setup.mounts:
+            mount = _libc_mount()
+            _check(_libc.unshare(CLONE_NEWNS))
+            _check(mount(None, b"/", None, MS_REC | MS_PRIVATE, None))  # nothing propagates back
+            points = _MountPoints(setup.scratch)
+            # Parents first (a volume at /tmp, then one below it), as container runtimes order them.
+            for bind in sorted(setup.mounts, key=lambda m: len(Path(m.target).parts)):
+                directory = bind.source.is_dir()
+                if not points.fits(bind.target, directory):
+                    points.make(bind.target, directory)
+                _check(mount(str(bind.source).encode(), bind.target.encode(), None, MS_BIND, None))
+                if bind.read_only:
+                    _check(mount(None, bind.target.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY, None))
+    if setup.cwd is not None:
+        os.chdir(setup.cwd)
+    if setup.identity is not None:
+        _become(setup.identity)
+
+
+def preparing_container(network_namespace: Path | None, mounts: Sequence[BindMount] = (), *,
+                        setup: ContainerSetup | None = None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child the container: ``setup`` when given, else a
+    setup of ``network_namespace`` and ``mounts`` (each mount's target, such as
+    /etc/resolv.conf or a volume's mount path, shows its source instead, in a mount namespace
+    of the child's own). None when there is nothing to do."""
+    if setup is None:
+        setup = ContainerSetup(network_namespace=network_namespace, mounts=tuple(mounts))
+    if setup == ContainerSetup():
+        return None
+    chosen = setup
 
     def enter() -> None:
         try:
-            if target is not None:
-                descriptor = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
-                try:
-                    _check(setns(descriptor, CLONE_NEWNET))
-                finally:
-                    os.close(descriptor)
-            if binds:
-                _check(unshare(CLONE_NEWNS))
-                _check(mount(None, b"/", None, MS_REC | MS_PRIVATE, None))  # nothing propagates back
-                for source, path, read_only in binds:
-                    _check(mount(source, path, None, MS_BIND, None))
-                    if read_only:
-                        _check(mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None))
+            enter_container(chosen)
         except OSError as error:  # into the container's log (stderr is the log file by now)
             os.write(2, f"knserve node: preparing the container failed: {error}\n".encode())
             raise
@@ -170,23 +402,27 @@ class ContainerProcess:
     @classmethod
     def spawn(
         cls, argv: list[str], *, env: dict[str, str], cwd: Path, log_file: Path, network_namespace: Path | None = None,
-        mounts: Sequence[BindMount] = (),
+        mounts: Sequence[BindMount] = (), setup: ContainerSetup | None = None,
     ) -> ContainerProcess:
         """Start ``argv`` in its own session, inside ``network_namespace`` when given, with
-        ``mounts`` bound in a mount namespace of its own."""
-        check_start(cwd, network_namespace)
+        ``mounts`` bound in a mount namespace of its own (or as ``setup`` says: then its
+        namespace and mounts are used, and ``cwd`` is entered after the mounts)."""
+        check_start(cwd, network_namespace if setup is None else setup.network_namespace)
+        if setup is None:
+            setup = ContainerSetup(network_namespace=network_namespace, mounts=tuple(mounts))
+        network_namespace, mounts = setup.network_namespace, setup.mounts
+        setup = dataclasses.replace(setup, cwd=cwd)
         with open(log_file, "ab", buffering=0) as log:
             try:
                 popen = subprocess.Popen(
                     argv,
                     env=env,
-                    cwd=cwd,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                     close_fds=True,
-                    preexec_fn=preparing_container(network_namespace, mounts),
+                    preexec_fn=preparing_container(None, setup=setup),
                 )
             except FileNotFoundError:
                 raise StartError(f'exec: "{argv[0]}": executable file not found in $PATH') from None
@@ -196,7 +432,8 @@ class ContainerProcess:
                 raise StartError(f'exec: "{argv[0]}": {error.strerror}') from None
             except subprocess.SubprocessError:
                 raise StartError(f"could not enter the pod's namespaces (network {network_namespace}, "
-                                 f"mounts {[m.target for m in mounts]})") from None
+                                 f"mounts {[m.target for m in mounts]}) or become its user: the container's "
+                                 "log says why") from None
         return cls(popen.pid, popen=popen)
 
     @property
@@ -222,8 +459,29 @@ class ContainerProcess:
                 os.close(pidfd)
                 self._finish(None)
 
+            # A descriptor closed elsewhere without ``remove_reader`` leaves its number in the
+            # selector's table; registering a pidfd that reuses the number would then only
+            # update that table, never epoll, and the exit would go unseen.
+            loop.remove_reader(pidfd)
             loop.add_reader(pidfd, on_exit)
         return self._exit
+
+    def gone(self, start_ticks: int | None) -> bool:
+        """Whether the process has ended (or is a zombie), judged from /proc: the backstop for
+        an exit that was never reported. ``start_ticks`` tells a reused pid apart."""
+        now = process_start_ticks(self.pid)
+        return now is None or (start_ticks is not None and start_ticks != 0 and now != start_ticks)
+
+    def settle_unreported_exit(self) -> None:
+        """Resolve ``wait()`` for a process found gone whose exit was not reported: with its
+        status when it is this agent's child, else unknown."""
+        future = self.wait()
+        if future.done():
+            return
+        code: int | None = None
+        if self._popen is not None:
+            code = self._popen.poll()
+        future.set_result(code)
 
     def _finish(self, _: None) -> None:
         assert self._exit is not None

@@ -25,6 +25,7 @@ REASON_POD_INITIALIZING = "PodInitializing"
 # Termination reasons.
 REASON_COMPLETED = "Completed"
 REASON_ERROR = "Error"
+REASON_OOM_KILLED = "OOMKilled"
 REASON_UNKNOWN = "Unknown"
 
 CONTAINER_ID_SCHEME = "knserve://"

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from node import envvars, images
 from node.backoff import RestartBackoff, should_restart
+from node.cgroups import ContainerCgroups
 from node.handlers import run_action
 from node.probes import (
     ProbeConfigError,
@@ -35,20 +36,23 @@ from node.probes import (
     container_probes,
 )
 from node.processes import (
-    BindMount,
     ContainerProcess,
+    ContainerSetup,
+    Identity,
     ProcessRecord,
     StartError,
     exit_code_and_signal,
     read_json,
     write_json_atomically,
 )
+from node.security import IdentityRefused, container_identity
 from node.status import (
     CONTAINER_ID_SCHEME,
     REASON_CONFIG_ERROR,
     REASON_CONTAINER_CREATING,
     REASON_CRASH_LOOP,
     REASON_IMAGE_NOT_MAPPED,
+    REASON_OOM_KILLED,
     REASON_UNKNOWN,
     ContainerSnapshot,
     ContainerState,
@@ -56,7 +60,7 @@ from node.status import (
     Terminated,
     Waiting,
 )
-from node.volumes import container_mounts, ensure_mount_points
+from node.volumes import container_mounts
 from node.zygote import ZygoteUnavailable
 
 if TYPE_CHECKING:
@@ -66,6 +70,11 @@ log = logging.getLogger(__name__)
 
 CONFIG_RETRY_SECONDS = 5.0
 MINIMUM_GRACE_AFTER_HOOK = 2.0
+# How often the pid of every running container is checked in /proc, in case its exit was not
+# reported (a zygote that is stuck, a lost notification): the node then still converges.
+LIVENESS_CHECK_SECONDS = 1.0
+# How long an exit seen that way waits for the real report (which carries the exit code).
+UNREPORTED_EXIT_GRACE_SECONDS = 1.0
 _MINIMUM_PROBE_PERIOD = 0.05
 
 
@@ -125,6 +134,9 @@ class ContainerSupervisor:
         self.process: ContainerProcess | None = None
         self.env: dict[str, str] = {}
         self.cwd: Path = self.ctx.layout.work_dir(pod.uid)
+        self.identity: Identity | None = None
+        self.cgroups: ContainerCgroups | None = None
+        self.limits_note = ""  # what of the container's resources is not enforced, if anything
         self.backoff = RestartBackoff()
         self.directory = self.ctx.layout.container_dir(pod.uid, self.name)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -133,6 +145,7 @@ class ContainerSupervisor:
         self._kill_requested = asyncio.Event()
         self._startup_passed = asyncio.Event()
         self._started_at_wall = 0.0
+        self._start_ticks: int | None = None
         self._finished_at_monotonic: float | None = None
         self._restore_ready = False
         try:
@@ -213,6 +226,9 @@ class ContainerSupervisor:
                             continue
                         if isinstance(launched, Terminated):
                             pending_exit = launched
+                        elif self._stopping.is_set() and self.process is not None:
+                            # ``stop`` came while the process was starting: stop it as ``stop`` would have.
+                            await self._kill(self.process, self.pod.termination_grace_period(), pre_stop=False)
                     if pending_exit is None:
                         pending_exit = await self._supervise()
                 self._record_exit(pending_exit)
@@ -247,6 +263,7 @@ class ContainerSupervisor:
         self.cwd = Path(raw.get("cwd") or self.cwd)
         self.container_id = f"{CONTAINER_ID_SCHEME}{self.pod.uid}/{self.name}/{record.pid}"
         self._started_at_wall = record.started_at
+        self._start_ticks = record.start_ticks
         if record.still_running():
             self.process = ContainerProcess(record.pid)
             self.state = Running(_wall(record.started_at))
@@ -312,18 +329,20 @@ class ContainerSupervisor:
         self.pod.notify()
 
     async def _resolve(self) -> tuple[list[str], dict[str, str], Path]:
-        entrypoint: images.ImageEntrypoint | None = None
-        problems: list[str] = []
-        if not self.spec.get("command"):
-            entries, problems = await self.ctx.images.entries()
-            entrypoint = images.lookup(entries, self.image)
+        entries, problems = await self.ctx.images.entries()
+        entrypoint = images.lookup(entries, self.image)
+        try:
+            self.identity = container_identity(self.pod.pod, self.spec,
+                                               image_user=entrypoint.user if entrypoint is not None else None)
+        except IdentityRefused as refused:
+            raise WaitingForConfig(REASON_CONFIG_ERROR, str(refused)) from None
         argv = images.command_line(self.spec, entrypoint)
         if argv is None:
             message = (
                 f'image "{self.image}" has no command on this node: set the container\'s command, or map the '
                 f"image to one in ConfigMap {self.ctx.images.namespace}/{self.ctx.images.name}"
             )
-            if problems:
+            if problems and not self.spec.get("command"):
                 message += " (unreadable entries there: " + "; ".join(problems) + ")"
             raise WaitingForConfig(REASON_IMAGE_NOT_MAPPED, message)
         references = envvars.referenced_objects(self.spec)
@@ -373,21 +392,21 @@ class ContainerSupervisor:
         log_file.write_bytes(b"")
         now_wall = self.ctx.clock.now()
         mounts = [*self.pod.files, *container_mounts(self.spec, self.pod.volumes, self._protected_paths())]
+        scratch = self.directory / "root"  # where a private root is built, if a mount point is missing
+        scratch.mkdir(exist_ok=True)
+        setup = ContainerSetup(network_namespace=self.pod.network_namespace, mounts=tuple(mounts), scratch=scratch,
+                               identity=self.identity, cgroups=tuple(self._cgroup_files()))
         try:
-            ensure_mount_points(mounts)
-        except OSError as error:
-            return Terminated(128, "StartError", finished_at=now_wall, started_at=now_wall,
-                              message=f"cannot create a mount point: {error}")
-        try:
-            process = await self._start_process(argv, env, cwd, log_file, mounts)
+            process = await self._start_process(argv, env, cwd, log_file, setup)
         except StartError as error:
             return Terminated(128, "StartError", finished_at=now_wall, started_at=now_wall, message=str(error))
         self.process = process
         self._started_at_wall = now_wall.timestamp()
         self.container_id = f"{CONTAINER_ID_SCHEME}{self.pod.uid}/{self.name}/{process.pid}"
+        self._start_ticks = process.start_ticks()
         record = ProcessRecord(
             pid=process.pid,
-            start_ticks=process.start_ticks() or 0,
+            start_ticks=self._start_ticks or 0,
             started_at=self._started_at_wall,
             restart_count=self.restart_count,
             log_file=str(log_file),
@@ -405,17 +424,41 @@ class ContainerSupervisor:
         return running
 
     async def _start_process(self, argv: list[str], env: dict[str, str], cwd: Path, log_file: Path,
-                             mounts: list[BindMount]) -> ContainerProcess:
+                             setup: ContainerSetup) -> ContainerProcess:
         """Fork it from the zygote when it serves this command line, else exec it."""
-        zygote, netns = self.ctx.zygote, self.pod.network_namespace
+        zygote = self.ctx.zygote
         if zygote is not None and zygote.serves(argv, env):
             try:
-                return await zygote.spawn(argv, env=env, cwd=cwd, log_file=log_file, network_namespace=netns,
-                                          mounts=mounts)
+                return await zygote.spawn(argv, env=env, cwd=cwd, log_file=log_file, setup=setup)
             except ZygoteUnavailable as unavailable:
                 log.info("%s container %s is exec'd: %s", self.pod.key, self.name, unavailable)
-        return ContainerProcess.spawn(argv, env=env, cwd=cwd, log_file=log_file, network_namespace=netns,
-                                      mounts=mounts)
+        return ContainerProcess.spawn(argv, env=env, cwd=cwd, log_file=log_file, setup=setup)
+
+    def _cgroup_files(self) -> list[Path]:
+        """The container's cgroups (made on its first start): the files its process joins."""
+        if self.cgroups is None:
+            try:
+                cgroups = ContainerCgroups(self.pod.uid, self.name, self.spec.get("resources") or {})
+            except ValueError as error:
+                self.limits_note = f"resources not enforced: {error}"
+                return []
+            if not cgroups.wanted:
+                return []
+            self.cgroups = cgroups
+        files, self.limits_note = self.cgroups.create()
+        if self.limits_note:
+            log.warning("%s container %s: %s", self.pod.key, self.name, self.limits_note)
+        return files
+
+    def remove_cgroups(self) -> None:
+        if self.cgroups is not None:
+            self.cgroups.remove()
+
+    def in_container(self) -> ContainerSetup | None:
+        """How an exec probe or hook enters the running container (None: it is not running)."""
+        if self.process is None:
+            return None
+        return ContainerSetup(join_pid=self.process.pid, cwd=self.cwd, identity=self.identity)
 
     def _remove_old_logs(self) -> None:
         keep = {f"{self.restart_count}.log", f"{self.restart_count - 1}.log"}
@@ -443,6 +486,7 @@ class ContainerSupervisor:
             for kind, spec in self.probe_specs.items()
         ]
         kill_wait: asyncio.Future[Any] = asyncio.ensure_future(self._kill_requested.wait())
+        liveness = asyncio.create_task(self._watch_liveness(process), name=f"liveness {self.pod.key}/{self.name}")
         exit_wait: asyncio.Future[Any] = exited
         try:
             await asyncio.wait({exit_wait, kill_wait}, return_when=asyncio.FIRST_COMPLETED)
@@ -452,22 +496,41 @@ class ContainerSupervisor:
             code = await exited
         finally:
             kill_wait.cancel()
+            liveness.cancel()
             for task in probe_tasks:
                 task.cancel()
-            await asyncio.gather(*probe_tasks, kill_wait, return_exceptions=True)
+            await asyncio.gather(*probe_tasks, kill_wait, liveness, return_exceptions=True)
         exit_code, signal_number = exit_code_and_signal(code)
         finished = self.ctx.clock.now()
         started = _wall(self._started_at_wall) if self._started_at_wall else None
         if code is None:
             return Terminated(
                 exit_code=exit_code, reason=REASON_UNKNOWN, finished_at=finished, started_at=started,
-                message="The exit status of a process adopted after a node agent restart is not known.",
+                message="The exit status of the container's process is not known (it was adopted after a node "
+                        "agent restart, or its exit was never reported).",
                 container_id=self.container_id,
             )
+        if self.cgroups is not None and self.cgroups.oom_killed():
+            return Terminated(exit_code=exit_code, reason=REASON_OOM_KILLED, finished_at=finished, started_at=started,
+                              signal=signal_number, container_id=self.container_id)
         return Terminated.from_exit(
             exit_code, finished_at=finished, started_at=started, signal=signal_number,
             container_id=self.container_id, message=self._kill_reason or "",
         )
+
+    async def _watch_liveness(self, process: ContainerProcess) -> None:
+        """Settle the process's exit if /proc shows it gone but no report came."""
+        exited = process.wait()
+        while not exited.done():
+            await asyncio.sleep(LIVENESS_CHECK_SECONDS)
+            if exited.done() or not process.gone(self._start_ticks):
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(exited), UNREPORTED_EXIT_GRACE_SECONDS)
+            if not exited.done():
+                log.warning("%s container %s: process %d is gone but its exit was not reported; recording it",
+                            self.pod.key, self.name, process.pid)
+                process.settle_unreported_exit()
 
     def _probe_grace(self) -> float:
         for kind in (ProbeKind.LIVENESS, ProbeKind.STARTUP):
@@ -499,6 +562,7 @@ class ContainerSupervisor:
                         cwd=self.cwd,
                         timeout=spec.timeout,
                         session=self.ctx.probe_session,
+                        container=self.in_container(),
                     ),
                     timeout=spec.timeout + 1.0,
                 )
@@ -542,8 +606,7 @@ class ContainerSupervisor:
             passed, message = await asyncio.wait_for(
                 run_action(
                     action, pod_ip=self.pod.pod_ip, network_namespace=self.pod.network_namespace, env=self.env,
-                    cwd=self.cwd,
-                    timeout=grace, session=self.ctx.probe_session,
+                    cwd=self.cwd, timeout=grace, session=self.ctx.probe_session, container=self.in_container(),
                 ),
                 timeout=max(grace, 0.1),
             )

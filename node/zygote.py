@@ -23,7 +23,7 @@ with ``reloading`` (that container is exec'd) and execs itself afresh: same pid,
 children it forked stay its own and their exits are still reported.
 
 Wire: a ``SOCK_SEQPACKET`` pair, one JSON message per packet. Agent -> zygote:
-``{"id", "argv", "env", "cwd", "log", "netns", "mounts"}``; zygote -> agent:
+``{"id", "argv", "env", "cwd", "log", "setup"}`` (``setup``: ``ContainerSetup.to_json``); zygote -> agent:
 ``{"id", "pid"}``, ``{"id", "error"}`` or ``{"id", "reloading"}``, ``{"ready": pid}`` once it
 serves, and ``{"exited": pid, "code": n}`` (negative: the signal that ended it).
 
@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import dataclasses
 import functools
 import importlib
 import itertools
@@ -52,7 +53,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from node.processes import BindMount, ContainerProcess, StartError, check_start, preparing_container
+from node.processes import BindMount, ContainerProcess, ContainerSetup, StartError, check_start, enter_container
 
 log = logging.getLogger("knserve.node.zygote")
 
@@ -180,10 +181,14 @@ class Zygote:
 
     async def spawn(
         self, argv: list[str], *, env: dict[str, str], cwd: Path, log_file: Path, network_namespace: Path | None = None,
-        mounts: Sequence[BindMount] = (),
+        mounts: Sequence[BindMount] = (), setup: ContainerSetup | None = None,
     ) -> ContainerProcess:
-        """Fork ``argv`` (see ``serves``) as a container process."""
-        check_start(cwd, network_namespace)
+        """Fork ``argv`` (see ``serves``) as a container process (``setup``, when given, in
+        place of ``network_namespace`` and ``mounts``)."""
+        if setup is None:
+            setup = ContainerSetup(network_namespace=network_namespace, mounts=tuple(mounts))
+        setup = dataclasses.replace(setup, cwd=cwd)
+        check_start(cwd, setup.network_namespace)
         if self._socket is None:
             raise ZygoteUnavailable("the zygote is not running")
         request_id = next(self._ids)
@@ -192,8 +197,7 @@ class Zygote:
         try:
             self._send({
                 "id": request_id, "argv": argv, "env": env, "cwd": str(cwd), "log": str(log_file),
-                "netns": str(network_namespace) if network_namespace is not None else None,
-                "mounts": [[str(m.source), m.target, m.read_only] for m in mounts],
+                "setup": setup.to_json(),
             })
         except OSError as error:
             self._replies.pop(request_id, None)
@@ -285,12 +289,7 @@ def _become_container(request: dict[str, Any], status_pipe: int) -> None:
         os.dup2(log_fd, 2)
         os.close(null)
         os.close(log_fd)
-        mounts = [BindMount(target, Path(source), read_only) for source, target, read_only in request["mounts"]]
-        netns = Path(request["netns"]) if request["netns"] else None
-        enter = preparing_container(netns, mounts)
-        if enter is not None:
-            enter()
-        os.chdir(request["cwd"])
+        enter_container(ContainerSetup.from_json(request["setup"]))
         os.environ.clear()
         os.environ.update(request["env"])
         argv = list(request["argv"])

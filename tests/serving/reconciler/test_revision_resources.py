@@ -201,6 +201,17 @@ def test_user_readiness_probe_moves_to_the_queue_proxy() -> None:
     assert queue["readinessProbe"]["periodSeconds"] == 5
 
 
+def test_exec_readiness_probe_stays_on_the_user_container_and_the_queue_proxy_probes_tcp() -> None:
+    exec_probe = {"exec": {"command": ["cat", "/tmp/ready"]}, "periodSeconds": 2, "failureThreshold": 5}
+    deployment = make_deployment(hello_revision(readinessProbe=exec_probe), ConfigSnapshot())
+    user, queue = deployment["spec"]["template"]["spec"]["containers"]
+    assert user["readinessProbe"]["exec"] == {"command": ["cat", "/tmp/ready"]}
+    assert user["readinessProbe"]["periodSeconds"] == 2
+    probe = json.loads(next(v["value"] for v in queue["env"] if v["name"] == "SERVING_READINESS_PROBE"))
+    assert probe == {"tcpSocket": {"port": 8080}, "periodSeconds": 2, "successThreshold": 1, "failureThreshold": 5,
+                     "timeoutSeconds": 1}
+
+
 def test_desired_hash_ignores_replicas_and_follows_the_spec() -> None:
     first = make_deployment(hello_revision(), ConfigSnapshot())
     scaled = make_deployment(hello_revision(with_annotation("autoscaling.knative.dev/initial-scale", "3")),

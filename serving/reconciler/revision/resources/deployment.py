@@ -1,9 +1,11 @@
 """Pure builder of a Revision's Deployment: the user container plus the queue-proxy sidecar.
 
 The user container keeps what the user wrote, with its port renamed ``user-port``, the
-environment ``PORT``, ``K_REVISION``, ``K_CONFIGURATION``, ``K_SERVICE`` added, its readiness
-probe removed (the queue-proxy runs it, from ``SERVING_READINESS_PROBE``), a ``preStop``
-that waits for the queue-proxy to drain, and ``FallbackToLogsOnError`` termination messages.
+environment ``PORT``, ``K_REVISION``, ``K_CONFIGURATION``, ``K_SERVICE`` added, its HTTP, TCP
+or gRPC readiness probe removed (the queue-proxy runs it, from ``SERVING_READINESS_PROBE``) but
+an exec one kept (the kubelet runs it in the user container, with its environment and volumes,
+and the queue-proxy probes the user port over TCP), a ``preStop`` that waits for the
+queue-proxy to drain, and ``FallbackToLogsOnError`` termination messages.
 The queue-proxy gets its image and command from ``config-deployment``, ports 8012 (named
 ``http`` or ``h2c``), 8022, 9090, 9091, Knative's environment, and a readiness probe on 8012
 carrying ``K-Network-Probe: queue``. ``terminationGracePeriodSeconds`` is the revision's
@@ -91,13 +93,17 @@ def _resolve_probe_port(probe: dict[str, Any], port: int) -> dict[str, Any]:
 
 
 def readiness_probe_json(container: Container) -> str:
-    """The user container's readiness probe as the queue-proxy reads it (TCP on the port if none)."""
+    """The user container's readiness probe as the queue-proxy reads it: TCP on the user port
+    when there is none, or when it is an exec probe (which the kubelet runs in the container)."""
     port = user_port(container)
     probe = container.readiness_probe
     if probe is None or probe.handler_count() == 0:
         probe_dict: dict[str, Any] = {"tcpSocket": {"port": port}}
         if probe is not None:
             probe_dict.update(_dump(probe))
+    elif probe.exec is not None:
+        probe_dict = {key: value for key, value in _dump(probe).items() if key != "exec"}
+        probe_dict["tcpSocket"] = {"port": port}
     else:
         probe_dict = _dump(probe)
     return json.dumps(_resolve_probe_port(probe_dict, port), separators=(",", ":"), sort_keys=True)
@@ -129,7 +135,8 @@ def make_user_container(revision: Revision, container: Container, *, serving: bo
                                                                           "K_SERVICE")]
     built["env"] = [*env, _env("PORT", port), _env("K_REVISION", revision.name),
                     _env("K_CONFIGURATION", configuration), _env("K_SERVICE", service)]
-    built.pop("readinessProbe", None)
+    if "exec" not in (built.get("readinessProbe") or {}):
+        built.pop("readinessProbe", None)
     if "livenessProbe" in built:
         built["livenessProbe"] = _resolve_probe_port(built["livenessProbe"], port)
     if "startupProbe" in built:
