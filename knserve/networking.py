@@ -55,6 +55,7 @@ ROUTING_STATE_MODIFIED_ANNOTATION: Final = "serving.knative.dev/routingStateModi
 VISIBILITY_LABEL: Final = "networking.knative.dev/visibility"
 VISIBILITY_CLUSTER_LOCAL: Final = "cluster-local"
 ROLLOUT_DURATION_ANNOTATION: Final = "serving.knative.dev/rollout-duration"
+PROGRESS_DEADLINE_ANNOTATION: Final = "serving.knative.dev/progress-deadline"
 KPA_CLASS: Final = "kpa.autoscaling.knative.dev"
 AUTOSCALING_CLASS_ANNOTATION: Final = "autoscaling.knative.dev/class"
 

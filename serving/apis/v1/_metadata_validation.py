@@ -7,17 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from knserve.networking import (
+    PROGRESS_DEADLINE_ANNOTATION,
+    ROLLOUT_DURATION_ANNOTATION,
+)
 from serving.apis.autoscaling.annotations import validate_annotations, validate_has_no_autoscaling_annotation
 from serving.apis.field_error import FieldError, err_invalid_value, err_missing_field, go_str
 from serving.apis.meta import ObjectMeta
 from serving.apis.names import name_is_dns1035_label
 from serving.config.parsers import parse_go_duration
 from serving.config.snapshot import ConfigSnapshot
-
-SERVICE_LABEL = "serving.knative.dev/service"
-CONFIGURATION_LABEL = "serving.knative.dev/configuration"
-ROLLOUT_DURATION_ANNOTATION = "serving.knative.dev/rollout-duration"
-PROGRESS_DEADLINE_ANNOTATION = "serving.knative.dev/progress-deadline"
 
 
 def validate_object_name(metadata: ObjectMeta) -> FieldError:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from knserve.networking import SERVICE_LABEL
 from serving.apis.field_error import FieldError
-from serving.apis.v1._metadata_validation import SERVICE_LABEL, validate_object_metadata, verify_label_owner_ref
+from serving.apis.v1._metadata_validation import validate_object_metadata, verify_label_owner_ref
 from serving.apis.v1.configuration_types import Configuration
 from serving.apis.v1.revision_validation import validate_revision_template, verify_template_name_change
 from serving.config.snapshot import ConfigSnapshot

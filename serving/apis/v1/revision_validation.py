@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from knserve.networking import CONFIGURATION_LABEL
 from serving.apis.autoscaling.annotations import validate_annotations
 from serving.apis.diff import short_diff
 from serving.apis.field_error import (
@@ -18,7 +19,6 @@ from serving.apis.field_error import (
 from serving.apis.meta import ObjectMeta
 from serving.apis.names import name_is_dns1035_label
 from serving.apis.v1._metadata_validation import (
-    CONFIGURATION_LABEL,
     validate_object_metadata,
     validate_progress_deadline_annotation,
     verify_label_owner_ref,

@@ -6,6 +6,7 @@ Configuration (the Service's own is implied) and an empty target means "the late
 
 from __future__ import annotations
 
+from knserve.networking import SERVICE_LABEL
 from serving.apis.field_error import (
     FieldError,
     err_disallowed_fields,
@@ -20,7 +21,6 @@ from serving.apis.field_error import (
 )
 from serving.apis.names import is_dns1035_label, is_qualified_name
 from serving.apis.v1._metadata_validation import (
-    SERVICE_LABEL,
     validate_object_metadata,
     validate_rollout_duration_annotation,
     verify_label_owner_ref,

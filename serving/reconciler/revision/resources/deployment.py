@@ -38,6 +38,7 @@ from knserve.networking import (
     ENV_USER_PORT_NAME,
     PROBE_HEADER,
     PROBE_HEADER_QUEUE_VALUE,
+    PROGRESS_DEADLINE_ANNOTATION,
     QUEUE_ADMIN_PORT,
     QUEUE_H2C_PORT_NAME,
     QUEUE_HTTP_PORT,
@@ -64,7 +65,6 @@ USER_PORT_NAME = "user-port"
 QUEUE_ADMIN_PORT_NAME = "http-queueadm"
 AUTOSCALING_STATS_PORT_NAME = "http-autometric"
 USER_METRICS_PORT_NAME = "http-usermetric"
-PROGRESS_DEADLINE_ANNOTATION = "serving.knative.dev/progress-deadline"
 DRAIN_PATH = "/wait-for-drain"
 
 # RevisionSpec fields that are Knative's, not the PodSpec's (containers are rebuilt separately).
