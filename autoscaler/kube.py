@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from autoscaler.podautoscaler import PodCounts, parse_time
+from serving.apis.conditions import parse_time
 from serving.config.autoscaler import AutoscalerConfig
 
 PodAutoscalerEvent = tuple[str, Mapping[str, Any]]
@@ -54,15 +54,24 @@ class PodInfo:
             c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ()
         )
         start = status.get("startTime")
-        start = start if isinstance(start, str) else None
         return cls(
             name=str(metadata.get("name", "")),
             ip=str(status.get("podIP") or ""),
             phase=str(status.get("phase") or "Pending"),
             ready=ready,
             terminating=metadata.get("deletionTimestamp") is not None,
-            start_time=parse_time(start, 0.0),
+            start_time=(parse_time(start) if isinstance(start, str) else None) or 0.0,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PodCounts:
+    """A revision's pods by state, as Knative's PodAccessor counts them."""
+
+    ready: int = 0
+    not_ready: int = 0
+    pending: int = 0
+    terminating: int = 0
 
 
 def count_pods(pods: Iterable[PodInfo]) -> PodCounts:

@@ -22,25 +22,36 @@ import contextlib
 import logging
 import random
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from autoscaler.collector import ScrapeTarget
 from autoscaler.config import ScalingSpec, resolve_scaling
 from autoscaler.decider import TICK_SECONDS
 from autoscaler.kpa import reconcile
-from autoscaler.kube import DeploymentScale, PodAutoscalerStatusWriter, PodAutoscalerWatch, RevisionPods, count_pods
-from autoscaler.podautoscaler import PodAutoscaler, PodCounts
+from autoscaler.kube import (
+    DeploymentScale,
+    PodAutoscalerStatusWriter,
+    PodAutoscalerWatch,
+    PodCounts,
+    RevisionPods,
+    count_pods,
+)
 from autoscaler.revision import RevisionScaler
 from autoscaler.scraper import ScrapeFailed, StatsFetcher, scrape_revision
 from knserve.clock import Clock, SystemClock
 from knserve.networking import AUTOSCALING_CLASS_ANNOTATION, KPA_CLASS
 from knserve.stats_wire import RevisionStat
+from serving.apis.autoscaling.v1alpha1 import PodAutoscaler
 from serving.config.autoscaler import AutoscalerConfig
 
 log = logging.getLogger(__name__)
 
 SCRAPE_SECONDS = 1.0
+
+
+def _key(pa: PodAutoscaler) -> tuple[str, str]:
+    return (pa.namespace, pa.name)
 
 
 @dataclass(eq=False)
@@ -110,23 +121,24 @@ class AutoscalerService:
     # --- inputs ---------------------------------------------------------------------------------
     async def handle_event(self, kind: str, obj: Mapping[str, Any]) -> None:
         now = self._clock.time()
-        pa = PodAutoscaler.from_object(obj, now=now)
-        if kind == "DELETED" or pa.annotations.get(AUTOSCALING_CLASS_ANNOTATION, KPA_CLASS) != KPA_CLASS:
-            await self._remove(pa.key)
+        pa = PodAutoscaler.model_validate(obj)
+        key = _key(pa)
+        if kind == "DELETED" or (pa.metadata.annotation(AUTOSCALING_CLASS_ANNOTATION) or KPA_CLASS) != KPA_CLASS:
+            await self._remove(key)
             return
-        state = self.revisions.get(pa.key)
+        state = self.revisions.get(key)
         if state is None:
             counts = count_pods(await self._pods.list_pods(pa.namespace, pa.revision))
             state = RevisionState(pa, RevisionScaler(self._spec(pa), ready_pods=counts.ready, now=now))
-            self.revisions[pa.key] = state
-            self._by_revision[(pa.namespace, pa.revision)] = pa.key
+            self.revisions[key] = state
+            self._by_revision[(pa.namespace, pa.revision)] = key
             if self._run_loops:
                 state.task = asyncio.get_running_loop().create_task(
                     self._revision_loops(state), name=f"autoscaler-{pa.namespace}/{pa.name}"
                 )
         else:
             # This process is the only writer of the status: keep the one it last wrote.
-            state.pa = replace(pa, status=state.pa.status) if state.counts is not None else pa
+            state.pa = pa.model_copy(update={"status": state.pa.status}) if state.counts is not None else pa
             state.scaler.update(self._spec(pa), now=now)
         state.dirty.set()
 
@@ -192,7 +204,7 @@ class AutoscalerService:
             if result.status != pa.status or state.counts is None:
                 # serviceName: the Service in front of the revision's pods, named like the PA
                 # (Knative reports its SKS there; the Revision is not Ready without it).
-                body = {**result.status.to_json(), "serviceName": pa.name}
+                body = {**result.status.to_dict(), "serviceName": pa.name}
                 writes.append(self._status.write_status(pa.namespace, pa.name, body))
             # Side by side: the status (desiredScale) shows a new scale as soon as the Deployment
             # does, rather than one API round trip later.
@@ -200,7 +212,7 @@ class AutoscalerService:
                         if isinstance(error, BaseException)]
             if failures:
                 raise failures[0]
-            state.pa = replace(pa, status=result.status)
+            state.pa = pa.model_copy(update={"status": result.status})
             state.counts = pods
             state.requeue_after = result.requeue_after
             self._schedule(state, result.requeue_after)
@@ -218,7 +230,7 @@ class AutoscalerService:
         state.requeue = loop.call_at(when, state.dirty.set)
 
     async def _revision_loops(self, state: RevisionState) -> None:
-        key = state.pa.key
+        key = _key(state.pa)
         async with asyncio.TaskGroup() as loops:
             loops.create_task(self._scrape_loop(key), name=f"scrape-{key}")
             loops.create_task(self._decide_loop(state), name=f"decide-{key}")
@@ -238,14 +250,14 @@ class AutoscalerService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(state.poke.wait(), self._tick_interval)
             state.poke.clear()
-            with _logged(f"tick {state.pa.key}"):
-                await self.tick(state.pa.key)
+            with _logged(f"tick {_key(state.pa)}"):
+                await self.tick(_key(state.pa))
 
     async def _reconcile_loop(self, state: RevisionState) -> None:
         while True:
             await state.dirty.wait()
-            with _logged(f"reconcile {state.pa.key}"):
-                await self.reconcile(state.pa.key)
+            with _logged(f"reconcile {_key(state.pa)}"):
+                await self.reconcile(_key(state.pa))
 
     async def _remove(self, key: tuple[str, str]) -> None:
         state = self.revisions.pop(key, None)
@@ -261,7 +273,8 @@ class AutoscalerService:
 
     def _spec(self, pa: PodAutoscaler) -> ScalingSpec:
         return resolve_scaling(
-            pa.annotations, container_concurrency=pa.container_concurrency, config=self.config, reachable=pa.reachable
+            pa.metadata.annotations or {}, container_concurrency=pa.spec.container_concurrency or 0,
+            config=self.config, reachable=pa.reachable,
         )
 
     def summary(self) -> Iterator[RevisionState]:

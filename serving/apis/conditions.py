@@ -8,7 +8,8 @@ Revision's ``Active``) are kept with severity ``Info`` and never affect ``Ready`
 ``lastTransitionTime`` changes only when a condition's status changes. The verbs take an
 optional keyword ``now``: when it is given, a changed condition gets that time; when it is not,
 a changed condition's time is left empty and ``stamp_transition_times(status, now)`` (called by
-the reconcile loop, which owns the clock) fills it in. No clock is read here.
+the reconcile loop, which owns the clock) fills it in. ``now`` is a datetime, an RFC 3339 text
+or epoch seconds (the autoscaler's clock). No clock is read here.
 """
 
 from __future__ import annotations
@@ -32,13 +33,28 @@ READY: Final = "Ready"
 SUCCEEDED: Final = "Succeeded"
 
 
-def format_time(now: datetime.datetime | str) -> str:
+Timestamp = datetime.datetime | str | float  # a datetime, RFC 3339 text or epoch seconds
+
+
+def format_time(now: Timestamp) -> str:
     """RFC 3339 with second precision in UTC, as Kubernetes writes ``metav1.Time``."""
     if isinstance(now, str):
         return now
+    if isinstance(now, (int, float)):
+        now = datetime.datetime.fromtimestamp(int(now), tz=datetime.timezone.utc)
     if now.tzinfo is None:
         now = now.replace(tzinfo=datetime.timezone.utc)
     return now.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str | None) -> float | None:
+    """Epoch seconds of an RFC 3339 time (``metav1.Time``); None when there is none or it does not parse."""
+    if not text:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
 
 
 class Condition(KubeModel):
@@ -82,7 +98,7 @@ class Status(KubeModel):
         return None
 
 
-def stamp_transition_times(status: Status, now: datetime.datetime | str) -> None:
+def stamp_transition_times(status: Status, now: Timestamp) -> None:
     """Give every condition that changed without a time (``lastTransitionTime`` empty) ``now``."""
     stamp = format_time(now)
     for condition in status.conditions or []:
@@ -97,7 +113,7 @@ class ConditionSet:
         self.happy = happy
         self.dependents: tuple[str, ...] = tuple(d for d in dependents if d != happy)
 
-    def manage(self, status: Status, *, now: datetime.datetime | str | None = None) -> ConditionManager:
+    def manage(self, status: Status, *, now: Timestamp | None = None) -> ConditionManager:
         return ConditionManager(self, status, now=now)
 
     def is_terminal(self, condition_type: str) -> bool:
@@ -107,7 +123,7 @@ class ConditionSet:
 class ConditionManager:
     """Verbs over one status's conditions, bound to a ``ConditionSet``."""
 
-    def __init__(self, condition_set: ConditionSet, status: Status, *, now: datetime.datetime | str | None) -> None:
+    def __init__(self, condition_set: ConditionSet, status: Status, *, now: Timestamp | None) -> None:
         self.set = condition_set
         self.status = status
         self.now = None if now is None else format_time(now)

@@ -9,16 +9,16 @@ import pytest
 
 from autoscaler.config import AutoscalerConfig, ScalingSpec, resolve_scaling
 from autoscaler.kpa import DeciderStatus, Reconciled, reconcile
-from autoscaler.podautoscaler import (
-    ACTIVE,
-    READY,
-    SCALE_TARGET_INITIALIZED,
-    Condition,
-    PodAutoscaler,
-    PodAutoscalerStatus,
-    PodCounts,
-)
+from autoscaler.kube import PodCounts
 from knserve.stats_wire import ACTIVATOR_IN_PATH_CONDITION, activator_in_path
+from serving.apis.autoscaling.v1alpha1 import PodAutoscaler, PodAutoscalerStatus
+from serving.apis.autoscaling.v1alpha1.podautoscaler_lifecycle import (
+    CONDITION_ACTIVE,
+    CONDITION_READY,
+    CONDITION_SCALE_TARGET_INITIALIZED,
+)
+from serving.apis.conditions import Condition, format_time
+from tests.support.factories import pa_condition, pod_autoscaler
 
 T0 = 1_700_000_000.0
 
@@ -38,13 +38,12 @@ def make_pa(
     """A PodAutoscaler whose Active condition has (status, since) and the activator (in path, since)."""
     conditions = []
     if active is not None:
-        conditions.append(Condition(ACTIVE, active[0], reason, "", active[1]))
+        conditions.append(pa_condition(CONDITION_ACTIVE, active[0], since=active[1], reason=reason))
     if in_path is not None:
-        conditions.append(Condition(ACTIVATOR_IN_PATH_CONDITION, "True" if in_path[0] else "False", "", "", in_path[1]))
+        conditions.append(pa_condition(ACTIVATOR_IN_PATH_CONDITION, "True" if in_path[0] else "False", since=in_path[1]))
     if initialized:
-        conditions.append(Condition(SCALE_TARGET_INITIALIZED, "True", "", "", T0 - 1000))
-    status = PodAutoscalerStatus(desired_scale=desired, conditions=tuple(conditions))
-    return PodAutoscaler(namespace="default", name="hello-00001", status=status)
+        conditions.append(pa_condition(CONDITION_SCALE_TARGET_INITIALIZED, "True", since=T0 - 1000))
+    return pod_autoscaler(PodAutoscalerStatus(desired_scale=desired, conditions=conditions))
 
 
 def run(
@@ -68,7 +67,7 @@ def run(
 
 
 def condition(result: Reconciled, kind: str) -> Condition:
-    found = result.status.condition(kind)
+    found = result.status.get_condition(kind)
     assert found is not None, kind
     return found
 
@@ -77,8 +76,8 @@ def condition(result: Reconciled, kind: str) -> Condition:
 def test_a_new_pa_without_a_decision_waits_activating() -> None:
     result = run(make_pa(initialized=False), desired=-1, ready=0, replicas=1)
     assert result.replicas is None and result.want == -1
-    assert condition(result, ACTIVE).status == "Unknown"
-    assert condition(result, READY).status == "Unknown"
+    assert condition(result, CONDITION_ACTIVE).status == "Unknown"
+    assert condition(result, CONDITION_READY).status == "Unknown"
     assert result.activator_in_path
     assert result.requeue_after == pytest.approx(630.0)  # progress deadline + 30 s
 
@@ -90,9 +89,9 @@ def test_initial_scale_is_written_before_any_decision() -> None:
 
 def test_a_new_pa_becomes_active_once_its_initial_pods_are_ready() -> None:
     result = run(make_pa(initialized=False), desired=0, ready=1, replicas=1)
-    assert condition(result, ACTIVE).status == "True"
-    assert condition(result, SCALE_TARGET_INITIALIZED).status == "True"
-    assert condition(result, READY).status == "True"
+    assert condition(result, CONDITION_ACTIVE).status == "True"
+    assert condition(result, CONDITION_SCALE_TARGET_INITIALIZED).status == "True"
+    assert condition(result, CONDITION_READY).status == "True"
     assert result.status.actual_scale == 1
 
 
@@ -121,18 +120,18 @@ def test_zero_is_held_at_one_until_active_for_a_stable_window() -> None:
     result = run(make_pa(active=("True", T0 - 20)), desired=0, ready=1, replicas=1)
     assert result.want == 1 and result.replicas is None
     assert result.requeue_after == pytest.approx(40.0)
-    assert condition(result, ACTIVE).status == "True"
+    assert condition(result, CONDITION_ACTIVE).status == "True"
 
 
 def test_after_a_stable_window_the_pa_goes_inactive_and_the_activator_in_path() -> None:
     pa = make_pa(active=("True", T0 - 60), in_path=(False, T0 - 500))
     result = run(pa, desired=0, ready=1, replicas=1)
     assert result.replicas is None and result.want == 0
-    assert condition(result, ACTIVE).status == "False"
-    assert condition(result, ACTIVE).reason == "NoTraffic"
+    assert condition(result, CONDITION_ACTIVE).status == "False"
+    assert condition(result, CONDITION_ACTIVE).reason == "NoTraffic"
     in_path = condition(result, ACTIVATOR_IN_PATH_CONDITION)
-    assert (in_path.status, in_path.reason, in_path.last_transition_time) == ("True", "ScaledToZero", T0)
-    assert activator_in_path(result.status.to_json())
+    assert (in_path.status, in_path.reason, in_path.last_transition_time) == ("True", "ScaledToZero", format_time(T0))
+    assert activator_in_path(result.status.to_dict())
 
 
 def test_zero_waits_for_the_grace_period_after_the_activator_went_into_the_path() -> None:
@@ -141,7 +140,7 @@ def test_zero_waits_for_the_grace_period_after_the_activator_went_into_the_path(
     assert waiting.replicas is None and waiting.requeue_after == pytest.approx(20.0)
     done = run(pa, desired=0, ready=1, replicas=1, now=T0 + 30)
     assert done.replicas == 0
-    assert condition(done, ACTIVE).reason == "NoTraffic"
+    assert condition(done, CONDITION_ACTIVE).reason == "NoTraffic"
 
 
 def test_zero_is_immediate_when_the_activator_was_already_in_the_path() -> None:
@@ -165,7 +164,7 @@ def _seconds_until_zero(*, ebc: int) -> tuple[int, float] | None:
         result = run(pa, desired=0, ready=1, replicas=1, now=now, ebc=ebc)
         if result.replicas is not None:
             return result.replicas, now - T0
-        pa = replace(pa, status=result.status)
+        pa = pa.model_copy(update={"status": result.status})
         now += result.requeue_after or 1.0
     return None
 
@@ -195,7 +194,7 @@ def test_activation_that_times_out_goes_to_zero() -> None:
     pa = make_pa(active=("Unknown", T0 - 631), initialized=False, reason="Queued")
     result = run(pa, desired=0, ready=0, replicas=1)
     assert result.replicas == 0
-    assert (condition(result, ACTIVE).status, condition(result, ACTIVE).reason) == ("False", "TimedOut")
+    assert (condition(result, CONDITION_ACTIVE).status, condition(result, CONDITION_ACTIVE).reason) == ("False", "TimedOut")
 
 
 # --- scale from zero ------------------------------------------------------------------------
@@ -203,11 +202,11 @@ def test_a_decision_above_zero_wakes_an_inactive_revision() -> None:
     pa = make_pa(active=("False", T0 - 300), in_path=(True, T0 - 300), desired=0, reason="NoTraffic")
     result = run(pa, desired=1, ready=0, replicas=0)
     assert result.replicas == 1
-    active = condition(result, ACTIVE)
+    active = condition(result, CONDITION_ACTIVE)
     assert (active.status, active.reason) == ("Unknown", "Queued")
     assert result.activator_in_path  # no ready pods: EBC < 0
-    ready = run(replace(pa, status=result.status), desired=1, ready=1, replicas=1, now=T0 + 3)
-    assert condition(ready, ACTIVE).status == "True"
+    ready = run(pa.model_copy(update={"status": result.status}), desired=1, ready=1, replicas=1, now=T0 + 3)
+    assert condition(ready, CONDITION_ACTIVE).status == "True"
 
 
 def test_a_restart_does_not_forget_the_desired_scale() -> None:
@@ -231,21 +230,21 @@ def test_activator_in_path(desired: int, ebc: int, spec: ScalingSpec, in_path: b
     result = run(make_pa(active=("True", T0 - 1000)), desired=desired, ready=3, replicas=3, ebc=ebc, spec=spec)
     assert result.activator_in_path is in_path
     assert condition(result, ACTIVATOR_IN_PATH_CONDITION).reason == reason
-    assert activator_in_path(result.status.to_json()) is in_path
+    assert activator_in_path(result.status.to_dict()) is in_path
 
 
 def test_status_round_trips_through_json() -> None:
     result = run(make_pa(active=("True", T0 - 1000)), desired=2, ready=2, replicas=2, ebc=5)
-    back = PodAutoscalerStatus.from_json(result.status.to_json(), now=T0 + 100)
+    back = PodAutoscalerStatus.model_validate(result.status.to_dict())
     assert back == result.status
     obj = {
         "metadata": {"name": "hello-00001", "namespace": "ns", "generation": 2,
                      "labels": {"serving.knative.dev/revision": "hello-00001"}},
         "spec": {"containerConcurrency": 4, "reachability": "Unreachable",
                  "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "hello-00001-deployment"}},
-        "status": result.status.to_json(),
+        "status": result.status.to_dict(),
     }
-    pa = PodAutoscaler.from_object(obj, now=T0)
-    assert (pa.container_concurrency, pa.reachable, pa.deployment_name, pa.generation) == (
+    pa = PodAutoscaler.model_validate(obj)
+    assert (pa.spec.container_concurrency, pa.reachable, pa.deployment_name, pa.metadata.generation) == (
         4, False, "hello-00001-deployment", 2)
     assert pa.status == result.status

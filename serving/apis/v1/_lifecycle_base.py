@@ -5,15 +5,14 @@ Pure; no side effects.
 
 from __future__ import annotations
 
-import datetime
 from typing import TYPE_CHECKING, ClassVar
 
-from serving.apis.conditions import READY, Condition, ConditionManager, ConditionSet
+from serving.apis.conditions import READY, Condition, ConditionManager, ConditionSet, Timestamp
 
 if TYPE_CHECKING:
     from serving.apis.conditions import Status
 
-Now = datetime.datetime | str | None
+Now = Timestamp | None
 
 
 class StatusLifecycle:

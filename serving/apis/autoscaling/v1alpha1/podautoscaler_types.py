@@ -1,5 +1,7 @@
 """PodAutoscaler (autoscaling.internal.knative.dev/v1alpha1): the autoscaler's view of a Revision.
 
+The controller creates one per Revision; the autoscaler reads its annotations,
+``containerConcurrency``, ``reachability`` and ``scaleTargetRef`` and owns its status.
 Pure models; the condition verbs live in ``podautoscaler_lifecycle.py``.
 """
 
@@ -9,6 +11,7 @@ from typing import Final
 
 from pydantic import Field
 
+from knserve.networking import REVISION_LABEL
 from serving.apis.autoscaling.v1alpha1.podautoscaler_lifecycle import PodAutoscalerStatusLifecycle
 from serving.apis.conditions import Status
 from serving.apis.meta import FrozenModel, ObjectReference, Resource
@@ -44,3 +47,17 @@ class PodAutoscaler(Resource):
 
     def is_ready(self) -> bool:
         return self.status.observed_generation == self.metadata.generation and self.status.is_ready()
+
+    @property
+    def revision(self) -> str:
+        """The Revision it scales (its label; the PodAutoscaler is named like the Revision)."""
+        return self.metadata.label(REVISION_LABEL) or self.name
+
+    @property
+    def deployment_name(self) -> str:
+        return self.spec.scale_target_ref.name or f"{self.revision}-deployment"
+
+    @property
+    def reachable(self) -> bool:
+        """False only for a revision no route sends traffic to (it may go to zero below min-scale)."""
+        return self.spec.reachability != REACHABILITY_UNREACHABLE
