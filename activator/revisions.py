@@ -2,7 +2,8 @@
 
 ``RevisionInfo`` carries what the activator needs from a Revision object
 (``containerConcurrency``, ``timeoutSeconds``, ``responseStartTimeoutSeconds``,
-``idleTimeoutSeconds``); ``Endpoints`` the revision's pod addresses
+``idleTimeoutSeconds``), read through the API layer's ``Revision`` model as the controller
+reads it; ``Endpoints`` the revision's pod addresses
 (``ip:port`` of the queue-proxy), split into those Kubernetes calls ready and those it does
 not yet (the activator probes the latter itself and uses them as soon as a probe passes).
 
@@ -28,6 +29,7 @@ from typing import Any, Protocol
 import yaml
 
 from knserve.networking import QUEUE_HTTP_PORT
+from serving.apis.v1 import Revision, RevisionSpec
 
 DEFAULT_TIMEOUT_SECONDS = 300.0
 
@@ -48,20 +50,21 @@ class RevisionInfo:
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> RevisionInfo:
         """Read a Revision as the API server returns it (a JSON object)."""
-        metadata = obj.get("metadata") or {}
-        spec = obj.get("spec") or {}
-        return cls.from_spec(str(metadata.get("namespace", "default")), str(metadata["name"]), spec)
+        revision = Revision.model_validate(obj)
+        return cls.from_spec(revision.namespace or "default", revision.name, revision.spec)
 
     @classmethod
-    def from_spec(cls, namespace: str, name: str, spec: Mapping[str, Any]) -> RevisionInfo:
-        """From a Revision spec's camelCase fields (also the ``--static`` file's)."""
+    def from_spec(cls, namespace: str, name: str, spec: RevisionSpec | Mapping[str, Any]) -> RevisionInfo:
+        """From a Revision spec, or its camelCase fields (the ``--static`` file's)."""
+        if not isinstance(spec, RevisionSpec):
+            spec = RevisionSpec.model_validate(spec)
         return cls(
             namespace=namespace,
             name=name,
-            container_concurrency=int(spec.get("containerConcurrency") or 0),
-            timeout_seconds=float(spec.get("timeoutSeconds") or DEFAULT_TIMEOUT_SECONDS),
-            response_start_timeout_seconds=float(spec.get("responseStartTimeoutSeconds") or 0.0),
-            idle_timeout_seconds=float(spec.get("idleTimeoutSeconds") or 0.0),
+            container_concurrency=spec.get_container_concurrency(),
+            timeout_seconds=float(spec.timeout_seconds or DEFAULT_TIMEOUT_SECONDS),
+            response_start_timeout_seconds=float(spec.response_start_timeout_seconds or 0.0),
+            idle_timeout_seconds=float(spec.idle_timeout_seconds or 0.0),
         )
 
 
