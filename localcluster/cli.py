@@ -2,6 +2,8 @@
 
     knserve local up [--reset]   start everything in the background; returns once healthy
     knserve local down           stop every process ``up`` started (objects are kept)
+        [--remove-routes]        also remove the host's 'unreachable' routes for the cluster's
+                                 ranges, unless another local cluster still runs
     knserve local status         what runs, with pids and logs
     knserve local kubeconfig     print the admin kubeconfig's path
 
@@ -62,7 +64,7 @@ def up(args: argparse.Namespace) -> int:
 def down(args: argparse.Namespace) -> int:
     cluster = _cluster(args)
     LocalStack(cluster).stop(progress=_say)
-    cluster.stop(progress=_say)
+    cluster.stop(progress=_say, remove_routes=args.remove_routes)
     _say("stopped (objects are kept; `knserve local up` brings them back)")
     return 0
 
@@ -90,7 +92,10 @@ def main(argv: list[str]) -> int:
     up_parser = commands.add_parser("up", help="start the local cluster and knserve")
     up_parser.add_argument("--reset", action="store_true", help="start from an empty cluster")
     up_parser.set_defaults(run=up)
-    commands.add_parser("down", help="stop everything `up` started").set_defaults(run=down)
+    down_parser = commands.add_parser("down", help="stop everything `up` started")
+    down_parser.add_argument("--remove-routes", action="store_true",
+                             help="also remove the host routes that keep cluster addresses on this machine")
+    down_parser.set_defaults(run=down)
     commands.add_parser("status", help="show what runs").set_defaults(run=status)
     commands.add_parser("kubeconfig", help="print the admin kubeconfig path").set_defaults(run=kubeconfig)
     args = parser.parse_args(argv)

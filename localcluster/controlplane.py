@@ -13,8 +13,8 @@ A ``LocalCluster`` owns one state directory::
       node/               the node agent's state (pod IPs, pod logs, tokens)
 
 ``start`` is idempotent: components already running and healthy are left alone. It first
-blocks the cluster's address ranges on the host (``hostroutes``), and ``stop`` unblocks them
-when no other local cluster needs them.
+blocks the cluster's address ranges on the host (``hostroutes``); the routes stay after
+``stop`` unless it is asked to remove them (and no other local cluster needs them).
 
 etcd serves TLS only and asks every client, and its peer, for a certificate from its own CA
 (``pki/etcd/ca.crt``, as kubeadm sets it up): the cluster CA signs certificates for anyone the
@@ -477,11 +477,11 @@ class LocalCluster:
             processes.wait_healthy(spec, pid, healthy, timeout=timeout)
             progress(f"{spec.name} ready ({time.monotonic() - began:.1f}s)")
 
-    def stop(self, *, progress: Progress = print) -> None:
+    def stop(self, *, progress: Progress = print, remove_routes: bool = False) -> None:
         for spec, _, _ in reversed(self._components(node=True)):
             if processes.stop(spec):
                 progress(f"stopped {spec.name}")
-        self.host_routes().release(self.state_dir, running=self._running_at, progress=progress)
+        self.host_routes().release(self.state_dir, running=self._running_at, remove=remove_routes, progress=progress)
 
     def status(self) -> list[ComponentStatus]:
         result = []

@@ -8,16 +8,18 @@ that is gone -- would otherwise follow the host's default route and leave the ma
 ``unreachable`` route for each range makes such a connection fail at once with "No route to
 host", on the host and for pods, whose packets the host routes.
 
-The routes go in before etcd starts, and ``knserve local down`` removes them only when no
-other local cluster of this machine still needs them (a test run starts its own cluster
-beside a developer's). Every cluster that installs them registers its state directory in
-``/run/knserve/host-routes/`` (a tmpfs: emptied at reboot, like the routes themselves); a
-registration counts while its cluster runs a process, or was made in the last ten minutes
-(a start under way), and is dropped when its state directory is gone or its processes ended
-long ago (a killed test run's). Left-over routes are harmless: they only stop packets that
-had nowhere to go on this machine. The routes carry ``proto 157``, so only ours are ever
-removed. A route someone else made for the same range is kept if it blocks too; if it leads
-somewhere, the start stops, since it would carry the cluster's traffic off the machine.
+The routes go in before etcd starts and stay when the cluster stops: they only stop packets
+that had nowhere to go on this machine, and a process that outlives its cluster (a pod's, a
+test's client) may still dial a cluster address. ``knserve local down --remove-routes``
+removes them, but only when no other local cluster of this machine still needs them (a test
+run starts its own cluster beside a developer's). For that every cluster that installs them
+registers its state directory in ``/run/knserve/host-routes/`` (a tmpfs: emptied at reboot,
+like the routes themselves); a registration counts while its cluster runs a process, or was
+made in the last ten minutes (a start under way), and is dropped when its state directory is
+gone or its processes ended long ago (a killed test run's). The routes carry ``proto 157``,
+so only ours are ever removed. A route someone else made for the same range is kept if it
+blocks too; if it leads somewhere, the start stops, since it would carry the cluster's
+traffic off the machine.
 
 Without CAP_NET_ADMIN (not root) no route can be made: ``install`` says what that means
 and the cluster starts without them.
@@ -134,12 +136,15 @@ class HostRoutes:
             for network in self.ranges:
                 self._add(network)
 
-    def release(self, state_dir: Path, *, running: Callable[[Path], bool], progress: Progress) -> None:
-        """Unregister ``state_dir``; remove the routes unless another cluster still needs them."""
+    def release(self, state_dir: Path, *, running: Callable[[Path], bool], remove: bool, progress: Progress) -> None:
+        """Unregister ``state_dir``; with ``remove``, also remove the routes unless another
+        cluster still needs them."""
         if not self.allowed():
             return
         with self._locked():
             self._entry(state_dir).unlink(missing_ok=True)
+            if not remove:
+                return
             others = self.users(running=running)
             if others:
                 progress(f"kept the 'unreachable' routes for {', '.join(self.ranges)}: the local cluster in "

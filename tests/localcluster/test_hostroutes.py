@@ -1,6 +1,6 @@
 """The host's unreachable routes as clusters sharing a machine rely on them: installed by the
-first cluster, kept while another still runs, removed by the last one down; never taken from
-someone else's route. ``ip`` is a fake routing table here (test_network_functional.py runs
+first cluster, kept when it stops, removed on request only when no other cluster runs; never
+taken from someone else's route. ``ip`` is a fake routing table here (test_network_functional.py runs
 the real one)."""
 
 from __future__ import annotations
@@ -69,6 +69,15 @@ def test_install_adds_one_route_per_range_and_a_second_install_changes_nothing(t
     assert ip.rows == ["default via 192.0.2.1 dev eth0", *ours("10.96.0.0/16", "10.244.0.0/16")]
 
 
+def test_a_cluster_that_stops_leaves_the_routes_unless_asked_but_unregisters(tmp_path):
+    ip = FakeIp()
+    host = routes(ip, tmp_path)
+    host.install(state(tmp_path, "a"), progress=print)
+    host.release(tmp_path / "a", running=lambda directory: False, remove=False, progress=print)
+    assert ip.rows == ours("10.96.0.0/16", "10.244.0.0/16")
+    assert host.users(running=lambda directory: True) == []
+
+
 def test_the_routes_stay_while_another_cluster_runs_and_go_with_the_last(tmp_path):
     ip = FakeIp()
     host = routes(ip, tmp_path)
@@ -76,10 +85,10 @@ def test_the_routes_stay_while_another_cluster_runs_and_go_with_the_last(tmp_pat
     host.install(developer, progress=print)
     host.install(tests, progress=print)
     said: list[str] = []
-    host.release(tests, running=lambda directory: directory == developer, progress=said.append)
+    host.release(tests, running=lambda directory: directory == developer, remove=True, progress=said.append)
     assert ip.rows == ours("10.96.0.0/16", "10.244.0.0/16")
     assert str(developer) in said[0]
-    host.release(developer, running=lambda directory: False, progress=said.append)
+    host.release(developer, running=lambda directory: False, remove=True, progress=said.append)
     assert ip.rows == []
 
 
@@ -92,7 +101,7 @@ def test_a_registration_counts_while_its_cluster_starts_but_not_once_it_is_long_
     long_ago = time.time() - STARTING_GRACE_SECONDS - 1
     os.utime(host._entry(killed), (long_ago, long_ago))
     removed.rmdir()
-    host.release(leaving, running=lambda directory: False, progress=print)
+    host.release(leaving, running=lambda directory: False, remove=True, progress=print)
     assert ip.rows == ours("10.96.0.0/16", "10.244.0.0/16")  # the one still starting needs them
     assert host.users(running=lambda directory: False) == [starting.resolve()]
     assert sorted(entry.name for entry in (tmp_path / "registry").iterdir() if not entry.name.startswith(".")) == [
@@ -103,7 +112,7 @@ def test_a_blocking_route_someone_else_made_is_used_and_left_in_place(tmp_path):
     ip = FakeIp("blackhole 10.96.0.0/16")
     host = routes(ip, tmp_path)
     host.install(state(tmp_path, "a"), progress=print)
-    host.release(tmp_path / "a", running=lambda directory: False, progress=print)
+    host.release(tmp_path / "a", running=lambda directory: False, remove=True, progress=print)
     assert ip.rows == ["blackhole 10.96.0.0/16"]
 
 
