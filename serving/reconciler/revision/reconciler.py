@@ -4,11 +4,9 @@ Revision's conditions from what they report.
 Phases (the three children are created or updated concurrently):
 1. ensure the Deployment (created with the initial scale; updates never touch ``replicas``,
    which belong to the autoscaler through ``/scale``); fold its status into
-   ``ResourcesAvailable``; when no replica is available, look at the revision's pods: a user
-   container that terminated gives ``ContainerHealthy=False`` ``ExitCode<N>`` with its
-   termination message; an image the node cannot get (``ImageNotMapped``, pull errors) gives
-   ``ContainerHealthy=False`` ``ContainerMissing`` at once; any other waiting reason is
-   surfaced as ``ResourcesAvailable=False`` once the Deployment's progress deadline passed;
+   ``ResourcesAvailable``; when no replica is available, what the revision's pods say is
+   wrong becomes ``ContainerHealthy=False`` or ``ResourcesAvailable=False`` (see
+   ``pod_problems``);
 2. ensure the Kubernetes Service ``<rev>`` (its EndpointSlices feed the ingress);
 3. ensure the PodAutoscaler ``<rev>`` and fold its status in (``Active``, replicas, initial
    scale). While no autoscaler has written a PodAutoscaler status, readiness comes from the
@@ -21,7 +19,7 @@ Side effects: creates and updates Deployments, Services and PodAutoscalers; even
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 from kube.cache import Store
 from kube.client import KubeClient
@@ -34,22 +32,16 @@ from serving.apis.v1.revision_lifecycle import (
     CONDITION_RESOURCES_AVAILABLE,
     REASON_DEPLOYING,
     REASON_PROGRESS_DEADLINE_EXCEEDED,
-    container_exiting_message,
-    exit_code_reason,
 )
 from serving.reconciler.children import ensure_child, ensure_together
 from serving.reconciler.loop import ReconcileContext
 from serving.reconciler.meta import event_target
-from serving.reconciler.revision.resources.deployment import QUEUE_CONTAINER_NAME, make_deployment
+from serving.reconciler.revision.pod_problems import surface_pod_problems
+from serving.reconciler.revision.resources.deployment import make_deployment
 from serving.reconciler.revision.resources.podautoscaler import make_pod_autoscaler
 from serving.reconciler.revision.resources.service import make_kubernetes_service
 
 POD_INDEX: Final = "revision"
-
-# Waiting reasons that mean the container can never start as written: surfaced at once.
-IMAGE_FAILURE_REASONS: Final = frozenset(
-    {"ImageNotMapped", "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
-)
 
 
 def keep_replicas(existing: JSON, body: JSON) -> None:
@@ -116,7 +108,7 @@ class RevisionReconciler:
         status.propagate_deployment_status(deployment.get("status") or {})
         wanted_replicas = int((deployment.get("spec") or {}).get("replicas") or 0)
         if wanted_replicas > 0 and available_replicas(deployment) == 0:
-            self.surface_pod_problems(revision, deployment)
+            self.mark_pod_problem(revision, deployment)
         elif wanted_replicas > 0 and ready_replicas(deployment) > 0:
             # A crash marked the container unhealthy; a ready pod since clears it (as Knative
             # does since knative/serving#15503; before, ContainerHealthy=False stayed for good).
@@ -135,39 +127,19 @@ class RevisionReconciler:
             self.readiness_without_autoscaler(revision, deployment)
         return None
 
-    def surface_pod_problems(self, revision: Revision, deployment: JSON) -> None:
+    def mark_pod_problem(self, revision: Revision, deployment: JSON) -> None:
         """Knative's look at the pods of a Deployment with no available replica."""
-        status = revision.status
-        images = {container.name: container.image or "" for container in revision.spec.containers or []}
-        pods = self.pods.by_index(POD_INDEX, f"{revision.namespace}/{revision.name}")
-        for pod in pods:
-            pod_status: dict[str, Any] = pod.get("status") or {}
-            for condition in pod_status.get("conditions") or []:
-                if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
-                    status.mark_resources_available_false(condition.get("reason") or "Unschedulable",
-                                                          condition.get("message") or "")
-                    return
-            for container in pod_status.get("containerStatuses") or []:
-                if container.get("name") == QUEUE_CONTAINER_NAME:
-                    continue
-                terminated = (container.get("lastState") or {}).get("terminated") or (
-                    (container.get("state") or {}).get("terminated"))
-                waiting = (container.get("state") or {}).get("waiting")
-                if terminated:
-                    exit_code = int(terminated.get("exitCode") or 0)
-                    message = terminated.get("message") or ""
-                    if exit_code == 0 and not message:
-                        message = "container exited with no error"
-                    status.mark_container_healthy_false(exit_code_reason(exit_code),
-                                                        container_exiting_message(message))
-                    return
-                if waiting and waiting.get("reason") in IMAGE_FAILURE_REASONS:
-                    image = images.get(container.get("name"), container.get("image") or "")
-                    status.mark_container_missing(image, waiting.get("message") or waiting.get("reason") or "")
-                    return
-                if waiting and waiting.get("reason") and deployment_timed_out(deployment):
-                    status.mark_resources_available_false(waiting["reason"], waiting.get("message") or "")
-                    return
+        problem = surface_pod_problems(
+            self.pods.by_index(POD_INDEX, f"{revision.namespace}/{revision.name}"),
+            images={container.name or "": container.image or "" for container in revision.spec.containers or []},
+            timed_out=deployment_timed_out(deployment),
+        )
+        if problem is None:
+            return
+        if problem.condition == CONDITION_CONTAINER_HEALTHY:
+            revision.status.mark_container_healthy_false(problem.reason, problem.message)
+        else:
+            revision.status.mark_resources_available_false(problem.reason, problem.message)
 
     def readiness_without_autoscaler(self, revision: Revision, deployment: JSON) -> None:
         """No autoscaler has reported on the PodAutoscaler: judge by available replicas."""
