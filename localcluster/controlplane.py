@@ -20,8 +20,8 @@ etcd serves TLS only and asks every client, and its peer, for a certificate from
 (``pki/etcd/ca.crt``, as kubeadm sets it up): the cluster CA signs certificates for anyone the
 API server approves a CertificateSigningRequest for, and none of those may read etcd. The
 API server uses ``apiserver-etcd-client``; health checks use ``etcd/healthcheck-client``. A
-state directory made before etcd had TLS gets the missing certificates on the next start,
-and etcd keeps its data.
+state directory made before etcd had TLS gets the missing certificates on the next start;
+etcd keeps its data, and its member's recorded peer URL becomes the TLS one.
 
 Side effects: starts and stops processes, writes the state directory, opens loopback ports,
 adds and removes routes on the host (root only).
@@ -42,6 +42,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from knserve import pki
 from localcluster import processes
@@ -476,6 +477,24 @@ class LocalCluster:
             pid = processes.start(spec)
             processes.wait_healthy(spec, pid, healthy, timeout=timeout)
             progress(f"{spec.name} ready ({time.monotonic() - began:.1f}s)")
+            if spec.name == "etcd":
+                self._advertise_tls_peer_url(progress)
+
+    def _etcd_call(self, path: str, body: dict[str, object]) -> dict[str, Any]:
+        """POST to etcd's JSON gateway (``/v3/...``) with the health-check client's certificate."""
+        request = urllib.request.Request(f"{self.etcd_url}{path}", data=json.dumps(body).encode(), method="POST")
+        with urllib.request.urlopen(request, timeout=5, context=self.etcd_client_context()) as response:
+            answer: dict[str, Any] = json.loads(response.read())
+            return answer
+
+    def _advertise_tls_peer_url(self, progress: Progress) -> None:
+        """A member that an earlier knserve started keeps its plain-HTTP peer URL in etcd's data
+        (the --initial-* flags count only for a new member): record the TLS one."""
+        peer_url = f"https://127.0.0.1:{self.ports.etcd_peer}"
+        for member in self._etcd_call("/v3/cluster/member/list", {}).get("members", []):
+            if member.get("peerURLs") != [peer_url]:
+                self._etcd_call("/v3/cluster/member/update", {"ID": member["ID"], "peerURLs": [peer_url]})
+                progress(f"etcd member {member.get('name', member['ID'])} now advertises {peer_url}")
 
     def stop(self, *, progress: Progress = print, remove_routes: bool = False) -> None:
         for spec, _, _ in reversed(self._components(node=True)):
