@@ -88,13 +88,10 @@ def _duration(annotations: Mapping[str, str], names: tuple[str, ...]) -> float |
         return None
 
 
-def resolve_scaling(
-    annotations: Mapping[str, str],
-    *,
-    container_concurrency: int,
-    config: AutoscalerConfig,
-    reachable: bool = True,
-) -> ScalingSpec:
+def _metric_and_target(
+    annotations: Mapping[str, str], container_concurrency: int, config: AutoscalerConfig
+) -> tuple[str, float, float]:
+    """(metric, total, utilisation): what one pod can take and the share of it aimed for."""
     metric = _raw(annotations, keys.METRIC) or METRIC_CONCURRENCY
     if metric == METRIC_RPS:
         total, utilisation = config.rps_target_default, config.target_utilization
@@ -111,7 +108,11 @@ def resolve_scaling(
     percentage = _float(annotations, keys.TARGET_UTILIZATION_PERCENTAGE)
     if percentage is not None and percentage > 0:
         utilisation = percentage / 100.0
+    return metric, total, utilisation
 
+
+def _windows(annotations: Mapping[str, str], config: AutoscalerConfig) -> tuple[float, float, float]:
+    """(stable window, panic window, panic threshold percentage)."""
     stable_window = _duration(annotations, keys.WINDOW)
     if stable_window is None or not WINDOW_MIN_SECONDS <= stable_window <= WINDOW_MAX_SECONDS:
         stable_window = config.stable_window_seconds
@@ -122,14 +123,11 @@ def resolve_scaling(
     threshold = _float(annotations, keys.PANIC_THRESHOLD_PERCENTAGE)
     if threshold is None or threshold <= 0:
         threshold = config.panic_threshold_percentage
+    return stable_window, panic_window, threshold
 
-    tbc = _float(annotations, keys.TARGET_BURST_CAPACITY)
-    if tbc is None or (tbc < 0 and tbc != -1):
-        tbc = config.target_burst_capacity
-    delay = _duration(annotations, keys.SCALE_DOWN_DELAY)
-    if delay is None or delay < 0:
-        delay = config.scale_down_delay_seconds
 
+def _scale_bounds(annotations: Mapping[str, str], config: AutoscalerConfig, *, reachable: bool) -> tuple[int, int, int]:
+    """(min scale, max scale, initial scale)."""
     min_scale = 0  # an unreachable revision (routingState reserve) may go to zero
     if reachable:
         annotated_min = _int(annotations, keys.MIN_SCALE)
@@ -140,6 +138,25 @@ def resolve_scaling(
     initial_scale = _int(annotations, keys.INITIAL_SCALE)
     if initial_scale is None or initial_scale < 0 or (initial_scale == 0 and not config.allow_zero_initial_scale):
         initial_scale = config.initial_scale
+    return min_scale, max_scale, initial_scale
+
+
+def resolve_scaling(
+    annotations: Mapping[str, str],
+    *,
+    container_concurrency: int,
+    config: AutoscalerConfig,
+    reachable: bool = True,
+) -> ScalingSpec:
+    metric, total, utilisation = _metric_and_target(annotations, container_concurrency, config)
+    stable_window, panic_window, threshold = _windows(annotations, config)
+    min_scale, max_scale, initial_scale = _scale_bounds(annotations, config, reachable=reachable)
+    tbc = _float(annotations, keys.TARGET_BURST_CAPACITY)
+    if tbc is None or (tbc < 0 and tbc != -1):
+        tbc = config.target_burst_capacity
+    delay = _duration(annotations, keys.SCALE_DOWN_DELAY)
+    if delay is None or delay < 0:
+        delay = config.scale_down_delay_seconds
     activation_scale = _int(annotations, keys.ACTIVATION_SCALE) or 0
     retention = _duration(annotations, keys.SCALE_TO_ZERO_POD_RETENTION_PERIOD)
     if retention is None or retention < 0:
