@@ -26,6 +26,10 @@ DEFAULT_USER_PORT: Final = 8080
 ACTIVATOR_SERVICE_NAME: Final = "activator-service"
 AUTOSCALER_SERVICE_NAME: Final = "autoscaler"
 AUTOSCALER_PORT: Final = 8080  # activator -> autoscaler stats push and poke
+# The activator and autoscaler close a connection that has sent no complete request for
+# this long since it opened or since its last answer: idle and half-sent ones alike (the
+# queue-proxy's header timeout). The ingress lets its upstream connections idle for less.
+SERVER_IDLE_TIMEOUT_SECONDS: Final = 60.0
 SYSTEM_NAMESPACE: Final = "knative-serving"
 
 # --- headers ---------------------------------------------------------------------------
@@ -38,6 +42,13 @@ PROXY_HEADER: Final = "K-Proxy-Request"  # value "activator" on requests the act
 PROXY_HEADER_ACTIVATOR_VALUE: Final = "activator"
 HASH_HEADER: Final = "K-Network-Hash"
 KUBELET_PROBE_USER_AGENT_PREFIX: Final = "kube-probe/"
+KUBELET_PROBE_HEADER: Final = "K-Kubelet-Probe"  # Knative's older marker of kubelet probes
+PASSTHROUGH_LB_HEADER: Final = "K-Passthrough-Lb"
+# Headers knserve's own components set between themselves (Knative's internal headers). The
+# ingress removes every one of them from the requests it receives, so a client cannot
+# forge a probe, a Host, a revision or the activator's mark.
+INTERNAL_HEADER_PREFIXES: Final = ("K-Network-", "Knative-Serving-")
+INTERNAL_HEADERS: Final = (ORIGINAL_HOST_HEADER, PROXY_HEADER, KUBELET_PROBE_HEADER, PASSTHROUGH_LB_HEADER)
 
 # --- labels and annotations --------------------------------------------------------------
 GROUP: Final = "serving.knative.dev"

@@ -6,7 +6,11 @@ builds the head the app receives while it notes what the proxy must know (probe,
 kubelet probe, activator-proxied, body framing, upgrade). Ordinary headers cost one dict
 lookup; the rewriting below touches only the headers it names:
 
-- ``Knative-Serving-Revision`` / ``-Namespace`` are dropped;
+- ``Knative-Serving-Revision`` / ``-Namespace`` are dropped; a request that carries the
+  revision header came through the ingress (which always sets it, after removing what the
+  client sent) or the activator (which keeps it), so its ``kube-probe/`` User-Agent is the
+  client's own and does not make it a kubelet probe: only the kubelet's, sent straight to
+  the pod, are answered as probes;
 - ``Host`` is restored from ``K-Original-Host`` (which is dropped);
 - ``Forwarded`` is synthesised from ``X-Forwarded-For/-Proto/-Host`` unless present;
 - the client's address is appended to ``X-Forwarded-For``;
@@ -30,6 +34,7 @@ F_EXPECT_CONTINUE: Final = 32
 F_CONNECTION_CLOSE: Final = 64
 F_CONNECTION_KEEP_ALIVE: Final = 128
 F_UPGRADE: Final = 256  # a protocol switch request (value in RequestHead.upgrade)
+F_ROUTED: Final = 512  # Knative-Serving-Revision present: routed by the ingress, not sent by the kubelet
 F_ANY_PROBE: Final = F_KUBELET_PROBE | F_PROBE
 F_BODY: Final = F_LENGTH | F_CHUNKED
 
@@ -48,10 +53,11 @@ _PROBE: Final = 12
 _USER_AGENT: Final = 13
 _PROXY: Final = 14
 _TE: Final = 15
+_ROUTED: Final = 16
 
 _CLASSES: Final[dict[bytes, int]] = {
     b"k-original-host": _ORIGINAL_HOST,
-    b"knative-serving-revision": _DROP,
+    b"knative-serving-revision": _ROUTED,
     b"knative-serving-namespace": _DROP,
     b"connection": _CONNECTION,
     b"keep-alive": _DROP,
@@ -116,7 +122,7 @@ class RequestHeadBuilder:
         if kind is None:
             self._parts += (name, b": ", value, b"\r\n")
         elif kind == _USER_AGENT:
-            if value.startswith(KUBE_PROBE_PREFIX):
+            if value.startswith(KUBE_PROBE_PREFIX) and not self._flags & F_ROUTED:
                 self._flags |= F_KUBELET_PROBE
             self._parts += (name, b": ", value, b"\r\n")
         else:
@@ -145,6 +151,9 @@ class RequestHeadBuilder:
 
     def _special_header(self, kind: int, name: bytes, value: bytes) -> None:
         if kind == _DROP:
+            return
+        if kind == _ROUTED:  # dropped, and whatever User-Agent came with it is no kubelet's
+            self._flags = (self._flags | F_ROUTED) & ~F_KUBELET_PROBE
             return
         extra = self._extra
         if extra is None:

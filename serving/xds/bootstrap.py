@@ -2,8 +2,21 @@
 
 Everything else (listeners, routes, clusters, endpoints) comes over one ADS stream. The xDS
 server is reached through a static cluster (an IP) or a DNS one (a Service name) over HTTP/2
-with keepalive pings the server is configured to accept. Pure builder of a JSON-able dict;
-no side effects.
+with keepalive pings the server is configured to accept.
+
+The overload manager keeps the edge answering under a flood of connections or memory use:
+
+- at most ``max_connections`` downstream connections; Envoy closes the ones beyond at once
+  (instead of leaving them unaccepted once it runs out of file descriptors, which is what
+  locks new clients out). Each connection can need a second descriptor upstream, so the
+  limit must stay under half the open-file limit: :func:`connections_for_open_files`;
+- as connections near that limit or the heap nears ``max_heap_bytes``, idle connections are
+  closed sooner (down to ``min_idle_timeout_seconds``); then keep-alive is turned off, then
+  new connections and requests are refused;
+- tcmalloc hands freed memory back to the system (``release_bytes_per_second``), so the
+  memory a flood of connections took comes back once they are gone.
+
+Pure builder of a JSON-able dict; no side effects.
 """
 
 from __future__ import annotations
@@ -26,9 +39,26 @@ class BootstrapSettings:
     keepalive_interval_seconds: int = 30
     keepalive_timeout_seconds: int = 5
     max_connections: int = 50_000
+    """Downstream connections; needs an open-file limit above ``2 * max_connections + RESERVED_FILES``."""
+    max_heap_bytes: int = 768 * 1024 * 1024
+    """The heap the overload manager measures against (the ingress pod's memory limit is 1 GiB)."""
+    min_idle_timeout_seconds: float = 2.0
+    release_bytes_per_second: int = 32 * 1024 * 1024
     reconnect_base_seconds: float = 0.25
     reconnect_max_seconds: float = 5.0
     """Envoy retries a lost ADS stream with back-off up to this; short so a restarted server is seen soon."""
+
+
+RESERVED_FILES: Final = 1024
+"""Descriptors Envoy needs besides client and upstream connections (xDS, admin, logs, threads)."""
+_MIN_CONNECTIONS: Final = 64
+GLOBAL_CONNECTIONS: Final = "envoy.resource_monitors.global_downstream_max_connections"
+FIXED_HEAP: Final = "envoy.resource_monitors.fixed_heap"
+
+
+def connections_for_open_files(open_files: int) -> int:
+    """The most downstream connections an Envoy with ``open_files`` descriptors can hold safely."""
+    return max(_MIN_CONNECTIONS, (open_files - RESERVED_FILES) // 2)
 
 
 def _duration(seconds: float) -> str:
@@ -113,16 +143,60 @@ def make_bootstrap(settings: BootstrapSettings) -> dict[str, Any]:
                 }
             ]
         },
-        # An edge proxy should bound its connections (and Envoy warns when it does not).
-        "overload_manager": {
-            "resource_monitors": [
-                {
-                    "name": "envoy.resource_monitors.global_downstream_max_connections",
-                    "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
-                        "max_active_downstream_connections": settings.max_connections,
-                    },
-                }
-            ]
+        "overload_manager": _overload_manager(settings),
+        "memory_allocator_manager": {
+            "bytes_to_release": str(settings.release_bytes_per_second),
+            "memory_release_interval": "1s",
         },
+    }
+
+
+def _threshold(monitor: str, value: float) -> dict[str, Any]:
+    return {"name": monitor, "threshold": {"value": value}}
+
+
+def _overload_manager(settings: BootstrapSettings) -> dict[str, Any]:
+    """Connection and heap limits, and what Envoy gives up as it nears them."""
+    return {
+        "refresh_interval": "0.25s",
+        "resource_monitors": [
+            {
+                "name": GLOBAL_CONNECTIONS,
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3"
+                             ".DownstreamConnectionsConfig",
+                    "max_active_downstream_connections": settings.max_connections,
+                },
+            },
+            {
+                "name": FIXED_HEAP,
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig",
+                    "max_heap_size_bytes": settings.max_heap_bytes,
+                },
+            },
+        ],
+        "actions": [
+            {
+                # Idle connections (kept alive, or never used) go first, earlier the closer the limits.
+                "name": "envoy.overload_actions.reduce_timeouts",
+                "triggers": [
+                    {"name": GLOBAL_CONNECTIONS, "scaled": {"scaling_threshold": 0.5, "saturation_threshold": 0.9}},
+                    {"name": FIXED_HEAP, "scaled": {"scaling_threshold": 0.8, "saturation_threshold": 0.95}},
+                ],
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.config.overload.v3.ScaleTimersOverloadActionConfig",
+                    "timer_scale_factors": [
+                        {"timer": "HTTP_DOWNSTREAM_CONNECTION_IDLE",
+                         "min_timeout": _duration(settings.min_idle_timeout_seconds)},
+                    ],
+                },
+            },
+            {"name": "envoy.overload_actions.shrink_heap", "triggers": [_threshold(FIXED_HEAP, 0.9)]},
+            {"name": "envoy.overload_actions.disable_http_keepalive", "triggers": [_threshold(FIXED_HEAP, 0.92)]},
+            {"name": "envoy.overload_actions.stop_accepting_requests", "triggers": [_threshold(FIXED_HEAP, 0.98)]},
+        ],
+        "loadshed_points": [
+            {"name": "envoy.load_shed_points.tcp_listener_accept", "triggers": [_threshold(FIXED_HEAP, 0.95)]},
+        ],
     }

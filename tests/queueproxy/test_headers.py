@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from queueproxy.headers import (
+    F_ANY_PROBE,
     F_CHUNKED,
     F_EXPECT_CONTINUE,
     F_KUBELET_PROBE,
@@ -75,6 +76,21 @@ def test_te_trailers_is_kept_for_grpc() -> None:
 )
 def test_flags(headers: list[tuple[bytes, bytes]], flag: int) -> None:
     assert build(headers).flags & flag
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param([(b"Knative-Serving-Revision", b"hello-00001"), (b"User-Agent", b"kube-probe/1.37")],
+                     id="revision first"),
+        pytest.param([(b"User-Agent", b"kube-probe/1.37"), (b"Knative-Serving-Revision", b"hello-00001")],
+                     id="user agent first"),
+    ],
+)
+def test_kubelet_user_agent_on_a_routed_request_is_no_probe(headers: list[tuple[bytes, bytes]]) -> None:
+    head = build(headers)
+    assert not head.flags & F_ANY_PROBE
+    assert head.header_list()[0] == (b"User-Agent", b"kube-probe/1.37")  # the app sees it unchanged
 
 
 def test_probe_value_kept_and_header_not_forwarded() -> None:

@@ -12,18 +12,38 @@ from typing import Final
 from envoy_data_plane.envoy.config.cluster import v3 as cluster_v3
 from envoy_data_plane.envoy.config.core import v3 as core_v3
 from envoy_data_plane.envoy.config.endpoint import v3 as endpoint_v3
+from envoy_data_plane.envoy.extensions.upstreams.http import v3 as upstream_http_v3
+from envoy_data_plane.google import protobuf
 
+from knserve.networking import SERVER_IDLE_TIMEOUT_SECONDS
+from serving.xds import wire
 from serving.xds.model import Endpoint
 
 CONNECT_TIMEOUT: Final = datetime.timedelta(seconds=5)
 # Envoy's default circuit breakers (1024 connections/requests per cluster) would shed load
 # at a busy revision; queue-proxy and the activator do the limiting, so Envoy gets out of the way.
 CIRCUIT_BREAKER_LIMIT: Final = 1_000_000
+CONNECTION_BUFFER_BYTES: Final = 32 * 1024
+"""Per upstream connection, as Envoy's edge proxy guidance has it (the listeners use the same)."""
+UPSTREAM_IDLE_TIMEOUT: Final = datetime.timedelta(seconds=SERVER_IDLE_TIMEOUT_SECONDS - 10)
+"""Envoy closes an idle pooled connection before the activator would (a request sent on a
+connection the server is closing fails with a 503)."""
+HTTP_PROTOCOL_OPTIONS: Final = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
 
 def ads_config_source() -> core_v3.ConfigSource:
     """Fetch over the one ADS stream Envoy already has (bootstrap ``ads_config``)."""
     return core_v3.ConfigSource(ads=core_v3.AggregatedConfigSource(), resource_api_version=core_v3.ApiVersion.V3)
+
+
+def make_upstream_http_options() -> protobuf.Any:
+    """HTTP/1.1 to queue-proxies and the activator, idle connections closed after ``UPSTREAM_IDLE_TIMEOUT``."""
+    options = upstream_http_v3.HttpProtocolOptions(
+        common_http_protocol_options=core_v3.HttpProtocolOptions(idle_timeout=UPSTREAM_IDLE_TIMEOUT),
+        explicit_http_config=upstream_http_v3.HttpProtocolOptionsExplicitHttpConfig(
+            http_protocol_options=core_v3.Http1ProtocolOptions()),
+    )
+    return protobuf.Any(type_url=f"type.googleapis.com/{HTTP_PROTOCOL_OPTIONS}", value=wire.encode(options))
 
 
 def make_cluster(name: str, *, connect_timeout: datetime.timedelta = CONNECT_TIMEOUT) -> cluster_v3.Cluster:
@@ -34,6 +54,8 @@ def make_cluster(name: str, *, connect_timeout: datetime.timedelta = CONNECT_TIM
         type=cluster_v3.ClusterDiscoveryType.EDS,
         eds_cluster_config=cluster_v3.ClusterEdsClusterConfig(eds_config=ads_config_source()),
         connect_timeout=connect_timeout,
+        per_connection_buffer_limit_bytes=CONNECTION_BUFFER_BYTES,
+        typed_extension_protocol_options={HTTP_PROTOCOL_OPTIONS: make_upstream_http_options()},
         lb_policy=cluster_v3.ClusterLbPolicy.LEAST_REQUEST,
         circuit_breakers=cluster_v3.CircuitBreakers(
             thresholds=[

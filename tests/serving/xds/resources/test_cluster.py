@@ -4,7 +4,9 @@ import pytest
 from envoy_data_plane.envoy.config.cluster import v3 as cluster_v3
 from envoy_data_plane.envoy.config.core import v3 as core_v3
 from envoy_data_plane.envoy.config.endpoint import v3 as endpoint_v3
+from envoy_data_plane.envoy.extensions.upstreams.http import v3 as upstream_http_v3
 
+from knserve.networking import SERVER_IDLE_TIMEOUT_SECONDS
 from serving.xds.model import Endpoint
 from serving.xds.resources import cluster
 
@@ -19,6 +21,9 @@ def test_make_cluster_is_an_eds_cluster_over_ads() -> None:
             eds_config=core_v3.ConfigSource(ads=core_v3.AggregatedConfigSource(), resource_api_version=core_v3.ApiVersion.V3)
         ),
         connect_timeout=datetime.timedelta(seconds=2),
+        per_connection_buffer_limit_bytes=32 * 1024,
+        typed_extension_protocol_options={
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": cluster.make_upstream_http_options()},
         lb_policy=cluster_v3.ClusterLbPolicy.LEAST_REQUEST,
         circuit_breakers=cluster_v3.CircuitBreakers(
             thresholds=[
@@ -32,6 +37,14 @@ def test_make_cluster_is_an_eds_cluster_over_ads() -> None:
             ]
         ),
     )
+
+
+def test_envoy_lets_pooled_connections_idle_for_less_than_the_activator_does() -> None:
+    options = upstream_http_v3.HttpProtocolOptions.parse(cluster.make_upstream_http_options().value)
+    assert options.common_http_protocol_options is not None
+    assert options.common_http_protocol_options.idle_timeout < datetime.timedelta(seconds=SERVER_IDLE_TIMEOUT_SECONDS)
+    assert options.explicit_http_config == upstream_http_v3.HttpProtocolOptionsExplicitHttpConfig(
+        http_protocol_options=core_v3.Http1ProtocolOptions())
 
 
 def lb_endpoint(host: str, port: int) -> endpoint_v3.LbEndpoint:
