@@ -6,7 +6,9 @@ cluster DNS). What changes locally:
 
     envoy        a ``hostNetwork`` pod, so users reach it on 127.0.0.1:<ingress>; its bootstrap
                  inline (the local ports are the cluster's own, several local clusters can
-                 share a machine), its admin interface and /ready on 127.0.0.1:<envoy_admin>;
+                 share a machine; its connection limit fits this machine's open-file
+                 limit, which the node's processes get), its admin interface and /ready
+                 on 127.0.0.1:<envoy_admin>;
                  cluster DNS (``ClusterFirstWithHostNet``) finds the xDS server; ``Recreate``,
                  since two Envoys cannot hold the same host ports at once
     controller   tells Envoy to listen on 127.0.0.1:<ingress> for public routes and on the
@@ -14,13 +16,14 @@ cluster DNS). What changes locally:
                  through the ``knserve-internal`` Service)
     all          plain-text logs (``kubectl logs`` reads better than JSON on a laptop)
 
-Pure: builds manifests from config/'s and the ports.
+Pure but for reading this process's open-file limit: builds manifests from config/'s and the ports.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import resource
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -29,7 +32,7 @@ import yaml
 
 from knserve.networking import SYSTEM_NAMESPACE
 from localcluster.controlplane import Ports
-from serving.xds.bootstrap import BootstrapSettings, make_bootstrap
+from serving.xds.bootstrap import BootstrapSettings, connections_for_open_files, make_bootstrap
 from serving.xds.bootstrap_manifest import XDS_PORT, XDS_SERVICE
 
 COMPONENT_LABEL = "app.kubernetes.io/component"
@@ -41,6 +44,7 @@ def envoy_args(ports: Ports) -> list[str]:
     bootstrap = make_bootstrap(BootstrapSettings(
         node_id="knserve-local-ingress", xds_host=f"{XDS_SERVICE}.{SYSTEM_NAMESPACE}.svc.cluster.local",
         xds_port=XDS_PORT, admin_port=ports.envoy_admin, keepalive_interval_seconds=10,
+        max_connections=connections_for_open_files(resource.getrlimit(resource.RLIMIT_NOFILE)[1]),
     ))
     return ["--config-yaml", json.dumps(bootstrap, separators=(",", ":")), "--disable-hot-restart",
             "--log-level", "warn", "--concurrency", "2", "--drain-time-s", "1"]
