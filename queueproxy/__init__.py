@@ -5,7 +5,7 @@ autoscaler) and 9091 (Prometheus). The data path is asyncio Protocols with httpt
 (uvloop when available); the side ports are a small httptools server too.
 
 Modules: ``settings`` (environment -> frozen settings), pure cores ``breaker``,
-``stats``, ``drain``, ``headers``, ``metrics``, ``readiness`` (tracker); the data path
+``stats``, ``drain``, ``headers``, ``framing``, ``metrics``, ``readiness`` (tracker); the data path
 ``proxy`` (client connections), ``exchange`` (one request), ``upstream`` (HTTP/1.1 pool
 to the app), ``h2upstream`` (h2c to the app); ``admin`` (side ports), ``server`` (the
 process), ``__main__`` (entry point: ``knserve queue-proxy``).

@@ -4,8 +4,9 @@ An ``Exchange`` is created by the client connection when a request's headers are
 counts the request in the stats, takes a breaker slot (or waits, or is refused with 503),
 sends the rewritten head and streams the body to an app connection, passes the app's
 response bytes back, and enforces the revision's timeouts (504 before the response
-starts, a cut body after). Whatever way it ends, ``_finish`` runs exactly once and gives
-back the breaker slot. Side effects: writes on the client and app transports.
+starts; after, the response is ended as Knative's queue-proxy ends it: see
+``_end_at_timeout``). Whatever way it ends, ``_finish`` runs exactly once and gives back
+the breaker slot. Side effects: writes on the client and app transports.
 
 Timeouts cost no timer per request: every exchange shares the same timeout lengths, so
 deadlines come in arrival order and the proxy keeps exchanges in an insertion-ordered
@@ -22,6 +23,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 from queueproxy.breaker import Admission
+from queueproxy.framing import CHUNKED, LENGTH, UNTIL_CLOSE, with_connection_close
 from queueproxy.headers import F_BODY, F_CHUNKED, F_EXPECT_CONTINUE, F_PROXIED, RequestHead
 
 if TYPE_CHECKING:
@@ -41,6 +43,10 @@ DONE = 5
 CLIENT_CLOSED_REQUEST = 499  # recorded in metrics when the client went away first
 PENDING_BODY_LIMIT = 256 * 1024  # bytes of request body held while waiting for the app
 TIMEOUT_BODY = b"request timeout"
+# a chunked response ended by a timeout: the message as its last chunk, then the end
+TIMEOUT_LAST_CHUNKS = b"%x\r\n%s\r\n0\r\n\r\n" % (len(TIMEOUT_BODY), TIMEOUT_BODY)
+# how long a timeout waits for the app to finish the chunk it is in the middle of
+CHUNK_END_GRACE_SECONDS = 1.0
 QUEUE_FULL_BODY = b"pending request queue full\n"
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
@@ -95,7 +101,7 @@ class Exchange:
         """The client connection made this its current exchange: admit and dispatch it."""
         if self.local is not None:
             self.state = DONE
-            self.client.write(self.local)
+            self.client.write(self.local if self.keep_alive else with_connection_close(self.local))
             self.client.exchange_finished(self, self.keep_alive)
             return
         proxy = self.proxy
@@ -236,8 +242,13 @@ class Exchange:
             self.last_activity = self.proxy.time()
 
     def response_end(self, data: bytes, status: int, upstream_keep_alive: bool,
-                     connection: UpstreamConnection) -> None:
-        """The last bytes of the app's response: pass them on and finish."""
+                     connection: UpstreamConnection, *, reusable: bool = True) -> None:
+        """The last bytes of the app's response: pass them on and finish.
+
+        ``upstream_keep_alive`` is what the app's head said (the client read the same head,
+        so the client connection closes when it said close); ``reusable`` False keeps the
+        app connection out of the pool all the same.
+        """
         self.upstream = None
         if self.state == DONE:
             connection.close()
@@ -249,13 +260,14 @@ class Exchange:
         if not client.closed:
             client.transport.write(data)  # type: ignore[union-attr]
         proxy = self.proxy
-        if upstream_keep_alive and self.request_done and not proxy.closing:
+        if upstream_keep_alive and reusable and self.request_done and not proxy.closing:
             if connection._reading_paused:
                 connection.resume_reading()
             proxy.pool.idle[connection] = None
         else:
             connection.close()
-            self.keep_alive = False
+            if not upstream_keep_alive or not self.request_done:
+                self.keep_alive = False
         self._finish()
 
     def response_closed(self, status: int) -> None:
@@ -440,11 +452,62 @@ class Exchange:
             return
         if self.state == WAITING:
             proxy.breaker.cancel(self)
-        self._abort_upstream()
         if self.response_started:
-            self._cut()
+            self._end_at_timeout()
         else:
             self._answer_locally(504, TIMEOUT_BODY)
+
+    def _end_at_timeout(self) -> None:
+        """A timeout after the response started: end it as Knative's queue-proxy does.
+
+        Knative's timeout handler (``timeoutSeconds``, and ``idleTimeoutSeconds``; the
+        response-start timeout no longer applies once the response started) writes its
+        message into the started response and returns, and Go's server then ends the
+        response. So a chunked body gets ``request timeout`` as its last chunk and the
+        terminating chunk, and the client sees a complete response (when the app is in
+        the middle of a chunk, the rest of that chunk is passed on first, for at most
+        ``CHUNK_END_GRACE_SECONDS``; the connection is cut if it does not come). A body
+        that ends with the connection gets the message, then the close. A body with a
+        Content-Length cannot be ended early: the connection closes after what the app
+        sent, so the client sees it short, as it is. (Knative writes the message into
+        that body too, where it would pass for the app's data; we do not.)
+        """
+        upstream = self.upstream
+        if upstream is not None:
+            framing = upstream.response_framing()
+        elif self.h2_stream is not None:
+            framing = self.proxy.h2.response_framing(self)  # type: ignore[attr-defined]
+        else:
+            framing = LENGTH
+        if framing == CHUNKED:
+            if upstream is None or upstream.at_chunk_boundary:
+                self._end_chunked()
+            else:
+                upstream.end_at_boundary = True
+                self.timer = self.proxy.loop.call_later(CHUNK_END_GRACE_SECONDS, self._chunk_end_overdue)
+            return
+        self._abort_upstream()
+        self.keep_alive = False
+        if framing == UNTIL_CLOSE:
+            self.client.write(TIMEOUT_BODY)
+        self._finish()  # the client connection closes once what it was sent is flushed
+
+    def chunk_boundary_reached(self) -> None:
+        """The app finished the chunk a timeout was waiting for (see ``_end_at_timeout``)."""
+        if self.state != DONE:
+            self._end_chunked()
+
+    def _chunk_end_overdue(self) -> None:
+        self.timer = None
+        if self.state != DONE:
+            self._cut()
+
+    def _end_chunked(self) -> None:
+        self._abort_upstream()
+        if not self.request_done:
+            self.keep_alive = False  # the rest of the request body would be read as a new request
+        self.client.write(TIMEOUT_LAST_CHUNKS)
+        self._finish()
 
     def _cancel_timer(self) -> None:
         self.proxy.timed.pop(self, None)
@@ -465,8 +528,8 @@ class Exchange:
     def _answer_locally(self, status: int, body: bytes, *, close: bool = False) -> None:
         self._abort_upstream()
         self.status = status
-        if not self.request_done:
-            close = True  # the rest of the request body would be read as a new request
+        if not self.request_done or not self.keep_alive:
+            close = True  # the rest of the request body would be read as a new request; or the client said close
         if close:
             self.keep_alive = False
         self.client.write(local_response(status, body, close=close, head_only=self.method == b"HEAD"))

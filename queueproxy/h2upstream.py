@@ -24,6 +24,8 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
+from queueproxy.framing import CHUNKED, LENGTH
+
 if TYPE_CHECKING:
     from queueproxy.exchange import Exchange
 
@@ -292,6 +294,10 @@ class H2AppConnection(asyncio.Protocol):
             else:
                 stream.chunked = True
                 lines.append(b"transfer-encoding: chunked\r\n")
+        exchange = stream.exchange
+        if not exchange.keep_alive or not exchange.request_done or exchange.proxy.closing:
+            exchange.keep_alive = False  # the client connection closes after this response: say so
+            lines.append(b"connection: close\r\n")
         phrase = HTTPStatus(status).phrase.encode() if status in HTTPStatus._value2member_map_ else b"Unknown"
         stream.exchange.start_response(status, b"HTTP/1.1 %d %s\r\n%s\r\n" % (status, phrase, b"".join(lines)))
 
@@ -360,6 +366,11 @@ class H2Upstream:
         exchange.h2_stream = None
         if isinstance(stream, _Stream):
             stream.connection.cancel(stream)
+
+    def response_framing(self, exchange: Exchange) -> int:
+        """How the reframed response under way is delimited (every write ends a chunk)."""
+        stream = exchange.h2_stream
+        return CHUNKED if isinstance(stream, _Stream) and stream.chunked else LENGTH
 
     def pause(self, exchange: Exchange) -> None:
         stream = exchange.h2_stream

@@ -38,6 +38,8 @@ PROBE_OK = local_response(200, b"queue")
 PROBE_NOT_READY = local_response(503, b"queue not ready\n")
 PROBE_VALUE = b"queue"
 DEADLINE_TICK_SECONDS = 0.05
+# a connection closed with unsent bytes is flushed first; a client that stops reading is cut after this
+CLOSE_LINGER_SECONDS = 30.0
 
 
 class Proxy:
@@ -319,8 +321,11 @@ class ClientConnection(RequestHeadBuilder, asyncio.Protocol):
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            if self.transport is not None:
-                self.transport.close()
+            transport = self.transport
+            if transport is not None:
+                transport.close()
+                if transport.get_write_buffer_size():
+                    self.proxy.loop.call_later(CLOSE_LINGER_SECONDS, transport.abort)
 
     def close_if_idle(self) -> None:
         if not self._exchanges and not self._in_request:

@@ -3,8 +3,11 @@
 ``UpstreamConnection`` is an asyncio Protocol over one TCP connection to the app. It
 sends one request at a time and passes the app's response bytes to its exchange
 unchanged (httptools only finds where the response ends), so headers and bodies stream
-without being rebuilt or held whole. ``UpstreamPool`` keeps idle connections (LIFO) and
-opens new ones. Side effects: TCP connections to the app's address.
+without being rebuilt or held whole; the one exception is the head of a response the
+client connection will not outlive, which gains ``Connection: close``. A chunked body's
+chunks are followed (framing.py) once it spans more than one read, so that a timeout can
+end it on a chunk boundary. ``UpstreamPool`` keeps idle connections (LIFO) and opens new
+ones. Side effects: TCP connections to the app's address.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import logging
 from typing import TYPE_CHECKING
 
 import httptools
+
+from queueproxy.framing import CHUNKED, UNTIL_CLOSE, ChunkedBody, final_head_span, framing_of, with_connection_close
 
 if TYPE_CHECKING:
     from queueproxy.exchange import Exchange
@@ -31,7 +36,7 @@ class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
         "pool", "transport", "exchange", "_parser", "_status", "_headers_done", "_complete", "_keep_alive",
         "_head_chunks", "requests", "closed", "tunnel", "_reading_paused", "chunked", "head_request",
-        "received",
+        "received", "chunks", "end_at_boundary",
     )
 
     def __init__(self, pool: UpstreamPool) -> None:
@@ -51,6 +56,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.chunked = False  # the current request body goes out chunked
         self.head_request = False
         self.received = 0  # response bytes of the current request
+        self.chunks: ChunkedBody | None = None  # where a chunked body spanning reads stands
+        self.end_at_boundary = False  # a timeout ends the response at the end of the current chunk
 
     # --- asyncio.Protocol ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -106,7 +113,9 @@ class UpstreamConnection(asyncio.Protocol):
             if not isinstance(error.__context__, _HeadResponseDone):
                 raise
             self.exchange = None
-            exchange.response_end(self._output(data, was_done), self._status, False, self)
+            # llhttp cannot skip a HEAD body: the app connection is not trusted again
+            exchange.response_end(self._head_out(exchange, data), self._status, self._keep_alive, self,
+                                  reusable=False)
             return
         except httptools.HttpParserError as error:
             self.exchange = None
@@ -114,12 +123,24 @@ class UpstreamConnection(asyncio.Protocol):
             exchange.upstream_failed(error, self, malformed=True)
             return
         if self._headers_done:
-            if self._complete:
+            if not was_done:
+                data = self._head_out(exchange, data)
+                if self._complete:
+                    self.exchange = None
+                    exchange.response_end(data, self._status, self._keep_alive, self)
+                else:
+                    self._body_begins(data)
+                    exchange.response_data(data, self._status)
+            elif self._complete:
                 self.exchange = None
-                exchange.response_end(data if was_done else self._output(data, was_done), self._status,
-                                      self._keep_alive, self)
+                exchange.response_end(data, self._status, self._keep_alive, self)
+            elif self.chunks is None:
+                exchange.response_data(data, self._status)
+            elif not self.end_at_boundary:
+                self.chunks.feed(data)
+                exchange.response_data(data, self._status)
             else:
-                exchange.response_data(data if was_done else self._output(data, was_done), self._status)
+                self._forward_to_boundary(exchange, data)
         elif self.received > MAX_RESPONSE_HEAD_BYTES:
             self.exchange = None
             self.abort()
@@ -131,6 +152,37 @@ class UpstreamConnection(asyncio.Protocol):
             return data
         return b"".join(self._head_chunks)
 
+    def _head_out(self, exchange: Exchange, data: bytes) -> bytes:
+        """The bytes that complete the response head, as the client gets them.
+
+        When the client connection closes after this response (the client asked for it,
+        its request body is not all in, or the proxy is shutting down), the head says so.
+        """
+        data = self._output(data, False)
+        if not exchange.keep_alive or not exchange.request_done or exchange.proxy.closing:
+            exchange.keep_alive = False
+            return with_connection_close(data)
+        return data
+
+    def _body_begins(self, data: bytes) -> None:
+        """The head is in and the body goes on past this read: follow its chunks, if chunked."""
+        start, end = final_head_span(data)
+        if end >= 0 and framing_of(data[start:end]) == CHUNKED:
+            self.chunks = ChunkedBody()
+            self.chunks.feed(data, end)
+
+    def _forward_to_boundary(self, exchange: Exchange, data: bytes) -> None:
+        """A timeout is ending this response: pass on the rest of the current chunk, then end."""
+        assert self.chunks is not None
+        end = self.chunks.feed(data, stop_at_boundary=True)
+        if not self.chunks.at_boundary:
+            exchange.response_data(data, self._status)
+            return
+        self.exchange = None
+        if end:
+            exchange.response_data(data[:end] if end < len(data) else data, self._status)
+        exchange.chunk_boundary_reached()
+
     # --- httptools callbacks -----------------------------------------------------------
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
@@ -140,7 +192,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._headers_done = True
         if self.head_request:
             self._complete = True
-            self._keep_alive = False  # llhttp cannot skip a HEAD body: do not trust the connection again
+            self._keep_alive = self._parser.should_keep_alive()
             raise _HeadResponseDone()
 
     def on_message_complete(self) -> None:
@@ -150,6 +202,18 @@ class UpstreamConnection(asyncio.Protocol):
         self._keep_alive = self._parser.should_keep_alive()
 
     # --- used by the exchange ----------------------------------------------------------
+    def response_framing(self) -> int:
+        """How the response under way is delimited (framing.py), for a timeout to end it."""
+        if self.chunks is not None:
+            return CHUNKED
+        head = b"".join(self._head_chunks)
+        start, end = final_head_span(head)
+        return framing_of(head[start:end]) if end >= 0 else UNTIL_CLOSE
+
+    @property
+    def at_chunk_boundary(self) -> bool:
+        return self.chunks is None or self.chunks.at_boundary
+
     def start(self, exchange: Exchange, data: bytes, chunked: bool, head_request: bool) -> None:
         self.exchange = exchange
         self.requests += 1
@@ -158,6 +222,8 @@ class UpstreamConnection(asyncio.Protocol):
         if self._head_chunks:
             self._head_chunks.clear()
         self.received = 0
+        self.chunks = None
+        self.end_at_boundary = False
         self.chunked = chunked
         self.head_request = head_request
         if head_request:

@@ -4,9 +4,11 @@
   /            "hello"
   /sleep?s=N   answers after N seconds
   /stream?s=N  sends a first chunk at once, then one chunk every 0.1 s for N seconds
+  /stall?s=N   sends a first chunk at once, then nothing for N seconds, then a last one
+  /trickle?size=N&s=T   N bytes with a Content-Length, sent in 100 pieces over T seconds
   /hold        holds the request until /release (or ?s=N seconds); tracks concurrency
   /release     releases every held request; /concurrency -> {"now": n, "max": m}; /reset
-  /download?size=N   N bytes, streamed in 64 KiB chunks
+  /download?size=N[&seed=S]   N bytes ("x", or pseudo-random from seed S), streamed in 64 KiB pieces
   /upload      reads the body as it comes and answers its size
   /headers     the request's headers as JSON
   /close-mid   starts a 1 MB response, sends part of it and closes the connection
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import sys
 
 from aiohttp import WSMsgType, web
@@ -48,6 +51,38 @@ async def stream(request: web.Request) -> web.StreamResponse:
         await response.write(b"more\n")
     await response.write_eof()
     return response
+
+
+async def stall(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse()
+    await response.prepare(request)
+    await response.write(b"first\n")
+    await asyncio.sleep(float(request.query.get("s", "5")))
+    await response.write(b"late\n")
+    await response.write_eof()
+    return response
+
+
+async def trickle(request: web.Request) -> web.StreamResponse:
+    size = int(request.query.get("size", "1000"))
+    pause = float(request.query.get("s", "10")) / 100
+    response = web.StreamResponse()
+    response.content_length = size
+    await response.prepare(request)
+    piece = b"x" * max(1, size // 100)
+    sent = 0
+    while sent < size:
+        part = piece[: size - sent]
+        await response.write(part)
+        sent += len(part)
+        await asyncio.sleep(pause)
+    await response.write_eof()
+    return response
+
+
+def download_bytes(size: int, seed: int) -> bytes:
+    """What /download?size=N&seed=S sends (tests compute the same to compare)."""
+    return random.Random(seed).randbytes(size)
 
 
 async def hold(request: web.Request) -> web.Response:
@@ -82,9 +117,16 @@ async def reset(request: web.Request) -> web.Response:
 
 async def download(request: web.Request) -> web.StreamResponse:
     size = int(request.query.get("size", "0"))
+    seed = request.query.get("seed")
     response = web.StreamResponse()
     response.content_length = size
     await response.prepare(request)
+    if seed is not None:
+        content = download_bytes(size, int(seed))
+        for offset in range(0, size, 65536):
+            await response.write(content[offset:offset + 65536])
+        await response.write_eof()
+        return response
     block = b"x" * 65536
     sent = 0
     while sent < size:
@@ -146,6 +188,7 @@ def make_app() -> web.Application:
     app = web.Application(client_max_size=1 << 40)
     app.add_routes([
         web.get("/", hello), web.post("/", hello), web.get("/sleep", sleep), web.get("/stream", stream),
+        web.get("/stall", stall), web.get("/trickle", trickle),
         web.get("/hold", hold), web.get("/release", release), web.get("/concurrency", concurrency),
         web.get("/reset", reset), web.get("/download", download), web.post("/upload", upload),
         web.put("/upload", upload), web.route("*", "/headers", headers), web.get("/close-mid", close_mid), web.get("/drop", drop),
