@@ -25,6 +25,7 @@ from activator.metrics import ActivatorMetrics, RevisionGauges
 from activator.reporter import REPORT_INTERVAL, HttpStatSender, StatPusher, StatSender
 from activator.revisions import RevisionSource
 from activator.stats import ConcurrencyReporter
+from knserve.networking import SERVER_IDLE_TIMEOUT_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +99,16 @@ class Activator:
             loop.create_task(pusher.run(), name="activator-stat-pusher"),
         ]
         data = web.ServerRunner(
-            web.Server(self.handler, access_log=None), shutdown_timeout=self._drain_seconds, handle_signals=False
+            web.Server(self.handler, access_log=None, keepalive_timeout=SERVER_IDLE_TIMEOUT_SECONDS),
+            shutdown_timeout=self._drain_seconds, handle_signals=False,
         )
         await self._serve("data", data, host, port)
         if metrics_port is not None:
             app = web.Application()
             app.router.add_get("/metrics", self._metrics_endpoint)
-            await self._serve("metrics", web.AppRunner(app, access_log=None, handle_signals=False), host, metrics_port)
+            runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                   keepalive_timeout=SERVER_IDLE_TIMEOUT_SECONDS)
+            await self._serve("metrics", runner, host, metrics_port)
 
     async def _serve(self, name: str, runner: web.BaseRunner, host: str, port: int) -> None:
         await runner.setup()

@@ -27,7 +27,7 @@ from autoscaler.kube import Cluster, FakeCluster, PodInfo
 from autoscaler.scraper import HttpStatsFetcher
 from autoscaler.server import metrics_app, stats_app
 from autoscaler.service import AutoscalerService
-from knserve.networking import AUTOSCALER_PORT
+from knserve.networking import AUTOSCALER_PORT, SERVER_IDLE_TIMEOUT_SECONDS
 from serving.config.autoscaler import AutoscalerConfig
 from serving.config.parsers import ConfigError
 
@@ -106,7 +106,8 @@ async def serve(cluster: Cluster | None, config: AutoscalerConfig, args: argpars
         runners = []
         try:
             for app, port in ((stats_app(service), args.port), (metrics_app(service), args.metrics_port)):
-                runner = web.AppRunner(app, access_log=None, handle_signals=False)
+                runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                       keepalive_timeout=SERVER_IDLE_TIMEOUT_SECONDS)
                 await runner.setup()
                 await web.TCPSite(runner, args.host, port, reuse_address=True).start()
                 runners.append(runner)
