@@ -73,6 +73,10 @@ def test_up_twice_keeps_one_set_and_down_up_keeps_objects(tmp_path):
     finally:
         _knserve_local(state, "down")
     assert all(running_pid(spec) is None for spec, _, _ in cluster._components(node=True))
+    # The host keeps blocking the Service range after down: a process that outlived the
+    # cluster still cannot send a Service IP off the machine.
+    route = subprocess.run(["ip", "route", "get", "10.96.255.254"], capture_output=True, text=True)
+    assert " via " not in route.stdout and "No route to host" in route.stderr, (route.stdout, route.stderr)
 
 
 def _etcd_gateway(url: str, method: str, body: dict[str, str], context: ssl.SSLContext | None = None) -> dict:
@@ -112,6 +116,8 @@ def test_a_state_directory_from_before_etcd_had_tls_upgrades_in_place(tmp_path):
         cluster.start(progress=print, node=False)
         found = _etcd_gateway(cluster.etcd_url, "range", {"key": _b64("/kept")}, cluster.etcd_client_context())
         assert base64.b64decode(found["kvs"][0]["value"]) == b"from before"
+        members = cluster._etcd_call("/v3/cluster/member/list", {})["members"]
+        assert [member["peerURLs"] for member in members] == [[f"https://127.0.0.1:{ports.etcd_peer}"]]
         assert not _answers(f"{plain}/health")
         assert _kubectl(cluster, "get", "--raw", "/readyz/etcd").stdout == "ok"
     finally:
