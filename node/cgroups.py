@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import decimal
+import errno
 import logging
 import os
 from collections.abc import Mapping
@@ -87,7 +88,7 @@ class ContainerCgroups:
         problems: list[str] = []
         if self.memory_limit is not None:
             try:
-                self.memory.mkdir(parents=True, exist_ok=True)
+                _below_hierarchy(self.memory, self.root / "memory")
                 (self.memory / "memory.limit_in_bytes").write_text(str(self.memory_limit))
                 swap = self.memory / "memory.memsw.limit_in_bytes"
                 if swap.exists():
@@ -95,10 +96,10 @@ class ContainerCgroups:
                 self._oom_kills_before = self.oom_kills()
                 procs.append(self.memory / "cgroup.procs")
             except OSError as error:
-                problems.append(f"memory limit not enforced ({self.memory.parent.parent.parent}: {error.strerror})")
+                problems.append(f"memory limit not enforced ({self.root / 'memory'}: {error.strerror})")
         if self.cpu_quota is not None or self.cpu_shares is not None:
             try:
-                self.cpu.mkdir(parents=True, exist_ok=True)
+                _below_hierarchy(self.cpu, self.root / "cpu")
                 if self.cpu_quota is not None:
                     (self.cpu / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
                     (self.cpu / "cpu.cfs_quota_us").write_text(str(self.cpu_quota))
@@ -106,7 +107,7 @@ class ContainerCgroups:
                     (self.cpu / "cpu.shares").write_text(str(self.cpu_shares))
                 procs.append(self.cpu / "cgroup.procs")
             except OSError as error:
-                problems.append(f"CPU limit not enforced ({self.cpu.parent.parent.parent}: {error.strerror})")
+                problems.append(f"CPU limit not enforced ({self.root / 'cpu'}: {error.strerror})")
         return procs, "; ".join(problems)
 
     def oom_kills(self) -> int:
@@ -127,6 +128,13 @@ class ContainerCgroups:
     def remove(self) -> None:
         """Remove the container's cgroups, and the pod's when it is empty (its processes are gone)."""
         remove_pod_cgroups(self.pod_uid, root=self.root, only=self.container)
+
+
+def _below_hierarchy(group: Path, hierarchy: Path) -> None:
+    """Make ``group``, only inside a mounted ``hierarchy`` (never the hierarchy itself)."""
+    if not hierarchy.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "no cgroup v1 hierarchy here", str(hierarchy))
+    group.mkdir(parents=True, exist_ok=True)
 
 
 def remove_pod_cgroups(pod_uid: str, *, root: Path = CGROUP_ROOT, only: str | None = None) -> None:

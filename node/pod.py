@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from node.api import ApiError
+from node import images
 from node.context import NodeContext
 from node.dns import resolv_conf
 from node.processes import BindMount
+from node.security import IdentityRefused, container_identity
 from node.status import REASON_POD_INITIALIZING, Terminated, Waiting, build_pod_status
 from node.supervisor import ContainerSupervisor
 from node.tokens import PodCredentials
@@ -193,10 +195,29 @@ class PodWorker:
             return True
         return False
 
+    async def _credentials_owner(self) -> tuple[int, int] | None:
+        """The user the token files belong to: the one every container runs as, when that is
+        not root (as a kubelet owns a projected token); else None (root's, mode 0600)."""
+        spec = self.pod.get("spec") or {}
+        entries, _ = await self.ctx.images.entries()
+        owners: set[tuple[int, int]] = set()
+        for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+            entry = images.lookup(entries, str(container.get("image", "")))
+            try:
+                identity = container_identity(self.pod, container, image_user=entry.user if entry is not None else None)
+            except IdentityRefused:
+                continue
+            owners.add((identity.uid, identity.gid) if identity is not None else (0, 0))
+        if len(owners) != 1:
+            return None
+        owner = owners.pop()
+        return owner if owner[0] != 0 else None
+
     async def _prepare_credentials(self) -> bool:
         credentials = self.credentials
         if credentials is None:
             return True
+        credentials.owner = await self._credentials_owner()
         if not await self._retry("no service-account token yet", credentials.write, (ApiError, OSError)):
             return False
         self._tasks.append(asyncio.create_task(credentials.keep_fresh(), name=f"token {self.key}"))

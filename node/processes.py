@@ -151,6 +151,10 @@ class ContainerSetup:
     identity: Identity | None = None
     cgroups: tuple[Path, ...] = ()  # cgroup.procs files to join
     join_pid: int | None = None
+    # Paths the container's user must reach (the Python it runs on, its working directory, its
+    # credentials): a directory on their way that the user may not search is replaced, in the
+    # container's view only, by a tmpfs that it may search, holding just the entry on the way.
+    reachable: tuple[Path, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -161,6 +165,7 @@ class ContainerSetup:
             "identity": self.identity.to_json() if self.identity is not None else None,
             "cgroups": [str(path) for path in self.cgroups],
             "join_pid": self.join_pid,
+            "reachable": [str(path) for path in self.reachable],
         }
 
     @classmethod
@@ -179,6 +184,7 @@ class ContainerSetup:
             identity=Identity.from_json(identity) if identity is not None else None,
             cgroups=tuple(Path(p) for p in raw.get("cgroups") or []),
             join_pid=raw.get("join_pid"),
+            reachable=tuple(Path(p) for p in raw.get("reachable") or []),
         )
 
 
@@ -202,6 +208,27 @@ class _MountPoints:
         self.scratch = scratch
         self.mount = _libc_mount()
         self.own: set[str] = set()  # directories on a tmpfs of this container's
+        self.opened: dict[str, int] = {}  # directories made searchable -> their originals
+
+    def expose(self, path: Path, identity: Identity) -> None:
+        """Let ``identity`` reach ``path``: each directory on the way it may not search becomes
+        a searchable tmpfs with only the next entry (bound from the original) in it."""
+        current = Path("/")
+        for part in path.parts[1:]:
+            following = current / part
+            if str(current) in self.opened:
+                if not os.path.lexists(following):
+                    self._stand_ins(f"/proc/self/fd/{self.opened[str(current)]}", str(current), [part])
+            elif not os.path.lexists(following):
+                return
+            else:
+                status = os.stat(current)
+                if not _searchable(status, identity):
+                    original = os.open(current, os.O_RDONLY | os.O_DIRECTORY)
+                    self.opened[str(current)] = original
+                    self._tmpfs(str(current), status, mode=(status.st_mode | 0o111) & 0o7777)
+                    self._stand_ins(f"/proc/self/fd/{original}", str(current), [part])
+            current = following
 
     @staticmethod
     def fits(target: str, directory: bool) -> bool:
@@ -258,8 +285,9 @@ class _MountPoints:
                 os.close(os.open(stand_in, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
                 _bind(self.mount, original, stand_in)
 
-    def _tmpfs(self, where: str, like: os.stat_result) -> None:
-        options = f"mode={like.st_mode & 0o7777:o},uid={like.st_uid},gid={like.st_gid}"
+    def _tmpfs(self, where: str, like: os.stat_result, *, mode: int | None = None) -> None:
+        chosen = like.st_mode & 0o7777 if mode is None else mode
+        options = f"mode={chosen:o},uid={like.st_uid},gid={like.st_gid}"
         _check(self.mount(b"tmpfs", where.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options.encode()))
 
     def _shadow(self, directory: Path, *, skip: str) -> None:
@@ -296,6 +324,16 @@ class _MountPoints:
         _check(_libc.syscall(SYS_PIVOT_ROOT, b".", b"."))
         _check(_libc.umount2(b".", MNT_DETACH))
         os.chdir("/")
+
+
+def _searchable(directory: os.stat_result, identity: Identity) -> bool:
+    if identity.uid == 0:
+        return True
+    if directory.st_uid == identity.uid:
+        return bool(directory.st_mode & 0o100)
+    if directory.st_gid == identity.gid or directory.st_gid in identity.groups:
+        return bool(directory.st_mode & 0o010)
+    return bool(directory.st_mode & 0o001)
 
 
 def _enter_namespaces(pid: int) -> None:
@@ -339,7 +377,8 @@ def enter_container(setup: ContainerSetup) -> None:
                 _check(_libc.setns(descriptor, CLONE_NEWNET))
             finally:
                 os.close(descriptor)
-        if setup.mounts:
+        exposing = setup.identity is not None and setup.identity.uid != 0 and setup.reachable
+        if setup.mounts or exposing:
             mount = _libc_mount()
             _check(_libc.unshare(CLONE_NEWNS))
             _check(mount(None, b"/", None, MS_REC | MS_PRIVATE, None))  # nothing propagates back
@@ -352,6 +391,9 @@ def enter_container(setup: ContainerSetup) -> None:
                 _check(mount(str(bind.source).encode(), bind.target.encode(), None, MS_BIND, None))
                 if bind.read_only:
                     _check(mount(None, bind.target.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY, None))
+            if setup.identity is not None and exposing:
+                for path in setup.reachable:
+                    points.expose(path, setup.identity)
     if setup.cwd is not None:
         os.chdir(setup.cwd)
     if setup.identity is not None:

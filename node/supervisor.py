@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from node import envvars, images
 from node.backoff import RestartBackoff, should_restart
-from node.cgroups import ContainerCgroups
+from node.cgroups import ContainerCgroups, remove_pod_cgroups
 from node.handlers import run_action
 from node.probes import (
     ProbeConfigError,
@@ -395,7 +395,8 @@ class ContainerSupervisor:
         scratch = self.directory / "root"  # where a private root is built, if a mount point is missing
         scratch.mkdir(exist_ok=True)
         setup = ContainerSetup(network_namespace=self.pod.network_namespace, mounts=tuple(mounts), scratch=scratch,
-                               identity=self.identity, cgroups=tuple(self._cgroup_files()))
+                               identity=self.identity, cgroups=tuple(self._cgroup_files()),
+                               reachable=tuple(self._reachable_paths(cwd)))
         try:
             process = await self._start_process(argv, env, cwd, log_file, setup)
         except StartError as error:
@@ -433,6 +434,17 @@ class ContainerSupervisor:
             except ZygoteUnavailable as unavailable:
                 log.info("%s container %s is exec'd: %s", self.pod.key, self.name, unavailable)
         return ContainerProcess.spawn(argv, env=env, cwd=cwd, log_file=log_file, setup=setup)
+
+    def _reachable_paths(self, cwd: Path) -> list[Path]:
+        """What a container running as another user than root must reach on the host: the
+        Python installation and knserve's code it may run from (an image's own files), its
+        working directory and its service-account credentials."""
+        if self.identity is None or self.identity.uid == 0:
+            return []
+        paths = [Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path(__file__).resolve().parents[1], cwd]
+        if self.pod.credentials is not None:
+            paths.append(self.pod.credentials.directory)
+        return list(dict.fromkeys(paths))
 
     def _cgroup_files(self) -> list[Path]:
         """The container's cgroups (made on its first start): the files its process joins."""
@@ -635,8 +647,10 @@ class ContainerSupervisor:
 
 
 def remove_tree(path: Path) -> None:
-    """Delete a pod's directory (logs, credentials, records)."""
+    """Delete a pod's directory (logs, credentials, records) and what is left of its cgroups
+    (the directory is named after the pod's UID)."""
     shutil.rmtree(path, ignore_errors=True)
+    remove_pod_cgroups(path.name)
 
 
 __all__ = ["ContainerSupervisor", "WaitingForConfig", "remove_tree"]

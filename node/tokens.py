@@ -66,10 +66,12 @@ def kubeconfig_for(*, server: ServerInfo, namespace: str, account: str, token_fi
     return json.dumps(document, indent=2)  # JSON is YAML: every kubeconfig reader takes it
 
 
-def _write(path: Path, content: bytes, mode: int = 0o644) -> None:
+def _write(path: Path, content: bytes, mode: int = 0o644, owner: tuple[int, int] | None = None) -> None:
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_bytes(content)
     os.chmod(temporary, mode)
+    if owner is not None:
+        os.chown(temporary, *owner)
     os.replace(temporary, path)
 
 
@@ -95,6 +97,7 @@ class PodCredentials:
         self.pod_uid = str(metadata["uid"])
         self.account = service_account_name(pod)
         self.directory = directory
+        self.owner: tuple[int, int] | None = None  # uid and gid the token is for, when not root
         self._expiration = ""
 
     @property
@@ -107,7 +110,7 @@ class PodCredentials:
             self.namespace, self.account, pod_name=self.pod_name, pod_uid=self.pod_uid, expiration_seconds=TOKEN_SECONDS
         )
         self.directory.mkdir(parents=True, exist_ok=True)
-        _write(self.directory / "token", token.encode(), 0o600)
+        _write(self.directory / "token", token.encode(), 0o600, self.owner)
         _write(self.directory / "namespace", self.namespace.encode())
         ca_file: Path | None = None
         if self.server.ca_pem:
@@ -117,7 +120,7 @@ class PodCredentials:
             server=self.server, namespace=self.namespace, account=self.account,
             token_file=self.directory / "token", ca_file=ca_file,
         )
-        _write(self.kubeconfig, config.encode(), 0o600)
+        _write(self.kubeconfig, config.encode(), 0o600, self.owner)
 
     async def keep_fresh(self) -> None:
         """Rewrite the token before it expires, until cancelled."""

@@ -4,8 +4,7 @@ containers ask for it.
 Containers here are processes in the host's filesystem, so a volume is a directory under the
 pod's state (``<pod>/volumes/<name>``) that each container sees at its ``volumeMounts`` path,
 through a bind mount in the container's own mount namespace (``processes.preparing_container``;
-the host's view is untouched, but a missing mount point is created on the host, empty, as a
-runtime creates it in an image):
+the host's view is untouched, and a mount point the host lacks is made in that namespace only):
 
     emptyDir                  an empty directory, shared by the pod's containers
     configMap, secret         the keys (or ``items``) as files, written when the pod starts
@@ -20,8 +19,7 @@ containers run from) is left out, with a warning: the container sees the host's 
 ConfigMap and Secret volumes are not updated while the pod runs. ``subPath`` and
 ``readOnly`` are honoured.
 
-Side effects: reads ConfigMaps and Secrets; writes files under the pod's directory; creates
-missing mount points on the host.
+Side effects: reads ConfigMaps and Secrets; writes files under the pod's directory.
 """
 
 from __future__ import annotations
@@ -113,6 +111,7 @@ async def prepare_volumes(api: NodeApi, pod: dict[str, Any], root: Path,
                 log.warning("%s/%s: volume %s is of a kind the local node does not support; it is an empty directory",
                             namespace, pod["metadata"]["name"], name)
             directory.mkdir(parents=True, exist_ok=True)
+            os.chmod(directory, 0o777)  # writable whatever user the containers run as, as a kubelet makes it
         found[name] = directory
     return found
 
@@ -151,16 +150,3 @@ def container_mounts(container: dict[str, Any], volumes: Mapping[str, Path],
         mounts.append(BindMount(mount["mountPath"], source, bool(mount.get("readOnly"))))
     return mounts
 
-
-def ensure_mount_points(mounts: list[BindMount]) -> None:
-    """Create what a bind mount needs to land on: a directory, or an empty file for a file."""
-    for mount in mounts:
-        target = Path(mount.target)
-        if target.exists() or target.is_symlink():
-            continue
-        if mount.source.is_dir():
-            target.mkdir(parents=True, exist_ok=True)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.touch()
-            os.chmod(target, 0o644)
