@@ -68,6 +68,11 @@ MAX_MESSAGE = 1 << 20
 OWN_PACKAGES = frozenset({"knserve", "kube", "serving", "queueproxy", "activator", "autoscaler", "node", "samples"})
 SCRIPT = "knserve"
 
+# A zygote that has not answered a fork request by then is taken as stuck: that container is
+# exec'd, and so are the next ones until the zygote speaks again; a child it forks for the
+# abandoned request after all is killed at once.
+REPLY_TIMEOUT_SECONDS = 5.0
+
 PR_SET_NAME = 15
 PR_SET_MM = 35
 PR_SET_MM_MAP = 14
@@ -92,6 +97,7 @@ class Zygote:
         self._process: subprocess.Popen[bytes] | None = None
         self._socket: socket.socket | None = None
         self._ready = False
+        self._stuck = False
         self._ids = itertools.count(1)
         self._replies: dict[int, Reply] = {}
         self._exits: dict[int, asyncio.Future[int | None]] = {}
@@ -100,7 +106,7 @@ class Zygote:
     def serves(self, argv: Sequence[str], env: dict[str, str]) -> bool:
         """True when ``argv`` would exec this installation's knserve with a preloaded subcommand
         (and the zygote is up to fork it)."""
-        if not self._ready or len(argv) < 2 or argv[1] not in self.commands:
+        if not self._ready or self._stuck or len(argv) < 2 or argv[1] not in self.commands:
             return False
         found = shutil.which(argv[0], path=env.get("PATH", os.defpath)) if "/" not in argv[0] else argv[0]
         try:
@@ -132,6 +138,7 @@ class Zygote:
             if not packet:
                 self._lost()
                 return
+            self._stuck = False
             message = json.loads(packet)
             if message.get("reloading"):
                 self._ready = False  # until the reloaded zygote says it is ready
@@ -202,7 +209,14 @@ class Zygote:
         except OSError as error:
             self._replies.pop(request_id, None)
             raise ZygoteUnavailable(f"the zygote is not reachable: {error}") from None
-        answer, exit_future = await reply
+        try:
+            answer, exit_future = await asyncio.wait_for(asyncio.shield(reply), REPLY_TIMEOUT_SECONDS)
+        except TimeoutError:
+            self._stuck = True
+            reply.add_done_callback(_kill_abandoned_child)
+            log.warning("the zygote did not answer within %gs; containers are exec'd until it does",
+                        REPLY_TIMEOUT_SECONDS)
+            raise ZygoteUnavailable("the zygote did not answer") from None
         if answer.get("reloading"):
             raise ZygoteUnavailable("knserve's code changed on disk; the zygote reloads it")
         if "error" in answer or exit_future is None:
@@ -231,6 +245,16 @@ class Zygote:
 
 
 # --- the zygote's side -------------------------------------------------------------------------
+def _kill_abandoned_child(reply: Reply) -> None:
+    """A late answer to a request the agent gave up on: its child must not run."""
+    if reply.cancelled() or reply.exception() is not None:
+        return
+    answer, _ = reply.result()
+    if "pid" in answer:
+        log.warning("the zygote forked pid %d after the agent gave up on it; killing it", answer["pid"])
+        ContainerProcess(int(answer["pid"])).signal_group(signal.SIGKILL)
+
+
 def _settle(exit_future: asyncio.Future[int | None], _waited: object) -> None:
     """The zygote is gone: its child's exit is learned by pid, with no status to report."""
     if not exit_future.done():

@@ -19,10 +19,10 @@ def parent_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
-def queue_proxy_pod(namespace: str, node: str) -> dict:
-    env = {"USER_PORT": "8080", "SERVING_POD": "exits", "SERVING_NAMESPACE": namespace,
+def queue_proxy_pod(namespace: str, node: str, name: str = "exits") -> dict:
+    env = {"USER_PORT": "8080", "SERVING_POD": name, "SERVING_NAMESPACE": namespace,
            "DRAIN_QUIET_PERIOD_SECONDS": "0"}
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "exits", "namespace": namespace},
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace},
             "spec": {"nodeName": node, "terminationGracePeriodSeconds": 2,
                      "containers": [{"name": "queue-proxy", "image": "example.test/queue-proxy",
                                      "command": [KNSERVE, "queue-proxy"],
@@ -53,6 +53,15 @@ def test_pod_whose_process_exited_unreported_is_deleted_anyway(cluster, namespac
                 "get", "pod", "exits", "-n", namespace, check=False).returncode != 0, timeout=30)
             assert "drained; exiting" in container_log.read()
         assert "exit was not reported" in log.read_text()
+
+        # A pod started while the zygote is stuck still starts (exec'd, after a short wait).
+        apply(cluster, queue_proxy_pod(namespace, node, "meanwhile"))
+        meanwhile = wait_for("the second queue-proxy running", lambda: "running" in (container_status(
+            p := get_json(cluster, "pod", "meanwhile", "-n", namespace)).get("state") or {}) and p, timeout=60)
+        assert parent_of(container_pid(meanwhile)) != zygote
+        os.kill(zygote, signal.SIGCONT)
+        # What the zygote forks for the request the agent gave up on does not live.
+        wait_for("the late fork killed", lambda: "after the agent gave up on it; killing it" in log.read_text())
     finally:
         if zygote is not None:
             os.kill(zygote, signal.SIGCONT)
