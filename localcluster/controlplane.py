@@ -125,6 +125,12 @@ KUBE_CONTROLLERS_OFF = {
 }
 
 
+# Components `start` restarts when they run with another command line than the one it would
+# give them (a knserve upgrade changed their flags: etcd's TLS, the controllers); the node
+# agent is left running, as restarting it restarts every pod.
+RESTARTED_ON_NEW_SETTINGS = ("etcd", "kube-apiserver", "kube-controller-manager")
+
+
 @dataclasses.dataclass(frozen=True)
 class Ports:
     etcd_client: int
@@ -470,7 +476,11 @@ class LocalCluster:
         self._prepare()
         self.host_routes().install(self.state_dir, progress=progress)
         for spec, healthy, timeout in self._components(node=node):
-            if processes.running_pid(spec) is not None and healthy():
+            pid = processes.running_pid(spec)
+            if pid is not None and spec.name in RESTARTED_ON_NEW_SETTINGS and processes.argv_of(pid) != spec.argv:
+                progress(f"restarting {spec.name}: it runs with other settings than this knserve gives it")
+                processes.stop(spec)
+            elif pid is not None and healthy():
                 progress(f"{spec.name} already running")
                 continue
             began = time.monotonic()

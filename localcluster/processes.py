@@ -58,6 +58,14 @@ def _is_zombie(pid: int) -> bool:
         return True
 
 
+def argv_of(pid: int) -> tuple[str, ...]:
+    """The command line process ``pid`` was started with (empty if it is gone)."""
+    try:
+        return tuple(arg.decode(errors="replace") for arg in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1])
+    except OSError:
+        return ()
+
+
 def running_pid(spec: ProcessSpec) -> int | None:
     """The pid of the live process the pid file names, or None."""
     try:
