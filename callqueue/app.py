@@ -4,6 +4,7 @@ Stateless: every replica connects to the same NATS and shares the work through t
 Services' consumers. ``run`` serves until cancelled; on cancel it stops accepting, then the
 dispatcher's calls in flight lose their lease and are delivered again elsewhere.
 
+It listens before NATS answers, and answers 503 with ``Retry-After`` at accept until it does.
 Side effects: listens on ``port`` (calls) and ``metrics_port`` (``/metrics``, ``/healthz``),
 connects to NATS, sends HTTP to the ingress.
 """
@@ -46,9 +47,9 @@ class QueueProcess:
         app = web.Application()
 
         async def healthz(request: web.Request) -> web.Response:
-            if not self.store.connected:
-                return web.Response(status=503, text="not connected to NATS")
-            return web.Response(text="ok")
+            # Ready whenever it listens: without NATS it must still answer 503 with Retry-After
+            # itself (an unready queue would leave Envoy with no endpoint and no Retry-After).
+            return web.Response(text="ok" if self.store.connected else "ok; NATS unreachable, accepting answers 503")
 
         async def metrics(request: web.Request) -> web.Response:
             return web.Response(body=generate_latest(self.metrics.registry), content_type="text/plain")
@@ -81,13 +82,13 @@ class QueueProcess:
             apps = [(self.server.app(), port)]
             if metrics_port is not None:
                 apps.append((self.admin_app(), metrics_port))
-            await self._connect()
             for app, app_port in apps:
                 runner = web.AppRunner(app, access_log=None, handle_signals=False)
                 await runner.setup()
                 await web.TCPSite(runner, host, app_port, backlog=1024, reuse_address=True).start()
                 runners.append(runner)
-            log.info("queue: accepting on %s:%d", host, port)
+            log.info("queue: listening on %s:%d", host, port)
+            await self._connect()
             self.ready.set()
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.dispatcher.run(), name="dispatcher")

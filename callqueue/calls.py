@@ -55,6 +55,8 @@ def new_call_id() -> str:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Response:
+    """A response as kept in a call's record: header names in lower case (as HTTP/2 has them)."""
+
     status: int
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
@@ -63,7 +65,7 @@ class Response:
     @classmethod
     def capture(cls, status: int, headers: tuple[tuple[str, str], ...], body: bytes,
                 limit: int = RESPONSE_BODY_LIMIT) -> Response:
-        return cls(status, tuple((str(k), str(v)) for k, v in headers), body[:limit], len(body) > limit)
+        return cls(status, tuple((str(k).lower(), str(v)) for k, v in headers), body[:limit], len(body) > limit)
 
     def to_json(self) -> dict[str, Any]:
         view: dict[str, Any] = {"status": self.status, "headers": dict(self.headers)}

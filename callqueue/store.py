@@ -365,6 +365,8 @@ class JetStreamStore:
             messages = await subscription.fetch(batch=batch, timeout=timeout)
         except (nats.errors.TimeoutError, asyncio.TimeoutError):
             return []
+        except (nats.errors.Error, nats.js.errors.Error) as error:  # no consumer leader yet, and the like
+            raise StoreUnavailable(f"fetching calls failed: {error!r}") from error
         return [_delivery(message) for message in messages]
 
 

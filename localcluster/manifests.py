@@ -15,6 +15,9 @@ cluster DNS). What changes locally:
                  node's IP at <ingress_internal> for cluster-local ones (where pods reach it
                  through the ``knserve-internal`` Service)
     all          plain-text logs (``kubectl logs`` reads better than JSON on a laptop)
+    nats         the StatefulSet's volume claim becomes a host directory in the cluster's state
+                 (the node has no persistent volumes), so what NATS stored outlives its pod;
+                 its config is mounted beside it
 
 Pure but for reading this process's open-file limit: builds manifests from config/'s and the ports.
 """
@@ -80,18 +83,46 @@ def localize_deployment(deployment: dict[str, Any], ports: Ports, node_ip: str =
     return local
 
 
+NATS_STATEFULSET = "nats"
+
+
+def localize_nats(statefulset: dict[str, Any], nats_dir: Path) -> dict[str, Any]:
+    """config/'s nats StatefulSet with its data in ``nats_dir/data`` on the host, for good."""
+    local = copy.deepcopy(statefulset)
+    local["spec"].pop("volumeClaimTemplates", None)
+    pod = local["spec"]["template"]["spec"]
+    data, config = nats_dir / "data", nats_dir / "etc"
+    pod["volumes"] = [volume for volume in pod.get("volumes") or [] if volume["name"] != "data"]
+    pod["volumes"].append({"name": "data", "hostPath": {"path": str(data), "type": "DirectoryOrCreate"}})
+    container = pod["containers"][0]
+    paths = {"data": str(data), "config": str(config)}
+    for mount in container.get("volumeMounts") or []:
+        mount["mountPath"] = paths.get(mount["name"], mount["mountPath"])
+    container["args"] = ["--config", f"{config}/nats.conf", "--store_dir", str(data)]
+    return local
+
+
+def is_nats_statefulset(manifest: dict[str, Any]) -> bool:
+    return manifest.get("kind") == "StatefulSet" and manifest.get("metadata", {}).get("name") == NATS_STATEFULSET
+
+
 def is_component_deployment(manifest: dict[str, Any]) -> bool:
     return (manifest.get("kind") == "Deployment"
             and manifest.get("metadata", {}).get("labels", {}).get("app.kubernetes.io/name") == "knserve")
 
 
-def local_deployments(files: Iterable[Path], ports: Ports, node_ip: str = LOCALHOST) -> list[dict[str, Any]]:
-    """Every manifest of ``files`` (YAML streams), with knserve's Deployments localized."""
+def local_deployments(files: Iterable[Path], ports: Ports, node_ip: str = LOCALHOST,
+                      nats_dir: Path | None = None) -> list[dict[str, Any]]:
+    """Every manifest of ``files`` (YAML streams), with knserve's Deployments localized (and
+    NATS's StatefulSet, given where its data lives)."""
     manifests = []
     for path in files:
         for manifest in yaml.safe_load_all(path.read_text()):
             if not manifest:
                 continue
-            manifests.append(localize_deployment(manifest, ports, node_ip)
-                             if is_component_deployment(manifest) else manifest)
+            if is_component_deployment(manifest):
+                manifest = localize_deployment(manifest, ports, node_ip)
+            elif nats_dir is not None and is_nats_statefulset(manifest):
+                manifest = localize_nats(manifest, nats_dir)
+            manifests.append(manifest)
     return manifests

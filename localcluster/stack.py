@@ -90,18 +90,33 @@ class LocalStack:
 
     def deployment_manifests(self) -> list[dict[str, Any]]:
         """config/deployments/ with the local settings laid over the components' Deployments."""
-        return local_deployments(sorted(DEPLOYMENTS.glob("*.yaml")), self.ports, self.node_ip())
+        return local_deployments(sorted(DEPLOYMENTS.glob("*.yaml")), self.ports, self.node_ip(),
+                                 nats_dir=self.cluster.state_dir / "nats")
 
     def apply_manifests(self) -> None:
         for entry in MANIFESTS:
             path = CONFIG_DIR / entry
             if path.exists():
                 self._apply(str(path.relative_to(REPOSITORY)), "-f", str(path))
+        self._apply_nats_image()
         # CRDs must be served before the controller starts watching them.
         result = self.kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{c}" for c in CRDS))
         if result.returncode != 0:
             raise processes.StartError(f"the CRDs were not established:\n{result.stderr.strip()}")
         self._apply_deployments()
+
+    def _apply_nats_image(self) -> None:
+        """The image map's entry for NATS's image: the nats-server built into the cache; and
+        the host directory its StatefulSet keeps its data in (``manifests.localize_nats``)."""
+        (self.cluster.state_dir / "nats" / "data").mkdir(parents=True, exist_ok=True)
+        entry = {"image": "nats", "command": str(self.cluster.binaries.nats_server)}
+        config_map = {"apiVersion": "v1", "kind": "ConfigMap",
+                      "metadata": {"name": "knserve-images", "namespace": SYSTEM_NAMESPACE},
+                      "data": {"nats": yaml.safe_dump(entry, sort_keys=False)}}
+        result = self.kubectl("apply", "--server-side", "--field-manager=knserve-local-binaries", "-f", "-",
+                              input=json.dumps(config_map))
+        if result.returncode != 0:
+            raise processes.StartError(f"adding nats-server to the image map failed:\n{result.stderr.strip()}")
 
     def _apply_deployments(self) -> None:
         manifests = yaml.safe_dump_all(self.deployment_manifests(), sort_keys=False)

@@ -57,6 +57,7 @@ class ControllerApp:
         resync_seconds: float = 600.0,
         activator: tuple[Endpoint, ...] = (),
         activator_service: str | None = None,
+        queue_service: str | None = None,
     ) -> None:
         self.client = client
         self.informers = InformerFactory(client, namespace=namespace, watch_timeout_seconds=watch_timeout_seconds)
@@ -65,7 +66,7 @@ class ControllerApp:
         collaborators = Collaborators(
             client=client, informers=self.informers, config=self.config, clock=clock or SystemClock(),
             events=events or EventRecorder(client), workers=workers, activator=activator,
-            activator_service=activator_service,
+            activator_service=activator_service, queue_service=queue_service,
         )
         configmaps = self.informers.informer(CONFIGMAPS, namespace=system_namespace)
         configmaps.add_handler(self.config.handle)

@@ -97,6 +97,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--activator-service", default=f"{SYSTEM_NAMESPACE}/{ACTIVATOR_SERVICE_NAME}",
                         help="NAMESPACE/NAME of the activator's Service, whose EndpointSlices say where the "
                         f"activators are (default {SYSTEM_NAMESPACE}/{ACTIVATOR_SERVICE_NAME})")
+    parser.add_argument("--queue-service", default=f"{SYSTEM_NAMESPACE}/knserve-queue",
+                        help="NAMESPACE/NAME of the call queue's Service; while it exists, requests with "
+                        f"'Prefer: respond-async' go to its endpoints ('' for none; default {SYSTEM_NAMESPACE}/knserve-queue)")
     parser.add_argument("--webhook-address", type=_host_port, default=("0.0.0.0", 8443),
                         help="the admission webhook's HTTPS address (default 0.0.0.0:8443)")
     parser.add_argument("--webhook-url", help="URL the API server calls the webhook at (default: the webhook Service)")
@@ -271,7 +274,8 @@ async def run_serving(args: argparse.Namespace, client: KubeClient) -> None:
         gate = StartupGate(xds)
         activator = tuple(Endpoint(host, port) for host, port in args.activator_address)
         app = ControllerApp(client, namespace=args.namespace_scope, workers=args.workers, ingress_sink=gate,
-                            activator=activator, activator_service=None if activator else args.activator_service)
+                            activator=activator, activator_service=None if activator else args.activator_service,
+                            queue_service=args.queue_service or None)
         app.add_task("ingress-gate", lambda: gate.open_after_first_pass(app))
         app.add_task("gc-freeze", lambda: freeze_caches_once_synced(app))
         if not args.no_webhook:

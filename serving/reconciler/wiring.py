@@ -28,3 +28,6 @@ class Collaborators:
     activator_service: str | None = None
     """Without fixed ``activator`` addresses: the activator's Service ("namespace/name"), whose
     ready endpoints (port ``http``) are where revisions it fronts route (None: never)."""
+    queue_service: str | None = None
+    """The call queue's Service ("namespace/name"): while it has EndpointSlices, every host sends
+    asynchronous calls (``Prefer: respond-async``) to its ready endpoints (None: no queue)."""

@@ -156,6 +156,9 @@ class IngressModel:
 
     rules: tuple[IngressRule, ...] = ()
     backends: tuple[RevisionBackend, ...] = ()
+    queue: tuple[Endpoint, ...] | None = None
+    """Where the call queue listens (``knserve-queue``'s ready endpoints); None when it is not
+    installed. With it, every virtual host sends asynchronous calls there first."""
 
     def route_generations(self) -> dict[str, int]:
         """The generation of every Route in the model (the lowest, if its rules disagree)."""

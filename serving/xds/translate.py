@@ -19,6 +19,10 @@ immutable model values it came from:
 - a virtual host and a route configuration are put together from those bytes exactly as
   ``make_virtual_host`` and ``make_route_config`` encode (the tests hold the bytes equal).
 
+When the model has a call queue (``IngressModel.queue``), it gets a cluster of its own and
+every virtual host starts with ``route.make_queue_routes`` (encoded once); the rules' memo
+starts afresh when the queue comes or goes.
+
 So the first 1,000-service config builds a route per service, and a later change builds only
 what it touched. No I/O; the memo is the translator's only state.
 """
@@ -32,7 +36,7 @@ from collections.abc import Callable, Hashable
 from typing import Any, Final, Generic, TypeVar
 
 from serving.xds import type_urls, wire
-from serving.xds.model import IngressModel, IngressRule, RevisionBackend, RevisionKey, Split, Visibility
+from serving.xds.model import Endpoint, IngressModel, IngressRule, RevisionBackend, RevisionKey, Split, Visibility
 from serving.xds.resources import cluster, listener, names, route
 from serving.xds.snapshot import Resource, ResourceSet, Snapshot
 
@@ -194,10 +198,22 @@ class Translator:
         self._clusters = _Memo(self._make_cluster)
         self._memos: tuple[_Memo[Any, Any], ...] = (self._rules, self._routes, self._endpoints, self._clusters)
         self._previous: dict[str, ResourceSet] = {}
+        self._queue_routes = b""
+        """``VirtualHost.routes`` entries sending asynchronous calls to the queue (empty: no queue)."""
+
+    def _use_queue(self, on: bool) -> None:
+        if on == bool(self._queue_routes):
+            return
+        self._queue_routes = b"".join(
+            wire.length_delimited(_VIRTUAL_HOST_ROUTES, wire.encode(queue_route))
+            for queue_route in route.make_queue_routes(names.QUEUE_CLUSTER)) if on else b""
+        self._rules = _Memo(self._make_rule_parts)  # every virtual host changes
+        self._memos = (self._rules, self._routes, self._endpoints, self._clusters)
 
     def translate(self, model: IngressModel, *, version: int) -> Translation:
         """The snapshot for ``model``; :class:`ModelError` when the model is not servable."""
         try:
+            self._use_queue(model.queue is not None)
             known, problems = _backend_problems(model.backends)
             parts = [self._rules(rule) for rule in model.rules]
             for rule, rule_parts in zip(model.rules, parts):
@@ -207,8 +223,10 @@ class Translator:
                 raise ModelError(problems)
             external, internal, conflicts = self._route_configs(parts)
             sets = {
-                type_urls.CLUSTER: [self._clusters(backend.key) for backend in model.backends],
-                type_urls.ENDPOINT: [self._endpoints(backend) for backend in model.backends],
+                type_urls.CLUSTER: [self._clusters(backend.key) for backend in model.backends]
+                + ([self._queue_cluster] if model.queue is not None else []),
+                type_urls.ENDPOINT: [self._endpoints(backend) for backend in model.backends]
+                + ([self._queue_endpoints(model.queue)] if model.queue is not None else []),
                 type_urls.LISTENER: self._listeners,
                 type_urls.ROUTE: [external, internal],
             }
@@ -233,6 +251,17 @@ class Translator:
         name = names.cluster_name(revision)
         body = wire.length_delimited(_CLUSTER_NAME, name.encode()) + self._cluster_template
         return Resource.create(type_urls.CLUSTER, name, body, (name,))
+
+    @functools.cached_property
+    def _queue_cluster(self) -> Resource:
+        name = names.QUEUE_CLUSTER
+        body = wire.length_delimited(_CLUSTER_NAME, name.encode()) + self._cluster_template
+        return Resource.create(type_urls.CLUSTER, name, body, (name,))
+
+    @staticmethod
+    def _queue_endpoints(endpoints: tuple[Endpoint, ...]) -> Resource:
+        name = names.QUEUE_CLUSTER
+        return Resource.create(type_urls.ENDPOINT, name, wire.encode(cluster.make_load_assignment(name, endpoints)))
 
     @staticmethod
     def _make_endpoints(backend: RevisionBackend) -> Resource:
@@ -265,11 +294,12 @@ class Translator:
             clusters=frozenset(names.cluster_name(revision) for revision, _ in targets),
         )
 
-    @staticmethod
-    def _virtual_host_entry(hosts: tuple[str, ...], domains: tuple[bytes, ...], routes: _Route) -> bytes:
-        """``make_virtual_host(hosts[0], hosts, ...)``, encoded: name, domains, then the route."""
+    def _virtual_host_entry(self, hosts: tuple[str, ...], domains: tuple[bytes, ...], routes: _Route) -> bytes:
+        """``make_virtual_host(hosts[0], hosts, ...)``, encoded: name, domains, then the queue's
+        routes (if any) and the route."""
         name = wire.length_delimited(_VIRTUAL_HOST_NAME, hosts[0].encode())
-        return wire.length_delimited(_ROUTE_CONFIG_VIRTUAL_HOSTS, b"".join((name, *domains, routes.entry)))
+        return wire.length_delimited(_ROUTE_CONFIG_VIRTUAL_HOSTS,
+                                     b"".join((name, *domains, self._queue_routes, routes.entry)))
 
     def _make_rule_parts(self, rule: IngressRule) -> _RuleParts:
         problems = tuple(rule_problems(rule))
@@ -312,9 +342,10 @@ class Translator:
                                                  tuple(rule_parts.domains[index] for index in kept), rule_parts.route)
             entries[rule_parts.listener].append(entry)
             clusters[rule_parts.listener].append(rule_parts.route.clusters)
+        queue = frozenset({names.QUEUE_CLUSTER}) if self._queue_routes else frozenset()
         return (
-            self._route_config(names.EXTERNAL, entries[names.EXTERNAL], frozenset().union(*clusters[names.EXTERNAL])),
-            self._route_config(names.INTERNAL, entries[names.INTERNAL], frozenset().union(*clusters[names.INTERNAL])),
+            self._route_config(names.EXTERNAL, entries[names.EXTERNAL], queue.union(*clusters[names.EXTERNAL])),
+            self._route_config(names.INTERNAL, entries[names.INTERNAL], queue.union(*clusters[names.INTERNAL])),
             tuple(conflicts),
         )
 

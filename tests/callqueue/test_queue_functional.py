@@ -18,7 +18,8 @@ from callqueue.app import QueueProcess
 from callqueue.directory import StaticDirectory, Target
 from callqueue.policy import RetryPolicy
 from callqueue.store import JetStreamStore
-from tests.support.nats_process import NatsServer, free_port
+from tests.support.nats_process import NatsServer
+from tests.support.ports import free_port
 
 HOST = "fn.default.example.com"
 
@@ -160,7 +161,7 @@ async def test_accept_answers_202_and_the_call_runs_to_succeeded_with_the_respon
     assert running["attempts"] == 1
     view = await stack.wait_state(call_id, "succeeded")
     assert view["response"]["status"] == 200 and view["response"]["body"] == "done hello"
-    assert view["response"]["headers"]["X-Result"] == "yes" and view["lastStatus"] == 200
+    assert view["response"]["headers"]["x-result"] == "yes" and view["lastStatus"] == 200
     [seen] = stack.function.seen
     assert seen == {**seen, "id": call_id, "attempt": "1", "method": "POST", "path": "/work?n=1", "body": b"hello",
                     "prefer": None, "custom": "kept"}

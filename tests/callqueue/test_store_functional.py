@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from callqueue import calls
 from callqueue.calls import Call, State
 from callqueue.store import Conflict, JetStreamStore, StoreUnavailable
-from tests.support.nats_process import NatsServer
+from tests.support.nats_process import NatsServer, free_port
 
 
 @pytest.fixture
@@ -72,8 +73,6 @@ async def test_max_ack_pending_bounds_the_calls_in_flight_and_a_nak_delivers_aga
 
 
 async def test_an_expired_lease_delivers_the_call_again_and_renewing_it_does_not(store: JetStreamStore) -> None:
-    import asyncio
-
     await store.ensure_service("default", "hello", 1)
     await store.create(a_call(), b"")
     [held] = await store.fetch("default", "hello", 1, timeout=2)
@@ -124,3 +123,67 @@ async def test_what_was_stored_survives_a_server_restart(server: NatsServer, sto
         assert delivery.body == b"kept"
     finally:
         await reopened.close()
+
+
+async def test_a_three_server_cluster_keeps_every_call_when_one_server_dies(tmp_path: Path) -> None:
+    """The clustered set-up config/README.md documents: three servers, stream and buckets
+    with three replicas; one server killed, accepting and reading go on."""
+    cluster_ports = [free_port() for _ in range(3)]
+    servers = [NatsServer(tmp_path / f"nats-{index}", name=f"nats-{index}", cluster_port=port,
+                          routes=tuple(p for p in cluster_ports if p != port))
+               for index, port in enumerate(cluster_ports)]
+    try:
+        for server in servers:
+            server.start_background()
+        for server in servers:
+            server.wait_healthy(timeout=60)
+        store = JetStreamStore([server.url for server in servers], replicas=3, lease=2.0)
+        await connect_when_ready(store)
+        try:
+            await store.ensure_service("default", "hello", 4)
+            for index in range(10):
+                await store.create(a_call(f"before{index}"), b"kept")
+            servers[0].kill()
+            stored = []
+            for index in range(10):
+                stored.append(await create_when_ready(store, a_call(f"after{index}")))
+            for index in range(10):
+                assert await store.get("default", "hello", f"before{index}") is not None
+            got: list[str] = []
+            for _ in range(40):
+                try:
+                    deliveries = await store.fetch("default", "hello", 4, timeout=2)
+                except StoreUnavailable:  # the consumer's leader moves off the dead server
+                    await asyncio.sleep(0.25)
+                    continue
+                for delivery in deliveries:
+                    got.append(delivery.call_id)
+                    await delivery.ack()
+                if len(got) >= 20:
+                    break
+            assert len(set(got)) == 20
+        finally:
+            await store.close()
+    finally:
+        for server in servers:
+            server.stop()
+
+
+async def connect_when_ready(store: JetStreamStore) -> None:
+    for _ in range(60):  # the cluster elects its JetStream leader after the servers answer
+        try:
+            await store.connect()
+            return
+        except Exception:
+            await store.close()
+            await asyncio.sleep(0.5)
+    await store.connect()
+
+
+async def create_when_ready(store: JetStreamStore, call: Call) -> Call:
+    for _ in range(40):  # a stream leader on the dead server is replaced within seconds
+        try:
+            return await store.create(call, b"")
+        except StoreUnavailable:
+            await asyncio.sleep(0.5)
+    return await store.create(call, b"")

@@ -38,7 +38,7 @@ def test_every_manifest_under_config_parses() -> None:
 
 def test_the_install_holds_each_component_and_not_the_local_image_map() -> None:
     deployments = {d["metadata"]["name"] for d in manifests.of_kind("Deployment")}
-    assert deployments == {"controller", "activator", "autoscaler", "envoy"}
+    assert deployments == {"controller", "activator", "autoscaler", "envoy", "knserve-queue"}
     assert not any(path.is_relative_to(CONFIG / "local") for path in manifests.install_files())
     namespaced = [o for o in manifests.install_objects() if o["kind"] not in
                   {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}]
@@ -132,9 +132,9 @@ def test_service_accounts_exist_and_envoy_gets_no_token() -> None:
 
 def _pod_template(service: dict[str, Any]) -> dict[str, Any]:
     selector = service["spec"]["selector"]
-    matches = [d["spec"]["template"] for d in manifests.of_kind("Deployment")
+    matches = [d["spec"]["template"] for d in manifests.of_kind("Deployment") + manifests.of_kind("StatefulSet")
                if selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()]
-    assert len(matches) == 1, f"Service {service['metadata']['name']} selects {len(matches)} Deployments"
+    assert len(matches) == 1, f"Service {service['metadata']['name']} selects {len(matches)} Deployments or StatefulSets"
     return matches[0]
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -18,19 +17,19 @@ import urllib.request
 from pathlib import Path
 
 from localcluster import binaries
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.ports import free_port
 
 
 class NatsServer:
-    def __init__(self, store_dir: Path, *, port: int | None = None) -> None:
+    def __init__(self, store_dir: Path, *, port: int | None = None, name: str = "nats-0",
+                 cluster_port: int | None = None, routes: tuple[int, ...] = ()) -> None:
         self.store_dir = store_dir
         self.port = port or free_port()
         self.monitor_port = free_port()
+        self.name = name
+        self.cluster_port = cluster_port
+        """With it, a member of a cluster: ``routes`` are the other members' cluster ports."""
+        self.routes = routes
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -43,11 +42,26 @@ class NatsServer:
         log = (self.store_dir / "nats.log").open("ab")
         config = self.store_dir / "nats.conf"
         config.write_text("max_payload: 8MB\n")
+        cluster: list[str] = []
+        if self.cluster_port is not None:
+            cluster = ["--cluster_name", "knserve", "--cluster", f"nats://127.0.0.1:{self.cluster_port}",
+                       "--routes", ",".join(f"nats://127.0.0.1:{port}" for port in self.routes)]
         self.process = subprocess.Popen(
             [str(binary), "--config", str(config), "--jetstream", "--store_dir", str(self.store_dir / "js"),
-             "--addr", "127.0.0.1", "--port", str(self.port), "--http_port", str(self.monitor_port)],
+             "--server_name", self.name, "--addr", "127.0.0.1", "--port", str(self.port),
+             "--http_port", str(self.monitor_port), *cluster],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
+        self.wait_healthy(timeout)
+
+    def start_background(self) -> None:
+        """Start without waiting (cluster members wait for each other)."""
+        self.start(timeout=0)
+
+    def wait_healthy(self, timeout: float = 20.0) -> None:
+        if timeout <= 0:
+            return
+        assert self.process is not None
         deadline = time.monotonic() + timeout
         while True:
             try:

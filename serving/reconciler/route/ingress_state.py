@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from serving.xds.model import EMPTY_MODEL, IngressModel, IngressRule, RevisionBackend, RevisionKey
+from serving.xds.model import EMPTY_MODEL, Endpoint, IngressModel, IngressRule, RevisionBackend, RevisionKey
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,13 @@ class IngressState:
         self._generations: dict[str, int] = {}  # of each Route's rules; never reset, so only grows
         self._waiters: dict[str, tuple[int, asyncio.Task[None]]] = {}
         self._inline: set[str] = set()
+        self._queue: tuple[Endpoint, ...] | None = None
+
+    def set_queue(self, endpoints: tuple[Endpoint, ...] | None) -> None:
+        """Where the call queue is (None: not installed); every host routes asynchronous calls there."""
+        if endpoints != self._queue:
+            self._queue = endpoints
+            self._publish()
 
     @property
     def model(self) -> IngressModel:
@@ -116,7 +123,7 @@ class IngressState:
         for route_key in sorted(self._rules):
             rules.extend(self._rules[route_key])
             backends.update(self._backends.get(route_key, {}))
-        model = IngressModel(tuple(rules), tuple(backends[key] for key in sorted(backends)))
+        model = IngressModel(tuple(rules), tuple(backends[key] for key in sorted(backends)), self._queue)
         if model != self._model:
             try:
                 self.sink.update(model)

@@ -2,6 +2,7 @@
 EndpointSlice (by ``kubernetes.io/service-name``) enqueues the Routes that read it last time
 (the tracker); a placeholder Service (by ``serving.knative.dev/route``) enqueues its Route;
 a change of the activator's endpoints (when found through its Service) enqueues every Route;
+the call queue's EndpointSlices go straight into the ingress model (``IngressState.set_queue``);
 a deleted Route leaves the ingress model. No I/O."""
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from serving.xds.model import Endpoint
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 ACTIVATOR_PORT_NAME = "http"
+QUEUE_PORT_NAME = "http"
 
 
 def _service_name(change: Change) -> str | None:
@@ -45,6 +47,22 @@ def _activator_endpoints(collaborators: Collaborators, controller: Controller) -
     return lambda: service_endpoints(slices.store.list(namespace), ACTIVATOR_PORT_NAME)
 
 
+def _follow_queue(collaborators: Collaborators, ingress: IngressState) -> None:
+    """The call queue's ready endpoints into the ingress model: None while its Service has no
+    EndpointSlices (not installed), else its ready endpoints (possibly none: Envoy answers 503)."""
+    if not collaborators.queue_service:
+        return
+    namespace, _, name = collaborators.queue_service.partition("/")
+    slices = collaborators.informers.informer(ENDPOINT_SLICES, namespace=namespace,
+                                              label_selector=f"{SERVICE_NAME_LABEL}={name}")
+
+    def on_change(change: Change) -> None:
+        found = slices.store.list(namespace)
+        ingress.set_queue(service_endpoints(found, QUEUE_PORT_NAME) if found else None)
+
+    slices.add_handler(on_change)
+
+
 def wire(collaborators: Collaborators, ingress: IngressState) -> Controller:
     informers = collaborators.informers
     routes = informers.informer(ROUTES)
@@ -60,6 +78,7 @@ def wire(collaborators: Collaborators, ingress: IngressState) -> Controller:
     controller = Controller("route", None, workers=collaborators.workers, primary=routes.store)  # type: ignore[arg-type]
     tracker = Tracker(controller.enqueue)
     activator = _activator_endpoints(collaborators, controller)
+    _follow_queue(collaborators, ingress)
     reconciler = RouteReconciler(
         client=collaborators.client, configurations=configurations.store, revisions=revisions.store,
         endpoint_slices=endpoint_slices.store, ingress=ingress, tracker=tracker, enqueue=controller.enqueue,

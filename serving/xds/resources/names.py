@@ -15,6 +15,10 @@ INTERNAL: Final = "internal"
 """The internal listener and its route configuration (ClusterLocal rules, plus the ExternalIP ones)."""
 
 
+QUEUE_CLUSTER: Final = "knserve-queue"
+"""The call queue's cluster (no ``/``, so no revision's cluster can have its name)."""
+
+
 def cluster_name(revision: RevisionKey) -> str:
     """``namespace/revision``: one Envoy cluster (and one EDS resource) per revision."""
     return f"{revision.namespace}/{revision.revision}"

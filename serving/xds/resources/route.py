@@ -22,6 +22,7 @@ from typing import Final
 
 from envoy_data_plane.envoy.config.core import v3 as core_v3
 from envoy_data_plane.envoy.config.route import v3 as route_v3
+from envoy_data_plane.envoy.type.matcher import v3 as matcher_v3
 
 from knserve.networking import NAMESPACE_HEADER, REVISION_HEADER
 from serving.xds.model import RevisionKey, Split
@@ -75,6 +76,26 @@ def make_route(splits: tuple[Split, ...]) -> route_v3.Route:
             timeout=NO_TIMEOUT,
         ),
     )
+
+
+QUEUE_PATH_PREFIX: Final = "/.well-known/knserve/"
+"""Calls' status, cancel, dead letters and replay: always the call queue's."""
+PREFER_HEADER: Final = "prefer"
+RESPOND_ASYNC: Final = "respond-async"
+
+
+def make_queue_routes(cluster: str) -> list[route_v3.Route]:
+    """Routes that send a virtual host's asynchronous calls to the call queue's ``cluster``,
+    keeping the Host: ``/.well-known/knserve/...`` and any request with ``Prefer:
+    respond-async``. They come before the revision route; the queue's own dispatches carry no
+    ``Prefer``, so they reach the revisions."""
+    action = route_v3.RouteAction(cluster=cluster, timeout=NO_TIMEOUT)
+    prefer = route_v3.HeaderMatcher(
+        name=PREFER_HEADER, string_match=matcher_v3.StringMatcher(contains=RESPOND_ASYNC, ignore_case=True))
+    return [
+        route_v3.Route(match=route_v3.RouteMatch(prefix=QUEUE_PATH_PREFIX), route=action),
+        route_v3.Route(match=route_v3.RouteMatch(prefix="/", headers=[prefer]), route=action),
+    ]
 
 
 def domains(host: str) -> list[str]:
