@@ -1,9 +1,11 @@
-"""Requests in flight survive the deletion of their pod (issue 22).
+"""A revision's pods on the node, as Knative runs them.
 
-A revision's pod is deleted while a handful of slow requests run in it, each longer than the
-queue-proxy's drain quiet period (30 s). The pod leaves the endpoints at once, but its app gets
-SIGTERM only once the queue-proxy has answered the last of them (the user container's preStop
-waits on ``/wait-for-drain``), so every request completes with its full answer.
+Exec readiness probes run in the user container (with its environment), the queue-proxy
+probing the user port over TCP. Requests in flight survive the deletion of their pod: it is
+deleted while a handful of slow requests run in it, each longer than the queue-proxy's drain
+quiet period (30 s); the pod leaves the endpoints at once, but its app gets SIGTERM only once
+the queue-proxy has answered the last of them (the user container's preStop waits on
+``/wait-for-drain``), so every request completes with its full answer.
 """
 
 from __future__ import annotations
@@ -32,6 +34,37 @@ def service(name: str) -> dict:
     }
 
 
+def apply_when_admitted(stack: Stack, manifest: dict, namespace: str, timeout: float = 60) -> None:
+    """Apply once the admission webhook has endpoints (it may still be getting them when the
+    stack reports healthy)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            stack.apply(manifest, namespace)
+            return
+        except AssertionError as error:
+            if "no endpoints available" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
+def test_exec_readiness_probe_runs_in_the_user_container(stack: Stack, namespace: str) -> None:
+    probe = {"exec": {"command": ["/bin/sh", "-c", 'test "$READY_WORD" = yes']}, "periodSeconds": 1}
+    manifest = service("probed")
+    container = manifest["spec"]["template"]["spec"]["containers"][0]
+    container["env"] = [{"name": "READY_WORD", "value": "yes"}]  # only the user container has it
+    container["readinessProbe"] = probe
+    apply_when_admitted(stack, manifest, namespace)
+    stack.wait_ready("ksvc", "probed", namespace)
+    assert json.loads(stack.wait_answer(f"probed.{namespace}.example.com"))["env"]["K_REVISION"] == "probed-00001"
+
+    deployment = stack.get("deployment", "probed-00001-deployment", namespace)
+    user, queue = deployment["spec"]["template"]["spec"]["containers"]
+    assert user["readinessProbe"]["exec"] == probe["exec"]
+    queue_probe = json.loads(next(e["value"] for e in queue["env"] if e["name"] == "SERVING_READINESS_PROBE"))
+    assert "exec" not in queue_probe and queue_probe["tcpSocket"]["port"] == 8080
+
+
 def revision_pods(stack: Stack, namespace: str, revision: str) -> list[dict]:
     listed = json.loads(stack.kubectl("get", "pods", "-n", namespace, "-l", f"serving.knative.dev/revision={revision}",
                                       "-o", "json").stdout)
@@ -39,7 +72,7 @@ def revision_pods(stack: Stack, namespace: str, revision: str) -> list[dict]:
 
 
 def test_requests_in_flight_finish_when_their_pod_is_deleted(stack: Stack, namespace: str) -> None:
-    stack.apply(service("slow"), namespace)
+    apply_when_admitted(stack, service("slow"), namespace)
     stack.wait_ready("ksvc", "slow", namespace)
     host = f"slow.{namespace}.example.com"
     stack.wait_answer(host)
