@@ -33,7 +33,9 @@ sys.path.insert(0, str(ROOT))
 
 from localcluster import binaries, processes  # noqa: E402
 from localcluster.controlplane import LocalCluster, Ports  # noqa: E402
-from node.api import ApiError, NodeApi  # noqa: E402
+from kube.client import KubeClient, connect  # noqa: E402
+from kube.errors import ApiError  # noqa: E402
+from kube.resources import NAMESPACES, PODS, SERVICE_ACCOUNTS  # noqa: E402
 
 APP = ROOT / "tests" / "node" / "http_app.py"
 NAMESPACE = "node-bench"
@@ -94,22 +96,22 @@ def is_ready(obj: dict) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in obj.get("status", {}).get("conditions", []))
 
 
-async def wait_ready(api: NodeApi, name: str, resource_version: str) -> dict:
-    async for event in api.watch_pods(
-        field_selector=f"metadata.namespace={NAMESPACE},metadata.name={name}",
-        resource_version=resource_version, timeout_seconds=60,
+async def wait_ready(client: KubeClient, name: str, resource_version: str) -> dict:
+    async for event in client.watch(
+        PODS, namespace=NAMESPACE, field_selector=f"metadata.name={name}", resource_version=resource_version,
+        timeout_seconds=60,
     ):
         if event.type in ("ADDED", "MODIFIED") and is_ready(event.object):
             return event.object
     raise TimeoutError(name)
 
 
-async def start_latency(api: NodeApi, count: int) -> tuple[list[float], list[float]]:
+async def start_latency(client: KubeClient, count: int) -> tuple[list[float], list[float]]:
     ready_seconds, http_seconds = [], []
     for index in range(count):
         began = time.monotonic()
-        created = await api.request("POST", f"/api/v1/namespaces/{NAMESPACE}/pods", body=pod(f"start-{index}", probe=False))
-        ready = await wait_ready(api, f"start-{index}", created["metadata"]["resourceVersion"])
+        created = await client.create(PODS, pod(f"start-{index}", probe=False))
+        ready = await wait_ready(client, f"start-{index}", created["metadata"]["resourceVersion"])
         ready_at = time.monotonic()
         answered = await asyncio.to_thread(wait_answer, f"http://{ready['status']['podIP']}:8080/", began + 30)
         ready_seconds.append(ready_at - began)
@@ -122,13 +124,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def idle_cpu(api: NodeApi, agent_pid: int, pods: int, seconds: float) -> float:
+async def idle_cpu(client: KubeClient, agent_pid: int, pods: int, seconds: float) -> float:
     for index in range(pods):
-        await api.request("POST", f"/api/v1/namespaces/{NAMESPACE}/pods", body=pod(f"idle-{index}", probe=True))
+        await client.create(PODS, pod(f"idle-{index}", probe=True))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        listed = await api.request("GET", f"/api/v1/namespaces/{NAMESPACE}/pods", query=[("labelSelector", "bench=node")])
-        if sum(1 for item in listed["items"] if item["metadata"]["name"].startswith("idle-") and is_ready(item)) == pods:
+        listed = await client.list(PODS, namespace=NAMESPACE, label_selector="bench=node")
+        if sum(1 for item in listed.items if item["metadata"]["name"].startswith("idle-") and is_ready(item)) == pods:
             break
         await asyncio.sleep(0.5)
     else:
@@ -145,17 +147,17 @@ def p(values: list[float], quantile: float) -> float:
 
 
 async def measure(cluster: LocalCluster, args: argparse.Namespace) -> None:
-    api = await NodeApi.connect(str(cluster.kubeconfig))
+    client = await connect(str(cluster.kubeconfig), field_manager="knserve-node-bench")
     try:
-        await api.request("POST", "/api/v1/namespaces", body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+        await client.create(NAMESPACES, {"metadata": {"name": NAMESPACE}})
         for _ in range(100):  # pods need the namespace's default ServiceAccount
             try:
-                await api.request("GET", f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/default")
+                await client.get(SERVICE_ACCOUNTS, NAMESPACE, "default")
                 break
             except ApiError:
                 await asyncio.sleep(0.1)
         direct = await asyncio.to_thread(baseline, args.pods)
-        ready, http = await start_latency(api, args.pods)
+        ready, http = await start_latency(client, args.pods)
         base = statistics.median(direct)
         print(f"direct start -> answers        p50 {base:.3f}s  p90 {p(direct, 0.9):.3f}s  (baseline)")
         print(f"pod created -> Running+Ready   p50 {statistics.median(ready):.3f}s  p90 {p(ready, 0.9):.3f}s  "
@@ -164,11 +166,11 @@ async def measure(cluster: LocalCluster, args: argparse.Namespace) -> None:
               f"({statistics.median(http) / base:.1f}x baseline)")
         agent_pid = processes.running_pid(cluster.node_spec())
         assert agent_pid is not None, "the node agent is not running"
-        percent = await idle_cpu(api, agent_pid, args.idle_pods, args.idle_seconds)
+        percent = await idle_cpu(client, agent_pid, args.idle_pods, args.idle_seconds)
         print(f"node agent idle CPU with {args.idle_pods} ready pods over {args.idle_seconds:.0f}s: "
               f"{percent:.2f}% of one core (target < 2%)")
     finally:
-        await api.close()
+        await client.close()
 
 
 def start_cluster(directory: Path) -> LocalCluster:

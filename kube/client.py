@@ -1,10 +1,12 @@
-"""The Kubernetes API as the controller uses it: a small Protocol and a real REST client.
+"""The Kubernetes API as knserve's processes use it: a small Protocol and a real REST client.
 
-``KubeClient`` is the boundary every reconciler and informer talks to; ``RestKubeClient``
-implements it over an aiohttp session, with kubernetes_asyncio loading the configuration
-(kubeconfig, in-cluster service-account token, TLS, token refresh), exchanging plain JSON
-dicts (orjson: JSON is a large share of the controller's CPU when many objects change at
-once). ``connect`` builds one.
+``KubeClient`` is the boundary every reconciler, informer and the node agent talk to:
+get, list, watch, create, update, patch and delete of any ``Resource``, plus requests to
+subresources that answer with another kind (a pod's ``binding``, a service account's
+``token``). ``RestKubeClient`` implements it over an aiohttp session, with
+kubernetes_asyncio loading the configuration (kubeconfig, in-cluster service-account token,
+TLS, token refresh), exchanging plain JSON dicts (orjson: JSON is a large share of the
+controller's CPU when many objects change at once). ``connect`` builds one.
 ``fake.FakeKubeClient`` implements the same Protocol in memory.
 
 Side effects: network calls to the API server.
@@ -37,6 +39,7 @@ from kube.resources import Resource
 log = logging.getLogger(__name__)
 
 MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 
@@ -56,7 +59,7 @@ class ListResult:
 
 
 class KubeClient(Protocol):
-    """What the controller needs from an API server. Objects are JSON dicts."""
+    """What knserve needs from an API server. Objects are JSON dicts."""
 
     async def get(self, resource: Resource, namespace: str | None, name: str) -> JSON: ...
 
@@ -83,8 +86,12 @@ class KubeClient(Protocol):
 
     async def delete(
         self, resource: Resource, namespace: str | None, name: str, *, propagation_policy: str | None = None,
-        uid: str | None = None,
+        uid: str | None = None, grace_period_seconds: int | None = None,
     ) -> None: ...
+
+    async def create_subresource(
+        self, resource: Resource, namespace: str | None, name: str, subresource: str, body: JSON
+    ) -> JSON: ...
 
 
 def _with_type(resource: Resource, obj: JSON) -> JSON:
@@ -111,10 +118,11 @@ class RestKubeClient:
 
     def __init__(
         self, configuration: k8s_client.Configuration, *, field_manager: str = "knserve-controller",
-        max_writes_in_flight: int = 16,
+        max_writes_in_flight: int = 16, request_timeout: float = 60.0,
     ) -> None:
         self._configuration = configuration
         self._field_manager = field_manager
+        self._request_timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._gate = PriorityGate(max_writes_in_flight)
         self.write_stats = WriteStats()
         self._host = str(configuration.host).rstrip("/")
@@ -124,7 +132,13 @@ class RestKubeClient:
 
     @property
     def host(self) -> str:
+        """The API server's URL, without a trailing slash."""
         return self._host
+
+    @property
+    def ca_file(self) -> str | None:
+        """The CA bundle the server's certificate is checked against (None: the system's)."""
+        return str(self._configuration.ssl_ca_cert) if self._configuration.ssl_ca_cert else None
 
     async def close(self) -> None:
         await self._session.close()
@@ -142,12 +156,12 @@ class RestKubeClient:
         extra: dict[str, Any] = {"server_hostname": self._server_hostname} if self._server_hostname else {}
         return await self._session.request(
             method, self._host + path, params=params, data=data, headers=headers,
-            timeout=timeout or aiohttp.ClientTimeout(total=60), **extra,
+            timeout=timeout or self._request_timeout, **extra,
         )
 
     async def _write(
         self, verb: str, resource: Resource, method: str, path: str, *, query: dict[str, Any] | None = None,
-        body: Any = None, content_type: str = "application/json",
+        body: Any = None, content_type: str = "application/json", subresource: str | None = None,
     ) -> JSON:
         """A write, through the priority gate (see ``flow``)."""
         async with self._gate.slot(write_priority(verb, resource)):
@@ -159,7 +173,8 @@ class RestKubeClient:
                 outcome = f" ({error.reason or error.status})"
                 raise
             finally:
-                self.write_stats.record(f"{verb} {resource.plural}{outcome}", time.monotonic() - started)
+                what = f"{resource.plural}/{subresource}" if subresource else resource.plural
+                self.write_stats.record(f"{verb} {what}{outcome}", time.monotonic() - started)
 
     async def _json(
         self, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None,
@@ -266,21 +281,35 @@ class RestKubeClient:
 
     async def delete(
         self, resource: Resource, namespace: str | None, name: str, *, propagation_policy: str | None = None,
-        uid: str | None = None,
+        uid: str | None = None, grace_period_seconds: int | None = None,
     ) -> None:
+        """Delete; ``uid`` makes it a precondition (409 when another object has the name now),
+        ``grace_period_seconds`` overrides the object's own (0: at once)."""
         body: JSON = {"apiVersion": "v1", "kind": "DeleteOptions"}
         if propagation_policy:
             body["propagationPolicy"] = propagation_policy
         if uid:
             body["preconditions"] = {"uid": uid}
+        if grace_period_seconds is not None:
+            body["gracePeriodSeconds"] = grace_period_seconds
         await self._write("delete", resource, "DELETE", resource.object_path(namespace, name), body=body)
+
+    async def create_subresource(
+        self, resource: Resource, namespace: str | None, name: str, subresource: str, body: JSON
+    ) -> JSON:
+        """POST ``body`` to a subresource of an object (``pods/binding``, ``serviceaccounts/token``)
+        and return the server's answer as it came: its kind is the subresource's (a Status for a
+        binding, which kubernetes_asyncio's generated models fail to read: kubernetes-client/python#547)."""
+        path = resource.object_path(namespace, name, subresource)
+        return await self._write("create", resource, "POST", path, body=body, subresource=subresource)
 
 
 async def connect(
     kubeconfig: str | None = None, *, field_manager: str = "knserve-controller", max_writes_in_flight: int = 16,
+    request_timeout: float = 60.0,
 ) -> RestKubeClient:
     """A client from ``kubeconfig``, else ``$KUBECONFIG``, else the in-cluster service account,
-    else ``~/.kube/config``.
+    else ``~/.kube/config``. ``request_timeout`` bounds each request but watches (seconds).
 
     Raises ``ApiError`` with a sentence saying what to pass when none of them works.
     """
@@ -301,7 +330,8 @@ async def connect(
         raise ApiError(0, "NoConfiguration",
                        f"Could not load a Kubernetes client configuration ({error}); pass --kubeconfig "
                        "or set KUBECONFIG, or run inside a cluster with a service account.") from error
-    return RestKubeClient(configuration, field_manager=field_manager, max_writes_in_flight=max_writes_in_flight)
+    return RestKubeClient(configuration, field_manager=field_manager, max_writes_in_flight=max_writes_in_flight,
+                          request_timeout=request_timeout)
 
 
 @contextlib.asynccontextmanager
@@ -338,6 +368,6 @@ async def wait_until_reachable(client: KubeClient, *, attempts: int = 30, delay:
 
 
 __all__ = [
-    "APPLY_PATCH", "JSON_PATCH", "MERGE_PATCH", "Gone", "KubeClient", "ListResult", "RestKubeClient",
-    "WatchEvent", "connect", "wait_until_reachable",
+    "APPLY_PATCH", "JSON_PATCH", "MERGE_PATCH", "STRATEGIC_MERGE_PATCH", "Gone", "KubeClient", "ListResult",
+    "RestKubeClient", "WatchEvent", "connect", "wait_until_reachable",
 ]

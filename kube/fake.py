@@ -2,9 +2,14 @@
 
 It keeps objects per resource, assigns uids, resourceVersions and generations the way the
 real server does (spec changes bump ``generation``; ``/status`` writes touch only status;
-a stale resourceVersion on update is a ``Conflict``), serves list and watch (with a
-compactable event log so a test can force ``410 Gone``), records every write as an
-``Action`` and lets a test induce failures per verb and resource. No I/O.
+a stale resourceVersion on update is a ``Conflict``, so is a uid precondition that does not
+hold), serves list and watch with label and field selectors (each event is matched against
+the object as it is then; with a compactable event log so a test can force ``410 Gone``),
+answers the subresources a kubelet posts to (``pods/binding`` sets ``spec.nodeName``;
+``serviceaccounts/token`` issues a made-up token), records every write as an ``Action``
+and lets a test induce failures per verb and resource. Deletes take effect at once whatever
+the grace period; a strategic merge patch is applied as a JSON merge patch (lists are
+replaced whole, not merged by key). No I/O.
 """
 
 from __future__ import annotations
@@ -17,25 +22,29 @@ import uuid
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from kube.client import APPLY_PATCH, MERGE_PATCH, ListResult, WatchEvent
+from kube.client import APPLY_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, ListResult, WatchEvent
 from kube.errors import AlreadyExists, ApiError, Conflict, Gone, Invalid, NotFound
+from kube.fields import parse_field_selector
 from kube.labels import parse_selector
 from kube.objects import JSON, copy_json, deep_copy
-from kube.resources import Resource
+from kube.resources import PODS, SERVICE_ACCOUNTS, Resource
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Action:
-    """One write the code under test made: verb is create, update, update_status, patch or delete."""
+    """One write the code under test made: verb is create, update, update_status, patch, delete or
+    create_subresource (then ``subresource`` says which: ``binding``, ``token``)."""
 
     verb: str
     resource: Resource
     namespace: str
     name: str
     object: JSON | None = None
+    subresource: str | None = None
 
     def __str__(self) -> str:
-        return f"{self.verb} {self.resource.plural} {self.namespace}/{self.name}"
+        suffix = f"/{self.subresource}" if self.subresource else ""
+        return f"{self.verb} {self.resource.plural} {self.namespace}/{self.name}{suffix}"
 
 
 @dataclasses.dataclass(slots=True)
@@ -59,8 +68,9 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _now(later_seconds: float = 0.0) -> str:
+    moment = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=later_seconds)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _spec_of(obj: JSON) -> JSON:
@@ -98,8 +108,8 @@ class FakeKubeClient:
         return deep_copy(stored)
 
     def fail_on(self, verb: str, resource: Resource | None, error: Exception, *, times: int = 1) -> None:
-        """Make the next ``times`` calls of ``verb`` (get, list, create, update, update_status, patch,
-        delete) on ``resource`` (None: any) raise ``error``."""
+        """Make the next ``times`` calls of ``verb`` (get, list, watch, create, update, update_status,
+        patch, delete, create_subresource) on ``resource`` (None: any) raise ``error``."""
         self._failures.append(_Failure(verb, resource, error, times))
 
     def compact(self) -> None:
@@ -173,8 +183,10 @@ class FakeKubeClient:
     ) -> ListResult:
         self._maybe_fail("list", resource)
         selector = parse_selector(label_selector)
+        fields = parse_field_selector(field_selector)
         items = [copy_json(obj) for (ns, _), obj in sorted(self._store(resource).items())
-                 if (not namespace or ns == namespace) and selector.matches(obj["metadata"].get("labels"))]
+                 if (not namespace or ns == namespace) and selector.matches(obj["metadata"].get("labels"))
+                 and fields.matches(obj)]
         return ListResult(items, str(next(self._versions)))
 
     async def watch(
@@ -186,6 +198,7 @@ class FakeKubeClient:
         if since < self._compacted_below - 1:
             raise Gone(410, "Expired", f"too old resource version: {since} ({self._compacted_below})")
         selector = parse_selector(label_selector)
+        fields = parse_field_selector(field_selector)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_seconds
         while True:
@@ -196,7 +209,7 @@ class FakeKubeClient:
                 metadata = event.object["metadata"]
                 if namespace and metadata.get("namespace") != namespace:
                     continue
-                if not selector.matches(metadata.get("labels")):
+                if not selector.matches(metadata.get("labels")) or not fields.matches(event.object):
                     continue
                 yield WatchEvent(event.type, copy_json(event.object))
             if self._compacted_below - 1 > since:
@@ -292,9 +305,12 @@ class FakeKubeClient:
         content_type: str = MERGE_PATCH, subresource: str | None = None, field_manager: str | None = None,
     ) -> JSON:
         self._maybe_fail("patch", resource)
-        if content_type not in (MERGE_PATCH, APPLY_PATCH):
+        if content_type not in (MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH):
             raise ApiError(415, "UnsupportedMediaType", f"the fake client does not support {content_type}")
         current = self._lookup(resource, namespace, name)
+        wanted_uid = ((patch.get("metadata") or {}).get("uid") if isinstance(patch, dict) else None)
+        if wanted_uid:
+            self._check_uid(current, str(wanted_uid))
         self.actions.append(Action("patch", resource, namespace or "", name, copy_json(patch)))
         merged = merge_patch(current, patch)
         if subresource == "scale":
@@ -304,16 +320,67 @@ class FakeKubeClient:
             return self._replace(resource, current, merged, status_only=False)
         return self._replace(resource, current, merged, status_only=subresource == "status")
 
+    def _check_uid(self, current: JSON, uid: str) -> None:
+        if current["metadata"].get("uid") != uid:
+            raise Conflict(409, "Conflict", f"Precondition failed: UID in precondition: {uid}, "
+                           f"UID in object meta: {current['metadata'].get('uid')}")
+
     async def delete(
         self, resource: Resource, namespace: str | None, name: str, *, propagation_policy: str | None = None,
-        uid: str | None = None,
+        uid: str | None = None, grace_period_seconds: int | None = None,
     ) -> None:
         self._maybe_fail("delete", resource)
         current = self._lookup(resource, namespace, name)
-        if uid and current["metadata"].get("uid") != uid:
-            raise Conflict(409, "Conflict", f"Precondition failed: UID in precondition: {uid}")
+        if uid:
+            self._check_uid(current, uid)
         del self._store(resource)[(namespace or "", name)]
         self.actions.append(Action("delete", resource, namespace or "", name))
         gone = copy_json(current)
         gone["metadata"]["resourceVersion"] = str(next(self._versions))
         self._record_event(resource, "DELETED", gone)
+
+    async def create_subresource(
+        self, resource: Resource, namespace: str | None, name: str, subresource: str, body: JSON
+    ) -> JSON:
+        self._maybe_fail("create_subresource", resource)
+        current = self._lookup(resource, namespace, name)
+        if resource == PODS and subresource == "binding":
+            return self._bind(current, body)
+        if resource == SERVICE_ACCOUNTS and subresource == "token":
+            return self._issue_token(current, body)
+        raise NotFound(404, "NotFound", f"the fake client does not serve {resource.plural}/{subresource}")
+
+    def _bind(self, pod: JSON, binding: JSON) -> JSON:
+        """What the server does for ``pods/binding``: set ``spec.nodeName`` once; a Status back."""
+        metadata = pod["metadata"]
+        wanted_uid = (binding.get("metadata") or {}).get("uid")
+        if wanted_uid:
+            self._check_uid(pod, str(wanted_uid))
+        node = (pod.get("spec") or {}).get("nodeName")
+        if node:
+            raise Conflict(409, "Conflict", f'pod {metadata["name"]} is already assigned to node "{node}"')
+        self.actions.append(Action("create_subresource", PODS, metadata.get("namespace") or "", metadata["name"],
+                                   copy_json(binding), subresource="binding"))
+        bound = copy_json(pod)
+        bound.setdefault("spec", {})["nodeName"] = str((binding.get("target") or {}).get("name") or "")
+        self._replace(PODS, pod, bound, status_only=False)
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+
+    def _issue_token(self, account: JSON, request: JSON) -> JSON:
+        """What the server does for ``serviceaccounts/token``: a token, bound to a pod if asked."""
+        metadata = account["metadata"]
+        spec = request.get("spec") or {}
+        bound = spec.get("boundObjectRef") or {}
+        if bound.get("kind") == "Pod":
+            pod = self._lookup(PODS, metadata.get("namespace"), str(bound.get("name") or ""))
+            if bound.get("uid"):
+                self._check_uid(pod, str(bound["uid"]))
+        self.actions.append(Action("create_subresource", SERVICE_ACCOUNTS, metadata.get("namespace") or "",
+                                   metadata["name"], copy_json(request), subresource="token"))
+        seconds = int(spec.get("expirationSeconds") or 3600)
+        answer: JSON = copy_json(request)
+        answer["status"] = {
+            "token": f"fake-token:{metadata.get('namespace')}:{metadata['name']}:{uuid.uuid4().hex[:8]}",
+            "expirationTimestamp": _now(seconds),
+        }
+        return answer

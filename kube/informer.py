@@ -46,7 +46,8 @@ def _version(obj: JSON) -> str | None:
 
 
 class Informer:
-    """A list+watch loop over one resource (optionally one namespace and a label selector)."""
+    """A list+watch loop over one resource (optionally one namespace, a label selector and a
+    field selector)."""
 
     def __init__(
         self, client: KubeClient, resource: Resource, *, namespace: str | None = None,
@@ -82,7 +83,8 @@ class Informer:
             try:
                 handler(change)
             except Exception:  # a broken handler must not stop the informer
-                log.exception("informer %s: handler failed", self.resource)
+                log.exception("informer %s: handler failed on %s of %s", self.resource, change.kind,
+                              key_of(change.object))
 
     async def _list(self) -> str:
         result = await self.client.list(
@@ -156,24 +158,25 @@ class Informer:
 
 
 class InformerFactory:
-    """One shared informer per (resource, namespace, label selector); runs them all."""
+    """One shared informer per (resource, namespace, label selector, field selector); runs them all."""
 
     def __init__(self, client: KubeClient, *, namespace: str | None = None, watch_timeout_seconds: int = 290) -> None:
         self.client = client
         self.namespace = namespace
-        self._informers: dict[tuple[Resource, str | None, str | None], Informer] = {}
+        self._informers: dict[tuple[Resource, str | None, str | None, str | None], Informer] = {}
         self._watch_timeout_seconds = watch_timeout_seconds
 
     def informer(
-        self, resource: Resource, *, namespace: str | None = "", label_selector: str | None = None
+        self, resource: Resource, *, namespace: str | None = "", label_selector: str | None = None,
+        field_selector: str | None = None,
     ) -> Informer:
         """``namespace=""`` means the factory's scope (all namespaces when it has none)."""
         scope = self.namespace if namespace == "" else namespace
-        key = (resource, scope, label_selector)
+        key = (resource, scope, label_selector, field_selector)
         if key not in self._informers:
             self._informers[key] = Informer(
                 self.client, resource, namespace=scope, label_selector=label_selector,
-                watch_timeout_seconds=self._watch_timeout_seconds,
+                field_selector=field_selector, watch_timeout_seconds=self._watch_timeout_seconds,
             )
         return self._informers[key]
 
@@ -183,8 +186,9 @@ class InformerFactory:
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
-            for (resource, namespace, selector), informer in self._informers.items():
-                group.create_task(informer.run(), name=f"informer:{resource}:{namespace or '*'}:{selector or ''}")
+            for (resource, namespace, labels, fields), informer in self._informers.items():
+                selectors = ":".join(selector for selector in (labels, fields) if selector)
+                group.create_task(informer.run(), name=f"informer:{resource}:{namespace or '*'}:{selectors}")
 
     async def wait_synced(self) -> None:
         for informer in list(self._informers.values()):

@@ -1,4 +1,4 @@
-"""The API resources the controller reads and writes, and the path to each.
+"""The API resources knserve's processes read and write, and the path to each.
 
 Pure descriptions (group, version, plural, kind); no I/O.
 """
@@ -58,6 +58,10 @@ PODS: Final = Resource("", "v1", "pods", "Pod", has_generation=False)
 CONFIGMAPS: Final = Resource("", "v1", "configmaps", "ConfigMap", has_status=False, has_generation=False)
 EVENTS: Final = Resource("", "v1", "events", "Event", has_status=False, has_generation=False)
 NAMESPACES: Final = Resource("", "v1", "namespaces", "Namespace", namespaced=False, has_generation=False)
+NODES: Final = Resource("", "v1", "nodes", "Node", namespaced=False, has_generation=False)
+SECRETS: Final = Resource("", "v1", "secrets", "Secret", has_status=False, has_generation=False)
+SERVICE_ACCOUNTS: Final = Resource("", "v1", "serviceaccounts", "ServiceAccount", has_status=False, has_generation=False)
+LEASES: Final = Resource("coordination.k8s.io", "v1", "leases", "Lease", has_status=False, has_generation=False)
 ENDPOINT_SLICES: Final = Resource(
     "discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", has_status=False, has_generation=False
 )

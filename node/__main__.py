@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 
 from knserve.clock import SystemClock
+from kube.client import KubeClient, connect
+from kube.errors import ApiError
 from node.addresses import HOST_IP, AllocationStore, saved_block
 from node.agent import NodeAgent
 from node.api import NodeApi, ServerInfo
@@ -45,6 +47,9 @@ from node.zygote import Zygote
 
 # The process environment a container starts from (an image would bring its own PATH etc).
 DNS_PORT = 53
+FIELD_MANAGER = "knserve-node"
+API_WRITES_IN_FLIGHT = 32  # pod status writes of a burst of new pods go out together
+API_REQUEST_TIMEOUT = 30.0
 INHERITED_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER", "LOGNAME")
 
 
@@ -163,7 +168,12 @@ async def _serve(
     args: argparse.Namespace, *, state_dir: Path, layout: StateLayout, allocations: AllocationStore,
     network: PodNetwork, host_ip: str, clock: SystemClock,
 ) -> None:
-    api = await NodeApi.connect(args.kubeconfig)
+    try:
+        client = await connect(args.kubeconfig, field_manager=FIELD_MANAGER, max_writes_in_flight=API_WRITES_IN_FLIGHT,
+                               request_timeout=API_REQUEST_TIMEOUT)
+    except ApiError as error:
+        raise SystemExit(f"knserve node: {error}") from None
+    api = NodeApi(client)
     cert, key = args.tls_cert_file, args.tls_private_key_file
     if cert is None or key is None:
         cert, key = serving_certificate(state_dir / "pki", args.name, host_ip)
@@ -172,7 +182,7 @@ async def _serve(
     if args.client_ca_file is not None:
         tls.load_verify_locations(cafile=str(args.client_ca_file))
         tls.verify_mode = ssl.CERT_REQUIRED
-    server = api.server_info()
+    server = ServerInfo.of(client)
     image_namespace, _, image_name = args.image_map.partition("/")
     settings = NodeSettings(
         node_name=args.name,
@@ -201,13 +211,13 @@ async def _serve(
             )
             agent = NodeAgent(ctx, log_port=args.log_port, log_tls=tls)
             if isinstance(network, BridgeNetwork) and network.gateway:
-                await _serve_with_service_network(ctx, network, api, server, agent)
+                await _serve_with_service_network(ctx, network, client, server, agent)
             else:
                 await agent.run()
     finally:
         if zygote is not None:
             zygote.stop()
-        await api.close()
+        await client.close()
 
 
 async def _run_both(agent: NodeAgent, proxy: ServiceProxy) -> None:
@@ -216,11 +226,11 @@ async def _run_both(agent: NodeAgent, proxy: ServiceProxy) -> None:
         group.create_task(proxy.run(), name="service proxy")
 
 
-async def _serve_with_service_network(ctx: NodeContext, network: BridgeNetwork, api: NodeApi, server: ServerInfo,
-                                      agent: NodeAgent) -> None:
+async def _serve_with_service_network(ctx: NodeContext, network: BridgeNetwork, client: KubeClient,
+                                      server: ServerInfo, agent: NodeAgent) -> None:
     """Run the agent with Service IPs and cluster DNS (on the gateway) for its pods."""
     assert network.gateway is not None
-    proxy = ServiceProxy(api, bridge=network.bridge, api_server=server)
+    proxy = ServiceProxy(client, bridge=network.bridge, api_server=server)
     dns = ClusterDnsServer((network.gateway, DNS_PORT), proxy.record)
     try:
         await dns.start()

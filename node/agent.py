@@ -2,12 +2,13 @@
 
 ``NodeAgent.run`` registers the Node (InternalIP, capacity, ``Ready``, the log endpoint's
 port), renews its Lease in ``kube-node-lease`` every 10 s (40 s duration), binds pods that
-no scheduler placed to itself, and watches the pods bound to it (``spec.nodeName``),
-starting a ``PodWorker`` for each new one and terminating those being deleted: preStop,
-SIGTERM, SIGKILL after the grace period, then a delete with grace 0 and the pod's UID as
-precondition. After a restart it adopts the processes of pods that still exist and stops
-those of pods that are gone. On cancellation (SIGTERM to the agent) it stops every pod's
-processes and leaves the pods in the API, so the next start runs them again.
+no scheduler placed to itself (an informer on ``spec.nodeName=``), and keeps an informer on
+the pods bound to it (``spec.nodeName=<node>``), starting a ``PodWorker`` for each new one
+and terminating those being deleted: preStop, SIGTERM, SIGKILL after the grace period, then
+a delete with grace 0 and the pod's UID as precondition. Once the first list is in, it
+adopts the processes of pods that still exist and stops those of pods that went while it was
+away. On cancellation (SIGTERM to the agent) it stops every pod's processes and leaves the
+pods in the API, so the next start runs them again.
 
 Side effects: Node, Lease, Binding, pod status and pod deletions in the API; processes.
 """
@@ -23,7 +24,11 @@ import platform
 import ssl
 from typing import Any
 
-from node.api import ApiError, Gone, retry_forever
+from kube.errors import ApiError
+from kube.informer import Change, Informer
+from kube.objects import key_of, name_of, namespace_of, uid_of
+from kube.resources import PODS
+from node.api import retry_forever
 from node.context import NodeContext
 from node.logs import LogServer
 from node.pod import PodWorker
@@ -37,6 +42,8 @@ LEASE_DURATION_SECONDS = 40
 LEASE_RENEW_SECONDS = 10.0
 NODE_STATUS_REPORT_SECONDS = 60.0
 WATCH_TIMEOUT_SECONDS = 300
+BIND_RETRY_SECONDS = 1.0
+BIND_RETRY_MAX_SECONDS = 10.0
 MAX_PODS = 250
 KUBELET_VERSION = "v1.37.2"
 RUNTIME_VERSION = "knserve://0.1.0"
@@ -129,6 +136,18 @@ def node_object(name: str) -> dict[str, Any]:
     }
 
 
+def wants_binding(pod: dict[str, Any]) -> bool:
+    """Whether the binder should place ``pod`` here: on no node, not being deleted, not finished,
+    and left to the default scheduler (which does not run)."""
+    metadata = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    if spec.get("nodeName") or metadata.get("deletionTimestamp"):
+        return False
+    if (spec.get("schedulerName") or DEFAULT_SCHEDULER) != DEFAULT_SCHEDULER:
+        return False
+    return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+
+
 def _grace_for_deletion(pod: dict[str, Any]) -> float:
     metadata = pod.get("metadata") or {}
     value = metadata.get("deletionGracePeriodSeconds")
@@ -142,12 +161,19 @@ class NodeAgent:
         self.ctx = ctx
         self.name = ctx.settings.node_name
         self.log_server = LogServer(self.find_pod, host=ctx.settings.host_ip, port=log_port, ssl_context=log_tls)
-        self.workers: dict[str, PodWorker] = {}
+        self.workers: dict[str, PodWorker] = {}  # by pod uid
         self._terminations: dict[str, asyncio.Task[None]] = {}
-        self._bindings: set[asyncio.Task[None]] = set()
+        self._bindings: dict[str, asyncio.Task[None]] = {}  # by pod uid
         self._node_uid = ""
         self._log_port = 0
-        self._adopted_leftovers = False
+        self.pods = Informer(ctx.api.client, PODS, field_selector=f"spec.nodeName={self.name}",
+                             watch_timeout_seconds=WATCH_TIMEOUT_SECONDS)
+        self.pods.add_handler(self._on_pod_change)
+        self.unscheduled: Informer | None = None
+        if ctx.settings.bind_pending_pods:
+            self.unscheduled = Informer(ctx.api.client, PODS, field_selector="spec.nodeName=",
+                                        watch_timeout_seconds=WATCH_TIMEOUT_SECONDS)
+            self.unscheduled.add_handler(self._on_unscheduled)
 
     def find_pod(self, namespace: str, name: str) -> PodWorker | None:
         for worker in self.workers.values():
@@ -163,9 +189,10 @@ class NodeAgent:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._lease_loop(), name="node lease")
                 tasks.create_task(self._node_status_loop(), name="node status")
-                tasks.create_task(self._pod_loop(), name="pods on this node")
-                if self.ctx.settings.bind_pending_pods:
-                    tasks.create_task(self._bind_loop(), name="binder")
+                tasks.create_task(self.pods.run(), name="pods on this node")
+                tasks.create_task(self._stop_leftovers_once_listed(), name="leftovers")
+                if self.unscheduled is not None:
+                    tasks.create_task(self.unscheduled.run(), name="binder")
         finally:
             await self.shutdown()
 
@@ -219,9 +246,9 @@ class NodeAgent:
         if current is None:
             current = await api.get_lease(LEASE_NAMESPACE, self.name)
         if current is None:
-            return await api.create_lease(LEASE_NAMESPACE, self._lease(None))
+            return await api.create_lease(self._lease(None))
         try:
-            return await api.replace_lease(LEASE_NAMESPACE, self.name, self._lease(current))
+            return await api.replace_lease(self._lease(current))
         except ApiError as error:
             if error.status not in (404, 409):
                 raise
@@ -239,99 +266,48 @@ class NodeAgent:
 
     # --- binding pods no scheduler placed --------------------------------------------------------------
 
-    async def _bind(self, pod: dict[str, Any]) -> None:
-        metadata = pod.get("metadata") or {}
-        spec = pod.get("spec") or {}
-        if spec.get("nodeName") or metadata.get("deletionTimestamp"):
+    def _on_unscheduled(self, change: Change) -> None:
+        pod = change.object
+        uid = uid_of(pod)
+        if change.kind == "delete" or uid in self._bindings or not wants_binding(pod):
             return
-        if (spec.get("schedulerName") or DEFAULT_SCHEDULER) != DEFAULT_SCHEDULER:
-            return
-        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-            return
-        try:
-            await self.ctx.api.bind_pod(
-                metadata["namespace"], metadata["name"], uid=metadata.get("uid", ""), node_name=self.name
-            )
-        except ApiError as error:
-            if error.status not in (404, 409):
-                log.warning("binding pod %s/%s failed: %s", metadata.get("namespace"), metadata.get("name"), error)
-
-    async def _bind_loop(self) -> None:
-        await self._watch_loop("spec.nodeName=", self._on_unscheduled, None)
-
-    async def _on_unscheduled(self, kind: str, pod: dict[str, Any]) -> None:
         # Each bind runs on its own, so a burst of new pods (many revisions woken at once) is
         # bound together instead of one API round trip after another.
-        if kind in ("ADDED", "MODIFIED"):
-            binding = asyncio.get_running_loop().create_task(
-                self._bind(pod), name=f"bind {(pod.get('metadata') or {}).get('name')}"
-            )
-            self._bindings.add(binding)
-            binding.add_done_callback(self._bindings.discard)
+        binding = asyncio.get_running_loop().create_task(
+            self._bind(namespace_of(pod), name_of(pod), uid), name=f"bind {key_of(pod)}"
+        )
+        self._bindings[uid] = binding
+        binding.add_done_callback(lambda _: self._bindings.pop(uid, None))
+
+    async def _bind(self, namespace: str, name: str, uid: str) -> None:
+        """Bind the pod to this node; after a failure other than "gone" or "taken" (404, 409), try
+        again while the pod still waits for a node (a re-list would not bring it back unchanged)."""
+        delay = BIND_RETRY_SECONDS
+        while True:
+            try:
+                await self.ctx.api.bind_pod(namespace, name, uid=uid, node_name=self.name)
+                return
+            except ApiError as error:
+                if error.status in (404, 409):
+                    return
+                log.warning("binding pod %s/%s failed, retrying in %.0fs: %s", namespace, name, delay, error)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, BIND_RETRY_MAX_SECONDS)
+            pod = self.unscheduled.store.get(namespace, name) if self.unscheduled is not None else None
+            if pod is None or uid_of(pod) != uid or not wants_binding(pod):
+                return
 
     # --- the pods on this node ------------------------------------------------------------------------
 
-    async def _pod_loop(self) -> None:
-        await self._watch_loop(f"spec.nodeName={self.name}", self._on_pod_event, self._on_pod_list)
-
-    async def _watch_loop(self, field_selector: str, on_event: Any, on_list: Any) -> None:
-        """List, then watch from the list's version; list again on 410 Gone or errors."""
-        api = self.ctx.api
-        resource_version = ""
-        while True:
-            try:
-                if not resource_version:
-                    items, resource_version = await api.list_pods(field_selector=field_selector)
-                    if on_list is not None:
-                        await on_list(items)
-                    else:
-                        for item in items:
-                            await self._deliver(on_event, "ADDED", item)
-                async for event in api.watch_pods(
-                    field_selector=field_selector, resource_version=resource_version, timeout_seconds=WATCH_TIMEOUT_SECONDS
-                ):
-                    version = (event.object.get("metadata") or {}).get("resourceVersion")
-                    if version:
-                        resource_version = str(version)
-                    if event.type == "BOOKMARK":
-                        continue
-                    await self._deliver(on_event, event.type, event.object)
-            except Gone:
-                resource_version = ""
-            except (ApiError, OSError, asyncio.TimeoutError, ValueError) as error:
-                log.warning("watching pods (%s) failed, listing again: %s", field_selector, error)
-                resource_version = ""
-                await asyncio.sleep(1.0)
-            except Exception as error:  # aiohttp.ClientError and friends
-                log.warning("watching pods (%s) broke, listing again: %s", field_selector, error)
-                resource_version = ""
-                await asyncio.sleep(1.0)
-
-    @staticmethod
-    async def _deliver(on_event: Any, kind: str, pod: dict[str, Any]) -> None:
-        try:
-            await on_event(kind, pod)
-        except Exception:
-            metadata = pod.get("metadata") or {}
-            log.exception("handling %s of pod %s/%s failed", kind, metadata.get("namespace"), metadata.get("name"))
-
-    async def _on_pod_list(self, pods: list[dict[str, Any]]) -> None:
-        listed = {str(p["metadata"]["uid"]) for p in pods}
-        for uid in list(self.workers):
-            if uid not in listed:
-                self._pod_gone(uid)
-        for pod in pods:
-            await self._deliver(self._on_pod_event, "ADDED", pod)
-        if not self._adopted_leftovers:
-            self._adopted_leftovers = True
-            await self._stop_leftovers(listed)
-
-    async def _on_pod_event(self, kind: str, pod: dict[str, Any]) -> None:
-        metadata = pod.get("metadata") or {}
-        uid = str(metadata.get("uid", ""))
-        if kind == "DELETED":
+    def _on_pod_change(self, change: Change) -> None:
+        pod = change.object
+        uid = uid_of(pod)
+        if change.old is not None and uid_of(change.old) != uid:
+            self._pod_gone(uid_of(change.old))  # replaced by a pod of the same name while the watch was away
+        if change.kind == "delete":
             self._pod_gone(uid)
             return
+        metadata = pod.get("metadata") or {}
         worker = self.workers.get(uid)
         deleting = bool(metadata.get("deletionTimestamp"))
         if worker is None:
@@ -380,10 +356,20 @@ class NodeAgent:
             self.workers.pop(worker.uid, None)
             self._terminations.pop(worker.uid, None)
 
-    async def _stop_leftovers(self, listed: set[str]) -> None:
-        """Stop processes of pods that were deleted while the agent was away; forget them."""
+    def _known_pods(self) -> set[str]:
+        """The uids of the pods this agent runs or sees bound to its node."""
+        return set(self.workers) | {uid_of(pod) for pod in self.pods.store.list()}
+
+    async def _stop_leftovers_once_listed(self) -> None:
+        await self.pods.wait_synced()
+        await self._stop_leftovers()
+
+    async def _stop_leftovers(self) -> None:
+        """Stop processes of pods that were deleted while the agent was away; forget them. (Pods
+        that arrive meanwhile have workers, so they are known and left alone.)"""
         pods_dir = self.ctx.layout.pods
-        leftovers = [path for path in pods_dir.iterdir() if path.name not in listed] if pods_dir.exists() else []
+        known = self._known_pods()
+        leftovers = [path for path in pods_dir.iterdir() if path.name not in known] if pods_dir.exists() else []
         stops = []
         for pod_dir in leftovers:
             for record_file in pod_dir.glob("containers/*/process.json"):
@@ -397,7 +383,7 @@ class NodeAgent:
         await asyncio.gather(*stops)
         for pod_dir in leftovers:
             remove_tree(pod_dir)
-        for uid in self.ctx.allocations.known_pods() - listed:
+        for uid in self.ctx.allocations.known_pods() - self._known_pods():
             self.ctx.allocations.release(uid)
         await self.ctx.network.sync(self.ctx.allocations.addresses())
 
@@ -407,7 +393,7 @@ class NodeAgent:
         """Stop every pod's processes (SIGTERM, then SIGKILL); leave the pods in the API. (The
         caller then removes the pod network; the next start makes it again, same IPs.)"""
         workers = list(self.workers.values())
-        for task in [*self._terminations.values(), *self._bindings]:
+        for task in [*self._terminations.values(), *self._bindings.values()]:
             task.cancel()
         for worker in workers:
             await worker.close()

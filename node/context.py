@@ -21,8 +21,9 @@ from pathlib import Path
 import aiohttp
 
 from knserve.clock import Clock
+from kube.errors import ApiError
 from node.addresses import AllocationStore
-from node.api import ApiError, NodeApi, ServerInfo
+from node.api import NodeApi, ServerInfo
 from node.images import ImageEntrypoint, parse_map
 from node.network import PodNetwork
 from node.zygote import Zygote

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from node.api import ApiError
+from kube.errors import ApiError
 from node import images
 from node.context import NodeContext
 from node.dns import resolv_conf

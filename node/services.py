@@ -2,8 +2,8 @@
 
 On a cluster, kube-proxy makes each Service's cluster IP reach the Service's ready endpoints
 and cluster DNS answers ``<service>.<namespace>.svc.cluster.local``. The local node does both
-itself. ``ServiceProxy`` keeps the Services and EndpointSlices of the cluster (list, then
-watch; list again on 410 Gone or errors) and, for each Service with a cluster IP:
+itself. ``ServiceProxy`` keeps the Services and EndpointSlices of the cluster (an informer
+each, over the agent's ``KubeClient``) and, for each Service with a cluster IP:
 
 * puts the IP on the node's bridge as a /32, so pods reach it through their gateway;
 * listens on each TCP port of the Service at that IP, the socket bound to the bridge
@@ -30,20 +30,23 @@ import dataclasses
 import logging
 import random
 import socket
-from typing import Any
 
+from kube.cache import by_label
+from kube.client import KubeClient
 from kube.endpoints import ready_addresses, ready_endpoints_at
-from node.api import Gone, NodeApi, ServerInfo
+from kube.informer import Change, Informer
+from kube.objects import JSON, name_of, namespace_of
+from kube.resources import ENDPOINT_SLICES, KUBE_SERVICES
+from node.api import ServerInfo
 from node.dns import ServiceRecord
 from node.network import run_ip
 
 log = logging.getLogger(__name__)
 
-JSON = dict[str, Any]
-SERVICES_PATH = "/api/v1/services"
-ENDPOINT_SLICES_PATH = "/apis/discovery.k8s.io/v1/endpointslices"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+BY_SERVICE = "service"  # index of EndpointSlices by "<namespace>/<their Service's name>"
 WATCH_TIMEOUT_SECONDS = 300
+RESYNC_SECONDS = 300.0
 CONNECT_TIMEOUT_SECONDS = 5.0
 COPY_CHUNK = 64 * 1024
 
@@ -69,11 +72,6 @@ def cluster_ip(service: JSON) -> str | None:
     return str(address)
 
 
-def _key(obj: JSON) -> tuple[str, str]:
-    metadata = obj.get("metadata") or {}
-    return str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
-
-
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         while chunk := await reader.read(COPY_CHUNK):
@@ -86,20 +84,24 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 class ServiceProxy:
-    def __init__(self, api: NodeApi, *, bridge: str, api_server: ServerInfo) -> None:
-        self.api = api
+    def __init__(self, client: KubeClient, *, bridge: str, api_server: ServerInfo) -> None:
         self.bridge = bridge
         self.api_server = api_server
-        self.services: dict[tuple[str, str], JSON] = {}
-        self.slices: dict[tuple[str, str], JSON] = {}  # by the slice's own key
+        self.services = Informer(client, KUBE_SERVICES, watch_timeout_seconds=WATCH_TIMEOUT_SECONDS)
+        self.slices = Informer(client, ENDPOINT_SLICES, indexers={BY_SERVICE: by_label(SERVICE_NAME_LABEL)},
+                               watch_timeout_seconds=WATCH_TIMEOUT_SECONDS)
         self._listeners: dict[tuple[str, int], asyncio.Server] = {}  # (ip, port) -> server
         self._addresses: set[str] = set()
         self._changed = asyncio.Event()
-        self._synced = asyncio.Event()
+        self.services.add_handler(self._on_change)
+        self.slices.add_handler(self._on_change)
+
+    def _on_change(self, change: Change) -> None:
+        self._changed.set()
 
     # --- what cluster DNS asks -------------------------------------------------------------
     def record(self, namespace: str, name: str) -> ServiceRecord | None:
-        service = self.services.get((namespace, name))
+        service = self.services.store.get(namespace, name)
         if service is None:
             return None
         spec = service.get("spec") or {}
@@ -108,9 +110,7 @@ class ServiceProxy:
                              endpoint_ips=ready_addresses(self._slices_of(namespace, name)))
 
     def _slices_of(self, namespace: str, name: str) -> list[JSON]:
-        return [s for (slice_namespace, _), s in self.slices.items()
-                if slice_namespace == namespace and ((s.get("metadata") or {}).get("labels") or {}).get(
-                    SERVICE_NAME_LABEL) == name]
+        return self.slices.store.by_index(BY_SERVICE, f"{namespace}/{name}")
 
     def endpoints(self, namespace: str, name: str, port: ServicePort) -> list[tuple[str, int]]:
         if (namespace, name) == ("default", "kubernetes"):
@@ -120,9 +120,9 @@ class ServiceProxy:
     # --- running ---------------------------------------------------------------------------
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
-            group.create_task(self._keep(SERVICES_PATH, self.services))
-            group.create_task(self._keep(ENDPOINT_SLICES_PATH, self.slices))
-            group.create_task(self._sync_loop())
+            group.create_task(self.services.run(), name="services")
+            group.create_task(self.slices.run(), name="endpoint slices")
+            group.create_task(self._sync_loop(), name="service addresses")
 
     async def close(self) -> None:
         for server in self._listeners.values():
@@ -132,44 +132,24 @@ class ServiceProxy:
             await run_ip("addr", "del", f"{address}/32", "dev", self.bridge)
         self._addresses.clear()
 
-    async def _keep(self, path: str, into: dict[tuple[str, str], JSON]) -> None:
-        """Keep ``into`` equal to the collection at ``path``."""
-        while True:
-            try:
-                items, version = await self.api.list_objects(path)
-                into.clear()
-                into.update({_key(item): item for item in items})
-                self._changed.set()
-                async for event in self.api.watch(path, resource_version=version,
-                                                  timeout_seconds=WATCH_TIMEOUT_SECONDS):
-                    if event.type == "BOOKMARK":
-                        continue
-                    if event.type == "DELETED":
-                        into.pop(_key(event.object), None)
-                    else:
-                        into[_key(event.object)] = event.object
-                    self._changed.set()
-            except Gone:
-                continue
-            except Exception as error:  # the API's, aiohttp's and the socket's: never stop serving
-                log.warning("watching %s failed (%s); listing again in 1s", path, error)
-                await asyncio.sleep(1.0)
-
     async def _sync_loop(self) -> None:
+        """Sync on every change, and at least every ``RESYNC_SECONDS`` so that an address or a
+        listener that could not be made is tried again."""
         while True:
-            await self._changed.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), RESYNC_SECONDS)
             self._changed.clear()
             await self.sync()
 
     async def sync(self) -> None:
         """Make the addresses and listeners match the Services."""
         wanted: dict[tuple[str, int], tuple[str, str, ServicePort]] = {}
-        for (namespace, name), service in self.services.items():
+        for service in self.services.store.list():
             address = cluster_ip(service)
             if address is None:
                 continue
             for port in service_ports(service):
-                wanted[(address, port.port)] = (namespace, name, port)
+                wanted[(address, port.port)] = (namespace_of(service), name_of(service), port)
         addresses = {address for address, _ in wanted}
         for address in sorted(addresses - self._addresses):
             code, output = await run_ip("addr", "replace", f"{address}/32", "dev", self.bridge)

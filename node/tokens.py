@@ -20,7 +20,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from node.api import ApiError, NodeApi, ServerInfo
+from kube.errors import ApiError
+from node.api import NodeApi, ServerInfo
 
 log = logging.getLogger(__name__)
 

@@ -2,9 +2,10 @@ import asyncio
 
 import pytest
 
+from kube.client import STRATEGIC_MERGE_PATCH
 from kube.errors import AlreadyExists, Conflict, Gone, NotFound
 from kube.fake import FakeKubeClient
-from kube.resources import CONFIGURATIONS, DEPLOYMENTS
+from kube.resources import CONFIGURATIONS, DEPLOYMENTS, PODS, SERVICE_ACCOUNTS
 
 
 def config(name: str = "hello", **spec: object) -> dict:
@@ -81,3 +82,83 @@ async def test_watch_wakes_on_new_writes() -> None:
     await asyncio.sleep(0)
     await fake.create(CONFIGURATIONS, config("late"))
     assert await task == "late"
+
+
+def pod(name: str, node: str = "", **metadata: object) -> dict:
+    return {"metadata": {"name": name, "namespace": "ns", **metadata},
+            "spec": {"nodeName": node} if node else {}}
+
+
+async def test_list_and_watch_select_by_field() -> None:
+    fake = FakeKubeClient([(PODS, pod("here", "node-1")), (PODS, pod("there", "node-2")), (PODS, pod("pending"))])
+    listed = await fake.list(PODS, field_selector="spec.nodeName=node-1")
+    assert [item["metadata"]["name"] for item in listed.items] == ["here"]
+    unscheduled = await fake.list(PODS, field_selector="spec.nodeName=")
+    assert [item["metadata"]["name"] for item in unscheduled.items] == ["pending"]
+    await fake.create(PODS, pod("new-here", "node-1"))
+    await fake.create(PODS, pod("new-there", "node-2"))
+    events = [(event.type, event.object["metadata"]["name"]) async for event in fake.watch(
+        PODS, resource_version=listed.resource_version, field_selector="spec.nodeName=node-1", timeout_seconds=0)]
+    assert events == [("ADDED", "new-here")]
+
+
+async def test_binding_places_a_pod_once_and_answers_with_a_status() -> None:
+    fake = FakeKubeClient()
+    created = await fake.create(PODS, pod("web"))
+    uid = created["metadata"]["uid"]
+
+    def binding(node: str, binding_uid: str = uid) -> dict:
+        return {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "web", "namespace": "ns", "uid": binding_uid},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
+
+    with pytest.raises(Conflict, match="Precondition failed"):
+        await fake.create_subresource(PODS, "ns", "web", "binding", binding("node-1", "another-uid"))
+    answer = await fake.create_subresource(PODS, "ns", "web", "binding", binding("node-1"))
+    assert answer["kind"] == "Status" and answer["status"] == "Success"
+    assert (await fake.get(PODS, "ns", "web"))["spec"]["nodeName"] == "node-1"
+    with pytest.raises(Conflict, match='already assigned to node "node-1"'):
+        await fake.create_subresource(PODS, "ns", "web", "binding", binding("node-2"))
+    with pytest.raises(NotFound):
+        await fake.create_subresource(PODS, "ns", "gone", "binding", binding("node-1"))
+    assert [str(action) for action in fake.actions] == ["create pods ns/web", "create_subresource pods ns/web/binding"]
+
+
+async def test_token_request_is_bound_to_an_existing_pod() -> None:
+    fake = FakeKubeClient([(SERVICE_ACCOUNTS, {"metadata": {"name": "default", "namespace": "ns"}})])
+    created = await fake.create(PODS, pod("web"))
+
+    def request(pod_uid: str) -> dict:
+        return {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {
+            "expirationSeconds": 600, "boundObjectRef": {"kind": "Pod", "name": "web", "uid": pod_uid}}}
+
+    answer = await fake.create_subresource(SERVICE_ACCOUNTS, "ns", "default", "token",
+                                           request(created["metadata"]["uid"]))
+    assert answer["status"]["token"].startswith("fake-token:ns:default:")
+    assert answer["status"]["expirationTimestamp"].endswith("Z")
+    with pytest.raises(Conflict):
+        await fake.create_subresource(SERVICE_ACCOUNTS, "ns", "default", "token", request("old-uid"))
+    with pytest.raises(NotFound):
+        await fake.create_subresource(SERVICE_ACCOUNTS, "ns", "missing", "token", request(created["metadata"]["uid"]))
+    with pytest.raises(NotFound, match="does not serve"):
+        await fake.create_subresource(PODS, "ns", "web", "eviction", {})
+
+
+async def test_a_patch_naming_a_uid_holds_only_for_that_object() -> None:
+    fake = FakeKubeClient()
+    created = await fake.create(PODS, pod("web"))
+    uid = created["metadata"]["uid"]
+    patched = await fake.patch(PODS, "ns", "web", {"metadata": {"uid": uid}, "status": {"phase": "Running"}},
+                               content_type=STRATEGIC_MERGE_PATCH, subresource="status")
+    assert patched["status"] == {"phase": "Running"}
+    with pytest.raises(Conflict, match="Precondition failed"):
+        await fake.patch(PODS, "ns", "web", {"metadata": {"uid": "successor"}, "status": {"phase": "Failed"}},
+                         content_type=STRATEGIC_MERGE_PATCH, subresource="status")
+
+
+async def test_delete_with_grace_zero_and_a_uid_precondition() -> None:
+    fake = FakeKubeClient()
+    created = await fake.create(PODS, pod("web"))
+    with pytest.raises(Conflict):
+        await fake.delete(PODS, "ns", "web", uid="successor", grace_period_seconds=0)
+    await fake.delete(PODS, "ns", "web", uid=created["metadata"]["uid"], grace_period_seconds=0)
+    assert fake.peek(PODS, "ns", "web") is None
