@@ -64,8 +64,16 @@ async def serve(args: argparse.Namespace, directory: Directory | None) -> int:
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
+    started: list[QueueProcess] = []
+
+    def on_signal() -> None:  # the first asks for a graceful stop, a second cancels
+        if started and not started[0].stopping:
+            started[0].stop()
+        else:
+            task.cancel()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, task.cancel)
+        loop.add_signal_handler(signum, on_signal)
     servers = args.nats_url or os.environ.get("NATS_URL", DEFAULT_NATS_URL).split(",")
     store = JetStreamStore(servers, replicas=args.stream_replicas)
     async with contextlib.AsyncExitStack() as resources:
@@ -85,13 +93,16 @@ async def serve(args: argparse.Namespace, directory: Directory | None) -> int:
             directory = mapped
         process = QueueProcess(store=store, directory=directory, ingress_url=args.ingress_url,
                                body_limit=args.body_limit)
+        started.append(process)
         try:
             async with asyncio.TaskGroup() as group:
+                informing = None
                 if informers is not None:
-                    group.create_task(informers.run(), name="informers")
+                    informing = group.create_task(informers.run(), name="informers")
                     await informers.wait_synced()
-                group.create_task(process.run(host=args.host, port=args.port, metrics_port=args.metrics_port),
-                                  name="queue")
+                await process.run(host=args.host, port=args.port, metrics_port=args.metrics_port)
+                if informing is not None:
+                    informing.cancel()
         except asyncio.CancelledError:
             logging.getLogger("callqueue").info("stopped")
     return 0

@@ -1,8 +1,9 @@
 """One queue replica: the accept server, the dispatcher, metrics and health, run together.
 
 Stateless: every replica connects to the same NATS and shares the work through the
-Services' consumers. ``run`` serves until cancelled; on cancel it stops accepting, then the
-dispatcher's calls in flight lose their lease and are delivered again elsewhere.
+Services' consumers. ``stop`` (SIGTERM) stops taking calls and lets the ones running here
+finish (``drain_seconds``); whatever is still running then, or when ``run`` is cancelled,
+loses its lease and is delivered again elsewhere.
 
 It listens before NATS answers, and answers 503 with ``Retry-After`` at accept until it does.
 Side effects: listens on ``port`` (calls) and ``metrics_port`` (``/metrics``, ``/healthz``),
@@ -31,7 +32,8 @@ log = logging.getLogger(__name__)
 class QueueProcess:
     def __init__(self, *, store: JetStreamStore, directory: Directory, ingress_url: str,
                  body_limit: int = DEFAULT_BODY_LIMIT, clock: Clock | None = None,
-                 metrics_every: float = 2.0) -> None:
+                 metrics_every: float = 2.0, drain_seconds: float = 25.0) -> None:
+        self.drain_seconds = drain_seconds
         self.store = store
         self.directory = directory
         self.metrics = QueueMetrics()
@@ -42,6 +44,15 @@ class QueueProcess:
                                    body_limit=body_limit, on_accepted=self.dispatcher.notice)
         self.metrics_every = metrics_every
         self.ready = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def stop(self) -> None:
+        """Begin a graceful stop: calls running here finish (up to ``drain_seconds``), then ``run`` returns."""
+        self._stopping.set()
 
     def admin_app(self) -> web.Application:
         app = web.Application()
@@ -91,8 +102,13 @@ class QueueProcess:
             await self._connect()
             self.ready.set()
             async with asyncio.TaskGroup() as group:
-                group.create_task(self.dispatcher.run(), name="dispatcher")
-                group.create_task(self._gauges(), name="queue-gauges")
+                dispatcher = group.create_task(self.dispatcher.run(), name="dispatcher")
+                gauges = group.create_task(self._gauges(), name="queue-gauges")
+                await self._stopping.wait()
+                left = await self.dispatcher.drain(self.drain_seconds)
+                log.info("queue: stopping; %d calls still running are delivered again when their lease ends", left)
+                dispatcher.cancel()
+                gauges.cancel()
         finally:
             for runner in runners:
                 await runner.cleanup()

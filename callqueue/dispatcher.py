@@ -46,6 +46,9 @@ DISPATCH_HEADER: Final = "K-Call-Dispatch"
 CALLBACK_ATTEMPTS: Final = 5
 ATTEMPT_TIMEOUT: Final = 900.0
 """Longest an attempt may take (above the longest revision timeout, 600 s)."""
+OUTCOME_SAVE_SECONDS: Final = 120.0
+"""How long an attempt's outcome is retried into a store that went away (NATS restarting)
+before the call is left to its lease (and runs again)."""
 SKIPPED_ON_DISPATCH: Final = frozenset({"prefer", "x-call-id", "x-attempt", DISPATCH_HEADER.lower()})
 RESPONSE_HOP_HEADERS: Final = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
 
@@ -68,12 +71,24 @@ class Dispatcher:
         self._group: asyncio.TaskGroup | None = None
         self.in_flight: dict[tuple[str, str], int] = {}
         self._pending: set[tuple[str, str]] = set()
+        self._draining = asyncio.Event()
+        self._calls: set[asyncio.Task[None]] = set()
 
     def notice(self, target: Target) -> None:
         """A call was accepted for ``target``: make sure this replica dispatches its Service."""
         if (target.namespace, target.service) not in self._loops:
             self._wake.set()
             self._pending.add((target.namespace, target.service))
+
+    async def drain(self, timeout: float) -> int:
+        """Stop taking calls and wait (at most ``timeout``) for the ones running here to finish;
+        returns how many were still running (they are delivered again once their lease ends)."""
+        self._draining.set()
+        self._wake.set()
+        running = [task for task in self._calls if not task.done()]
+        if running:
+            await asyncio.wait(running, timeout=timeout)
+        return sum(1 for task in running if not task.done())
 
     async def run(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=30)
@@ -82,7 +97,7 @@ class Dispatcher:
             self._session = session
             async with asyncio.TaskGroup() as group:
                 self._group = group
-                while True:
+                while not self._draining.is_set():
                     wanted = set(self._pending)
                     self._pending.clear()
                     try:
@@ -103,7 +118,7 @@ class Dispatcher:
         key = (namespace, service)
         assert self._group is not None
         running: set[asyncio.Task[None]] = set()
-        while True:
+        while not self._draining.is_set():
             target = self.directory.service(namespace, service)
             limit = target.policy.concurrency if target else RetryPolicy().concurrency
             free = limit - len(running)
@@ -126,10 +141,12 @@ class Dispatcher:
                 task = self._group.create_task(self._handle(delivery, namespace, service),
                                                name=f"call:{delivery.call_id}")
                 running.add(task)
+                self._calls.add(task)
                 self.in_flight[key] = len(running)
 
                 def finished(done: asyncio.Task[None]) -> None:
                     running.discard(done)
+                    self._calls.discard(done)
                     self.in_flight[key] = len(running)
 
                 task.add_done_callback(finished)
@@ -186,14 +203,29 @@ class Dispatcher:
         after = calls.finish(started, outcome, policy, self.clock.time(), self.random)
         if after.state is State.QUEUED:
             self.metrics.retried.labels(namespace, service).inc()
-            await self.store.update(after, revision)
+            await self._save(after, revision)
             assert after.next_attempt is not None
             await delivery.nak(after.next_attempt - self.clock.time())
             return
         await self._finish(delivery, after, revision, policy)
 
+    async def _save(self, call: Call, revision: int) -> int:
+        """Write an attempt's outcome, retrying while the store is away (keeping the lease), so
+        a NATS restart does not make a finished call run again."""
+        deadline = time.monotonic() + OUTCOME_SAVE_SECONDS
+        while True:
+            try:
+                return await self.store.update(call, revision)
+            except Conflict:
+                raise
+            except Exception as error:  # StoreUnavailable, timeouts, the NATS client's errors while it reconnects
+                if time.monotonic() > deadline:
+                    raise
+                log.info("call %s: saving its outcome: %r; trying again", call.id, error)
+                await asyncio.sleep(0.5)
+
     async def _finish(self, delivery: Delivery, call: Call, revision: int, policy: RetryPolicy) -> None:
-        revision = await self.store.update(call, revision)
+        revision = await self._save(call, revision)
         counter = {State.SUCCEEDED: self.metrics.succeeded, State.FAILED: self.metrics.failed,
                    State.DEAD: self.metrics.dead}.get(call.state)
         if counter is not None:

@@ -4,6 +4,7 @@ dispatcher on loopback ports, and a real function app standing where the ingress
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -93,6 +94,7 @@ class Stack:
         self.callback_url = callback_url
         self.process = process
         self.session = aiohttp.ClientSession()
+        self.task: asyncio.Task[None] | None = None
 
     async def accept(self, body: bytes = b"x", *, path: str = "/work?n=1", **headers: str) -> aiohttp.ClientResponse:
         sent = {"Host": HOST, "Prefer": "respond-async", **{k.replace("_", "-"): v for k, v in headers.items()}}
@@ -140,12 +142,13 @@ async def stack(nats_server: NatsServer, request: pytest.FixtureRequest) -> Asyn
     task = asyncio.create_task(process.run(host="127.0.0.1", port=port, metrics_port=None))
     await asyncio.wait_for(process.ready.wait(), 20)
     stack = Stack(f"http://127.0.0.1:{port}", function, receiver, f"http://127.0.0.1:{cb_port}/done", process)
+    stack.task = task
     try:
         yield stack
     finally:
         await stack.session.close()
         task.cancel()
-        with pytest.raises(asyncio.CancelledError):
+        with contextlib.suppress(asyncio.CancelledError):
             await task
         await fn_runner.cleanup()
         await cb_runner.cleanup()
@@ -261,3 +264,20 @@ async def test_nats_down_gives_503_with_retry_after_and_nothing_is_lost(stack: S
     nats_server.start()
     for call_id in accepted:
         await stack.wait_state(call_id, "succeeded", timeout=40)
+
+
+async def test_a_graceful_stop_lets_the_running_call_finish_once(stack: Stack) -> None:
+    stack.function.delay = 1.0
+    call_id = (await stack.accept()).headers["X-Call-Id"]
+    await stack.wait_state(call_id, "running")
+    stack.process.stop()
+    assert stack.task is not None
+    await asyncio.wait_for(stack.task, 10)  # returns once the running call is done
+    reader = JetStreamStore(stack.process.store.servers)
+    await reader.connect()
+    try:
+        found = await reader.get("default", "fn", call_id)
+    finally:
+        await reader.close()
+    assert found is not None and found[0].state.value == "succeeded"
+    assert stack.function.runs[call_id] == 1
