@@ -8,9 +8,9 @@
   ``init-container-N`` likewise;
 * resources from ``revision-*-request/limit`` when configured (``resources: {}`` otherwise);
 * the serving container (the only one, or the one with a port) gets a readiness probe when it
-  has none or one without a handler: ``tcpSocket`` on the user port (Knative stores port 0,
-  meaning "the user port", and resolves it when building the Deployment; knserve writes the
-  port itself), ``successThreshold: 1``; with ``periodSeconds`` set, ``failureThreshold: 3``
+  has none or one without a handler: ``tcpSocket`` with ``port: 0``, which means "the serving
+  port" and is resolved only when the Deployment is built (so a later port change moves the
+  probe with it), ``successThreshold: 1``; with ``periodSeconds`` set, ``failureThreshold: 3``
   and ``timeoutSeconds: 1``; gRPC probes get ``service: ""``;
 * ``enableServiceLinks`` <- config-defaults (false) on create;
 * volume mounts of read-only volume kinds (all but emptyDir, PVC, ephemeral) get ``readOnly``.
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from knserve.networking import DEFAULT_USER_PORT
 from serving.apis.meta import ObjectMeta
 from serving.apis.names import child_name
 from serving.apis.v1.podspec_types import (
@@ -55,18 +54,12 @@ def _default_names(containers: list[Container], taken: set[str], default_name: s
     return out
 
 
-def _user_port(container: Container) -> int:
-    for port in container.ports or []:
-        return port.container_port or DEFAULT_USER_PORT
-    return DEFAULT_USER_PORT
-
-
 def _with_readiness_defaults(container: Container, *, serving_container: bool) -> Container:
     probe = container.readiness_probe
     if serving_container:
         probe = probe or Probe()
         if probe.handler_count() == 0:
-            probe = probe.model_copy(update={"tcp_socket": TCPSocketAction(port=_user_port(container))})
+            probe = probe.model_copy(update={"tcp_socket": TCPSocketAction(port=0)})
     if probe is None:
         return container
     update: dict[str, Any] = {}

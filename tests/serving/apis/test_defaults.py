@@ -32,7 +32,7 @@ def defaulted_user_container(**fields: Any) -> dict[str, Any]:
     return {
         "image": IMAGE,
         "name": "user-container",
-        "readinessProbe": {"successThreshold": 1, "tcpSocket": {"port": 8080}},
+        "readinessProbe": {"successThreshold": 1, "tcpSocket": {"port": 0}},
         "resources": {},
         **fields,
     }
@@ -145,7 +145,7 @@ HELLO_WORLD = {
                 "spec": {
                     "template": {"spec": defaulted_spec(containers=[
                         defaulted_user_container(name="user-container-1", ports=[{"containerPort": 8888}],
-                                                 readinessProbe={"successThreshold": 1, "tcpSocket": {"port": 8888}}),
+                                                 readinessProbe={"successThreshold": 1, "tcpSocket": {"port": 0}}),
                         {"image": IMAGE, "name": "user-container-2", "resources": {}},
                         {"image": IMAGE, "name": "user-container-0", "resources": {}},
                     ])},
@@ -213,7 +213,7 @@ def test_default_service_from_config() -> None:
         "containers": [{
             "image": IMAGE,
             "name": "hello-app",
-            "readinessProbe": {"successThreshold": 1, "tcpSocket": {"port": 8080}},
+            "readinessProbe": {"successThreshold": 1, "tcpSocket": {"port": 0}},
             "resources": {"requests": {"cpu": "100m"}, "limits": {"memory": "1Gi"}},
         }],
     }

@@ -201,6 +201,17 @@ def test_user_readiness_probe_moves_to_the_queue_proxy() -> None:
     assert queue["readinessProbe"]["periodSeconds"] == 5
 
 
+def test_default_probe_port_zero_follows_a_port_changed_later() -> None:
+    """The defaulted probe is stored as port 0 (Knative's "the serving port"); a template that
+    keeps it while its port moves to 8888 (``kn service update --port``) probes 8888."""
+    created = hello_revision(ports=[]).to_dict()["spec"]["containers"][0]["readinessProbe"]
+    assert created == {"tcpSocket": {"port": 0}, "successThreshold": 1}
+    moved = hello_revision(ports=[{"containerPort": 8888}], readinessProbe=created)
+    queue = make_deployment(moved, ConfigSnapshot())["spec"]["template"]["spec"]["containers"][1]
+    probe = json.loads(next(v["value"] for v in queue["env"] if v["name"] == "SERVING_READINESS_PROBE"))
+    assert probe == {"tcpSocket": {"port": 8888}, "successThreshold": 1}
+
+
 def test_exec_readiness_probe_stays_on_the_user_container_and_the_queue_proxy_probes_tcp() -> None:
     exec_probe = {"exec": {"command": ["cat", "/tmp/ready"]}, "periodSeconds": 2, "failureThreshold": 5}
     deployment = make_deployment(hello_revision(readinessProbe=exec_probe), ConfigSnapshot())

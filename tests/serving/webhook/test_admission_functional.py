@@ -77,7 +77,7 @@ async def test_hello_world_is_defaulted(webhook: Any, namespace: str) -> None:
     template = stored["spec"]["template"]["spec"]
     assert (template["timeoutSeconds"], template["containerConcurrency"], template["enableServiceLinks"]) == (300, 0, False)
     assert template["containers"][0]["name"] == "user-container"
-    assert template["containers"][0]["readinessProbe"] == {"successThreshold": 1, "tcpSocket": {"port": 8080}}
+    assert template["containers"][0]["readinessProbe"] == {"successThreshold": 1, "tcpSocket": {"port": 0}}
     assert "serving.knative.dev/creator" in stored["metadata"]["annotations"]
 
 
