@@ -21,6 +21,8 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
+from knserve.networking import CREATOR_ANNOTATION, UPDATER_ANNOTATION
+
 from serving.apis.field_error import FieldError
 from serving.apis.meta import Resource
 from serving.apis.v1.configuration_defaults import default_configuration
@@ -41,8 +43,6 @@ from serving.webhook import jsonpatch
 VALIDATION_PATH: Final = "/resource-validation"
 DEFAULTING_PATH: Final = "/defaulting"
 GROUP: Final = "serving.knative.dev"
-CREATOR_ANNOTATION: Final = "serving.knative.dev/creator"
-UPDATER_ANNOTATION: Final = "serving.knative.dev/lastModifier"
 
 
 class _Kind:

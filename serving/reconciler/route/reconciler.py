@@ -49,7 +49,11 @@ from serving.reconciler.route.ingress_state import IngressState
 from serving.reconciler.route.labeler import RoutingLabeler
 from serving.reconciler.route.resources.hosts import address_url, route_url, tag_url
 from serving.reconciler.route.resources.ingress import make_backend, make_ingress_rules
-from serving.reconciler.route.resources.placeholder import make_placeholder_service, placeholder_names
+from serving.reconciler.route.resources.placeholder import (
+    keep_visibility,
+    make_placeholder_service,
+    placeholder_names,
+)
 from serving.reconciler.route.resources.rollout import (
     ROLLOUT_ANNOTATION,
     Rollout,
@@ -222,7 +226,8 @@ class RouteReconciler:
         wanted = placeholder_names(route, context.config, tags)
         results = await ensure_together(*(
             ensure_child(self.client, KUBE_SERVICES, self.services, make_placeholder_service(route, name), owner=owner,
-                         owner_uid=uid, events=context.events, compare="hash", announce=False)
+                         owner_uid=uid, events=context.events, compare="hash", announce=False,
+                         preserve=keep_visibility)
             for name in wanted))
         for name, result in zip(wanted, results):
             if result.not_owned:

@@ -5,7 +5,9 @@ The name is the template's BYO name (``spec.template.metadata.name``) or
 ``kmeta.ChildName``). The Revision carries the template's labels and annotations plus
 ``serving.knative.dev/configuration``, ``/configurationUID``, ``/configurationGeneration``,
 ``/service`` and ``/serviceUID`` (empty when the Configuration has no Service),
-``routingState: pending`` with ``routingStateModified`` set to ``now``; its spec is the
+``routingState: pending`` with ``routingStateModified`` set to ``now``, and, as in Knative,
+``serving.knative.dev/creator`` set to the Configuration's ``lastModifier`` (the user whose
+change stamped this Revision out); its spec is the
 template's spec with Knative's defaults (as the admission webhook would apply on create).
 Pure; no I/O.
 """
@@ -18,10 +20,12 @@ from knserve.networking import (
     CONFIGURATION_GENERATION_LABEL,
     CONFIGURATION_LABEL,
     CONFIGURATION_UID_LABEL,
+    CREATOR_ANNOTATION,
     ROUTING_STATE_LABEL,
     ROUTING_STATE_MODIFIED_ANNOTATION,
     SERVICE_LABEL,
     SERVICE_UID_LABEL,
+    UPDATER_ANNOTATION,
 )
 from serving.apis.conditions import format_time
 from serving.apis.meta import ObjectMeta
@@ -56,7 +60,9 @@ def make_revision(configuration: Configuration, config: ConfigSnapshot, *, now: 
             ROUTING_STATE_LABEL: ROUTING_STATE_PENDING,
         },
     )
-    annotations = union(template.metadata.annotations, {ROUTING_STATE_MODIFIED_ANNOTATION: format_time(now)})
+    creator = (configuration.metadata.annotations or {}).get(UPDATER_ANNOTATION)
+    annotations = union(template.metadata.annotations, {CREATOR_ANNOTATION: creator} if creator else None,
+                        {ROUTING_STATE_MODIFIED_ANNOTATION: format_time(now)})
     metadata = ObjectMeta(
         name=latest_revision_name(configuration),
         namespace=configuration.namespace,
