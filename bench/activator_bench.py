@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -27,17 +26,13 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from tests.support.ports import free_port
+
 HEADERS = {
     "Knative-Serving-Revision": "bench-00001",
     "Knative-Serving-Namespace": "default",
     "Host": "bench.default.example.com",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def serve_upstream(port: int) -> None:

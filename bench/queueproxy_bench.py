@@ -34,6 +34,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from tests.support.ports import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 PROXY_CPU = "0"
 LOAD_CPU = "1"
@@ -68,12 +70,6 @@ APP_SOURCE = textwrap.dedent('''
 
     (uvloop.run if uvloop else asyncio.run)(main(int(sys.argv[1])))
 ''')
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(port: int, timeout: float = 10.0) -> None:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,14 +14,9 @@ import aiohttp
 import pytest
 
 from tests.activator.fakes import FakePod
+from tests.support.ports import free_port
 
 HEADERS = {"Knative-Serving-Namespace": "default", "Host": "hello.default.example.com"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def start(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
 import pytest
@@ -16,6 +15,7 @@ from autoscaler.scraper import HttpStatsFetcher
 from autoscaler.server import metrics_app, stats_app
 from autoscaler.service import AutoscalerService
 from knserve.stats_wire import RevisionStat, Stat, encode_stat_batch
+from tests.support.factories import pod_autoscaler, with_status
 
 NS, REV = "default", "hello-00001"
 DEPLOYMENT = f"{REV}-deployment"
@@ -89,23 +89,12 @@ async def harness() -> AsyncIterator[Harness]:
         await client.close()
 
 
-def pa_object(status: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "metadata": {"name": REV, "namespace": NS, "labels": {"serving.knative.dev/revision": REV}},
-        "spec": {"containerConcurrency": 0, "scaleTargetRef": {"name": DEPLOYMENT}},
-        "status": status or {},
-    }
-
-
 async def test_a_request_at_zero_scales_up_at_once_not_at_the_next_tick(harness: Harness) -> None:
     harness.cluster.replicas[(NS, DEPLOYMENT)] = 0
-    harness.cluster.apply(pa_object({
-        "desiredScale": 0,
-        "conditions": [
+    harness.cluster.apply(pod_autoscaler(REV, with_status(desiredScale=0, conditions=[
             {"type": "Active", "status": "False", "reason": "NoTraffic", "lastTransitionTime": LONG_AGO},
             {"type": "ActivatorInPath", "status": "True", "reason": "ScaledToZero", "lastTransitionTime": LONG_AGO},
-        ],
-    }))
+        ])))
     await asyncio.sleep(0.3)  # the PodAutoscaler is picked up
     assert harness.cluster.scale_writes == []
     body = encode_stat_batch([RevisionStat(NS, REV, Stat("activator-0", 1.0, request_count=1.0))])
@@ -126,7 +115,7 @@ async def test_scraped_load_scales_out(harness: Harness) -> None:
     started = time.time() - 600
     harness.cluster.set_pods(NS, REV, [PodInfo(f"pod-{ip}", ip, ready=True, start_time=started) for ip in ips])
     harness.cluster.replicas[(NS, DEPLOYMENT)] = 3
-    harness.cluster.apply(pa_object())
+    harness.cluster.apply(pod_autoscaler(REV))
     await harness.wait_for_scale(5, timeout=6.0)  # 300 concurrent / 70 per pod
     async with harness.client.get(harness.metrics_url) as response:
         text = await response.text()

@@ -18,7 +18,7 @@ from serving.apis.autoscaling.v1alpha1.podautoscaler_lifecycle import (
     CONDITION_SCALE_TARGET_INITIALIZED,
 )
 from serving.apis.conditions import Condition, format_time
-from tests.support.factories import pa_condition, pod_autoscaler
+from tests.support.factories import pa_condition, pod_autoscaler, with_status
 
 T0 = 1_700_000_000.0
 
@@ -40,10 +40,14 @@ def make_pa(
     if active is not None:
         conditions.append(pa_condition(CONDITION_ACTIVE, active[0], since=active[1], reason=reason))
     if in_path is not None:
-        conditions.append(pa_condition(ACTIVATOR_IN_PATH_CONDITION, "True" if in_path[0] else "False", since=in_path[1]))
+        in_path_status = "True" if in_path[0] else "False"
+        conditions.append(pa_condition(ACTIVATOR_IN_PATH_CONDITION, in_path_status, since=in_path[1]))
     if initialized:
         conditions.append(pa_condition(CONDITION_SCALE_TARGET_INITIALIZED, "True", since=T0 - 1000))
-    return pod_autoscaler(PodAutoscalerStatus(desired_scale=desired, conditions=conditions))
+    status: dict[str, Any] = {"conditions": conditions}
+    if desired is not None:
+        status["desiredScale"] = desired
+    return PodAutoscaler.model_validate(pod_autoscaler("hello-00001", with_status(**status)))
 
 
 def run(

@@ -14,40 +14,24 @@ from knserve.stats_wire import RevisionStat, Stat
 from kube.fake import FakeKubeClient
 from kube.resources import CONFIGMAPS, DEPLOYMENTS, PODAUTOSCALERS, PODS
 from serving.config.autoscaler import AutoscalerConfig
+from tests.support.factories import pod, pod_autoscaler, pod_ready, with_status
 
 NS, REV = "default", "hello-00001"
 DEPLOYMENT = f"{REV}-deployment"
 
 
-def pod(name: str, ip: str, *, ready: bool, revision: str = REV) -> dict[str, Any]:
-    return {
-        "metadata": {"name": name, "namespace": NS, "labels": {"serving.knative.dev/revision": revision}},
-        "status": {"phase": "Running", "podIP": ip, "startTime": "2024-01-01T00:00:00Z",
-                   "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
-    }
-
-
-def pa(status: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "metadata": {"name": REV, "namespace": NS, "labels": {"serving.knative.dev/revision": REV}},
-        "spec": {"containerConcurrency": 0, "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
-                                                               "name": DEPLOYMENT}},
-        "status": status or {},
-    }
-
-
 def cluster_objects(replicas: int) -> FakeKubeClient:
     return FakeKubeClient([
         (DEPLOYMENTS, {"metadata": {"name": DEPLOYMENT, "namespace": NS}, "spec": {"replicas": replicas}}),
-        (PODS, pod("a", "127.0.0.2", ready=True)),
-        (PODS, pod("b", "127.0.0.3", ready=False)),
-        (PODS, pod("other", "127.0.0.4", ready=True, revision="other-00001")),
+        (PODS, pod("a", with_status(podIP="127.0.0.2"), pod_ready(True))),
+        (PODS, pod("b", with_status(podIP="127.0.0.3"), pod_ready(False))),
+        (PODS, pod("other", with_status(podIP="127.0.0.4"), pod_ready(True), revision="other-00001")),
     ])
 
 
 async def test_reads_pods_and_replicas_and_writes_scale_and_status() -> None:
     client = cluster_objects(2)
-    client.seed(PODAUTOSCALERS, pa())
+    client.seed(PODAUTOSCALERS, pod_autoscaler(REV))
     cluster = KubeCluster(client)
     events = cluster.events()
     kind, obj = await asyncio.wait_for(anext(events), 5)
@@ -71,7 +55,7 @@ async def test_replicas_come_from_the_deployment_cache_and_a_scale_write_counts_
         (DEPLOYMENTS, {"metadata": {"name": DEPLOYMENT, "namespace": NS,
                                     "labels": {"serving.knative.dev/revision": REV}}, "spec": {"replicas": 0}}),
     ])
-    client.seed(PODAUTOSCALERS, pa())
+    client.seed(PODAUTOSCALERS, pod_autoscaler(REV))
     cluster = KubeCluster(client)
     events = cluster.events()
     await asyncio.wait_for(anext(events), 5)
@@ -107,10 +91,10 @@ async def test_a_scale_write_and_the_status_go_out_together() -> None:
 
     cluster = SlowScale()
     cluster.replicas[(NS, DEPLOYMENT)] = 0
-    cluster.apply(pa({"desiredScale": 0, "conditions": [
+    cluster.apply(pod_autoscaler(REV, with_status(desiredScale=0, conditions=[
         {"type": "Active", "status": "False", "reason": "NoTraffic", "lastTransitionTime": "2020-01-01T00:00:00Z"},
         {"type": "ActivatorInPath", "status": "True", "lastTransitionTime": "2020-01-01T00:00:00Z"},
-    ]}))
+    ])))
     clock = FakeClock(2_000_000_000.0)
     service = AutoscalerService(watch=cluster, pods=cluster, scale=cluster, status=cluster, fetcher=NoStats(),
                                 clock=clock)
@@ -133,10 +117,10 @@ class NoStats:
 async def test_the_service_scales_a_revision_from_zero_through_the_api() -> None:
     client = FakeKubeClient([
         (DEPLOYMENTS, {"metadata": {"name": DEPLOYMENT, "namespace": NS}, "spec": {"replicas": 0}}),
-        (PODAUTOSCALERS, pa({"desiredScale": 0, "conditions": [
+        (PODAUTOSCALERS, pod_autoscaler(REV, with_status(desiredScale=0, conditions=[
             {"type": "Active", "status": "False", "reason": "NoTraffic", "lastTransitionTime": "2020-01-01T00:00:00Z"},
             {"type": "ActivatorInPath", "status": "True", "lastTransitionTime": "2020-01-01T00:00:00Z"},
-        ]})),
+        ]))),
     ])
     fetcher: StatsFetcher = NoStats()
     cluster = KubeCluster(client)

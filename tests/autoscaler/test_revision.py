@@ -12,9 +12,9 @@ from autoscaler.kpa import reconcile
 from autoscaler.kube import PodCounts
 from autoscaler.revision import RevisionScaler
 from knserve.stats_wire import ACTIVATOR_IN_PATH_CONDITION, Stat
-from serving.apis.autoscaling.v1alpha1 import PodAutoscalerStatus
+from serving.apis.autoscaling.v1alpha1 import PodAutoscaler
 from serving.apis.autoscaling.v1alpha1.podautoscaler_lifecycle import CONDITION_ACTIVE
-from tests.support.factories import pa_condition, pod_autoscaler
+from tests.support.factories import pa_condition, pod_autoscaler, with_status
 
 T0 = 1_700_000_000.0
 
@@ -48,10 +48,10 @@ def test_the_first_request_at_zero_pokes_and_scales_from_zero() -> None:
     assert scaler.tick(now=T0, ready_pods=0)  # the poke's immediate decision
     assert scaler.status.desired_scale == 1
 
-    pa = pod_autoscaler(PodAutoscalerStatus(desired_scale=0, conditions=[
+    pa = PodAutoscaler.model_validate(pod_autoscaler("hello-00001", with_status(desiredScale=0, conditions=[
         pa_condition(CONDITION_ACTIVE, "False", since=T0 - 250, reason="NoTraffic"),
         pa_condition(ACTIVATOR_IN_PATH_CONDITION, "True", since=T0 - 250, reason="ScaledToZero"),
-    ]))
+    ])))
     result = reconcile(pa, spec=scaler.spec, decider=scaler.status, pods=PodCounts(), current_replicas=0, now=T0)
     assert result.replicas == 1
     assert result.activator_in_path

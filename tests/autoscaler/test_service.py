@@ -8,6 +8,7 @@ from autoscaler.kube import FakeCluster, PodInfo
 from autoscaler.service import AutoscalerService
 from knserve.clock import FakeClock
 from knserve.stats_wire import ACTIVATOR_IN_PATH_CONDITION, RevisionStat, Stat
+from tests.support.factories import pod_autoscaler, with_annotations, with_status
 
 NS, REV = "default", "hello-00001"
 KEY = (NS, REV)
@@ -25,15 +26,6 @@ class FixedStats:
         return Stat(ip, self.concurrency)
 
 
-def pa_object(*, annotations: dict[str, str] | None = None, status: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "metadata": {"name": REV, "namespace": NS, "generation": 1, "annotations": annotations or {},
-                     "labels": {"serving.knative.dev/revision": REV}},
-        "spec": {"containerConcurrency": 0, "scaleTargetRef": {"name": f"{REV}-deployment"}},
-        "status": status or {},
-    }
-
-
 def pods(count: int, *, clock: FakeClock) -> list[PodInfo]:
     return [PodInfo(f"p{i}", f"10.0.0.{i}", ready=True, start_time=clock.time() - 600) for i in range(count)]
 
@@ -49,7 +41,7 @@ def condition(cluster: FakeCluster, kind: str) -> dict[str, Any]:
 
 async def test_a_new_pa_gets_a_status_and_its_load_scales_the_deployment() -> None:
     clock, cluster, stats = FakeClock(), FakeCluster(), FixedStats(140.0)
-    cluster.apply(pa_object())
+    cluster.apply(pod_autoscaler(REV))
     cluster.replicas[(NS, f"{REV}-deployment")] = 1
     cluster.set_pods(NS, REV, pods(1, clock=clock))
     autoscaler = service(cluster, clock, stats)
@@ -69,7 +61,7 @@ async def test_a_new_pa_gets_a_status_and_its_load_scales_the_deployment() -> No
 
 async def test_an_idle_revision_goes_to_zero_after_the_window_and_comes_back_on_a_poke() -> None:
     clock, cluster, stats = FakeClock(), FakeCluster(), FixedStats(0.0)
-    cluster.apply(pa_object(annotations={"autoscaling.knative.dev/window": "6s"}))
+    cluster.apply(pod_autoscaler(REV, with_annotations({"autoscaling.knative.dev/window": "6s"})))
     cluster.replicas[(NS, f"{REV}-deployment")] = 1
     cluster.set_pods(NS, REV, pods(1, clock=clock))
     autoscaler = service(cluster, clock, stats)
@@ -110,12 +102,12 @@ async def test_stats_for_unknown_revisions_are_ignored() -> None:
 async def test_deleted_and_foreign_class_pas_are_dropped() -> None:
     clock, cluster = FakeClock(), FakeCluster()
     autoscaler = service(cluster, clock, FixedStats(0.0))
-    await autoscaler.handle_event("ADDED", pa_object())
+    await autoscaler.handle_event("ADDED", pod_autoscaler(REV))
     assert KEY in autoscaler.revisions
-    await autoscaler.handle_event("DELETED", pa_object())
+    await autoscaler.handle_event("DELETED", pod_autoscaler(REV))
     assert KEY not in autoscaler.revisions
     await autoscaler.handle_event(
-        "ADDED", pa_object(annotations={"autoscaling.knative.dev/class": "hpa.autoscaling.knative.dev"})
+        "ADDED", pod_autoscaler(REV, with_annotations({"autoscaling.knative.dev/class": "hpa.autoscaling.knative.dev"}))
     )
     assert KEY not in autoscaler.revisions
 
@@ -123,8 +115,9 @@ async def test_deleted_and_foreign_class_pas_are_dropped() -> None:
 async def test_annotation_changes_reach_the_decider() -> None:
     clock, cluster = FakeClock(), FakeCluster()
     autoscaler = service(cluster, clock, FixedStats(0.0))
-    await autoscaler.handle_event("ADDED", pa_object())
-    await autoscaler.handle_event("MODIFIED", pa_object(annotations={"autoscaling.knative.dev/target": "10"}))
+    await autoscaler.handle_event("ADDED", pod_autoscaler(REV))
+    retargeted = pod_autoscaler(REV, with_annotations({"autoscaling.knative.dev/target": "10"}))
+    await autoscaler.handle_event("MODIFIED", retargeted)
     assert autoscaler.revisions[KEY].scaler.spec.total == 10.0
 
 
@@ -146,7 +139,7 @@ async def test_a_restart_under_load_through_the_activator_keeps_the_pods_while_t
     clock, cluster = FakeClock(), FakeCluster()
     annotations = {"autoscaling.knative.dev/window": "6s", "autoscaling.knative.dev/target": "10",
                    "autoscaling.knative.dev/target-utilization-percentage": "100"}
-    cluster.apply(pa_object(annotations=annotations, status={"desiredScale": 2, "actualScale": 2}))
+    cluster.apply(pod_autoscaler(REV, with_annotations(annotations), with_status(desiredScale=2, actualScale=2)))
     cluster.replicas[(NS, f"{REV}-deployment")] = 2
     cluster.set_pods(NS, REV, pods(2, clock=clock))
     autoscaler = AutoscalerService(watch=cluster, pods=cluster, scale=cluster, status=cluster,

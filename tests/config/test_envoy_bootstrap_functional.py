@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from serving.xds.bootstrap_manifest import cluster_bootstrap
 from serving.xds.controller import INGRESS_NODE_CLUSTER, XdsController
@@ -21,14 +20,10 @@ from serving.xds.model import EMPTY_MODEL
 from serving.xds.translate import IngressSettings
 from tests.config import manifests
 from tests.support.envoy_process import find_envoy
+from tests.support.eventually import eventually_async
+from tests.support.ports import free_port
 
 POD_NAME = "envoy-5f7c9d-x2kq8"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _envoy_args(bootstrap_path: Path) -> list[str]:
@@ -58,21 +53,8 @@ async def _running(argv: list[str], log: Path) -> AsyncIterator[asyncio.subproce
                 await process.wait()
 
 
-async def _eventually(check, *, what: str, log: Path, timeout: float = 20.0):  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        with contextlib.suppress(aiohttp.ClientError, OSError):
-            result = await check()
-            if result:
-                return result
-        if loop.time() > deadline:
-            pytest.fail(f"{what} within {timeout:g} s; envoy log:\n{log.read_text(errors='replace')[-2000:]}")
-        await asyncio.sleep(0.05)
-
-
 async def test_envoy_from_the_deployment_joins_the_ingress_and_answers_its_probes(tmp_path: Path) -> None:
-    external, internal, admin, ready = (_free_port() for _ in range(4))
+    external, internal, admin, ready = (free_port() for _ in range(4))
     xds = XdsController(settings=IngressSettings(external_host="127.0.0.1", external_port=external,
                                                   internal_host="127.0.0.1", internal_port=internal))
     try:  # "localhost" may resolve to ::1 first (Envoy asks for IPv6 before IPv4): listen on both
@@ -84,6 +66,8 @@ async def test_envoy_from_the_deployment_joins_the_ingress_and_answers_its_probe
     path = tmp_path / "envoy-bootstrap.json"
     path.write_text(json.dumps(bootstrap))
     log = tmp_path / "envoy.log"
+    waiting = functools.partial(eventually_async, timeout=20.0, interval=0.05, ignore=(aiohttp.ClientError, OSError),
+                                detail=lambda: f"envoy log:\n{log.read_text(errors='replace')[-2000:]}")
     try:
         async with _running(_envoy_args(path), log), aiohttp.ClientSession() as session:
 
@@ -91,21 +75,21 @@ async def test_envoy_from_the_deployment_joins_the_ingress_and_answers_its_probe
                 return any(status.node.id == POD_NAME and status.connected
                            for status in xds.cache.statuses(INGRESS_NODE_CLUSTER))
 
-            await _eventually(joined, what=f"no Envoy named {POD_NAME} connected to the xDS server", log=log)
+            await waiting(joined, what=f"an Envoy named {POD_NAME} to connect to the xDS server")
 
             async def live() -> tuple[int, str] | None:
                 async with session.get(f"http://127.0.0.1:{ready}/ready") as response:
                     answer = (response.status, (await response.text()).strip())
                 return answer if answer[0] == 200 else None
 
-            assert await _eventually(live, what="the ready port never said LIVE", log=log) == (200, "LIVE")
+            assert await waiting(live, what="the ready port to say LIVE") == (200, "LIVE")
 
             async def listening() -> bool:
                 _, writer = await asyncio.open_connection("127.0.0.1", external)
                 writer.close()
                 return True
 
-            await _eventually(listening, what="the external listener never opened", log=log)
+            await waiting(listening, what="the external listener to open")
 
             for path_or_method in ("/stats", "/config_dump", "/quitquitquit"):
                 async with session.get(f"http://127.0.0.1:{ready}{path_or_method}") as response:

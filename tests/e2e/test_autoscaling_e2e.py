@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ import pytest
 from knserve.networking import SYSTEM_NAMESPACE
 from tests.e2e.conftest import Stack
 from tests.e2e.overlap_app import IMAGE as OVERLAP_IMAGE
+from tests.support.eventually import eventually
 
 FAST_AUTOSCALER = {
     "stable-window": "6s",
@@ -64,7 +65,7 @@ def idle_service(autoscaling: Stack) -> Iterator[str]:
     stack = autoscaling
     namespace = f"t-idle-{uuid.uuid4().hex[:6]}"
     stack.kubectl("create", "namespace", namespace)
-    wait_for(lambda: stack.kubectl("get", "serviceaccount", "default", "-n", namespace, check=False).returncode == 0,
+    eventually(lambda: stack.kubectl("get", "serviceaccount", "default", "-n", namespace, check=False).returncode == 0,
              timeout=30, what=f"namespace {namespace} has its default service account", interval=0.1)
     try:
         stack.apply(make_service("idle", namespace, image=HELLO_IMAGE), namespace)
@@ -142,19 +143,6 @@ def revision_processes(namespace: str) -> list[int]:
         if wanted.intersection(environment):
             found.append(int(entry.name))
     return found
-
-
-def wait_for(check: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.3) -> Any:
-    """Poll ``check`` until it returns something true; that value. Fails with the last value seen."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        last = check()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not reached after {timeout:.0f}s; last seen {last!r}")
-        time.sleep(interval)
 
 
 # --- load -------------------------------------------------------------------------------------
@@ -290,13 +278,13 @@ def test_sustained_load_reaches_target_pods_and_returns_to_min_scale(autoscaling
             return len(last) == 4 and all(
                 s.desired == last[0].desired and s.ready_pods == s.desired and s.replicas == s.desired for s in last)
 
-        wait_for(settled, timeout=60, what="steady-00001 settled under load", interval=0.5)
+        eventually(settled, timeout=60, what="steady-00001 settled under load", interval=0.5)
     assert load.statuses() == {200: len(load.answers)}, load.statuses()
     assert 2 <= (seen[-1].desired or 0) <= 4, seen[-1]
     assert max(s.desired or 0 for s in seen) <= 4, [s.desired for s in seen]
 
     # Load gone: back to min-scale, not to zero.
-    back = wait_for(lambda: (s := observe(stack, "steady-00001", namespace)).desired == 1 and s.live_pods == 1 and s,
+    back = eventually(lambda: (s := observe(stack, "steady-00001", namespace)).desired == 1 and s.live_pods == 1 and s,
                     timeout=60, what="steady-00001 back to min-scale 1")
     assert back.ready_pods == 1
 
@@ -311,7 +299,7 @@ def test_min_scale_keeps_pods_while_idle_and_max_scale_caps(autoscaling, namespa
     })
     stack.apply(service, namespace)
     stack.wait_ready("ksvc", "bounded", namespace)
-    wait_for(lambda: observe(stack, "bounded-00001", namespace).ready_pods == 2, timeout=60,
+    eventually(lambda: observe(stack, "bounded-00001", namespace).ready_pods == 2, timeout=60,
              what="bounded-00001 has 2 ready pods")
 
     # Idle for longer than the stable window plus the grace period: still 2 pods.
@@ -329,7 +317,7 @@ def test_min_scale_keeps_pods_while_idle_and_max_scale_caps(autoscaling, namespa
             reached = [i for i, s in enumerate(seen) if s.ready_pods == 3]
             return bool(reached) and len(seen) - reached[0] >= 5  # and held for a few more looks
 
-        wait_for(capped, timeout=40, what="bounded-00001 at 3 ready pods under load", interval=0.5)
+        eventually(capped, timeout=40, what="bounded-00001 at 3 ready pods under load", interval=0.5)
     assert load.statuses() == {200: len(load.answers)}, load.statuses()
     assert max(s.live_pods for s in seen) == 3, [s.live_pods for s in seen]
     assert max(s.replicas or 0 for s in seen) == 3
@@ -356,7 +344,7 @@ def test_autoscaler_restart_leaves_traffic_alone_and_does_not_scale_down(autosca
                 (s.desired or 0) >= 2 and s.ready_pods >= 2 and s.replicas == s.desired for s in last
             )
 
-        wait_for(settled, timeout=60, what="survivor-00001 settled at 2 or more pods", interval=0.5)
+        eventually(settled, timeout=60, what="survivor-00001 settled at 2 or more pods", interval=0.5)
         replicas = seen[-1].replicas
         killed_at = len(load.answers)
         try:
@@ -443,7 +431,7 @@ def test_idle_service_scales_to_zero_and_the_next_request_brings_a_pod_back(auto
         gone = scale.desired == 0 and scale.actual == 0 and scale.replicas == 0 and scale.live_pods == 0
         return scale if gone and not revision_processes(namespace) else None
 
-    wait_for(at_zero, timeout=90, what="idle-00001 scaled to zero with no pod and no process left")
+    eventually(at_zero, timeout=90, what="idle-00001 scaled to zero with no pod and no process left")
     pa = stack.get("kpa", "idle-00001", namespace)
     active = [c for c in pa["status"]["conditions"] if c["type"] == "Active"]
     assert active and active[0]["status"] == "False" and active[0]["reason"] == "NoTraffic"
@@ -455,5 +443,5 @@ def test_idle_service_scales_to_zero_and_the_next_request_brings_a_pod_back(auto
     assert observe(stack, "idle-00001", namespace).live_pods == 1
     assert revision_processes(namespace)
     # The PodAutoscaler's status follows the scale write.
-    wait_for(lambda: (observe(stack, "idle-00001", namespace).desired or 0) >= 1, timeout=15,
+    eventually(lambda: (observe(stack, "idle-00001", namespace).desired or 0) >= 1, timeout=15,
              what="idle-00001's PodAutoscaler wants a pod again")

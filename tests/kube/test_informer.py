@@ -6,6 +6,7 @@ from kube.cache import by_controller_uid
 from kube.fake import FakeKubeClient
 from kube.informer import Change, Informer
 from kube.resources import CONFIGURATIONS
+from tests.support.eventually import eventually_async
 
 
 def config(name: str, owner_uid: str | None = None) -> dict:
@@ -13,12 +14,6 @@ def config(name: str, owner_uid: str | None = None) -> dict:
     if owner_uid:
         metadata["ownerReferences"] = [{"uid": owner_uid, "controller": True, "name": "o", "kind": "Service"}]
     return {"metadata": metadata, "spec": {}}
-
-
-async def wait_for(predicate, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 @contextlib.asynccontextmanager
@@ -45,7 +40,7 @@ async def test_informer_lists_watches_and_indexes() -> None:
         assert [o["metadata"]["name"] for o in informer.store.by_index("owner", "owner-1")] == ["a"]
         await fake.create(CONFIGURATIONS, config("b"))
         await fake.delete(CONFIGURATIONS, "ns", "a")
-        await wait_for(lambda: ("delete", "a") in seen())
+        await eventually_async(lambda: ("delete", "a") in seen(), what="the informer to catch up")
         assert seen() == [("add", "a"), ("add", "b"), ("delete", "a")]
         assert informer.store.list("ns", "app=b")[0]["metadata"]["name"] == "b"
         assert informer.store.by_index("owner", "owner-1") == []
@@ -59,7 +54,7 @@ async def test_informer_relists_after_gone_and_reports_missed_deletes() -> None:
         fake.compact()
         await fake.delete(CONFIGURATIONS, "ns", "a")
         fake.compact()
-        await wait_for(lambda: informer.store.get("ns", "a") is None)
+        await eventually_async(lambda: informer.store.get("ns", "a") is None, what="the informer to catch up")
         assert informer.lists >= 2
         assert any(c.kind == "delete" and c.object["metadata"]["name"] == "a" for c in changes)
 
@@ -72,7 +67,7 @@ async def test_an_update_this_process_wrote_reaches_the_handlers_from_the_versio
         changed = {**known, "spec": {"template": "v2"}}
         written = await fake.update(CONFIGURATIONS, changed)
         informer.store.remember_write(written)  # the cache has it before the watch brings it
-        await wait_for(lambda: len(changes) == 2)
+        await eventually_async(lambda: len(changes) == 2, what="the informer to catch up")
         update = changes[1]
         assert update.kind == "update"
         assert update.old is not None and update.old["spec"] == {}
@@ -87,5 +82,6 @@ async def test_an_object_this_process_creates_reaches_the_handlers_once_and_at_o
         informer.store.remember_write(created)  # before the watch has brought it
         assert [(c.kind, c.object["metadata"]["name"]) for c in changes] == [("add", "a")]
         changed = await fake.update(CONFIGURATIONS, {**created, "spec": {"template": "v2"}})
-        await wait_for(lambda: len(changes) == 2)  # the watch's ADDED was not announced again
+        # the watch's ADDED was not announced again
+        await eventually_async(lambda: len(changes) == 2, what="the informer to catch up")
         assert changes[1].kind == "update" and changes[1].object["spec"] == changed["spec"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 import time
 import urllib.request
@@ -20,14 +19,9 @@ import pytest
 
 from node.processes import ContainerProcess, StartError
 from node.zygote import Zygote, ZygoteUnavailable
+from tests.support.ports import free_port
 
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def queue_proxy_env(namespace: str) -> dict[str, str]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from queueproxy.metrics import Metrics, render_stat
 from knserve.stats_wire import Stat
+from queueproxy.metrics import Metrics, render_stat
 
 
 def test_counts_and_histograms_by_code() -> None:

@@ -11,7 +11,8 @@ import time
 import aiohttp
 import pytest
 
-from tests.queueproxy.conftest import AppProcess, QueueProxyProcess, free_port, http_get
+from tests.queueproxy.conftest import AppProcess, QueueProxyProcess, http_get
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -7,13 +7,12 @@ import json
 import os
 import re
 import sys
-import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tests.samples.conftest import REPO_ROOT
+from tests.support.eventually import eventually
 
 IMAGE_MAP_FILE = REPO_ROOT / "config" / "local" / "knserve-images.yaml"
 # The node runs `python3` from PATH; here that must be this interpreter, which imports samples.
@@ -21,17 +20,6 @@ INTERPRETER_ENV = [
     {"name": "PATH", "value": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"},
     {"name": "PYTHONPATH", "value": str(REPO_ROOT)},
 ]
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.3)
-    raise AssertionError(f"gave up waiting for {what}; last seen: {last!r}")
 
 
 def apply_image_map(cluster) -> None:  # type: ignore[no-untyped-def]
@@ -67,12 +55,12 @@ def test_a_pod_with_the_helloworld_image_runs_the_sample(cluster, namespace) -> 
         return found if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions) else None
 
     try:
-        running = wait_for("the hello pod to be ready", ready)
+        running = eventually(ready, what="the hello pod to be ready")
     except AssertionError:
         raise AssertionError(f"the hello pod never became ready; its containers: {seen}") from None
-    log = wait_for(
-        "the sample's listening line",
+    log = eventually(
         lambda: re.search(r"listening on port (\d+)", cluster.kubectl("logs", "hello", "-n", namespace).stdout),
+        what="the sample's listening line",
     )
     url = f"http://{running['status']['podIP']}:{log.group(1)}/"
     with urllib.request.urlopen(url, timeout=10) as response:

@@ -10,7 +10,6 @@ Side effects: listens on free ports, starts and stops an Envoy process in ``work
 
 from __future__ import annotations
 
-import socket
 import uuid
 from pathlib import Path
 from types import TracebackType
@@ -19,13 +18,7 @@ from serving.xds.bootstrap import BootstrapSettings, make_bootstrap
 from serving.xds.controller import INGRESS_NODE_CLUSTER, XdsController
 from serving.xds.translate import IngressSettings
 from tests.support.envoy_process import EnvoyProcess
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
+from tests.support.ports import free_port
 
 
 class LocalIngress:

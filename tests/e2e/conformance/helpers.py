@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 
 from tests.e2e.conftest import Stack
+from tests.support.eventually import eventually
 
 RUNTIME_IMAGE = "knserve.dev/samples/runtime"
 FUNCTION_IMAGE = "knserve.dev/samples/function"
@@ -99,15 +100,15 @@ def wait_for(
     what: str, timeout: float = 90,
 ) -> dict[str, Any]:
     """Poll ``kind/name`` until ``check`` holds; the object that passed."""
-    deadline = time.monotonic() + timeout
     current: dict[str, Any] = {}
-    while time.monotonic() < deadline:
+
+    def passed() -> dict[str, Any] | None:
+        nonlocal current
         current = stack.get(kind, name, namespace)
-        if check(current):
-            return current
-        time.sleep(0.2)
-    status = json.dumps(current.get("status"), indent=1)
-    raise AssertionError(f"{kind}/{name} never showed {what} in {timeout}s: {status}")
+        return current if check(current) else None
+
+    return eventually(passed, what=f"{kind}/{name} to show {what}", timeout=timeout, interval=0.2,
+                      detail=lambda: f"status: {json.dumps(current.get('status'), indent=1)}")
 
 
 def is_ready(resource: dict[str, Any]) -> bool:

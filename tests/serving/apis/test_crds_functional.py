@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from serving.apis.crds import OUTPUT_DIR as RESOURCES
-from tests.serving.apis.factories import container, revision, route, service, with_containers, with_spec, with_traffic
+from tests.support.factories import as_written, container, revision, route, service, with_containers, with_spec, with_traffic
 
 CRD_NAMES = [
     "services.serving.knative.dev",
@@ -53,8 +53,10 @@ def apply(cluster: Any, namespace: str, doc: dict[str, Any] | str) -> Any:
 
 
 def without_namespace(doc: dict[str, Any]) -> dict[str, Any]:
-    doc["metadata"].pop("namespace", None)
-    return doc
+    """As a user writes it, for the test's namespace."""
+    written = as_written(doc)
+    written["metadata"].pop("namespace", None)
+    return written
 
 
 def assert_keeps(stored: Any, written: Any, path: str = "spec") -> None:

@@ -12,7 +12,7 @@ from serving.apis.v1.revision_defaults import default_revision
 from serving.apis.v1.route_defaults import default_route
 from serving.apis.v1.service_defaults import default_service
 from serving.config import ConfigSnapshot
-from tests.serving.apis.factories import (
+from tests.support.factories import (
     IMAGE,
     configuration,
     container,

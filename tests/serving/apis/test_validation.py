@@ -14,7 +14,7 @@ from serving.apis.v1.route_validation import validate_route
 from serving.apis.v1.service_defaults import default_service
 from serving.apis.v1.service_validation import validate_service
 from serving.config import ConfigSnapshot
-from tests.serving.apis.factories import (
+from tests.support.factories import (
     configuration,
     container,
     revision,
@@ -302,10 +302,13 @@ def test_validate_service_update(old: dict[str, Any], change: Any, want: str) ->
     assert str(validate_service(defaulted, CONFIG, old=previous)) == want
 
 
+TO_HELLO = {"configurationName": "hello", "percent": 100}
+
+
 @pytest.mark.parametrize(
     ("doc", "want"),
     [
-        pytest.param(route(), "", id="valid"),
+        pytest.param(route("hello", with_traffic(TO_HELLO)), "", id="valid"),
         pytest.param(
             route("hello", with_traffic({"revisionName": "a", "configurationName": "b", "percent": 100})),
             "expected exactly one, got both: spec.traffic[0].configurationName, spec.traffic[0].revisionName",
@@ -330,7 +333,7 @@ def test_validate_service_update(old: dict[str, Any], change: Any, want: str) ->
             id="revisionName syntax",
         ),
         pytest.param(
-            route("hello", with_labels({"serving.knative.dev/service": "hello"})),
+            route("hello", with_traffic(TO_HELLO), with_labels({"serving.knative.dev/service": "hello"})),
             "missing field(s): metadata.labels.serving.knative.dev/service",
             id="service label without owner",
         ),
@@ -351,7 +354,7 @@ def test_validate_route(doc: dict[str, Any], want: str) -> None:
             id="timeoutSeconds 601",
         ),
         pytest.param(
-            revision("hello-00001", with_containers(container(image="b"))),
+            revision("hello-00001", with_containers(container(image="b", name="user-container"))),
             revision(),
             "Immutable fields changed (-old +new): spec\n"
             '{v1.RevisionSpec}.containers[0].image:\n\t-: "ghcr.io/knative/helloworld-go:latest"\n\t+: "b"',

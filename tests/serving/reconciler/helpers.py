@@ -1,18 +1,15 @@
-"""Helpers for the controller's integration tests: the controller as a subprocess, kubectl
-reads and polling."""
+"""Helpers for the controller's integration tests: the controller as a subprocess and kubectl
+reads (polling is ``tests.support.eventually``)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[3]
-T = TypeVar("T")
 
 
 class ControllerProcess:
@@ -50,7 +47,7 @@ class ControllerProcess:
 
     def log_tail(self, lines: int = 40) -> str:
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+            return "controller log:\n" + "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
 
@@ -60,20 +57,6 @@ def get_json(cluster: Any, *args: str) -> Any:
     if result.returncode != 0:
         return None
     return json.loads(result.stdout)
-
-
-def eventually(probe: Callable[[], T | None], *, timeout: float = 60.0, what: str = "", interval: float = 0.25,
-               controller: ControllerProcess | None = None) -> T:
-    """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    tail = f"\ncontroller log:\n{controller.log_tail()}" if controller is not None else ""
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or probe}; last value: {last!r}{tail}")
 
 
 def condition(obj: Any, condition_type: str) -> dict[str, Any] | None:

@@ -9,7 +9,8 @@ import pytest
 
 from kube.errors import ApiError
 from kube.resources import CONFIGURATIONS, REVISIONS, Resource
-from tests.serving.reconciler.factories import (
+from tests.serving.reconciler.harness import NOW, assert_status, reconcile_once
+from tests.support.factories import (
     configuration,
     container,
     deleting,
@@ -22,7 +23,6 @@ from tests.serving.reconciler.factories import (
     with_status,
     with_template,
 )
-from tests.serving.reconciler.harness import NOW, assert_status, reconcile_once
 
 
 @dataclasses.dataclass

@@ -4,7 +4,7 @@ changes taking effect without a restart, and Route deletion leaving the ingress 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,18 +14,13 @@ from kube.fake import FakeKubeClient
 from kube.resources import CONFIGMAPS, DEPLOYMENTS, ENDPOINT_SLICES, ROUTES, SERVICES
 from serving.app import ControllerApp
 from serving.reconciler.route.ingress_state import LatestModelSink
-from tests.serving.reconciler.factories import service
+from tests.support.eventually import eventually_async
+from tests.support.factories import service
 
 
 class Running:
     def __init__(self, fake: FakeKubeClient, sink: LatestModelSink) -> None:
         self.fake, self.sink = fake, sink
-
-    async def until(self, predicate: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
-        async with asyncio.timeout(timeout):
-            while not (value := predicate()):
-                await asyncio.sleep(0.01)
-        return value
 
 
 @pytest.fixture
@@ -52,8 +47,8 @@ def status_field(fake: FakeKubeClient, resource: Any, name: str, field: str) -> 
 
 async def make_ready(running: Running, name: str = "hello") -> None:
     fake = running.fake
-    deployment = await running.until(lambda: fake.peek(DEPLOYMENTS, "default", f"{name}-00001-deployment"),
-                                     "the Deployment")
+    deployment = await eventually_async(lambda: fake.peek(DEPLOYMENTS, "default", f"{name}-00001-deployment"),
+                                     what="the Deployment", timeout=10.0)
     deployment["status"] = {"availableReplicas": 1, "readyReplicas": 1, "conditions": [
         {"type": "Available", "status": "True"}, {"type": "Progressing", "status": "True"}]}
     await fake.update_status(DEPLOYMENTS, deployment)
@@ -71,27 +66,27 @@ async def test_service_becomes_ready_and_reaches_the_ingress(running: Running) -
         conditions = status_field(running.fake, SERVICES, "hello", "conditions") or []
         return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
-    await running.until(ready, "the Service Ready")
+    await eventually_async(ready, what="the Service Ready", timeout=10.0)
     model = await running.sink.wait_for(lambda m: any(b.endpoints for b in m.backends))
     assert [endpoint.host for endpoint in model.backends[0].endpoints] == ["10.0.0.9"]
 
 
 async def test_config_domain_change_takes_effect_without_a_restart(running: Running) -> None:
     await running.fake.create(SERVICES, service("hello"))
-    await running.until(lambda: status_field(running.fake, ROUTES, "hello", "url") == "http://hello.default.example.com",
-                        "the first URL")
+    await eventually_async(lambda: status_field(running.fake, ROUTES, "hello", "url") == "http://hello.default.example.com",
+                        what="the first URL", timeout=10.0)
     await running.fake.create(CONFIGMAPS, {"metadata": {"name": "config-domain", "namespace": "knative-serving"},
                                            "data": {"example.org": ""}})
-    await running.until(lambda: status_field(running.fake, SERVICES, "hello", "url") == "http://hello.default.example.org",
-                        "the new URL on the Service")
+    await eventually_async(lambda: status_field(running.fake, SERVICES, "hello", "url") == "http://hello.default.example.org",
+                        what="the new URL on the Service", timeout=10.0)
 
 
 async def test_bad_configmap_value_keeps_the_previous_configuration(running: Running) -> None:
     await running.fake.create(CONFIGMAPS, {"metadata": {"name": "config-deployment", "namespace": "knative-serving"},
                                            "data": {"progress-deadline": "-5s"}})
     await running.fake.create(SERVICES, service("hello"))
-    deployment = await running.until(lambda: running.fake.peek(DEPLOYMENTS, "default", "hello-00001-deployment"),
-                                     "the Deployment")
+    deployment = await eventually_async(lambda: running.fake.peek(DEPLOYMENTS, "default", "hello-00001-deployment"),
+                                     what="the Deployment", timeout=10.0)
     assert deployment["spec"]["progressDeadlineSeconds"] == 600
 
 

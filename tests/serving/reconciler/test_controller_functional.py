@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.serving.reconciler.helpers import ControllerProcess, condition, eventually, get_json, is_ready
+from tests.serving.reconciler.helpers import ControllerProcess, condition, get_json, is_ready
+from tests.support.eventually import eventually
 
 HELLO = """
 apiVersion: serving.knative.dev/v1
@@ -42,30 +43,30 @@ def test_hello_world_service_gets_configuration_route_revision_and_deployment(
 ) -> None:
     apply(cluster, namespace, HELLO)
     configuration = eventually(lambda: get_json(cluster, "configuration", "hello", "-n", namespace),
-                               what="Configuration hello", controller=controller)
+                               what="Configuration hello", detail=controller.log_tail)
     route = eventually(lambda: get_json(cluster, "route", "hello", "-n", namespace), what="Route hello",
-                       controller=controller)
+                       detail=controller.log_tail)
     service = get_json(cluster, "ksvc", "hello", "-n", namespace)
     for child in (configuration, route):
         owner = child["metadata"]["ownerReferences"][0]
         assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
             "Service", "hello", service["metadata"]["uid"], True)
     revision = eventually(lambda: get_json(cluster, "revision", "hello-00001", "-n", namespace),
-                          what="Revision hello-00001", controller=controller)
+                          what="Revision hello-00001", detail=controller.log_tail)
     assert revision["metadata"]["labels"]["serving.knative.dev/configuration"] == "hello"
     assert revision["metadata"]["labels"]["serving.knative.dev/service"] == "hello"
     assert revision["metadata"]["labels"]["serving.knative.dev/configurationGeneration"] == "1"
     deployment = eventually(lambda: get_json(cluster, "deployment", "hello-00001-deployment", "-n", namespace),
-                            what="Deployment hello-00001-deployment", controller=controller)
+                            what="Deployment hello-00001-deployment", detail=controller.log_tail)
     containers = [c["name"] for c in deployment["spec"]["template"]["spec"]["containers"]]
     assert containers == ["user-container", "queue-proxy"]
     assert eventually(lambda: get_json(cluster, "service", "hello-00001", "-n", namespace),
-                      what="Kubernetes Service hello-00001", controller=controller)
+                      what="Kubernetes Service hello-00001", detail=controller.log_tail)
     assert eventually(lambda: get_json(cluster, "podautoscaler", "hello-00001", "-n", namespace),
-                      what="PodAutoscaler hello-00001", controller=controller)
+                      what="PodAutoscaler hello-00001", detail=controller.log_tail)
     url = eventually(
         lambda: cluster.kubectl("get", "ksvc", "hello", "-n", namespace, "-o", "jsonpath={.status.url}").stdout,
-        what="the Service URL", controller=controller)
+        what="the Service URL", detail=controller.log_tail)
     assert url == f"http://hello.{namespace}.example.com"
     table = cluster.kubectl("get", "ksvc", "-n", namespace).stdout
     assert f"http://hello.{namespace}.example.com" in table
@@ -76,7 +77,7 @@ def test_service_labels_reach_configuration_and_route_without_a_new_revision(
 ) -> None:
     apply(cluster, namespace, HELLO)
     eventually(lambda: get_json(cluster, "revision", "hello-00001", "-n", namespace), what="hello-00001",
-               controller=controller)
+               detail=controller.log_tail)
     cluster.kubectl("label", "ksvc", "hello", "-n", namespace, "team=green", "--overwrite")
 
     def labelled() -> bool:
@@ -84,11 +85,11 @@ def test_service_labels_reach_configuration_and_route_without_a_new_revision(
         route = get_json(cluster, "route", "hello", "-n", namespace)
         return all(obj and obj["metadata"]["labels"].get("team") == "green" for obj in (configuration, route))
 
-    eventually(labelled, what="the label on the Configuration and the Route", controller=controller)
+    eventually(labelled, what="the label on the Configuration and the Route", detail=controller.log_tail)
     configuration = get_json(cluster, "configuration", "hello", "-n", namespace)
     assert configuration["metadata"]["generation"] == 1
     eventually(lambda: (get_json(cluster, "configuration", "hello", "-n", namespace) or {}).get("status", {})
-               .get("observedGeneration") == 1, what="the Configuration observed", controller=controller)
+               .get("observedGeneration") == 1, what="the Configuration observed", detail=controller.log_tail)
     assert names(cluster, namespace, "revisions") == ["hello-00001"]
 
 
@@ -97,14 +98,14 @@ def test_changing_the_template_creates_the_next_revision(
 ) -> None:
     apply(cluster, namespace, HELLO)
     eventually(lambda: get_json(cluster, "revision", "hello-00001", "-n", namespace), what="hello-00001",
-               controller=controller)
+               detail=controller.log_tail)
     apply(cluster, namespace, HELLO.replace('value: "World"', 'value: "Knative"'))
     revision = eventually(lambda: get_json(cluster, "revision", "hello-00002", "-n", namespace),
-                          what="hello-00002", controller=controller)
+                          what="hello-00002", detail=controller.log_tail)
     env = revision["spec"]["containers"][0]["env"]
     assert {"name": "TARGET", "value": "Knative"} in env
     eventually(lambda: get_json(cluster, "deployment", "hello-00002-deployment", "-n", namespace),
-               what="Deployment hello-00002-deployment", controller=controller)
+               what="Deployment hello-00002-deployment", detail=controller.log_tail)
     configuration = get_json(cluster, "configuration", "hello", "-n", namespace)
     assert configuration["status"]["latestCreatedRevisionName"] == "hello-00002"
 
@@ -116,12 +117,12 @@ def test_controller_restart_converges(cluster: Any, namespace: str, controller: 
     finally:
         controller.start()
     eventually(lambda: get_json(cluster, "deployment", "hello-00001-deployment", "-n", namespace),
-               what="the Deployment after a restart", controller=controller)
+               what="the Deployment after a restart", detail=controller.log_tail)
     # killed again right after it started working, then restarted: same objects, no duplicates
     controller.kill()
     controller.start()
     eventually(lambda: get_json(cluster, "podautoscaler", "hello-00001", "-n", namespace),
-               what="the PodAutoscaler", controller=controller)
+               what="the PodAutoscaler", detail=controller.log_tail)
     assert names(cluster, namespace, "revisions") == ["hello-00001"]
     assert names(cluster, namespace, "configurations") == ["hello"]
 
@@ -129,7 +130,7 @@ def test_controller_restart_converges(cluster: Any, namespace: str, controller: 
 def test_deleting_the_service_deletes_what_it_made(cluster: Any, namespace: str, controller: ControllerProcess) -> None:
     apply(cluster, namespace, HELLO)
     eventually(lambda: get_json(cluster, "deployment", "hello-00001-deployment", "-n", namespace),
-               what="the Deployment", controller=controller)
+               what="the Deployment", detail=controller.log_tail)
     cluster.kubectl("delete", "ksvc", "hello", "-n", namespace, "--wait=false")
 
     def all_gone() -> bool:
@@ -137,7 +138,7 @@ def test_deleting_the_service_deletes_what_it_made(cluster: Any, namespace: str,
                        for kind in ("configurations", "routes", "revisions", "deployments", "podautoscalers"))
 
     eventually(all_gone, timeout=90, what="the garbage collector to remove the Service's objects",
-               controller=controller)
+               detail=controller.log_tail)
 
 
 # --- these need pods that run (the node agent) -----------------------------------------------
@@ -149,7 +150,7 @@ def wait_ready(cluster: Any, namespace: str, kind: str, name: str, controller: C
         obj = get_json(cluster, kind, name, "-n", namespace)
         return obj if is_ready(obj) else None
 
-    return eventually(ready, timeout=timeout, what=f"{kind} {name} Ready", controller=controller)
+    return eventually(ready, timeout=timeout, what=f"{kind} {name} Ready", detail=controller.log_tail)
 
 
 def test_split_with_tags_shows_both_targets_and_a_missing_revision_keeps_the_old_traffic(
@@ -170,7 +171,7 @@ def test_split_with_tags_shows_both_targets_and_a_missing_revision_keeps_the_old
         traffic = (service or {}).get("status", {}).get("traffic") or []
         return traffic if is_ready(service) and len(traffic) == 2 else None
 
-    traffic = eventually(split_in_status, timeout=60, what="the 50/50 split in the status", controller=controller)
+    traffic = eventually(split_in_status, timeout=60, what="the 50/50 split in the status", detail=controller.log_tail)
     by_tag = {target["tag"]: target for target in traffic}
     assert by_tag["current"]["revisionName"] == "hello-00001"
     assert by_tag["candidate"]["revisionName"] == "hello-00002"
@@ -186,7 +187,7 @@ def test_split_with_tags_shows_both_targets_and_a_missing_revision_keeps_the_old
         assigned = condition(route, "AllTrafficAssigned")
         return route if assigned and assigned.get("reason") == "RevisionMissing" else None
 
-    route = eventually(reported, timeout=60, what="AllTrafficAssigned=False RevisionMissing", controller=controller)
+    route = eventually(reported, timeout=60, what="AllTrafficAssigned=False RevisionMissing", detail=controller.log_tail)
     assigned = condition(route, "AllTrafficAssigned")
     assert assigned is not None and assigned["status"] == "False"
     assert assigned["message"] == 'Revision "hello-00009" referenced in traffic not found.'
@@ -200,7 +201,7 @@ def test_split_with_tags_shows_both_targets_and_a_missing_revision_keeps_the_old
     cluster.kubectl("patch", "ksvc", "hello", "-n", namespace, "--type", "merge", "-p",
                     json.dumps({"spec": {"traffic": [{"revisionName": "hello-00002", "percent": 100}]}}))
     eventually(lambda: list(placeholder_services(cluster, namespace)) == ["hello"], timeout=60,
-               what="the tags' placeholder Services removed", controller=controller)
+               what="the tags' placeholder Services removed", detail=controller.log_tail)
 
 
 def placeholder_services(cluster: Any, namespace: str) -> dict[str, str]:
@@ -220,7 +221,7 @@ def test_a_service_named_like_the_route_that_it_does_not_own_is_reported(
         ingress = condition(get_json(cluster, "route", "hello", "-n", namespace), "IngressReady")
         return ingress if ingress and ingress.get("reason") == "NotOwned" else None
 
-    ingress = eventually(not_owned, timeout=60, what="IngressReady=False NotOwned", controller=controller)
+    ingress = eventually(not_owned, timeout=60, what="IngressReady=False NotOwned", detail=controller.log_tail)
     assert ingress["status"] == "False"
     assert ingress["message"] == 'There is an existing placeholder Service "hello" that we do not own.'
     assert get_json(cluster, "service", "hello", "-n", namespace)["spec"]["type"] == "ClusterIP"  # left alone
@@ -252,7 +253,7 @@ def wait_revision_condition(cluster: Any, namespace: str, name: str, condition_t
         return None
 
     return eventually(found, timeout=timeout, what=f"{name} {condition_type}=False {reason_prefix}*",
-                      controller=controller)
+                      detail=controller.log_tail)
 
 
 def test_image_without_a_local_mapping_fails_the_revision(

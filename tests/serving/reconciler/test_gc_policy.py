@@ -9,7 +9,7 @@ import pytest
 from serving.apis.v1 import Revision
 from serving.config.gc import GCConfig
 from serving.reconciler.gc.resources.policy import decide
-from tests.serving.reconciler.factories import revision, with_annotation, with_label
+from tests.support.factories import revision, with_annotations, with_labels
 
 NOW = datetime.datetime(2026, 3, 1, tzinfo=datetime.timezone.utc)
 HOUR = 3600.0
@@ -17,14 +17,14 @@ HOUR = 3600.0
 
 def rev(name: str, state: str = "reserve", *, created_hours_ago: float, active_hours_ago: float | None = None,
         no_gc: bool = False) -> Revision:
-    obj = revision(name, with_label("serving.knative.dev/routingState", state))
+    obj = revision(name, with_labels({"serving.knative.dev/routingState": state}))
     obj["metadata"]["creationTimestamp"] = (NOW - datetime.timedelta(hours=created_hours_ago)).strftime(
         "%Y-%m-%dT%H:%M:%SZ")
     if active_hours_ago is not None:
-        with_annotation("serving.knative.dev/routingStateModified", (
-            NOW - datetime.timedelta(hours=active_hours_ago)).strftime("%Y-%m-%dT%H:%M:%SZ"))(obj)
+        with_annotations({"serving.knative.dev/routingStateModified": (
+            NOW - datetime.timedelta(hours=active_hours_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")})(obj)
     if no_gc:
-        with_annotation("serving.knative.dev/no-gc", "true")(obj)
+        with_annotations({"serving.knative.dev/no-gc": "true"})(obj)
     return Revision.model_validate(obj)
 
 

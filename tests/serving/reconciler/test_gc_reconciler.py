@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from kube.resources import CONFIGMAPS, CONFIGURATIONS, REVISIONS
-from tests.serving.reconciler.factories import (
+from tests.serving.reconciler.harness import reconcile_once
+from tests.support.factories import (
     configuration,
     deleting,
     ready,
     revision,
     revision_of,
-    with_annotation,
-    with_label,
+    with_annotations,
+    with_labels,
     with_status,
 )
-from tests.serving.reconciler.harness import reconcile_once
 
 CONFIG = configuration("hello", ready, with_status(latestReadyRevisionName="hello-00003"))
 GC_NOW_ZERO = {"metadata": {"name": "config-gc", "namespace": "knative-serving"},
@@ -22,8 +22,8 @@ GC_NOW_ZERO = {"metadata": {"name": "config-gc", "namespace": "knative-serving"}
 
 
 def reserve(name: str, generation: int) -> dict:
-    return revision(name, revision_of("hello", generation), with_label("serving.knative.dev/routingState", "reserve"),
-                    with_annotation("serving.knative.dev/routingStateModified", "2025-12-01T00:00:00Z"))
+    return revision(name, revision_of("hello", generation), with_labels({"serving.knative.dev/routingState": "reserve"}),
+                    with_annotations({"serving.knative.dev/routingStateModified": "2025-12-01T00:00:00Z"}))
 
 
 async def test_guard_rows() -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.serving.reconciler.helpers import ControllerProcess, condition, eventually, get_json
+from tests.serving.reconciler.helpers import ControllerProcess, condition, get_json
+from tests.support.eventually import eventually
 
 TAKEN_MESSAGE = 'Revision creation failed with message: revisions.serving.knative.dev "{name}" already exists.'
 NAME_TAKEN_MESSAGE = 'The revision name "{name}" is taken by a conflicting Revision, so traffic will not be migrated'
@@ -46,15 +47,15 @@ def test_a_revision_name_another_configuration_holds_is_reported_and_gets_no_tra
     # "shop" may name its revisions "shop-cart-..." and so may "shop-cart": the names can meet
     apply(cluster, namespace, named("shop", "shop-cart-v1", "shop"))
     eventually(lambda: get_json(cluster, "revision", "shop-cart-v1", "-n", namespace), what="Revision shop-cart-v1",
-               controller=controller)
+               detail=controller.log_tail)
 
     apply(cluster, namespace, named("shop-cart", "shop-cart-v1", "cart"))
     failed = eventually(lambda: reason_of(cluster, namespace, "configuration", "shop-cart", "Ready"),
-                        what="Configuration shop-cart Ready=False", controller=controller)
+                        what="Configuration shop-cart Ready=False", detail=controller.log_tail)
     assert failed["reason"] == "RevisionFailed"
     assert failed["message"] == TAKEN_MESSAGE.format(name="shop-cart-v1")
     routes_ready = eventually(lambda: reason_of(cluster, namespace, "ksvc", "shop-cart", "RoutesReady"),
-                              what="Service shop-cart RoutesReady=False", controller=controller)
+                              what="Service shop-cart RoutesReady=False", detail=controller.log_tail)
     assert routes_ready["reason"] == "RevisionNameTaken"
     assert routes_ready["message"] == NAME_TAKEN_MESSAGE.format(name="shop-cart-v1")
     service = get_json(cluster, "ksvc", "shop-cart", "-n", namespace)
@@ -70,10 +71,10 @@ def test_a_revision_name_another_configuration_holds_is_reported_and_gets_no_tra
     # a free name: the Revision, then the Route, and the conditions clear
     apply(cluster, namespace, named("shop-cart", "shop-cart-v2", "cart"))
     revision = eventually(lambda: get_json(cluster, "revision", "shop-cart-v2", "-n", namespace),
-                          what="Revision shop-cart-v2", controller=controller)
+                          what="Revision shop-cart-v2", detail=controller.log_tail)
     assert revision["metadata"]["labels"]["serving.knative.dev/configuration"] == "shop-cart"
     eventually(lambda: get_json(cluster, "route", "shop-cart", "-n", namespace), what="Route shop-cart",
-               controller=controller)
+               detail=controller.log_tail)
 
     def cleared() -> Any:
         service = get_json(cluster, "ksvc", "shop-cart", "-n", namespace)
@@ -83,7 +84,7 @@ def test_a_revision_name_another_configuration_holds_is_reported_and_gets_no_tra
             return None
         return service
 
-    service = eventually(cleared, what="the conditions of Service shop-cart cleared", controller=controller)
+    service = eventually(cleared, what="the conditions of Service shop-cart cleared", detail=controller.log_tail)
     assert service["status"]["latestCreatedRevisionName"] == "shop-cart-v2"
 
 
@@ -92,10 +93,10 @@ def test_a_name_brought_back_reuses_its_revision_or_with_another_template_is_tak
 ) -> None:
     apply(cluster, namespace, named("cart", "cart-blue", "one"))
     eventually(lambda: get_json(cluster, "revision", "cart-blue", "-n", namespace), what="Revision cart-blue",
-               controller=controller)
+               detail=controller.log_tail)
     apply(cluster, namespace, named("cart", "cart-green", "two"))
     eventually(lambda: get_json(cluster, "revision", "cart-green", "-n", namespace), what="Revision cart-green",
-               controller=controller)
+               detail=controller.log_tail)
 
     # back to the first name with the first template: its Revision is the latest again
     apply(cluster, namespace, named("cart", "cart-blue", "one"))
@@ -107,7 +108,7 @@ def test_a_name_brought_back_reuses_its_revision_or_with_another_template_is_tak
             return None
         return configuration if status.get("latestCreatedRevisionName") == latest_created else None
 
-    eventually(lambda: observed("cart-blue"), what="cart-blue the latest created Revision again", controller=controller)
+    eventually(lambda: observed("cart-blue"), what="cart-blue the latest created Revision again", detail=controller.log_tail)
     assert sorted(item["metadata"]["name"] for item in
                   get_json(cluster, "revisions", "-n", namespace)["items"]) == ["cart-blue", "cart-green"]
     assert (condition(get_json(cluster, "configuration", "cart", "-n", namespace), "Ready") or {}).get(
@@ -116,10 +117,10 @@ def test_a_name_brought_back_reuses_its_revision_or_with_another_template_is_tak
     # back to the second name with a template that is not the second one's: taken
     apply(cluster, namespace, named("cart", "cart-green", "three"))
     failed = eventually(lambda: reason_of(cluster, namespace, "configuration", "cart", "Ready"),
-                        what="Configuration cart Ready=False", controller=controller)
+                        what="Configuration cart Ready=False", detail=controller.log_tail)
     assert failed["message"] == TAKEN_MESSAGE.format(name="cart-green")
     routes_ready = eventually(lambda: reason_of(cluster, namespace, "ksvc", "cart", "RoutesReady"),
-                              what="Service cart RoutesReady=False", controller=controller)
+                              what="Service cart RoutesReady=False", detail=controller.log_tail)
     assert routes_ready["reason"] == "RevisionNameTaken"
     assert observed("cart-blue") is not None
     green = get_json(cluster, "revision", "cart-green", "-n", namespace)

@@ -13,8 +13,8 @@ from serving.apis.v1 import Revision
 from serving.apis.v1.revision_defaults import default_revision
 from serving.config.snapshot import ConfigSnapshot
 from serving.reconciler.revision.resources.deployment import make_deployment
-from tests.serving.reconciler.factories import deleting, owned_by, revision, revision_of
 from tests.serving.reconciler.harness import assert_status, reconcile_once
+from tests.support.factories import deleting, owned_by, pod, revision, revision_of, with_container_statuses
 
 # as the Configuration reconciler stores it: with Knative's defaults in the spec
 REV = default_revision(Revision.model_validate(revision("hello-00001", revision_of("hello"))), ConfigSnapshot()).to_dict()
@@ -43,18 +43,16 @@ DEADLINE = {"replicas": 1, "conditions": [{"type": "Progressing", "status": "Fal
                                            "message": 'ReplicaSet "x" has timed out progressing.'}]}
 
 
-def pod(*container_statuses: dict[str, Any]) -> dict[str, Any]:
-    return {"metadata": {"name": "hello-00001-deployment-abc-1", "namespace": "default",
-                         "labels": {"serving.knative.dev/revision": "hello-00001"}},
-            "spec": {}, "status": {"phase": "Running", "containerStatuses": list(container_statuses)}}
-
-
-CRASHED = {"name": "user-container", "ready": False, "state": {"waiting": {"reason": "CrashLoopBackOff"}},
-           "lastState": {"terminated": {"exitCode": 3, "reason": "Error", "message": "cannot bind"}}}
-NOT_MAPPED = {"name": "user-container", "ready": False, "image": "example.com/app:1", "state": {"waiting": {
-    "reason": "ImageNotMapped", "message": 'image "example.com/app:1" has no entry in the local image map'}}}
-CONFIG_ERROR = {"name": "user-container", "ready": False,
-                "state": {"waiting": {"reason": "CreateContainerConfigError", "message": 'secret "s" not found'}}}
+POD = "hello-00001-deployment-abc-1"
+CRASHED = pod(POD, with_container_statuses({
+    "name": "user-container", "ready": False, "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+    "lastState": {"terminated": {"exitCode": 3, "reason": "Error", "message": "cannot bind"}}}))
+NOT_MAPPED = pod(POD, with_container_statuses({
+    "name": "user-container", "ready": False, "image": "example.com/app:1", "state": {"waiting": {
+        "reason": "ImageNotMapped", "message": 'image "example.com/app:1" has no entry in the local image map'}}}))
+CONFIG_ERROR = pod(POD, with_container_statuses({
+    "name": "user-container", "ready": False,
+    "state": {"waiting": {"reason": "CreateContainerConfigError", "message": 'secret "s" not found'}}}))
 
 
 @dataclasses.dataclass
@@ -85,13 +83,13 @@ ROWS = [
                 "Active": ("True",), "actualReplicas": 1},
     ), id="available deployment without an autoscaler"),
     pytest.param(Row(
-        [(REVISIONS, REV), (DEPLOYMENTS, deployment(status=PROGRESSING)), (PODS, pod(CRASHED))],
+        [(REVISIONS, REV), (DEPLOYMENTS, deployment(status=PROGRESSING)), (PODS, CRASHED)],
         creates=ALL_CHILDREN[1:],
         status={"Ready": ("False", "ExitCode3", "Container failed with: cannot bind"),
                 "ContainerHealthy": ("False", "ExitCode3", "Container failed with: cannot bind")},
     ), id="crashing user container"),
     pytest.param(Row(
-        [(REVISIONS, REV), (DEPLOYMENTS, deployment(status=PROGRESSING)), (PODS, pod(NOT_MAPPED))],
+        [(REVISIONS, REV), (DEPLOYMENTS, deployment(status=PROGRESSING)), (PODS, NOT_MAPPED)],
         creates=ALL_CHILDREN[1:],
         status={"Ready": ("False", "ContainerMissing"),
                 "ContainerHealthy": ("False", "ContainerMissing",
@@ -99,7 +97,7 @@ ROWS = [
                                      '"example.com/app:1" has no entry in the local image map')},
     ), id="image without a local mapping"),
     pytest.param(Row(
-        [(REVISIONS, REV), (DEPLOYMENTS, deployment(status=DEADLINE)), (PODS, pod(CONFIG_ERROR))],
+        [(REVISIONS, REV), (DEPLOYMENTS, deployment(status=DEADLINE)), (PODS, CONFIG_ERROR)],
         creates=ALL_CHILDREN[1:],
         status={"Ready": ("False", "CreateContainerConfigError"),
                 "ResourcesAvailable": ("False", "CreateContainerConfigError", 'secret "s" not found')},
@@ -200,7 +198,7 @@ async def test_a_container_that_crashed_is_healthy_again_once_a_pod_is_ready() -
     service = {"metadata": {"name": "hello-00001", "namespace": "default", "uid": "svc-uid",
                             "ownerReferences": owned_by_rev()}, "spec": {}}
     still_crashing = await reconcile_once(
-        [(REVISIONS, crashed), (DEPLOYMENTS, deployment(status=PROGRESSING)), (PODS, pod(CRASHED)),
+        [(REVISIONS, crashed), (DEPLOYMENTS, deployment(status=PROGRESSING)), (PODS, CRASHED),
          (PODAUTOSCALERS, pa), (KUBE_SERVICES, service)], "revision", "default/hello-00001")
     assert_status(still_crashing, REVISIONS, "hello-00001", {
         "Ready": ("False", "ExitCode3"), "ContainerHealthy": ("False", "ExitCode3")})

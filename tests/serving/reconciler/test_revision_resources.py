@@ -17,12 +17,12 @@ from serving.reconciler.revision.resources.meta import initial_scale
 from serving.reconciler.revision.resources.names import deployment_name
 from serving.reconciler.revision.resources.podautoscaler import make_pod_autoscaler
 from serving.reconciler.revision.resources.service import make_kubernetes_service
-from tests.serving.reconciler.factories import (
+from tests.support.factories import (
     container,
     revision,
     revision_of,
-    with_annotation,
-    with_label,
+    with_annotations,
+    with_labels,
 )
 
 UID = "revision-hello-00001-uid"
@@ -39,9 +39,9 @@ OWNER = [{"apiVersion": "serving.knative.dev/v1", "kind": "Revision", "name": "h
 
 
 def hello_revision(*options: Any, **container_fields: Any) -> Revision:
-    obj = revision("hello-00001", revision_of("hello"), with_label("serving.knative.dev/service", "hello"),
-                   with_label("serving.knative.dev/routingState", "active"),
-                   with_annotation("serving.knative.dev/routes", "hello"), *options)
+    obj = revision("hello-00001", revision_of("hello"), with_labels({"serving.knative.dev/service": "hello"}),
+                   with_labels({"serving.knative.dev/routingState": "active"}),
+                   with_annotations({"serving.knative.dev/routes": "hello"}), *options)
     fields = {"ports": [{"containerPort": 8080}], "env": [{"name": "TARGET", "value": "World"}], **container_fields}
     obj["spec"]["containers"] = [container(name="user-container", **fields)]
     return default_revision(Revision.model_validate(obj), ConfigSnapshot())
@@ -163,7 +163,7 @@ def _h2c() -> dict[str, Any]:
     [
         pytest.param(hello_revision(), ConfigSnapshot(), WANT_DEPLOYMENT, id="hello world"),
         pytest.param(
-            hello_revision(with_annotation("autoscaling.knative.dev/initial-scale", "3")), ConfigSnapshot(),
+            hello_revision(with_annotations({"autoscaling.knative.dev/initial-scale": "3"})), ConfigSnapshot(),
             _initial_scale_3(), id="initial scale from the annotation",
         ),
         pytest.param(
@@ -225,7 +225,7 @@ def test_exec_readiness_probe_stays_on_the_user_container_and_the_queue_proxy_pr
 
 def test_desired_hash_ignores_replicas_and_follows_the_spec() -> None:
     first = make_deployment(hello_revision(), ConfigSnapshot())
-    scaled = make_deployment(hello_revision(with_annotation("autoscaling.knative.dev/initial-scale", "3")),
+    scaled = make_deployment(hello_revision(with_annotations({"autoscaling.knative.dev/initial-scale": "3"})),
                              ConfigSnapshot())
     other_image = make_deployment(hello_revision(), ConfigSnapshot.from_configmaps(
         {"config-deployment": {"queue-sidecar-image": "example.com/qp:2"}}))
@@ -247,7 +247,7 @@ def test_desired_hash_ignores_replicas_and_follows_the_spec() -> None:
     ],
 )
 def test_initial_scale(annotations: dict[str, str], config: dict[str, str], want: int) -> None:
-    rev = hello_revision(*(with_annotation(k, v) for k, v in annotations.items()))
+    rev = hello_revision(*(with_annotations({k: v}) for k, v in annotations.items()))
     assert initial_scale(rev, ConfigSnapshot.from_configmaps({"config-autoscaler": config})) == want
 
 
@@ -276,8 +276,8 @@ def test_make_kubernetes_service() -> None:
      pytest.param("pending", None, id="pending")],
 )
 def test_make_pod_autoscaler(routing_state: str, want_reachability: str | None) -> None:
-    rev = hello_revision(with_label("serving.knative.dev/routingState", routing_state),
-                         with_annotation("autoscaling.knative.dev/target", "10"))
+    rev = hello_revision(with_labels({"serving.knative.dev/routingState": routing_state}),
+                         with_annotations({"autoscaling.knative.dev/target": "10"}))
     spec: dict[str, Any] = {
         "containerConcurrency": 0,
         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "hello-00001-deployment"},

@@ -13,19 +13,19 @@ from kube.resources import CONFIGURATIONS, ENDPOINT_SLICES, REVISIONS, ROUTES, R
 from serving.reconciler.route.ingress_state import LatestModelSink
 from serving.reconciler.route.resources.rollout import ConfigurationRollout, Rollout
 from serving.xds.model import Endpoint, RevisionBackend, Split
-from tests.serving.reconciler.factories import (
+from tests.serving.reconciler.harness import NOW, assert_status, reconcile_once
+from tests.support.factories import (
     configuration,
     deleting,
     ready,
     revision,
     revision_of,
     route,
-    with_annotation,
-    with_label,
+    with_annotations,
+    with_labels,
     with_status,
     with_traffic,
 )
-from tests.serving.reconciler.harness import NOW, assert_status, reconcile_once
 
 LATEST = {"configurationName": "hello", "latestRevision": True, "percent": 100}
 CONFIG = configuration("hello", ready, with_status(latestReadyRevisionName="hello-00002",
@@ -95,7 +95,7 @@ ROWS = [
         status={"AllTrafficAssigned": ("Unknown", "RevisionMissing", 'Revision "hello-00003" is not yet ready.')},
     ), id="revision not ready yet"),
     pytest.param(Row(
-        [(ROUTES, route("hello", with_traffic(LATEST), with_annotation("serving.knative.dev/rollout-duration", "99s"),
+        [(ROUTES, route("hello", with_traffic(LATEST), with_annotations({"serving.knative.dev/rollout-duration": "99s"}),
                         with_status(traffic=[{"revisionName": "hello-00001", "latestRevision": True, "percent": 100}],
                                     annotations={"serving.knative.dev/rollout": previous_rollout("hello-00001")}))),
          (CONFIGURATIONS, CONFIG), (REVISIONS, R1), (REVISIONS, R2)],
@@ -108,8 +108,8 @@ ROWS = [
     pytest.param(Row(
         [(ROUTES, route("hello", with_traffic(LATEST))), (CONFIGURATIONS, CONFIG), (REVISIONS, R2),
          (REVISIONS, revision("hello-00001", revision_of("hello", 1), ready,
-                              with_label("serving.knative.dev/routingState", "active"),
-                              with_annotation("serving.knative.dev/routes", "hello")))],
+                              with_labels({"serving.knative.dev/routingState": "active"}),
+                              with_annotations({"serving.knative.dev/routes": "hello"})))],
         status={"Ready": ("True",)},
         patches=["revisions default/hello-00001", "revisions default/hello-00002", "configurations default/hello"],
     ), id="revision that left the traffic goes to reserve"),
@@ -173,8 +173,8 @@ async def test_route_without_traffic_is_ready_with_no_rules() -> None:
 
 async def test_revision_that_left_the_traffic_is_reserve_and_forgets_the_route() -> None:
     previously_routed = revision("hello-00001", revision_of("hello", 1), ready,
-                                 with_label("serving.knative.dev/routingState", "active"),
-                                 with_annotation("serving.knative.dev/routes", "hello"))
+                                 with_labels({"serving.knative.dev/routingState": "active"}),
+                                 with_annotations({"serving.knative.dev/routes": "hello"}))
     outcome = await reconcile_once([(ROUTES, route("hello", with_traffic(LATEST))), (CONFIGURATIONS, CONFIG),
                                     (REVISIONS, R2), (REVISIONS, previously_routed)], "route", "default/hello")
     metadata = outcome.get(REVISIONS, "hello-00001")["metadata"]

@@ -14,14 +14,14 @@ from serving.reconciler.route.resources.hosts import address_url, route_url, tag
 from serving.reconciler.route.resources.ingress import make_backend, make_ingress_rules, service_endpoints
 from serving.reconciler.service.resources.children import make_configuration, make_route
 from serving.xds.model import Endpoint, IngressRule, RevisionBackend, Split, Visibility
-from tests.serving.reconciler.factories import (
+from tests.support.factories import (
     configuration,
     route,
     service,
     template,
-    with_annotation,
+    with_annotations,
     with_generation,
-    with_label,
+    with_labels,
     with_template,
     with_traffic,
 )
@@ -46,7 +46,7 @@ LOCAL = "networking.knative.dev/visibility"
     ],
 )
 def test_urls(labels: dict[str, str], configmaps: dict[str, dict[str, str]], want_url: str, want_tag_url: str) -> None:
-    options = [with_label(k, v) for k, v in labels.items()]
+    options = [with_labels({k: v}) for k, v in labels.items()]
     subject = Route.model_validate(route("hello", *options))
     config = ConfigSnapshot.from_configmaps(configmaps)
     assert route_url(subject, config) == want_url
@@ -70,7 +70,7 @@ def test_ingress_rules_per_group_and_visibility() -> None:
 
 
 def test_cluster_local_route_has_no_external_rule() -> None:
-    subject = Route.model_validate(route("hello", with_label(LOCAL, "cluster-local")))
+    subject = Route.model_validate(route("hello", with_labels({LOCAL: "cluster-local"})))
     rules = make_ingress_rules(subject, {"": (("r", 100),)}, ConfigSnapshot())
     assert [rule.visibility for rule in rules] == [Visibility.CLUSTER_LOCAL]
 
@@ -99,8 +99,8 @@ def test_the_activators_are_the_ready_endpoints_of_its_service_at_the_http_port(
 
 def test_service_children_carry_labels_annotations_and_owner() -> None:
     subject = Service.model_validate(service(
-        "hello", with_label("team", "blue"), with_annotation("kubectl.kubernetes.io/last-applied-configuration", "{}"),
-        with_annotation("serving.knative.dev/rollout-duration", "60s")))
+        "hello", with_labels({"team": "blue"}), with_annotations({"kubectl.kubernetes.io/last-applied-configuration": "{}"}),
+        with_annotations({"serving.knative.dev/rollout-duration": "60s"})))
     configuration_obj = make_configuration(subject).to_dict()
     route_obj = make_route(subject).to_dict()
     want_metadata: dict[str, Any] = {
@@ -144,8 +144,8 @@ def test_revision_names(options: list[Any], want_name: str) -> None:
 
 def test_make_revision() -> None:
     subject = Configuration.model_validate(configuration(
-        "hello", with_generation(2), with_label("serving.knative.dev/service", "hello"),
-        with_label("serving.knative.dev/serviceUID", "service-hello-uid"),
+        "hello", with_generation(2), with_labels({"serving.knative.dev/service": "hello"}),
+        with_labels({"serving.knative.dev/serviceUID": "service-hello-uid"}),
         with_template(template(annotations={"autoscaling.knative.dev/min-scale": "1"}))))
     made = make_revision(subject, ConfigSnapshot(), now=NOW).to_dict()
     assert made["metadata"] == {
@@ -166,3 +166,4 @@ def test_make_revision() -> None:
     spec = made["spec"]
     assert (spec["timeoutSeconds"], spec["containerConcurrency"], spec["containers"][0]["name"]) == (
         300, 0, "user-container")
+

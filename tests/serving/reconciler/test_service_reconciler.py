@@ -9,7 +9,8 @@ import pytest
 
 from kube.errors import ApiError
 from kube.resources import CONFIGURATIONS, REVISIONS, ROUTES, SERVICES, Resource
-from tests.serving.reconciler.factories import (
+from tests.serving.reconciler.harness import reconcile_once
+from tests.support.factories import (
     configuration,
     deleting,
     failed,
@@ -20,15 +21,14 @@ from tests.serving.reconciler.factories import (
     service,
     template,
     with_generation,
-    with_label,
+    with_labels,
     with_status,
     with_template,
 )
-from tests.serving.reconciler.harness import reconcile_once
 
 SVC = service("hello")
-OWNED_CONFIG = configuration("hello", owned_by(SVC), with_label("serving.knative.dev/service", "hello"),
-                             with_label("serving.knative.dev/serviceUID", "service-hello-uid"))
+OWNED_CONFIG = configuration("hello", owned_by(SVC), with_labels({"serving.knative.dev/service": "hello"}),
+                             with_labels({"serving.knative.dev/serviceUID": "service-hello-uid"}))
 
 
 def hello_config(*options: Any) -> dict[str, Any]:
@@ -115,7 +115,7 @@ ROWS = [
         status={"RoutesReady": ("Unknown", "TrafficNotMigrated"), "Ready": ("Unknown", "TrafficNotMigrated")},
     ), id="route still on the old revision"),
     pytest.param(Row(
-        [(SERVICES, service("hello", with_label("team", "green"))), (CONFIGURATIONS, hello_config()),
+        [(SERVICES, service("hello", with_labels({"team": "green"}))), (CONFIGURATIONS, hello_config()),
          (ROUTES, hello_route())],
         updates=["configurations default/hello", "routes default/hello"],
     ), id="service labels reach the children"),

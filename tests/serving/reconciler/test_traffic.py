@@ -15,7 +15,7 @@ from serving.reconciler.route.resources.traffic import (
     status_traffic,
     targets_from_status,
 )
-from tests.serving.reconciler.factories import configuration, failed, ready, revision, with_status
+from tests.support.factories import configuration, failed, ready, revision, with_status
 
 
 def revisions(*objs: dict[str, Any]) -> dict[str, Revision]:

@@ -19,8 +19,8 @@ from serving.apis.crds import OUTPUT_DIR as RESOURCES
 from serving.config import ConfigSnapshot
 from serving.webhook.registration import mutating_webhook_configuration, validating_webhook_configuration
 from serving.webhook.server import WebhookServer, server_ssl_context
-from tests.serving.apis.factories import service, with_annotations
 from tests.serving.webhook.certs import make_certs
+from tests.support.factories import service, with_annotations
 
 HELLO_WORLD = """\
 apiVersion: serving.knative.dev/v1

@@ -11,7 +11,7 @@ import pytest
 from serving.config import ConfigSnapshot
 from serving.webhook import jsonpatch
 from serving.webhook.review import admit
-from tests.serving.apis.factories import revision, service, with_annotations, with_containers, with_spec, with_traffic
+from tests.support.factories import revision, service, with_annotations, with_containers, with_spec, with_traffic
 
 CONFIG = ConfigSnapshot()
 
@@ -74,7 +74,7 @@ def test_update_sets_last_modifier_only_when_spec_changes() -> None:
         pytest.param(
             revision("hello-00001", with_spec(timeoutSeconds=5)), revision(),
             "validation failed: Immutable fields changed (-old +new): spec\n"
-            "{v1.RevisionSpec}.timeoutSeconds:\n\t+: 5",
+            "{v1.RevisionSpec}.timeoutSeconds:\n\t-: 300\n\t+: 5",
             id="revision spec edit"),
         pytest.param(
             service("hello", with_containers({"image": 3}), with_traffic({"latestRevision": True, "percent": 100})), None,

@@ -10,8 +10,8 @@ import aiohttp
 from serving.config import ConfigSnapshot
 from serving.webhook.review import DEFAULTING_PATH, VALIDATION_PATH
 from serving.webhook.server import WebhookServer, server_ssl_context
-from tests.serving.apis.factories import service, with_traffic
 from tests.serving.webhook.certs import make_certs
+from tests.support.factories import service, with_traffic
 
 
 async def test_serves_admission_reviews_over_tls(tmp_path: Path) -> None:
