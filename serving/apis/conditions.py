@@ -135,10 +135,6 @@ class ConditionManager:
     def happy(self) -> Condition | None:
         return self.get(self.set.happy)
 
-    def is_happy(self) -> bool:
-        condition = self.happy()
-        return condition is not None and condition.is_true()
-
     # --- writing ---------------------------------------------------------------------------
     def _severity(self, condition_type: str) -> str:
         return SEVERITY_ERROR if self.set.is_terminal(condition_type) else SEVERITY_INFO

@@ -135,12 +135,6 @@ def cel_str(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def cel_int(expression: str) -> str:
-    """A CEL int rendered as a string. ``string(int)`` has an unbounded size estimate that blows
-    the cost budget; ``format`` does not."""
-    return f"'%d'.format([{expression}])"
-
-
 def cel_list(values: tuple[str, ...] | tuple[int, ...]) -> str:
     return "[" + ", ".join(cel_str(v) if isinstance(v, str) else str(v) for v in values) + "]"
 

@@ -76,9 +76,6 @@ class FieldError:
     def via_key(self, key: str) -> FieldError:
         return self.via_field(f"[{key}]")
 
-    def via_field_key(self, field: str, key: str) -> FieldError:
-        return self.via_key(key).via_field(field)
-
     def at(self, level: Level) -> FieldError:
         return dataclasses.replace(self, level=level, nested=tuple(e.at(level) for e in self.nested))
 
@@ -124,10 +121,6 @@ class FieldError:
 def Errors(*errors: FieldError | None) -> FieldError:  # noqa: N802 - reads as a constructor
     """Collect several errors into one (empty when all are ``None``)."""
     return FieldError().also(*errors)
-
-
-def or_none(error: FieldError) -> FieldError | None:
-    return None if error.is_empty() else error
 
 
 # --- constructors with Knative's wording ------------------------------------------------------

@@ -110,13 +110,6 @@ def is_qualified_name(value: str) -> list[str]:
     return errors
 
 
-def is_c_identifier(value: str) -> list[str]:
-    if re.fullmatch(_C_IDENTIFIER_FMT, value):
-        return []
-    return [regex_error("a valid C identifier must start with alphabetic character or '_', followed by a string "
-                        "of alphanumeric characters or '_'", _C_IDENTIFIER_FMT, "my_name", "MY_NAME", "MyName")]
-
-
 _LONGEST: Final = 63
 _MD5_LEN: Final = 32
 _HEAD: Final = _LONGEST - _MD5_LEN

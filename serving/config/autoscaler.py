@@ -125,7 +125,3 @@ class AutoscalerConfig:
             fail("max-scale", f"must be in [{lowest}, max-scale-limit({self.max_scale_limit})] range")
         if self.min_scale > self.max_scale > 0:
             fail("min-scale", f"({self.min_scale}) must be less than max-scale ({self.max_scale})")
-
-    @property
-    def panic_window_seconds(self) -> float:
-        return self.stable_window_seconds * self.panic_window_percentage / 100.0

@@ -21,7 +21,6 @@ import asyncio
 import dataclasses
 import datetime
 import logging
-import time
 from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -170,8 +169,6 @@ class Controller:
         self.queue = queue or WorkQueue()
         self.workers = workers
         self.primary = primary
-        self.reconciles = 0
-        self.reconcile_cpu_seconds = 0.0
 
     def enqueue(self, key: str) -> None:
         self.queue.add(key)
@@ -188,7 +185,6 @@ class Controller:
                 key = await self.queue.get()
             except ShutDown:
                 return
-            started = time.thread_time()
             try:
                 delay = await self.loop.reconcile(key)
             except asyncio.CancelledError:
@@ -205,8 +201,6 @@ class Controller:
                 if delay is not None:
                     self.queue.add_after(key, delay)
             finally:
-                self.reconciles += 1
-                self.reconcile_cpu_seconds += time.thread_time() - started
                 self.queue.done(key)
 
     async def run(self) -> None:

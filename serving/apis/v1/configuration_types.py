@@ -37,10 +37,3 @@ class Configuration(Resource):
 
     def is_failed(self) -> bool:
         return self.status.is_failed()
-
-    def is_latest_ready_revision_name_up_to_date(self) -> bool:
-        return (
-            self.is_ready()
-            and self.status.latest_created_revision_name is not None
-            and self.status.latest_created_revision_name == self.status.latest_ready_revision_name
-        )

@@ -23,7 +23,6 @@ CONDITION_CONTAINER_HEALTHY: Final = "ContainerHealthy"
 CONDITION_ACTIVE: Final = "Active"  # tracked, not part of Ready (see the module docstring)
 
 REASON_CONTAINER_MISSING: Final = "ContainerMissing"
-REASON_RESOLVING_DIGESTS: Final = "ResolvingDigests"
 REASON_DEPLOYING: Final = "Deploying"
 REASON_NOT_OWNED: Final = "NotOwned"
 REASON_PROGRESS_DEADLINE_EXCEEDED: Final = "ProgressDeadlineExceeded"
@@ -108,9 +107,6 @@ class RevisionStatusLifecycle(StatusLifecycle):
     def mark_container_healthy_false(self, reason: str, message: str, *, now: Now = None) -> None:
         self.manage(now).mark_false(CONDITION_CONTAINER_HEALTHY, reason, message)
 
-    def mark_container_healthy_unknown(self, reason: str, message: str, *, now: Now = None) -> None:
-        self.manage(now).mark_unknown(CONDITION_CONTAINER_HEALTHY, reason, message)
-
     # --- ResourcesAvailable -------------------------------------------------------------------
     def mark_resources_available_true(self, *, now: Now = None) -> None:
         self.manage(now).mark_true(CONDITION_RESOURCES_AVAILABLE)
@@ -122,9 +118,6 @@ class RevisionStatusLifecycle(StatusLifecycle):
 
     def mark_resources_available_unknown(self, reason: str, message: str, *, now: Now = None) -> None:
         self.manage(now).mark_unknown(CONDITION_RESOURCES_AVAILABLE, reason, message)
-
-    def mark_container_missing(self, image: str, message: str, *, now: Now = None) -> None:
-        self.mark_container_healthy_false(REASON_CONTAINER_MISSING, container_missing_message(image, message), now=now)
 
     def mark_not_owned(self, kind: str, name: str, *, now: Now = None) -> None:
         self.mark_resources_available_false(REASON_NOT_OWNED, resource_not_owned_message(kind, name), now=now)

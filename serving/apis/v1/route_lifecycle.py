@@ -8,13 +8,13 @@ but is not part of Ready. Pure; no side effects.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, ClassVar, Final
 
-from serving.apis.conditions import FALSE, TRUE, ConditionSet
+from serving.apis.conditions import ConditionSet
 from serving.apis.v1._lifecycle_base import Now, StatusLifecycle
 
 if TYPE_CHECKING:
-    from serving.apis.conditions import Condition
+    pass
 
 CONDITION_READY: Final = "Ready"
 CONDITION_ALL_TRAFFIC_ASSIGNED: Final = "AllTrafficAssigned"
@@ -23,12 +23,8 @@ CONDITION_CERTIFICATE_PROVISIONED: Final = "CertificateProvisioned"  # tracked, 
 
 REASON_NOT_OWNED: Final = "NotOwned"
 REASON_ROLLOUT_IN_PROGRESS: Final = "RolloutInProgress"
-REASON_INGRESS_NOT_CONFIGURED: Final = "IngressNotConfigured"
 REASON_REVISION_MISSING: Final = "RevisionMissing"
-REASON_REVISION_NOT_OWNED: Final = "RevisionNotOwned"
-REASON_UNKNOWN: Final = "Unknown"
 REASON_TLS_NOT_ENABLED: Final = "TLSNotEnabled"
-REASON_CONFIGURATION_MISSING: Final = "ConfigurationMissing"
 
 ROUTE_CONDITION_SET: Final = ConditionSet(CONDITION_ALL_TRAFFIC_ASSIGNED, CONDITION_INGRESS_READY)
 
@@ -43,21 +39,10 @@ class RouteStatusLifecycle(StatusLifecycle):
             f'There is an existing placeholder Service "{name}" that we do not own.',
         )
 
-    def mark_endpoint_not_owned(self, name: str, *, now: Now = None) -> None:
-        self.manage(now).mark_false(
-            CONDITION_INGRESS_READY, REASON_NOT_OWNED,
-            f'There is an existing placeholder Endpoint "{name}" that we do not own.',
-        )
-
     def mark_ingress_rollout_in_progress(self, *, now: Now = None) -> None:
         self.manage(now).mark_unknown(
             CONDITION_INGRESS_READY, REASON_ROLLOUT_IN_PROGRESS,
             "A gradual rollout of the latest revision(s) is in progress.",
-        )
-
-    def mark_ingress_not_configured(self, *, now: Now = None) -> None:
-        self.manage(now).mark_unknown(
-            CONDITION_INGRESS_READY, REASON_INGRESS_NOT_CONFIGURED, "Ingress has not yet been reconciled."
         )
 
     def mark_ingress_ready(self, *, now: Now = None) -> None:
@@ -67,23 +52,6 @@ class RouteStatusLifecycle(StatusLifecycle):
         """The data plane has not taken the config yet (Unknown) — e.g. Envoy has not ACKed it."""
         self.manage(now).mark_unknown(CONDITION_INGRESS_READY, reason, message)
 
-    def mark_ingress_failed(self, reason: str, message: str, *, now: Now = None) -> None:
-        """The data plane refused the config (e.g. an xDS NACK)."""
-        self.manage(now).mark_false(CONDITION_INGRESS_READY, reason, message)
-
-    def propagate_ingress_status(self, ingress_status: Any, *, now: Now = None) -> None:
-        """Fold an ingress status's Ready condition (a ``conditions.Status``) into IngressReady."""
-        ready: Condition | None = ingress_status.get_condition(CONDITION_READY)
-        manager = self.manage(now)
-        if ready is None:
-            manager.mark_unknown(CONDITION_INGRESS_READY, REASON_INGRESS_NOT_CONFIGURED, "Ingress has not yet been reconciled.")
-        elif ready.status == TRUE:
-            manager.mark_true(CONDITION_INGRESS_READY)
-        elif ready.status == FALSE:
-            manager.mark_false(CONDITION_INGRESS_READY, ready.reason, ready.message)
-        else:
-            manager.mark_unknown(CONDITION_INGRESS_READY, ready.reason, ready.message)
-
     # --- AllTrafficAssigned ---------------------------------------------------------------------
     def mark_traffic_assigned(self, *, now: Now = None) -> None:
         self.manage(now).mark_true(CONDITION_ALL_TRAFFIC_ASSIGNED)
@@ -92,9 +60,6 @@ class RouteStatusLifecycle(StatusLifecycle):
         self.manage(now).mark_false(CONDITION_ALL_TRAFFIC_ASSIGNED, reason, message)
 
     mark_revision_target_traffic_error = mark_traffic_not_assigned
-
-    def mark_unknown_traffic_error(self, message: str, *, now: Now = None) -> None:
-        self.manage(now).mark_unknown(CONDITION_ALL_TRAFFIC_ASSIGNED, REASON_UNKNOWN, message)
 
     def mark_configuration_not_ready(self, name: str, *, now: Now = None) -> None:
         self.manage(now).mark_unknown(
@@ -117,13 +82,6 @@ class RouteStatusLifecycle(StatusLifecycle):
         self.manage(now).mark_false(
             CONDITION_ALL_TRAFFIC_ASSIGNED, REASON_REVISION_MISSING, f'Revision "{name}" failed to become ready.'
         )
-
-    def mark_revision_not_owned(self, revision_name: str, expected_service: str, actual_service: str, *, now: Now = None) -> None:
-        if actual_service:
-            message = f'Revision "{revision_name}" belongs to Service "{actual_service}", not Service "{expected_service}".'
-        else:
-            message = f'Revision "{revision_name}" does not belong to Service "{expected_service}".'
-        self.manage(now).mark_false(CONDITION_ALL_TRAFFIC_ASSIGNED, REASON_REVISION_NOT_OWNED, message)
 
     def mark_missing_traffic_target(self, kind: str, name: str, *, now: Now = None) -> None:
         """``kind`` is "Revision" or "Configuration"; the reason becomes e.g. ``RevisionMissing``."""

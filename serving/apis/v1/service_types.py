@@ -11,7 +11,7 @@ from serving.apis.conditions import Status
 from serving.apis.meta import FrozenModel, Resource
 from serving.apis.v1.configuration_types import ConfigurationSpec, ConfigurationStatusFields
 from serving.apis.v1.revision_types import API_VERSION, RevisionTemplateSpec
-from serving.apis.v1.route_types import RouteSpec, RouteStatusFields, TrafficTarget
+from serving.apis.v1.route_types import RouteStatusFields, TrafficTarget
 from serving.apis.v1.service_lifecycle import ServiceStatusLifecycle
 
 
@@ -23,10 +23,6 @@ class ServiceSpec(FrozenModel):
 
     def configuration_spec(self) -> ConfigurationSpec:
         return ConfigurationSpec(template=self.template)
-
-    def route_spec(self) -> RouteSpec:
-        return RouteSpec(traffic=self.traffic)
-
 
 class ServiceStatus(ServiceStatusLifecycle, ConfigurationStatusFields, RouteStatusFields, Status):
     pass

@@ -44,12 +44,10 @@ class LatestModelSink:
 
     def __init__(self) -> None:
         self.model: IngressModel = EMPTY_MODEL
-        self.updates = 0
         self._changed = asyncio.Event()
 
     def update(self, model: IngressModel) -> None:
         self.model = model
-        self.updates += 1
         self._changed.set()
 
     async def served(self, route_key: str, generation: int) -> None:

@@ -34,13 +34,6 @@ def test_revision_resources_unavailable() -> None:
     assert revision.is_failed()
 
 
-def test_revision_container_missing_message() -> None:
-    status = RevisionStatus()
-    status.mark_container_missing("x:latest", "not found", now=NOW)
-    condition = status.get_condition("ContainerHealthy")
-    assert condition is not None and condition.message == 'Unable to fetch image "x:latest": not found'
-
-
 def test_revision_deployment_status() -> None:
     status = RevisionStatus()
     status.propagate_deployment_status({"conditions": [{"type": "Progressing", "status": "False",
@@ -86,8 +79,8 @@ def test_route_verbs() -> None:
     status.mark_traffic_not_assigned("RevisionMissing", 'Revision "x" referenced in traffic not found.', now=NOW)
     assert summary(status)["Ready"] == ("False", "RevisionMissing")
     status.mark_traffic_assigned(now=NOW)
-    status.mark_ingress_not_configured(now=NOW)
-    assert summary(status)["Ready"] == ("Unknown", "IngressNotConfigured")
+    status.mark_ingress_not_ready("EnvoyNotReady", "Envoy has not taken the route yet.", now=NOW)
+    assert summary(status)["Ready"] == ("Unknown", "EnvoyNotReady")
     status.mark_ingress_ready(now=NOW)
     status.mark_tls_not_enabled(now=NOW)
     assert status.is_ready()

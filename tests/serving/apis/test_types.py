@@ -156,5 +156,4 @@ def test_helpers() -> None:
     assert service.key == "default/full"
     assert service.is_ready()
     assert service.spec.template.spec.get_container().name == "app"
-    assert service.spec.route_spec().traffic == service.spec.traffic
     assert Revision.model_validate(REVISION).spec.get_container_concurrency() == 0

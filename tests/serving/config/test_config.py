@@ -35,7 +35,6 @@ def test_defaults_are_knatives() -> None:
     assert (a.min_scale, a.max_scale, a.initial_scale) == (0, 0, 1)
     assert (a.max_scale_up_rate, a.max_scale_down_rate) == (1000.0, 2.0)
     assert (a.scale_to_zero_grace_period_seconds, a.target_burst_capacity) == (30.0, 211.0)
-    assert a.panic_window_seconds == 6.0
     assert snapshot.gc.min_non_active_revisions == 20
     assert snapshot.deployment.queue_sidecar_command == ("knserve", "queue-proxy")
 

@@ -35,10 +35,6 @@ def tag_host(route: Route, config: ConfigSnapshot, tag: str) -> str:
     return _host(route, config, config.network.tag_name(name=route.name, tag=tag))
 
 
-def cluster_local_hosts(name: str, namespace: str) -> tuple[str, ...]:
-    return (f"{name}.{namespace}.{CLUSTER_LOCAL_DOMAIN}", f"{name}.{namespace}.svc", f"{name}.{namespace}")
-
-
 def scheme(route: Route, config: ConfigSnapshot) -> str:
     return "http" if is_cluster_local(route) else config.network.default_external_scheme
 
