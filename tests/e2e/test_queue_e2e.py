@@ -28,7 +28,7 @@ import pytest
 from tests.e2e.conftest import Stack
 
 FUNCTION = r"""
-import asyncio, os
+import asyncio, os, time
 from aiohttp import web
 RUNS = os.environ["RUNS_FILE"]
 in_flight = 0
@@ -38,7 +38,7 @@ async def handle(request):
     in_flight += 1
     try:
         with open(RUNS, "a") as runs:
-            runs.write(f"{call_id} {attempt} {in_flight} {request.headers.get('Prefer', '-')}\n")
+            runs.write(f"S {call_id} {attempt} {time.time():.6f} {request.headers.get('Prefer', '-')}\n")
         body = await request.read()
         await asyncio.sleep(float(request.query.get("sleep", "0")))
         if attempt <= int(request.query.get("fail", "0")):
@@ -47,6 +47,8 @@ async def handle(request):
         return web.Response(text=f"done {attempt} " + body.decode(), headers={"X-Result": "yes"})
     finally:
         in_flight -= 1
+        with open(RUNS, "a") as runs:
+            runs.write(f"E {call_id} {attempt} {time.time():.6f} -\n")
 app = web.Application(client_max_size=8 * 1024 * 1024)
 app.router.add_route("*", "/{tail:.*}", handle)
 web.run_app(app, host="0.0.0.0", port=int(os.environ["PORT"]), print=None)
@@ -69,14 +71,31 @@ def function_service(name: str, runs_file: Path, *, annotations: dict[str, str] 
     }
 
 
-def runs(runs_file: Path) -> list[tuple[str, int, int, str]]:
+def lines(runs_file: Path) -> list[tuple[str, str, int, float, str]]:
+    """(S or E, call id, attempt, time, Prefer) per line the function wrote; whole lines only."""
     if not runs_file.exists():
         return []
     found = []
     for line in runs_file.read_text().splitlines():
-        call_id, attempt, in_flight, prefer = line.split(" ", 3)
-        found.append((call_id, int(attempt), int(in_flight), prefer))
+        parts = line.split(" ", 4)
+        if len(parts) == 5:
+            found.append((parts[0], parts[1], int(parts[2]), float(parts[3]), parts[4]))
     return found
+
+
+def runs(runs_file: Path) -> list[tuple[str, int, float, str]]:
+    """(call id, attempt, start time, Prefer) of every run the function started, in order."""
+    return [(call_id, attempt, at, prefer) for kind, call_id, attempt, at, prefer in lines(runs_file) if kind == "S"]
+
+
+def peak_concurrency(runs_file: Path) -> int:
+    """Most runs in progress at once, over every pod of the function (they share the host's clock)."""
+    events = sorted((at, 1 if kind == "S" else -1) for kind, _, _, at, _ in lines(runs_file))
+    peak = current = 0
+    for _, step in events:
+        current += step
+        peak = max(peak, current)
+    return peak
 
 
 def http(stack: Stack, method: str, host: str, path: str, *, body: bytes | None = None,
@@ -219,25 +238,21 @@ def test_retries_back_off_and_honour_retry_after_then_a_failing_call_is_a_dead_l
     code, _, body = http(stack, "GET", host, "/.well-known/knserve/calls?state=dead")
     assert code == 200 and [item["id"] for item in json.loads(body)["items"]] == [failing]
 
-    started: dict[str, list[float]] = collections.defaultdict(list)
-    # runs.log has no times: the function's in-flight column and order suffice for counts; the
-    # back-off itself is read from the status timestamps of the throttled call below.
-    for call_id, attempt, _, _ in runs(runs_file):
-        started[call_id].append(attempt)
-    assert started[retried] == [1, 2, 3] and started[failing] == [1, 2, 3] and started[throttled] == [1, 2]
-    throttled_view = status(stack, host, throttled)
-    assert time_of(throttled_view["finishedAt"]) - time_of(throttled_view["createdAt"]) >= 3.0, "Retry-After: 3"
+    started: dict[str, list[tuple[int, float]]] = collections.defaultdict(list)
+    for call_id, attempt, at, _ in runs(runs_file):
+        started[call_id].append((attempt, at))
+    assert [a for a, _ in started[retried]] == [1, 2, 3] and [a for a, _ in started[failing]] == [1, 2, 3]
+    assert [a for a, _ in started[throttled]] == [1, 2]
+    # back-off: 300ms minimum, doubling (jittered in its upper half), capped at 2s; Retry-After wins
+    (_, first), (_, second), (_, third) = started[retried]
+    assert 0.3 <= second - first and 0.3 <= third - second
+    (_, asked), (_, honoured) = started[throttled]
+    assert honoured - asked >= 3.0, "Retry-After: 3"
 
     code, _, _ = http(stack, "POST", host, f"/.well-known/knserve/calls/{failing}/retry")
     assert code == 202
     assert wait_state(stack, host, failing, "dead")["replays"] == 1
     assert [a for c, a, _, _ in runs(runs_file) if c == failing] == [1, 2, 3, 1, 2, 3]
-
-
-def time_of(stamp: str) -> float:
-    import datetime
-
-    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 def test_a_queued_call_is_cancelled_and_a_running_one_is_not(stack, namespace, runs_file):
@@ -294,3 +309,91 @@ def test_nats_down_answers_503_at_accept_and_nothing_accepted_is_lost(stack, nam
     wait_queue(stack)
     for call_id in accepted:
         wait_state(stack, host, call_id, "succeeded", timeout=90)
+
+
+def accept_many(stack: Stack, host: str, count: int, path: str) -> list[str]:
+    """``count`` calls accepted by 16 clients at once; the ids, all answered 202."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(index: int) -> str:
+        code, headers, body = accept(stack, host, path, str(index).encode())
+        assert code == 202, (code, body)
+        return str(headers["X-Call-Id"])
+
+    with ThreadPoolExecutor(16) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def finished_ids(runs_file: Path) -> set[str]:
+    return {call_id for kind, call_id, _, _, _ in lines(runs_file) if kind == "E"}
+
+
+def wait_progress(runs_file: Path, count: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while len(finished_ids(runs_file)) < count:
+        assert time.monotonic() < deadline, f"only {len(finished_ids(runs_file))} calls ran, waiting for {count}"
+        time.sleep(0.2)
+
+
+def test_no_accepted_call_is_lost_when_the_queue_nats_and_the_function_pods_are_deleted(
+        stack, namespace, runs_file):
+    """1,000 calls to a slow function (0.3 s each, 40 at a time); the queue's pod, the NATS
+    server and the function's pod are deleted in turn while they drain. Every call ends
+    succeeded. A call may run twice when the place that ran it dies between the function's
+    answer and the record of it; the test prints those and bounds them by what was in flight."""
+    concurrency = 40
+    host = ready_function(stack, namespace, runs_file, annotations={
+        "knserve.dev/async-concurrency": str(concurrency), "knserve.dev/async-max-attempts": "20",
+        "knserve.dev/async-min-backoff": "500ms", "knserve.dev/async-max-backoff": "3s"},
+        template_annotations={"autoscaling.knative.dev/min-scale": "1"})
+    ids = accept_many(stack, host, 1000, "/?sleep=0.3")
+    assert len(set(ids)) == 1000
+
+    faults = []
+    wait_progress(runs_file, 150, timeout=120)
+    queue_pod = stack.local.pods("queue")[0]["metadata"]["name"]
+    stack.kubectl("delete", "pod", queue_pod, "-n", "knative-serving", "--wait=false")
+    faults.append(("queue pod", len(finished_ids(runs_file))))
+    wait_progress(runs_file, 400, timeout=120)
+    stack.kubectl("delete", "pod", "nats-0", "-n", "knative-serving", "--wait=false")
+    faults.append(("nats-0", len(finished_ids(runs_file))))
+    wait_progress(runs_file, 650, timeout=180)
+    stack.kubectl("delete", "pod", "-n", namespace, "-l", "serving.knative.dev/service=fn", "--wait=false")
+    faults.append(("function pod", len(finished_ids(runs_file))))
+
+    wait_progress(runs_file, 1000, timeout=240)
+    wait_queue(stack)
+    states = collections.Counter()
+    for call_id in ids:
+        states[wait_state(stack, host, call_id, "succeeded", "dead", "failed", timeout=120)["state"]] += 1
+    assert states == {"succeeded": 1000}
+
+    started = collections.Counter(call_id for call_id, _, _, _ in runs(runs_file))
+    assert set(started) == set(ids), "the function ran only accepted calls"
+    repeated = {call_id: count for call_id, count in started.items() if count > 1}
+    print(f"\nfaults (deleted, calls finished by then): {faults}; calls that ran more than once: "
+          f"{len(repeated)} ({sum(repeated.values()) - len(repeated)} extra runs)")
+    assert len(repeated) <= 3 * concurrency, "repeats only for calls in flight at a fault"
+
+
+def test_a_service_at_zero_wakes_for_queued_calls_and_max_scale_bounds_the_function(stack, namespace, runs_file):
+    """Initial scale 0 (config-autoscaler allows it for this test): no pod until calls come.
+    100 queued calls wake the Service and drain; with max-scale 2 and containerConcurrency 1
+    the function never runs more than 2 at once."""
+    stack.kubectl("patch", "configmap", "config-autoscaler", "-n", "knative-serving", "--type=merge",
+                  "-p", json.dumps({"data": {"allow-zero-initial-scale": "true"}}))
+    try:
+        host = ready_function(stack, namespace, runs_file, container_concurrency=1,
+                              annotations={"knserve.dev/async-concurrency": "10"},
+                              template_annotations={"autoscaling.knative.dev/initial-scale": "0",
+                                                    "autoscaling.knative.dev/max-scale": "2"})
+    finally:
+        stack.kubectl("patch", "configmap", "config-autoscaler", "-n", "knative-serving", "--type=merge",
+                      "-p", json.dumps({"data": {"allow-zero-initial-scale": None}}))
+    pods = json.loads(stack.kubectl("get", "pods", "-n", namespace, "-o", "json").stdout)["items"]
+    assert pods == [], "the Service starts at zero"
+    ids = accept_many(stack, host, 100, "/?sleep=0.2")
+    for call_id in ids:
+        wait_state(stack, host, call_id, "succeeded", timeout=120)
+    assert {call_id for call_id, _, _, _ in runs(runs_file)} == set(ids)
+    assert peak_concurrency(runs_file) <= 2
