@@ -10,6 +10,7 @@ from serving.config.autoscaler import AutoscalerConfig
 from serving.config.defaults import DefaultsConfig
 from serving.config.deployment import DeploymentConfig
 from serving.config.domain import DomainConfig
+from serving.config.features import FeaturesConfig
 from serving.config.parsers import ConfigError
 from serving.config.gc import GCConfig
 from serving.config.network import NetworkConfig
@@ -23,6 +24,7 @@ __all__ = [
     "DefaultsConfig",
     "DeploymentConfig",
     "DomainConfig",
+    "FeaturesConfig",
     "GCConfig",
     "NetworkConfig",
 ]

@@ -13,11 +13,12 @@ from collections.abc import Mapping
 from typing import Final
 
 from knserve.networking import SYSTEM_NAMESPACE
-from serving.config import autoscaler, defaults, deployment, domain, gc, network
+from serving.config import autoscaler, defaults, deployment, domain, features, gc, network
 from serving.config.autoscaler import AutoscalerConfig
 from serving.config.defaults import DefaultsConfig
 from serving.config.deployment import DeploymentConfig
 from serving.config.domain import DomainConfig
+from serving.config.features import FeaturesConfig
 from serving.config.gc import GCConfig
 from serving.config.network import NetworkConfig
 
@@ -28,6 +29,7 @@ CONFIG_MAP_NAMES: Final = (
     domain.NAME,
     gc.NAME,
     deployment.NAME,
+    features.NAME,
 )
 NAMESPACE: Final = SYSTEM_NAMESPACE
 
@@ -38,6 +40,7 @@ _FIELDS: Final = {
     domain.NAME: ("domain", DomainConfig),
     gc.NAME: ("gc", GCConfig),
     deployment.NAME: ("deployment", DeploymentConfig),
+    features.NAME: ("features", FeaturesConfig),
 }
 
 
@@ -49,6 +52,7 @@ class ConfigSnapshot:
     domain: DomainConfig = DomainConfig()
     gc: GCConfig = GCConfig()
     deployment: DeploymentConfig = DeploymentConfig()
+    features: FeaturesConfig = FeaturesConfig()
 
     @classmethod
     def from_configmaps(cls, configmaps: Mapping[str, Mapping[str, str] | None]) -> ConfigSnapshot:

@@ -1,9 +1,11 @@
 """Validation of a Revision's PodSpec: Knative's ``ValidatePodSpec`` rules and messages.
 
-knserve accepts every PodSpec field Knative accepts with all of its ``kubernetes.podspec-*``
-feature flags on (multi-container, init containers, fieldRef, emptyDir, PVC, affinity, ...);
-fields outside that set are refused with Knative's ``must not set the field(s)``. Paths are
-relative to the PodSpec; callers prefix them. Pure; no side effects.
+The PodSpec fields behind Knative's ``config-features`` flags (multi-container, init
+containers, fieldRef, emptyDir, PVC, hostPath, affinity, hostNetwork, ...) are accepted only
+while their flag is not ``Disabled``; fields Knative never accepts (a container's
+``securityContext.privileged``, ...) and gated fields whose flag is off are refused with
+Knative's ``must not set the field(s)``. Paths are relative to the PodSpec; callers prefix
+them. Pure; no side effects.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from serving.apis.v1.podspec_types import (
     Volume,
     VolumeMount,
 )
+from serving.config import features as flags
+from serving.config.features import FeaturesConfig
 
 RESERVED_ENV_VARS: Final = frozenset(RESERVED_ENV)
 RESERVED_SIDECAR_ENV_VARS: Final = RESERVED_ENV_VARS - {"PORT"}
@@ -46,6 +50,24 @@ RESERVED_CONTAINER_NAMES: Final = frozenset({"queue-proxy"})
 RESERVED_PATHS: Final = frozenset({"/", "/dev", "/dev/log"})
 VALID_PORT_NAMES: Final = frozenset({"h2c", "http1", ""})
 INT32_MAX: Final = 2**31 - 1
+NO_FEATURES: Final = FeaturesConfig()
+
+# PodSpec fields (by their JSON name) and the config-features flag that lets them through.
+_GATED_POD_FIELDS: Final = (
+    ("affinity", flags.AFFINITY), ("topologySpreadConstraints", flags.TOPOLOGY_SPREAD_CONSTRAINTS),
+    ("hostAliases", flags.HOST_ALIASES), ("nodeSelector", flags.NODE_SELECTOR),
+    ("runtimeClassName", flags.RUNTIME_CLASS_NAME), ("tolerations", flags.TOLERATIONS),
+    ("priorityClassName", flags.PRIORITY_CLASS_NAME), ("schedulerName", flags.SCHEDULER_NAME),
+    ("initContainers", flags.INIT_CONTAINERS), ("dnsPolicy", flags.DNS_POLICY), ("dnsConfig", flags.DNS_CONFIG),
+    ("hostIPC", flags.HOST_IPC), ("hostPID", flags.HOST_PID), ("hostNetwork", flags.HOST_NETWORK),
+    ("shareProcessNamespace", flags.SHARE_PROCESS_NAMESPACE),
+)
+_GATED_VOLUME_SOURCES: Final = (
+    ("emptyDir", flags.VOLUMES_EMPTY_DIR), ("persistentVolumeClaim", flags.PERSISTENT_VOLUME_CLAIM),
+    ("hostPath", flags.VOLUMES_HOST_PATH), ("csi", flags.VOLUMES_CSI),
+)
+# Container securityContext fields Knative never lets through.
+_NEVER_IN_SECURITY_CONTEXT: Final = ("privileged", "seLinuxOptions", "procMount", "windowsOptions", "appArmorProfile")
 
 _IMAGE_REFERENCE = re.compile(
     r"^(?:(?P<registry>[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?(?::[0-9]+)?|\[[0-9a-fA-F:]+\](?::[0-9]+)?)/)?"
@@ -61,6 +83,18 @@ def disallowed(model: BaseModel | None) -> FieldError:
         return FieldError()
     keys = sorted(k for k, v in model.model_extra.items() if v is not None)
     return err_disallowed_fields(*keys) if keys else FieldError()
+
+
+def _set_fields(model: BaseModel) -> set[str]:
+    """The JSON names of the fields of ``model`` that are set (known and extra)."""
+    return set(model.model_dump(by_alias=True, exclude_none=True))
+
+
+def _gated(model: BaseModel, gates: Iterable[tuple[str, str]], features: FeaturesConfig) -> FieldError:
+    """``must not set the field(s)`` for each set field whose feature flag is ``Disabled``."""
+    present = _set_fields(model)
+    refused = sorted(field for field, flag in gates if field in present and features.disabled(flag))
+    return err_disallowed_fields(*refused) if refused else FieldError()
 
 
 def image_reference_error(image: str) -> str | None:
@@ -113,12 +147,13 @@ def _validate_projection(source: dict) -> FieldError:  # type: ignore[type-arg]
     return errors
 
 
-def validate_volume(volume: Volume) -> FieldError:
+def validate_volume(volume: Volume, features: FeaturesConfig = NO_FEATURES) -> FieldError:
     errors = disallowed(volume)
     if not volume.name:
         errors = err_missing_field("name")
     elif is_dns1123_label(volume.name):
         errors = err_invalid_value(volume.name, "name")
+    errors = errors.also(_gated(volume, _GATED_VOLUME_SOURCES, features))
     specified: list[str] = []
     if volume.secret is not None:
         specified.append("secret")
@@ -166,7 +201,9 @@ def validate_volume(volume: Volume) -> FieldError:
     return errors
 
 
-def validate_volumes(volumes: list[Volume], mounted: set[str]) -> tuple[dict[str, Volume], FieldError]:
+def validate_volumes(
+    volumes: list[Volume], mounted: set[str], features: FeaturesConfig = NO_FEATURES
+) -> tuple[dict[str, Volume], FieldError]:
     by_name: dict[str, Volume] = {}
     errors = FieldError()
     for i, volume in enumerate(volumes):
@@ -175,12 +212,14 @@ def validate_volumes(volumes: list[Volume], mounted: set[str]) -> tuple[dict[str
             errors = errors.also(FieldError(f'duplicate volume name "{name}"', ("name",)).via_index(i))
         if name not in mounted:
             errors = errors.also(FieldError(f'volume with name "{name}" not mounted', ("name",)).via_index(i))
-        errors = errors.also(validate_volume(volume).via_index(i))
+        errors = errors.also(validate_volume(volume, features).via_index(i))
         by_name[name] = volume
     return by_name, errors
 
 
-def validate_volume_mounts(mounts: list[VolumeMount], volumes: dict[str, Volume]) -> FieldError:
+def validate_volume_mounts(
+    mounts: list[VolumeMount], volumes: dict[str, Volume], features: FeaturesConfig = NO_FEATURES
+) -> FieldError:
     errors = FieldError()
     seen_paths: set[str] = set()
     for i, mount in enumerate(mounts):
@@ -202,7 +241,8 @@ def validate_volume_mounts(mounts: list[VolumeMount], volumes: dict[str, Volume]
             errors = errors.also(err_invalid_value(f'"{path}" must be unique', "mountPath").via_index(i))
         seen_paths.add(clean)
         writable_kind = volume is not None and (
-            volume.empty_dir is not None or volume.persistent_volume_claim is not None or volume.ephemeral is not None
+            volume.empty_dir is not None or volume.ephemeral is not None
+            or (volume.persistent_volume_claim is not None and features.enabled(flags.PERSISTENT_VOLUME_WRITE))
         )
         if not writable_kind and not mount.read_only:
             errors = errors.also(FieldError("volume mount should be readOnly for this type of volume", ("readOnly",)).via_index(i))
@@ -216,7 +256,7 @@ def validate_volume_mounts(mounts: list[VolumeMount], volumes: dict[str, Volume]
 
 
 # --- env ----------------------------------------------------------------------------------------------
-def _validate_env_var(env: EnvVar, reserved: frozenset[str]) -> FieldError:
+def _validate_env_var(env: EnvVar, reserved: frozenset[str], features: FeaturesConfig) -> FieldError:
     errors = disallowed(env)
     if not env.name:
         errors = errors.also(err_missing_field("name"))
@@ -224,7 +264,8 @@ def _validate_env_var(env: EnvVar, reserved: frozenset[str]) -> FieldError:
         errors = errors.also(FieldError(f'"{env.name}" is a reserved environment variable', ("name",)))
     if env.value_from is not None:
         source = env.value_from
-        sub = disallowed(source)
+        sub = disallowed(source).also(_gated(
+            source, (("fieldRef", flags.FIELD_REF), ("resourceFieldRef", flags.FIELD_REF)), features))
         for field, ref in (("configMapKeyRef", source.config_map_key_ref), ("secretKeyRef", source.secret_key_ref),
                            ("fieldRef", source.field_ref), ("resourceFieldRef", source.resource_field_ref)):
             sub = sub.also(disallowed(ref).via_field(field))
@@ -359,16 +400,28 @@ def _id_bounds(value: int | None, path: str) -> FieldError:
     return FieldError()
 
 
-def _validate_security_context(context: SecurityContext | None) -> FieldError:
+def _validate_security_context(context: SecurityContext | None, features: FeaturesConfig) -> FieldError:
     if context is None:
         return FieldError()
-    errors = disallowed(context).also(disallowed(context.capabilities).via_field("capabilities"))
+    present = _set_fields(context)
+    never = sorted(field for field in _NEVER_IN_SECURITY_CONTEXT if field in present)
+    extra = {k for k, v in (context.model_extra or {}).items() if v is not None}
+    errors = disallowed(context) if not never else err_disallowed_fields(*sorted(extra | set(never)))
+    if context.capabilities is not None:
+        capabilities = disallowed(context.capabilities).also(
+            _gated(context.capabilities, (("add", flags.ADD_CAPABILITIES),), features))
+        errors = errors.also(capabilities.via_field("capabilities"))
     return errors.also(_id_bounds(context.run_as_user, "runAsUser"), _id_bounds(context.run_as_group, "runAsGroup"))
 
 
-def validate_pod_security_context(context: PodSecurityContext | None) -> FieldError:
+def validate_pod_security_context(context: PodSecurityContext | None, features: FeaturesConfig = NO_FEATURES) -> FieldError:
     if context is None:
         return FieldError()
+    if features.disabled(flags.SECURITY_CONTEXT):
+        # Without the flag only the seccomp profile may be set.
+        refused = sorted(_set_fields(context) - {"seccompProfile"})
+        if refused:
+            return err_disallowed_fields(*refused)
     errors = disallowed(context).also(
         _id_bounds(context.run_as_user, "runAsUser"),
         _id_bounds(context.run_as_group, "runAsGroup"),
@@ -380,7 +433,9 @@ def validate_pod_security_context(context: PodSecurityContext | None) -> FieldEr
 
 
 # --- containers -----------------------------------------------------------------------------------------
-def _validate_container_common(container: Container, volumes: dict[str, Volume], *, kind: str) -> FieldError:
+def _validate_container_common(
+    container: Container, volumes: dict[str, Volume], *, kind: str, features: FeaturesConfig
+) -> FieldError:
     if container == Container():
         return err_missing_field("")
     errors = disallowed(container)
@@ -388,7 +443,7 @@ def _validate_container_common(container: Container, volumes: dict[str, Volume],
         errors = errors.also(FieldError(f'"{container.name}" is a reserved container name', ("name",)))
     reserved = RESERVED_ENV_VARS if kind == "user" else RESERVED_SIDECAR_ENV_VARS
     for i, env in enumerate(container.env or []):
-        errors = errors.also(_validate_env_var(env, reserved).via_index(i).via_field("env"))
+        errors = errors.also(_validate_env_var(env, reserved, features).via_index(i).via_field("env"))
     errors = errors.also(_validate_env_from(container.env_from or []).via_field("envFrom"))
     if not container.image:
         errors = errors.also(err_missing_field("image"))
@@ -403,69 +458,76 @@ def _validate_container_common(container: Container, volumes: dict[str, Volume],
     else:
         errors = errors.also(_validate_container_ports(container.ports or []).via_field("ports"))
     errors = errors.also(disallowed(container.resources).via_field("resources"))
-    errors = errors.also(_validate_security_context(container.security_context).via_field("securityContext"))
+    errors = errors.also(_validate_security_context(container.security_context, features).via_field("securityContext"))
     if container.termination_message_policy not in (None, "", "File", "FallbackToLogsOnError"):
         errors = errors.also(err_invalid_value(container.termination_message_policy, "terminationMessagePolicy"))
-    errors = errors.also(validate_volume_mounts(container.volume_mounts or [], volumes).via_field("volumeMounts"))
+    errors = errors.also(validate_volume_mounts(container.volume_mounts or [], volumes, features).via_field("volumeMounts"))
     return errors
 
 
-def validate_user_container(container: Container, volumes: dict[str, Volume], port: ContainerPort) -> FieldError:
+def validate_user_container(
+    container: Container, volumes: dict[str, Volume], port: ContainerPort, features: FeaturesConfig = NO_FEATURES
+) -> FieldError:
     errors = _validate_probe(container.liveness_probe, port, True).via_field("livenessProbe")
     errors = errors.also(_validate_readiness_probe(container.readiness_probe, port, True).via_field("readinessProbe"))
     errors = errors.also(_validate_probe(container.startup_probe, port, True).via_field("startupProbe"))
-    return errors.also(_validate_container_common(container, volumes, kind="user"))
+    return errors.also(_validate_container_common(container, volumes, kind="user", features=features))
 
 
-def _validate_sidecar_container(container: Container, volumes: dict[str, Volume]) -> FieldError:
+def _validate_sidecar_container(container: Container, volumes: dict[str, Volume], features: FeaturesConfig) -> FieldError:
     # multi-container-probing on: sidecars may carry probes, which must name their port.
     errors = _validate_probe(container.liveness_probe, None, False).via_field("livenessProbe")
     errors = errors.also(_validate_readiness_probe(container.readiness_probe, None, False).via_field("readinessProbe"))
     errors = errors.also(_validate_probe(container.startup_probe, None, False).via_field("startupProbe"))
-    return errors.also(_validate_container_common(container, volumes, kind="sidecar"))
+    return errors.also(_validate_container_common(container, volumes, kind="sidecar", features=features))
 
 
-def _validate_init_container(container: Container, volumes: dict[str, Volume]) -> FieldError:
+def _validate_init_container(container: Container, volumes: dict[str, Volume], features: FeaturesConfig) -> FieldError:
     errors = FieldError()
     for field, value in (("livenessProbe", container.liveness_probe), ("readinessProbe", container.readiness_probe),
                          ("startupProbe", container.startup_probe),
                          ("lifecycle", (container.model_extra or {}).get("lifecycle"))):
         if value is not None:
             errors = errors.also(err_generic("field not allowed in an init container", field))
-    return errors.also(_validate_container_common(container, volumes, kind="init"))
+    return errors.also(_validate_container_common(container, volumes, kind="init", features=features))
 
 
-def validate_pod_spec(spec: PodSpec) -> FieldError:
-    """All of Knative's PodSpec rules; paths relative to the PodSpec."""
+def validate_pod_spec(spec: PodSpec, features: FeaturesConfig = NO_FEATURES) -> FieldError:
+    """All of Knative's PodSpec rules under ``features`` (config-features); paths relative to the PodSpec."""
     containers = spec.containers or []
     init_containers = spec.init_containers or []
-    errors = disallowed(spec)
-    errors = errors.also(validate_pod_security_context(spec.security_context).via_field("securityContext"))
-    volumes, volume_errors = validate_volumes(spec.volumes or [], all_mounted_volumes([*init_containers, *containers]))
+    errors = disallowed(spec).also(_gated(spec, _GATED_POD_FIELDS, features))
+    if spec.automount_service_account_token:
+        errors = errors.also(err_disallowed_fields("automountServiceAccountToken"))  # only false may be set
+    errors = errors.also(validate_pod_security_context(spec.security_context, features).via_field("securityContext"))
+    volumes, volume_errors = validate_volumes(
+        spec.volumes or [], all_mounted_volumes([*init_containers, *containers]), features)
     errors = errors.also(volume_errors.via_field("volumes"))
 
     names = {c.name for c in containers}
     for i, container in enumerate(init_containers):
         if container.name in names:
             errors = errors.also(FieldError(f'duplicate container name "{container.name}"', ("name",)).via_field_index("containers", i))
-        errors = errors.also(_validate_init_container(container, volumes).via_field_index("containers", i))
+        errors = errors.also(_validate_init_container(container, volumes, features).via_field_index("containers", i))
 
     port, port_errors = user_port(containers)
     errors = errors.also(port_errors.via_field("containers[*]"))
     if not containers:
         errors = errors.also(err_missing_field("containers"))
     elif len(containers) == 1:
-        errors = errors.also(validate_user_container(containers[0], volumes, port).via_field_index("containers", 0))
+        errors = errors.also(validate_user_container(containers[0], volumes, port, features).via_field_index("containers", 0))
     else:
+        if features.disabled(flags.MULTI_CONTAINER):
+            errors = errors.also(err_multiple_one_of("containers"))
         seen: set[str | None] = set()
         for i, container in enumerate(containers):
             if container.name in seen:
                 errors = errors.also(FieldError(f'duplicate container name "{container.name}"', ("name",)).via_field_index("containers", i))
             seen.add(container.name)
             if not container.ports:
-                errors = errors.also(_validate_sidecar_container(container, volumes).via_field_index("containers", i))
+                errors = errors.also(_validate_sidecar_container(container, volumes, features).via_field_index("containers", i))
             else:
-                errors = errors.also(validate_user_container(container, volumes, port).via_field_index("containers", i))
+                errors = errors.also(validate_user_container(container, volumes, port, features).via_field_index("containers", i))
     if spec.service_account_name:
         for problem in is_dns1123_subdomain(spec.service_account_name):
             errors = errors.also(err_invalid_value(spec.service_account_name, "serviceAccountName", problem))

@@ -47,7 +47,7 @@ def validate_container_concurrency(container_concurrency: int | None, config: Co
 
 
 def validate_revision_spec(spec: RevisionSpec, config: ConfigSnapshot) -> FieldError:
-    errors = validate_pod_spec(spec)
+    errors = validate_pod_spec(spec, config.features)
     if spec.timeout_seconds is not None:
         errors = errors.also(validate_timeout_seconds(spec.timeout_seconds, config))
     if spec.container_concurrency is not None:

@@ -15,6 +15,7 @@ from serving.config import (
     DefaultsConfig,
     DeploymentConfig,
     DomainConfig,
+    FeaturesConfig,
     GCConfig,
     NetworkConfig,
 )
@@ -37,6 +38,13 @@ def test_defaults_are_knatives() -> None:
     assert (a.scale_to_zero_grace_period_seconds, a.target_burst_capacity) == (30.0, 211.0)
     assert snapshot.gc.min_non_active_revisions == 20
     assert snapshot.deployment.queue_sidecar_command == ("knserve", "queue-proxy")
+    f = snapshot.features
+    assert (f.flag("multi-container"), f.flag("kubernetes.podspec-volumes-emptydir")) == ("Enabled", "Enabled")
+    assert f.flag("kubernetes.podspec-dryrun") == "Allowed"
+    assert all(f.disabled(key) for key in (
+        "kubernetes.podspec-persistent-volume-claim", "kubernetes.podspec-fieldref", "kubernetes.podspec-affinity",
+        "kubernetes.podspec-init-containers", "kubernetes.podspec-hostnetwork", "kubernetes.podspec-volumes-hostpath",
+        "kubernetes.podspec-securitycontext", "kubernetes.containerspec-addcapabilities"))
 
 
 @pytest.mark.parametrize(
@@ -71,6 +79,16 @@ def test_defaults_are_knatives() -> None:
 )
 def test_from_data(model: Any, data: dict[str, str], want: Any) -> None:
     assert model.from_data(data) == want
+
+
+def test_feature_flags_parse_any_case_and_ignore_unknown_values() -> None:
+    features = FeaturesConfig.from_data({"kubernetes.podspec-fieldref": "enabled", "multi-container": "DISABLED",
+                                         "kubernetes.podspec-affinity": "Allowed",
+                                         "kubernetes.podspec-init-containers": "maybe"})
+    assert features.enabled("kubernetes.podspec-fieldref")
+    assert features.disabled("multi-container")
+    assert features.flag("kubernetes.podspec-affinity") == "Allowed"
+    assert features.disabled("kubernetes.podspec-init-containers")
 
 
 @pytest.mark.parametrize(
