@@ -9,7 +9,8 @@
   denial carries Knative's error text after ``validation failed: ``, warnings go to the
   response's ``warnings``.
 
-Status-subresource writes and DELETE/CONNECT pass untouched, as in Knative. No I/O.
+Status-subresource writes and DELETE/CONNECT pass untouched, as in Knative; so does an object
+defaulting cannot read (a wrong type), which the CRD schema then refuses. No I/O.
 """
 
 from __future__ import annotations
@@ -127,6 +128,12 @@ def admit(review: dict[str, Any], config: ConfigSnapshot, *, mutate: bool) -> di
         new = kind.model.model_validate(raw)
         old = kind.model.model_validate(raw_old) if raw_old else None
     except ValidationError as error:
+        if mutate:
+            # Defaulting runs before the API server checks the CRD's schema: let the object
+            # through untouched so the schema refuses a wrong type in the API server's own words
+            # (``spec.template.spec.containerConcurrency: Invalid value: "string": ... must be
+            # of type integer``); validation, which runs after the schema, still refuses it.
+            return _response(uid)
         return _response(uid, allowed=False, message=_parse_error(resource_kind, error))
 
     if mutate:

@@ -107,3 +107,12 @@ def test_jsonpatch_round_trip() -> None:
     old = {"a": 1, "b": {"c": [1, 2], "d/e": "x"}, "gone": True}
     new = {"a": 2, "b": {"c": [1, 3, 4], "d/e": "y", "f~": None}}
     assert jsonpatch.apply(old, jsonpatch.diff(old, new)) == new
+
+
+@pytest.mark.parametrize("value", [pytest.param("abc", id="string"), pytest.param(1e30, id="huge float")])
+def test_defaulting_lets_a_wrong_type_through_for_the_schema_to_refuse(value: Any) -> None:
+    obj = service("hello", with_spec(containerConcurrency=value))
+    answer = admit(review(obj), CONFIG, mutate=True)["response"]
+    assert (answer["allowed"], answer.get("patch")) == (True, None)
+    denied = admit(review(obj), CONFIG, mutate=False)["response"]
+    assert denied["allowed"] is False
