@@ -221,7 +221,7 @@ class ContainerSupervisor:
             while not self._stopping.is_set():
                 if pending_exit is None:
                     if self.process is None:
-                        launched = await self._launch()
+                        launched = await self._launch_safely()
                         if launched is None:
                             continue
                         if isinstance(launched, Terminated):
@@ -230,7 +230,7 @@ class ContainerSupervisor:
                             # ``stop`` came while the process was starting: stop it as ``stop`` would have.
                             await self._kill(self.process, self.pod.termination_grace_period(), pre_stop=False)
                     if pending_exit is None:
-                        pending_exit = await self._supervise()
+                        pending_exit = await self._supervise_safely()
                 self._record_exit(pending_exit)
                 exit_code = pending_exit.exit_code
                 pending_exit = None
@@ -369,6 +369,27 @@ class ContainerSupervisor:
         working_dir = self.spec.get("workingDir")
         cwd = Path(working_dir) if working_dir else self.ctx.layout.work_dir(self.pod.uid)
         return argv, {**self.ctx.settings.base_env, **env}, cwd
+
+    async def _launch_safely(self) -> Running | Terminated | None:
+        """``_launch``, with a failure of the node's own (a bug, a full disk) logged and retried
+        instead of ending this container's supervision silently."""
+        try:
+            return await self._launch()
+        except Exception:
+            log.exception("%s container %s: starting it failed; trying again", self.pod.key, self.name)
+            await self._sleep(CONFIG_RETRY_SECONDS)
+            return None
+
+    async def _supervise_safely(self) -> Terminated:
+        """``_supervise`` until it answers: a failure of the node's own is logged and the process
+        watched again, so its exit is never lost with the task that watched it."""
+        while True:
+            try:
+                return await self._supervise()
+            except Exception:
+                log.exception("%s container %s: watching pid %s failed; watching it again", self.pod.key, self.name,
+                              self.process.pid if self.process is not None else "?")
+                await asyncio.sleep(LIVENESS_CHECK_SECONDS)
 
     async def _launch(self) -> Running | Terminated | None:
         """Start the process: its Running state, a Terminated one if it could not, None to retry."""
