@@ -25,7 +25,6 @@ REASON_NOT_OWNED: Final = "NotOwned"
 REASON_ROLLOUT_IN_PROGRESS: Final = "RolloutInProgress"
 REASON_REVISION_MISSING: Final = "RevisionMissing"
 REASON_REVISION_NOT_OWNED: Final = "RevisionNotOwned"
-REASON_REVISION_NOT_OWNED: Final = "RevisionNotOwned"
 REASON_TLS_NOT_ENABLED: Final = "TLSNotEnabled"
 
 ROUTE_CONDITION_SET: Final = ConditionSet(CONDITION_ALL_TRAFFIC_ASSIGNED, CONDITION_INGRESS_READY)
@@ -84,13 +83,6 @@ class RouteStatusLifecycle(StatusLifecycle):
         self.manage(now).mark_false(
             CONDITION_ALL_TRAFFIC_ASSIGNED, REASON_REVISION_MISSING, f'Revision "{name}" failed to become ready.'
         )
-
-    def mark_revision_not_owned(self, revision_name: str, expected_service: str, actual_service: str, *, now: Now = None) -> None:
-        if actual_service:
-            message = f'Revision "{revision_name}" belongs to Service "{actual_service}", not Service "{expected_service}".'
-        else:
-            message = f'Revision "{revision_name}" does not belong to Service "{expected_service}".'
-        self.manage(now).mark_false(CONDITION_ALL_TRAFFIC_ASSIGNED, REASON_REVISION_NOT_OWNED, message)
 
     def mark_revision_not_owned(self, revision_name: str, expected_service: str, actual_service: str, *,
                                 now: Now = None) -> None:
