@@ -33,18 +33,18 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import Generic, TypeVar
 
-from knserve.networking import ROUTE_LABEL
+from knserve.networking import ROUTE_LABEL, SERVICE_LABEL
 from kube.cache import Store
 from kube.client import KubeClient
 from kube.errors import NotFound
 from kube.objects import JSON, is_controlled_by
 from kube.resources import KUBE_SERVICES
-from serving.apis.meta import Resource as ApiObject
+from serving.apis.meta import ApiObject
 from serving.apis.v1 import Addressable, Configuration, Revision, Route, TrafficTarget
 from serving.apis.v1.route_lifecycle import CONDITION_INGRESS_READY
 from serving.reconciler.children import ensure_child, ensure_together
+from serving.reconciler.kmeta import event_target
 from serving.reconciler.loop import ReconcileContext
-from serving.reconciler.meta import event_target
 from serving.reconciler.route.ingress_state import IngressState
 from serving.reconciler.route.labeler import RoutingLabeler
 from serving.reconciler.route.resources.hosts import address_url, route_url, tag_url
@@ -107,6 +107,8 @@ def mark_bad_target(route: Route, error: TrafficError) -> None:
     status = route.status
     if error.problem == "missing":
         status.mark_missing_traffic_target(error.kind, error.name)
+    elif error.problem == "not-owned":
+        status.mark_revision_not_owned(error.name, route.metadata.label(SERVICE_LABEL) or "", error.owner)
     elif error.kind == "Revision":
         if error.problem == "failed":
             status.mark_revision_failed(error.name)
@@ -158,6 +160,7 @@ class RouteReconciler:
             route.spec.traffic or [],
             configurations=_Models(self.configurations, namespace, Configuration),
             revisions=_Models(self.revisions, namespace, Revision),
+            service=route.metadata.label(SERVICE_LABEL) or "",
         )
         now = context.now.timestamp()
         annotations = dict(status.annotations or {})

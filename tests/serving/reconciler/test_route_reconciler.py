@@ -85,6 +85,16 @@ ROWS = [
                 "traffic": OLD_TRAFFIC},
     ), id="missing revision keeps the previous traffic"),
     pytest.param(Row(
+        [(ROUTES, route("hello", with_labels({"serving.knative.dev/service": "hello"}),
+                        with_traffic({"revisionName": "other-00001", "percent": 100}),
+                        with_status(traffic=OLD_TRAFFIC))), (REVISIONS, R1),
+         (REVISIONS, revision("other-00001", ready, with_labels({"serving.knative.dev/service": "other"})))],
+        status={"Ready": ("False", "RevisionNotOwned"),
+                "AllTrafficAssigned": ("False", "RevisionNotOwned",
+                                       'Revision "other-00001" belongs to Service "other", not Service "hello".'),
+                "traffic": OLD_TRAFFIC},
+    ), id="revision of another service is not owned"),
+    pytest.param(Row(
         [(ROUTES, route("hello", with_traffic({"configurationName": "nope", "percent": 100}))), (REVISIONS, R1)],
         status={"AllTrafficAssigned": ("False", "ConfigurationMissing",
                                        'Configuration "nope" referenced in traffic not found.')},

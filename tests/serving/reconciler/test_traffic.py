@@ -15,7 +15,7 @@ from serving.reconciler.route.resources.traffic import (
     status_traffic,
     targets_from_status,
 )
-from tests.support.factories import configuration, failed, ready, revision, with_status
+from tests.support.factories import configuration, failed, ready, revision, with_labels, with_status
 
 
 def revisions(*objs: dict[str, Any]) -> dict[str, Revision]:
@@ -94,3 +94,16 @@ def test_status_traffic_has_urls_for_tags_only_and_reads_back() -> None:
         {"revisionName": "b", "latestRevision": True, "percent": 50},
     ]
     assert targets_from_status(traffic) == (ResolvedTarget("a", 50, "current"), ResolvedTarget("b", 50, "", "", True))
+
+
+def test_a_revision_of_another_service_is_not_owned() -> None:
+    theirs = revisions(revision("other-00001", ready, with_labels({"serving.knative.dev/service": "other"})),
+                       revision("plain-00001", ready))
+    resolution = resolve_traffic([t(revisionName="other-00001", percent=100)], configurations=CONFIGURATIONS,
+                                 revisions=theirs, service="hello")
+    assert (resolution.targets, resolution.error) == ((), TrafficError("Revision", "other-00001", "not-owned", "other"))
+    # a Route no Service owns, and a Revision no Service made, may be named freely
+    for name, service in (("other-00001", ""), ("plain-00001", "hello")):
+        free = resolve_traffic([t(revisionName=name, percent=100)], configurations=CONFIGURATIONS, revisions=theirs,
+                               service=service)
+        assert (free.targets, free.error) == ((ResolvedTarget(name, 100),), None)

@@ -4,7 +4,8 @@
 target becomes its Configuration's ``latestReadyRevisionName``) and reports the first bad
 target the way Knative does: a missing Revision or Configuration is noted and processing
 continues (so every reference is still known for tracking); a target that exists but is not
-ready (or failed) stops resolution. ``group_by_tag`` builds the routing groups: the default
+ready (or failed) stops resolution, and so does a Revision of another Service named in the
+traffic of a Service's Route (``service``; ``RevisionNotOwned``). ``group_by_tag`` builds the routing groups: the default
 group holds every target, each tag its own target at 100%; targets naming the same revision
 within a group are merged. Pure; no I/O.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
+from knserve.networking import SERVICE_LABEL
 from serving.apis.v1 import Configuration, Revision, TrafficTarget
 
 DEFAULT_GROUP = ""
@@ -34,11 +36,13 @@ class ResolvedTarget:
 @dataclasses.dataclass(frozen=True, slots=True)
 class TrafficError:
     """Why the traffic could not be assigned. ``kind`` is "Revision" or "Configuration";
-    ``problem`` is "missing", "not-ready" or "failed"."""
+    ``problem`` is "missing", "not-ready", "failed" or "not-owned" (``owner`` names the
+    Service the Revision belongs to)."""
 
     kind: str
     name: str
     problem: str
+    owner: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +62,7 @@ def resolve_traffic(
     *,
     configurations: Mapping[str, Configuration],
     revisions: Mapping[str, Revision],
+    service: str = "",
 ) -> Resolution:
     resolved: list[ResolvedTarget] = []
     deferred: TrafficError | None = None
@@ -73,6 +78,10 @@ def resolve_traffic(
             if revision is None:
                 deferred = deferred or TrafficError("Revision", name, "missing")
                 continue
+            owner = revision.metadata.label(SERVICE_LABEL) or ""
+            if service and owner and owner != service:
+                return Resolution(tuple(resolved), TrafficError("Revision", name, "not-owned", owner),
+                                  frozenset(named_configurations), frozenset(named_revisions))
             if not revision.is_ready():
                 problem = "failed" if revision.is_failed() else "not-ready"
                 return Resolution(tuple(resolved), TrafficError("Revision", name, problem),
