@@ -115,4 +115,3 @@ class FeaturesConfig:
                 if raw.lower() == flag.lower():
                     flags[key] = flag
         return cls(types.MappingProxyType(flags))
-
