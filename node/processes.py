@@ -359,14 +359,16 @@ def _join_cgroups(cgroups: Sequence[Path]) -> None:
             os.close(descriptor)
 
 
-def _become(identity: Identity) -> None:
+def become(identity: Identity) -> None:
+    """Take ``identity``'s groups, group and user (last: it gives up root)."""
     os.setgroups(list(identity.groups))
     os.setgid(identity.gid)
     os.setuid(identity.uid)
 
 
-def enter_container(setup: ContainerSetup) -> None:
-    """In the child, between fork and exec: become the container ``setup`` describes."""
+def enter_container(setup: ContainerSetup, *, switch_user: bool = True) -> None:
+    """In the child, between fork and exec: become the container ``setup`` describes (but for
+    its user, with ``switch_user`` false: the caller then calls ``become`` itself)."""
     _join_cgroups(setup.cgroups)
     if setup.join_pid is not None:
         _enter_namespaces(setup.join_pid)
@@ -396,8 +398,8 @@ def enter_container(setup: ContainerSetup) -> None:
                     points.expose(path, setup.identity)
     if setup.cwd is not None:
         os.chdir(setup.cwd)
-    if setup.identity is not None:
-        _become(setup.identity)
+    if setup.identity is not None and switch_user:
+        become(setup.identity)
 
 
 def preparing_container(network_namespace: Path | None, mounts: Sequence[BindMount] = (), *,

@@ -53,7 +53,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from node.processes import BindMount, ContainerProcess, ContainerSetup, StartError, check_start, enter_container
+from node.processes import (
+    BindMount,
+    ContainerProcess,
+    ContainerSetup,
+    StartError,
+    become,
+    check_start,
+    enter_container,
+)
 
 log = logging.getLogger("knserve.node.zygote")
 
@@ -313,11 +321,14 @@ def _become_container(request: dict[str, Any], status_pipe: int) -> None:
         os.dup2(log_fd, 2)
         os.close(null)
         os.close(log_fd)
-        enter_container(ContainerSetup.from_json(request["setup"]))
+        setup = ContainerSetup.from_json(request["setup"])
+        enter_container(setup, switch_user=False)
         os.environ.clear()
         os.environ.update(request["env"])
         argv = list(request["argv"])
-        _show_as(argv, request["env"])
+        _show_as(argv, request["env"])  # while still root: it needs privileges a user lacks
+        if setup.identity is not None:
+            become(setup.identity)
         sys.argv = [str(own_script()), *argv[1:]]
         os.closerange(3, status_pipe)
         os.closerange(status_pipe + 1, 65536)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from tests.node.test_node_functional import apply, container_status, get_json, wait_for
@@ -105,3 +107,33 @@ def test_non_root_container_runs_the_nodes_python_and_reads_its_own_token(cluste
         return found if len(found) >= 3 else None
 
     assert wait_for("the report", lines) == ["1234", "3", "0o600"]  # its token, and only its user may read it
+
+
+def test_queue_proxy_forked_by_the_zygote_runs_as_its_user_and_serves(cluster, namespace):
+    env = {"USER_PORT": "8080", "SERVING_POD": "qp-user", "SERVING_NAMESPACE": namespace}
+    apply(cluster, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "qp-user", "namespace": namespace},
+                    "spec": {"terminationGracePeriodSeconds": 1,
+                             "containers": [{"name": "queue-proxy", "image": "example.test/queue-proxy",
+                                             "command": [str(Path(sys.executable).parent / "knserve"), "queue-proxy"],
+                                             "securityContext": {"runAsUser": 2222, "runAsGroup": 2222},
+                                             "env": [{"name": k, "value": v} for k, v in env.items()]}]}})
+
+    def running() -> dict | None:
+        pod = get_json(cluster, "pod", "qp-user", "-n", namespace)
+        return pod if "running" in (container_status(pod).get("state") or {}) else None
+
+    pod = wait_for("the queue-proxy running", running)
+    pid = int(container_status(pod)["containerID"].rsplit("/", 1)[1])
+    assert process_ids(pid) == ("2222", "2222")
+    request = urllib.request.Request(f"http://{pod['status']['podIP']}:8012/", headers={"K-Network-Probe": "queue"})
+
+    def answer() -> int | None:
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code  # 503: it serves, its app (none here) is not ready
+        except OSError:
+            return None
+
+    assert wait_for("the queue-proxy to answer its probe", answer) in (200, 503)
