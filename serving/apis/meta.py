@@ -94,7 +94,7 @@ class ObjectReference(FrozenModel):
     field_path: str | None = None
 
 
-class Resource(KubeModel):
+class ApiObject(KubeModel):
     """A top-level object: ``apiVersion``, ``kind``, ``metadata``, ``spec`` and ``status``.
 
     An unset, empty ``status`` is left out of the dump, so a user's YAML round-trips unchanged.

@@ -32,7 +32,7 @@ from kube.errors import AlreadyExists, ApiError, Conflict
 from kube.events import NORMAL, WARNING, EventSink
 from kube.objects import JSON, deep_copy, is_controlled_by
 from kube.resources import Resource
-from serving.reconciler.meta import desired_hash_of
+from serving.reconciler.kmeta import desired_hash_of
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,7 +33,7 @@ from kube.objects import JSON, split_key
 from kube.resources import Resource
 from kube.workqueue import ShutDown, WorkQueue
 from serving.apis.conditions import stamp_transition_times
-from serving.apis.meta import Resource as ApiObject
+from serving.apis.meta import ApiObject
 from serving.config.snapshot import ConfigSnapshot
 
 log = logging.getLogger(__name__)

@@ -23,9 +23,8 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from knserve.networking import CREATOR_ANNOTATION, UPDATER_ANNOTATION
-
 from serving.apis.field_error import FieldError
-from serving.apis.meta import Resource
+from serving.apis.meta import ApiObject
 from serving.apis.v1.configuration_defaults import default_configuration
 from serving.apis.v1.configuration_types import Configuration
 from serving.apis.v1.configuration_validation import validate_configuration
@@ -49,7 +48,7 @@ GROUP: Final = "serving.knative.dev"
 class _Kind:
     def __init__(
         self,
-        model: type[Resource],
+        model: type[ApiObject],
         default: Callable[..., Any],
         validate: Callable[..., FieldError],
         *,
@@ -92,8 +91,8 @@ def _parse_error(kind: str, error: ValidationError) -> str:
 
 
 def _with_user_info(
-    kind: _Kind, new: Resource, old: Resource | None, username: str | None, spec_changed: bool
-) -> Resource:
+    kind: _Kind, new: ApiObject, old: ApiObject | None, username: str | None, spec_changed: bool
+) -> ApiObject:
     if not username or kind.user_info == "never":
         return new
     if kind.user_info == "unowned" and new.metadata.owner_references:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from serving.apis.conditions import Status
-from serving.apis.meta import FrozenModel, KubeModel, Resource
+from serving.apis.meta import ApiObject, FrozenModel, KubeModel
 from serving.apis.v1.configuration_lifecycle import ConfigurationStatusLifecycle
 from serving.apis.v1.revision_types import API_VERSION, RevisionTemplateSpec
 
@@ -26,7 +26,7 @@ class ConfigurationStatus(ConfigurationStatusLifecycle, ConfigurationStatusField
     pass
 
 
-class Configuration(Resource):
+class Configuration(ApiObject):
     api_version: str | None = API_VERSION
     kind: str | None = "Configuration"
     spec: ConfigurationSpec = Field(default_factory=ConfigurationSpec)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from serving.apis.conditions import Status
-from serving.apis.meta import FrozenModel, KubeModel, ObjectMeta, Resource
+from serving.apis.meta import ApiObject, FrozenModel, KubeModel, ObjectMeta
 from serving.apis.v1.podspec_types import Container, PodSpec
 from serving.apis.v1.revision_lifecycle import RevisionStatusLifecycle
 
@@ -53,7 +53,7 @@ class RevisionStatus(RevisionStatusLifecycle, Status):
     desired_replicas: int | None = None
 
 
-class Revision(Resource):
+class Revision(ApiObject):
     api_version: str | None = API_VERSION
     kind: str | None = "Revision"
     spec: RevisionSpec = Field(default_factory=RevisionSpec)

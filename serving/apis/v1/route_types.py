@@ -8,7 +8,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from serving.apis.conditions import Status
-from serving.apis.meta import FrozenModel, KubeModel, Resource
+from serving.apis.meta import ApiObject, FrozenModel, KubeModel
 from serving.apis.v1.revision_types import API_VERSION
 from serving.apis.v1.route_lifecycle import RouteStatusLifecycle
 
@@ -45,7 +45,7 @@ class RouteStatus(RouteStatusLifecycle, RouteStatusFields, Status):
     pass
 
 
-class Route(Resource):
+class Route(ApiObject):
     api_version: str | None = API_VERSION
     kind: str | None = "Route"
     spec: RouteSpec = Field(default_factory=RouteSpec)

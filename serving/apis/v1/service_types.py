@@ -8,7 +8,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from serving.apis.conditions import Status
-from serving.apis.meta import FrozenModel, Resource
+from serving.apis.meta import ApiObject, FrozenModel
 from serving.apis.v1.configuration_types import ConfigurationSpec, ConfigurationStatusFields
 from serving.apis.v1.revision_types import API_VERSION, RevisionTemplateSpec
 from serving.apis.v1.route_types import RouteStatusFields, TrafficTarget
@@ -28,7 +28,7 @@ class ServiceStatus(ServiceStatusLifecycle, ConfigurationStatusFields, RouteStat
     pass
 
 
-class Service(Resource):
+class Service(ApiObject):
     api_version: str | None = API_VERSION
     kind: str | None = "Service"
     spec: ServiceSpec = Field(default_factory=ServiceSpec)

@@ -33,8 +33,8 @@ from serving.apis.v1 import Configuration, Revision
 from serving.apis.v1.configuration_lifecycle import CONDITION_READY
 from serving.config.snapshot import ConfigSnapshot
 from serving.reconciler.configuration.resources.revision import latest_revision_name, make_revision
+from serving.reconciler.kmeta import event_target
 from serving.reconciler.loop import ReconcileContext
-from serving.reconciler.meta import event_target
 
 log = logging.getLogger(__name__)
 

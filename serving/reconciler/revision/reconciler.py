@@ -34,8 +34,8 @@ from serving.apis.v1.revision_lifecycle import (
     REASON_PROGRESS_DEADLINE_EXCEEDED,
 )
 from serving.reconciler.children import ensure_child, ensure_together
+from serving.reconciler.kmeta import event_target
 from serving.reconciler.loop import ReconcileContext
-from serving.reconciler.meta import event_target
 from serving.reconciler.revision.pod_problems import surface_pod_problems
 from serving.reconciler.revision.resources.deployment import make_deployment
 from serving.reconciler.revision.resources.podautoscaler import make_pod_autoscaler

@@ -25,8 +25,8 @@ from kube.resources import CONFIGURATIONS, ROUTES
 from serving.apis.v1 import Configuration, Route, Service, TrafficTarget
 from serving.reconciler.children import ChildResult, ensure_child, ensure_together
 from serving.reconciler.configuration.reconciler import name_taken
+from serving.reconciler.kmeta import event_target
 from serving.reconciler.loop import ReconcileContext
-from serving.reconciler.meta import event_target
 from serving.reconciler.service.resources.children import make_configuration, make_route
 
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from serving.apis.autoscaling.v1alpha1 import PodAutoscaler
-from serving.apis.meta import Resource
+from serving.apis.meta import ApiObject
 from serving.apis.v1 import Configuration, Revision, Route, Service
 
 FULL_SERVICE = yaml.safe_load("""
@@ -126,7 +126,7 @@ PA = {
                      id="configuration without template metadata"),
     ],
 )
-def test_round_trip(model: type[Resource], doc: dict[str, Any]) -> None:
+def test_round_trip(model: type[ApiObject], doc: dict[str, Any]) -> None:
     parsed = model.model_validate(doc)
     assert parsed.model_dump(by_alias=True, exclude_none=True) == doc
     assert parsed.to_dict() == doc

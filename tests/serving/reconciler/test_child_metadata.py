@@ -11,7 +11,7 @@ import pytest
 from serving.apis.v1 import Configuration, Route
 from serving.config.snapshot import ConfigSnapshot
 from serving.reconciler.configuration.resources.revision import make_revision
-from serving.reconciler.meta import DESIRED_HASH_ANNOTATION
+from serving.reconciler.kmeta import DESIRED_HASH_ANNOTATION
 from serving.reconciler.route.resources.placeholder import keep_visibility, make_placeholder_service
 
 NOW = datetime.datetime(2026, 1, 2, tzinfo=datetime.timezone.utc)

@@ -11,9 +11,9 @@ import pytest
 from serving.apis.v1 import Revision
 from serving.apis.v1.revision_defaults import default_revision
 from serving.config.snapshot import ConfigSnapshot
-from serving.reconciler.meta import DESIRED_HASH_ANNOTATION
+from serving.reconciler.kmeta import DESIRED_HASH_ANNOTATION
 from serving.reconciler.revision.resources.deployment import make_deployment, readiness_probe_json
-from serving.reconciler.revision.resources.meta import initial_scale
+from serving.reconciler.revision.resources.inherited import initial_scale
 from serving.reconciler.revision.resources.names import deployment_name
 from serving.reconciler.revision.resources.podautoscaler import make_pod_autoscaler
 from serving.reconciler.revision.resources.service import make_kubernetes_service

@@ -14,7 +14,7 @@ from pydantic import Field
 from knserve.networking import REVISION_LABEL
 from serving.apis.autoscaling.v1alpha1.podautoscaler_lifecycle import PodAutoscalerStatusLifecycle
 from serving.apis.conditions import Status
-from serving.apis.meta import FrozenModel, ObjectReference, Resource
+from serving.apis.meta import ApiObject, FrozenModel, ObjectReference
 
 API_VERSION: Final = "autoscaling.internal.knative.dev/v1alpha1"
 
@@ -39,7 +39,7 @@ class PodAutoscalerStatus(PodAutoscalerStatusLifecycle, Status):
     actual_scale: int | None = None
 
 
-class PodAutoscaler(Resource):
+class PodAutoscaler(ApiObject):
     api_version: str | None = API_VERSION
     kind: str | None = "PodAutoscaler"
     spec: PodAutoscalerSpec = Field(default_factory=PodAutoscalerSpec)

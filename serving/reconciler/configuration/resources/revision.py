@@ -33,7 +33,7 @@ from serving.apis.names import revision_name
 from serving.apis.v1 import Configuration, Revision
 from serving.apis.v1.revision_defaults import default_revision_spec
 from serving.config.snapshot import ConfigSnapshot
-from serving.reconciler.meta import owner_reference, union
+from serving.reconciler.kmeta import owner_reference, union
 
 ROUTING_STATE_PENDING = "pending"
 ROUTING_STATE_ACTIVE = "active"

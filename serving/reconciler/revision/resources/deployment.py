@@ -47,11 +47,11 @@ from knserve.networking import (
     SERVICE_LABEL,
     USER_METRICS_PORT,
 )
-from serving.apis.meta import Resource as ApiObject
+from serving.apis.meta import ApiObject
 from serving.apis.v1 import Container, Revision
 from serving.config.snapshot import ConfigSnapshot
-from serving.reconciler.meta import owner_reference_dict, with_desired_hash
-from serving.reconciler.revision.resources.meta import (
+from serving.reconciler.kmeta import owner_reference_dict, with_desired_hash
+from serving.reconciler.revision.resources.inherited import (
     child_annotations,
     child_labels,
     initial_scale,

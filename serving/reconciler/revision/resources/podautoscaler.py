@@ -19,8 +19,8 @@ from serving.apis.autoscaling.v1alpha1.podautoscaler_types import (
 )
 from serving.apis.v1 import Revision
 from serving.config.snapshot import ConfigSnapshot
-from serving.reconciler.meta import owner_reference_dict, with_desired_hash
-from serving.reconciler.revision.resources.meta import child_annotations, child_labels, protocol_type
+from serving.reconciler.kmeta import owner_reference_dict, with_desired_hash
+from serving.reconciler.revision.resources.inherited import child_annotations, child_labels, protocol_type
 from serving.reconciler.revision.resources.names import deployment_name, pod_autoscaler_name
 
 _REACHABILITY = {"active": REACHABILITY_REACHABLE, "reserve": REACHABILITY_UNREACHABLE}

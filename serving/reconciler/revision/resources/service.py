@@ -19,13 +19,13 @@ from knserve.networking import (
     USER_METRICS_PORT,
 )
 from serving.apis.v1 import Revision
-from serving.reconciler.meta import owner_reference_dict, with_desired_hash
+from serving.reconciler.kmeta import owner_reference_dict, with_desired_hash
 from serving.reconciler.revision.resources.deployment import (
     AUTOSCALING_STATS_PORT_NAME,
     QUEUE_ADMIN_PORT_NAME,
     USER_METRICS_PORT_NAME,
 )
-from serving.reconciler.revision.resources.meta import child_annotations, child_labels, queue_port_name
+from serving.reconciler.revision.resources.inherited import child_annotations, child_labels, queue_port_name
 from serving.reconciler.revision.resources.names import service_name
 
 SERVICE_HTTP_PORT = 80

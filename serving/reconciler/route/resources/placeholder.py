@@ -21,7 +21,7 @@ from knserve.networking import ROUTE_LABEL, SYSTEM_NAMESPACE, VISIBILITY_LABEL
 from serving.apis.v1 import Route
 from serving.config.domain import CLUSTER_LOCAL_DOMAIN
 from serving.config.snapshot import ConfigSnapshot
-from serving.reconciler.meta import owner_reference_dict, union, with_desired_hash, without
+from serving.reconciler.kmeta import owner_reference_dict, union, with_desired_hash, without
 
 INTERNAL_INGRESS_SERVICE = "knserve-internal"
 INTERNAL_INGRESS_HOST = f"{INTERNAL_INGRESS_SERVICE}.{SYSTEM_NAMESPACE}.{CLUSTER_LOCAL_DOMAIN}"

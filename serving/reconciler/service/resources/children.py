@@ -9,7 +9,7 @@ from __future__ import annotations
 from knserve.networking import SERVICE_LABEL, SERVICE_UID_LABEL
 from serving.apis.meta import ObjectMeta
 from serving.apis.v1 import Configuration, Route, RouteSpec, Service, TrafficTarget
-from serving.reconciler.meta import LAST_APPLIED_ANNOTATION, owner_reference, union, without
+from serving.reconciler.kmeta import LAST_APPLIED_ANNOTATION, owner_reference, union, without
 
 
 def child_metadata(service: Service) -> ObjectMeta:

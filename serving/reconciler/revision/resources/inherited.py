@@ -16,7 +16,7 @@ from knserve.networking import (
 from serving.apis.autoscaling import annotations as autoscaling_annotations
 from serving.apis.v1 import Revision
 from serving.config.snapshot import ConfigSnapshot
-from serving.reconciler.meta import LAST_APPLIED_ANNOTATION, union, without
+from serving.reconciler.kmeta import LAST_APPLIED_ANNOTATION, union, without
 
 APP_LABEL: Final = "app"
 PROTOCOL_HTTP1: Final = "http1"

@@ -1,5 +1,6 @@
-"""Metadata helpers shared by the builders: owner references, label and annotation merging,
-and the spec hash the reconcilers use to tell whether a child needs an update.
+"""Metadata helpers shared by the builders (knative.dev/pkg's ``kmeta``): owner references,
+label and annotation merging, and the spec hash the reconcilers use to tell whether a child
+needs an update.
 
 Pure; no I/O.
 """
@@ -11,8 +12,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from serving.apis.meta import OwnerReference
-from serving.apis.meta import Resource as ApiObject
+from serving.apis.meta import ApiObject, OwnerReference
 
 LAST_APPLIED_ANNOTATION: Final = "kubectl.kubernetes.io/last-applied-configuration"
 DESIRED_HASH_ANNOTATION: Final = "serving.knserve.dev/desired-hash"
