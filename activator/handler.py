@@ -11,7 +11,9 @@ Answers, in order:
   headers within ``responseStartTimeoutSeconds`` of arrival, or a response body silent for
   ``idleTimeoutSeconds``: ``504 activator request timeout`` (a response already under way
   is cut instead);
-- the pod cannot be reached: ``502``.
+- the pod cannot be reached: ``502``;
+- a WebSocket (any protocol switch) the pod accepts: its ``101``, then the two connections
+  joined until either closes; the revision's slot stays taken meanwhile, no timeout applies.
 
 Every request that names a known revision counts in the ``ConcurrencyReporter`` from arrival
 to answer; the first one for a revision the reporter has not seen goes to the autoscaler at
@@ -100,7 +102,8 @@ class ActivationHandler:
         start_deadline = arrived + info.response_start_timeout_seconds if info.response_start_timeout_seconds else None
         progress = Progress()
         try:
-            async with asyncio.timeout(info.timeout_seconds):
+            async with asyncio.timeout(info.timeout_seconds) as overall:
+                progress.overall = overall
                 try:
                     async with asyncio.timeout_at(start_deadline):
                         dest = await self._backends.acquire(namespace, name)

@@ -5,7 +5,9 @@ The request keeps its method, path, query, body and headers, including ``Host`` 
 are dropped, ``X-Forwarded-For`` gets the client's address and ``K-Proxy-Request:
 activator`` marks the request as proxied so the queue-proxy reports it apart. Small bodies
 (known length up to ``BUFFER_LIMIT``) are read whole, larger or chunked ones stream both
-ways. The revision's response-start and idle timeouts bound the waits on the pod.
+ways. The revision's response-start and idle timeouts bound the waits on the pod. A request
+to switch protocols (WebSocket) keeps its ``Connection``/``Upgrade`` headers; when the pod
+switches, ``activator.tunnel`` joins the two connections (no timeout applies from then on).
 Side effects: network I/O on the given session.
 """
 
@@ -18,6 +20,7 @@ import aiohttp
 from aiohttp import hdrs, web
 from multidict import CIMultiDict
 
+from activator.tunnel import is_upgrade, switch, with_upgrade
 from knserve.networking import PROXY_HEADER, PROXY_HEADER_ACTIVATOR_VALUE
 
 BUFFER_LIMIT: Final = 1 << 20
@@ -57,12 +60,19 @@ def _small(length: int | None) -> bool:
 
 
 class Progress:
-    """Whether the answer to the client has started (then it can only be cut, not replaced)."""
+    """Whether the answer to the client has started (then it can only be cut, not replaced),
+    and the request's overall timeout, lifted once the pod switched protocols."""
 
-    __slots__ = ("started",)
+    __slots__ = ("started", "overall")
 
-    def __init__(self) -> None:
+    def __init__(self, overall: asyncio.Timeout | None = None) -> None:
         self.started = False
+        self.overall = overall
+
+    def switched(self) -> None:
+        self.started = True
+        if self.overall is not None:
+            self.overall.reschedule(None)
 
 
 async def forward(
@@ -79,7 +89,10 @@ async def forward(
     ``start_deadline`` (loop time) bounds the wait for the pod's response headers;
     ``idle_timeout`` the silence between two pieces of its body. Both raise TimeoutError.
     """
+    upgrade = is_upgrade(request)
     headers = upstream_headers(request)
+    if upgrade:
+        headers = with_upgrade(headers, request)
     body: object = None
     if request.body_exists:
         body = await request.read() if _small(request.content_length) else request.content.iter_any()
@@ -93,6 +106,12 @@ async def forward(
             skip_auto_headers=skip,
             allow_redirects=False,
         )
+    if upgrade and upstream.status == 101:
+        progress.switched()
+        try:
+            return await switch(request, upstream)
+        finally:
+            upstream.close()
     try:
         answer_headers: CIMultiDict[str] = CIMultiDict(
             (name, value) for name, value in upstream.headers.items() if name.lower() not in _RESPONSE_SKIP

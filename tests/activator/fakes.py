@@ -15,7 +15,9 @@ class FakePod:
     """A queue-proxy stand-in: answers the activator's probe and echoes requests.
 
     ``?sleep=<seconds>`` delays the answer; ``?stall=<seconds>`` streams a first piece, then
-    goes silent that long before the rest; ``ready`` decides the probe's answer.
+    goes silent that long before the rest; ``ready`` decides the probe's answer. A WebSocket
+    handshake on ``/ws`` is accepted: each message comes back as ``<pod>: <message>``, and
+    ``close`` makes the pod close the socket.
     """
 
     name: str
@@ -52,6 +54,8 @@ class FakePod:
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             self.seen_headers.append(dict(request.headers))
+            if request.path == "/ws":
+                return await self._websocket(request)
             delay = float(request.query.get("sleep", "0"))
             if delay:
                 await asyncio.sleep(delay)
@@ -77,6 +81,17 @@ class FakePod:
             )
         finally:
             self.in_flight -= 1
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        async for message in socket:
+            if message.type != web.WSMsgType.TEXT or message.data == "close":
+                break
+            await socket.send_str(f"{self.name}: {message.data}")
+        await socket.close()
+        self.served += 1
+        return socket
 
 
 @dataclass
