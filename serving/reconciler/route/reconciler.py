@@ -2,7 +2,9 @@
 gradual rollout, and the Route's part of the ingress model.
 
 Phases:
-1. url and address from config-domain / config-network;
+1. url and address from config-domain / config-network; the Route's own host, or one tag's, is
+   cluster-local when its Kubernetes Service carries the visibility label (Knative's way to
+   make one tag private), and then gets only a cluster-local URL and ingress rule;
 2. resolve spec.traffic against Configurations and Revisions (tracked, so their changes
    bring the Route back). When every target resolves: advance the rollout, publish the new
    ``status.traffic`` and ``AllTrafficAssigned=True``. When one does not:
@@ -47,7 +49,7 @@ from serving.reconciler.kmeta import event_target
 from serving.reconciler.loop import ReconcileContext
 from serving.reconciler.route.ingress_state import IngressState
 from serving.reconciler.route.labeler import RoutingLabeler
-from serving.reconciler.route.resources.hosts import address_url, route_url, tag_url
+from serving.reconciler.route.resources.hosts import address_url, private_groups, route_url, tag_url
 from serving.reconciler.route.resources.ingress import make_backend, make_ingress_rules
 from serving.reconciler.route.resources.placeholder import (
     keep_visibility,
@@ -152,7 +154,9 @@ class RouteReconciler:
         status = route.status
         namespace = route.namespace
         served_before = self._served_before(route)
-        status.url = route_url(route, config)
+        named_tags = {target.tag for target in [*(route.spec.traffic or []), *(status.traffic or [])] if target.tag}
+        private = self._private_groups(route, context, {"", *named_tags})
+        status.url = route_url(route, config, private="" in private)
         status.address = Addressable(url=address_url(route))
         status.mark_tls_not_enabled()
 
@@ -172,7 +176,8 @@ class RouteReconciler:
             rollout = advance(previous_rollout, resolution.targets, now=now, duration=duration)
             effective = apply_rollout(resolution.targets, rollout, now=now)
             tags = {target.tag for target in effective if target.tag}
-            status.traffic = status_traffic(effective, {tag: tag_url(route, config, tag) for tag in tags})
+            status.traffic = status_traffic(
+                effective, {tag: tag_url(route, config, tag, private=tag in private) for tag in tags})
             status.mark_traffic_assigned()
             if rollout.configurations:
                 annotations[ROLLOUT_ANNOTATION] = rollout.to_json()
@@ -191,7 +196,7 @@ class RouteReconciler:
 
         if effective:
             groups = group_by_tag(effective)
-            rules = make_ingress_rules(route, groups, config)
+            rules = make_ingress_rules(route, groups, config, private)
             backends = {
                 RevisionKey(namespace, revision): make_backend(
                     namespace, revision, self.endpoint_slices.by_index(ENDPOINTS_INDEX, f"{namespace}/{revision}"),
@@ -221,6 +226,17 @@ class RouteReconciler:
             if next_step is not None:
                 return max(MIN_REQUEUE_SECONDS, next_step - now)
         return None
+
+    def _private_groups(self, route: Route, context: ReconcileContext, groups: set[str]) -> frozenset[str]:
+        services = self.services
+        if services is None:
+            return frozenset()
+
+        def labels_of(name: str) -> dict[str, str] | None:
+            found = services.get(route.namespace, name)
+            return ((found or {}).get("metadata") or {}).get("labels")
+
+        return private_groups(route, context.config, groups, labels_of)
 
     async def _reconcile_placeholders(self, route: Route, context: ReconcileContext, tags: set[str]) -> None:
         if self.services is None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kube.resources import CONFIGURATIONS, ENDPOINT_SLICES, REVISIONS, ROUTES, Resource
+from kube.resources import CONFIGURATIONS, ENDPOINT_SLICES, KUBE_SERVICES, REVISIONS, ROUTES, Resource
 from serving.reconciler.route.ingress_state import LatestModelSink
 from serving.reconciler.route.resources.rollout import ConfigurationRollout, Rollout
 from serving.xds.model import Endpoint, RevisionBackend, Split
@@ -302,3 +302,34 @@ async def test_within_one_generation_a_traffic_move_waits_for_the_data_plane() -
         informers.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await informers
+
+
+def tag_service(name: str, labels: dict[str, str]) -> dict[str, Any]:
+    """The Kubernetes Service the Route made for a host, as a user may have labelled it."""
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": "default", "uid": f"service-{name}-uid",
+                         "labels": {"serving.knative.dev/route": "hello", **labels},
+                         "ownerReferences": [{"apiVersion": "serving.knative.dev/v1", "kind": "Route", "name": "hello",
+                                              "uid": "route-hello-uid", "controller": True}]},
+            "spec": {"type": "ExternalName", "externalName": "knserve-internal.knative-serving.svc.cluster.local"}}
+
+
+@pytest.mark.parametrize("private", [pytest.param(True, id="labelled cluster-local"),
+                                     pytest.param(False, id="label removed")])
+async def test_one_tag_is_made_cluster_local_by_labelling_its_service(private: bool) -> None:
+    labels = {"networking.knative.dev/visibility": "cluster-local"} if private else {}
+    split = with_traffic({"revisionName": "hello-00001", "percent": 100},
+                         {"revisionName": "hello-00002", "percent": 0, "tag": "canary"})
+    outcome = await reconcile_once(
+        [(ROUTES, route("hello", split)), (CONFIGURATIONS, CONFIG), (REVISIONS, R1), (REVISIONS, R2),
+         (KUBE_SERVICES, tag_service("hello", {})), (KUBE_SERVICES, tag_service("canary-hello", labels))],
+        "route", "default/hello")
+    status = outcome.get(ROUTES, "hello")["status"]
+    canary = next(target for target in status["traffic"] if target.get("tag") == "canary")
+    domain = "default.svc.cluster.local" if private else "default.example.com"
+    assert (status["url"], canary["url"]) == ("http://hello.default.example.com", f"http://canary-hello.{domain}")
+    hosts = [rule.hosts[0] for rule in outcome.sink.model.rules]
+    assert ("canary-hello.default.example.com" in hosts) is not private
+    assert "canary-hello.default.svc.cluster.local" in hosts and "hello.default.example.com" in hosts
+    kept = outcome.get(KUBE_SERVICES, "canary-hello")["metadata"]["labels"]
+    assert kept.get("networking.knative.dev/visibility") == labels.get("networking.knative.dev/visibility")

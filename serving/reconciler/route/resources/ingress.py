@@ -1,14 +1,14 @@
 """Pure builders of a Route's part of the ingress model (``serving.xds.model``).
 
 A Route gives, per routing group (the default group and one per tag), an external rule on
-its public host (unless it is cluster-local) and a cluster-local rule on its in-cluster
+its public host (unless the Route, or just that group, is cluster-local) and a cluster-local rule on its in-cluster
 hosts, each splitting traffic over revisions. Backends are built separately from the
 revisions' ready EndpointSlice addresses at the queue-proxy port. Pure; no I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from knserve.networking import QUEUE_HTTP_PORT
 from knserve.stats_wire import activator_in_path
@@ -28,17 +28,20 @@ def _local_hosts(host_name: str, namespace: str) -> tuple[str, ...]:
 
 
 def make_ingress_rules(
-    route: Route, groups: Mapping[str, tuple[tuple[str, int], ...]], config: ConfigSnapshot
+    route: Route, groups: Mapping[str, tuple[tuple[str, int], ...]], config: ConfigSnapshot,
+    private: Collection[str] = (),
 ) -> tuple[IngressRule, ...]:
+    """Per group an external rule (unless the Route, or that group in ``private``, is
+    cluster-local) and a cluster-local one."""
     namespace = route.namespace
-    local_only = is_cluster_local(route)
+    route_local = is_cluster_local(route)
     rules: list[IngressRule] = []
     for tag in sorted(groups):
         splits = tuple(Split(revision, namespace, percent) for revision, percent in groups[tag] if percent > 0)
         if not splits:
             continue
         local_name = route.name if tag == DEFAULT_GROUP else config.network.tag_name(name=route.name, tag=tag)
-        if not local_only:
+        if not route_local and tag not in private:
             host = route_host(route, config) if tag == DEFAULT_GROUP else tag_host(route, config, tag)
             rules.append(IngressRule(namespace, route.name, (host,), splits, Visibility.EXTERNAL_IP))
         rules.append(IngressRule(namespace, route.name, _local_hosts(local_name, namespace), splits,
