@@ -4,7 +4,9 @@
 ready, started); ``build_pod_status`` turns the snapshots of a pod into the ``status`` the
 API shows: ``phase``, ``conditions`` (PodScheduled, Initialized, ContainersReady, Ready, with
 transition times kept while a condition does not change), ``podIP``/``podIPs``, ``hostIP``,
-``startTime`` and ``containerStatuses``. Pure: the caller passes ``now``.
+``startTime`` and ``containerStatuses``, and, when a container's resource limits cannot be
+enforced on this node, the condition ``knserve.dev/ResourceLimits`` (False, ``NotEnforced``,
+naming what is not). Pure: the caller passes ``now``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ REASON_OOM_KILLED = "OOMKilled"
 REASON_UNKNOWN = "Unknown"
 
 CONTAINER_ID_SCHEME = "knserve://"
+RESOURCE_LIMITS_CONDITION = "knserve.dev/ResourceLimits"
+REASON_LIMITS_NOT_ENFORCED = "NotEnforced"
 
 
 def timestamp(moment: datetime.datetime) -> str:
@@ -85,6 +89,7 @@ class ContainerSnapshot:
     ready: bool = False
     started: bool = False
     container_id: str = ""
+    limits_note: str = ""  # what of its resource limits this node does not enforce
 
 
 def state_json(state: ContainerState | None) -> JSON:
@@ -241,7 +246,15 @@ def build_pod_status(
         ),
         "Ready": _condition("Ready", pod_ready, now=now, previous=old_conditions, reason=pod_reason, message=pod_message),
     }
-    conditions = list(owned.values()) + [c for kind, c in old_conditions.items() if kind not in owned]
+    notes = [f"container {s.name}: {s.limits_note}" for s in [*init_snapshots, *snapshots] if s.limits_note]
+    if notes:
+        owned[RESOURCE_LIMITS_CONDITION] = _condition(
+            RESOURCE_LIMITS_CONDITION, False, now=now, previous=old_conditions, reason=REASON_LIMITS_NOT_ENFORCED,
+            message="; ".join(notes),
+        )
+    conditions = list(owned.values()) + [
+        c for kind, c in old_conditions.items() if kind not in owned and kind != RESOURCE_LIMITS_CONDITION
+    ]
     status: JSON = {
         "phase": phase,
         "conditions": conditions,

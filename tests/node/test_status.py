@@ -142,3 +142,16 @@ def test_killed_by_signal_reports_128_plus_signal() -> None:
     assert container_status_json(
         ContainerSnapshot(name="app", image="img", state=terminated)
     )["state"]["terminated"]["signal"] == 15
+
+
+def test_limits_the_node_cannot_enforce_are_a_false_condition() -> None:
+    unlimited = ContainerSnapshot(name="app", image="img", state=Running(T0), ready=True, started=True,
+                                  limits_note="memory limit not enforced (/sys/fs/cgroup/memory: Read-only file system)")
+    status = build_pod_status(pod(), [unlimited], pod_ip="10.244.0.5", host_ip="10.244.0.1", start_time=T0, now=T1)
+    condition = next(c for c in status["conditions"] if c["type"] == "knserve.dev/ResourceLimits")
+    assert (condition["status"], condition["reason"]) == ("False", "NotEnforced")
+    assert condition["message"] == "container app: memory limit not enforced (/sys/fs/cgroup/memory: Read-only file system)"
+    # Once they are enforced (a restart on a node that can), the condition goes.
+    later = build_pod_status({**pod(), "status": status}, [running("app")], pod_ip="10.244.0.5", host_ip="10.244.0.1",
+                             start_time=T0, now=T1)
+    assert "knserve.dev/ResourceLimits" not in {c["type"] for c in later["conditions"]}
