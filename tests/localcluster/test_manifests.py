@@ -47,7 +47,7 @@ def test_the_activator_and_autoscaler_run_as_config_has_them_but_for_text_logs()
             arg for arg in container(before[name])["args"] if not arg.startswith("--log-format=")]
         assert found[name]["spec"]["template"]["spec"]["serviceAccountName"] == name
     manifests = local_deployments(DEPLOYMENTS, PORTS)
-    assert sorted({m["kind"] for m in manifests}) == ["ConfigMap", "Deployment", "Service", "StatefulSet"]
+    assert sorted({m["kind"] for m in manifests}) == ["ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "StatefulSet"]
 
 
 def test_the_controller_tells_envoy_to_listen_on_the_clusters_ports():

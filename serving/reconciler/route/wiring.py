@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from knserve.networking import REVISION_LABEL, ROUTE_LABEL, ROUTES_ANNOTATION
 from kube.cache import by_annotation_list, by_label
+from kube.endpoints import handover_endpoints_at
 from kube.informer import Change
 from kube.objects import key_of
 from kube.resources import CONFIGURATIONS, ENDPOINT_SLICES, KUBE_SERVICES, PODAUTOSCALERS, REVISIONS, ROUTES
@@ -34,8 +35,9 @@ def _service_name(change: Change) -> str | None:
 
 
 def _activator_endpoints(collaborators: Collaborators, controller: Controller) -> Callable[[], tuple[Endpoint, ...]]:
-    """Where the activator is: the fixed addresses, else the ready endpoints of its Service,
-    watched; when they change every Route is looked at again (its backends may point there)."""
+    """Where the activator is: the fixed addresses, else the ready endpoints of its Service (or,
+    while none is ready, those still serving as they terminate), watched; when they change every
+    Route is looked at again (its backends may point there)."""
     fixed = collaborators.activator
     if fixed or not collaborators.activator_service:
         return lambda: fixed
@@ -44,7 +46,10 @@ def _activator_endpoints(collaborators: Collaborators, controller: Controller) -
                                               label_selector=f"{SERVICE_NAME_LABEL}={name}")
 
     slices.add_handler(lambda change: controller.resync())
-    return lambda: service_endpoints(slices.store.list(namespace), ACTIVATOR_PORT_NAME)
+    # An activator being replaced drains (serves) until it exits: it stays in the path until
+    # another one is ready, so a revision at zero is never left without one.
+    return lambda: tuple(Endpoint(address, port)
+                         for address, port in handover_endpoints_at(slices.store.list(namespace), ACTIVATOR_PORT_NAME))
 
 
 def _follow_queue(collaborators: Collaborators, ingress: IngressState) -> None:
