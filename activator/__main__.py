@@ -12,13 +12,13 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import socket
 import sys
 from collections.abc import AsyncIterator
 
 from activator.app import DEFAULT_QUEUE_DEPTH, Activator
 from activator.revisions import RevisionSource, StaticRevisionSource
+from knserve.cli import cancel_on_signals
 from knserve.networking import AUTOSCALER_PORT, AUTOSCALER_SERVICE_NAME, QUEUE_HTTP_PORT, SYSTEM_NAMESPACE
 
 DEFAULT_AUTOSCALER_URL = f"http://{AUTOSCALER_SERVICE_NAME}.{SYSTEM_NAMESPACE}.svc.cluster.local:{AUTOSCALER_PORT}"
@@ -60,11 +60,7 @@ async def kube_source(kubeconfig: str | None, namespace: str | None) -> AsyncIte
 
 
 async def serve(args: argparse.Namespace, source: RevisionSource | None) -> int:
-    task = asyncio.current_task()
-    assert task is not None
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, task.cancel)
+    cancel_on_signals()
     async with contextlib.AsyncExitStack() as resources:
         if source is None:
             source = await resources.enter_async_context(kube_source(args.kubeconfig, args.namespace))

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import sys
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -27,6 +26,7 @@ from autoscaler.kube import Cluster, FakeCluster, PodInfo
 from autoscaler.scraper import HttpStatsFetcher
 from autoscaler.server import metrics_app, stats_app
 from autoscaler.service import AutoscalerService
+from knserve.cli import cancel_on_signals
 from knserve.networking import AUTOSCALER_PORT, SERVER_IDLE_TIMEOUT_SECONDS
 from serving.config.autoscaler import AutoscalerConfig
 from serving.config.parsers import ConfigError
@@ -89,11 +89,7 @@ async def kube_cluster(kubeconfig: str | None, namespace: str | None) -> AsyncIt
 
 
 async def serve(cluster: Cluster | None, config: AutoscalerConfig, args: argparse.Namespace) -> int:
-    task = asyncio.current_task()
-    assert task is not None
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, task.cancel)
+    cancel_on_signals()
     async with contextlib.AsyncExitStack() as resources:
         if cluster is None:
             cluster = await resources.enter_async_context(kube_cluster(args.kubeconfig, args.namespace))
@@ -112,7 +108,8 @@ async def serve(cluster: Cluster | None, config: AutoscalerConfig, args: argpars
                 await web.TCPSite(runner, args.host, port, reuse_address=True).start()
                 runners.append(runner)
                 log.info("listening on %s:%d", args.host, port)
-            config_watch = loop.create_task(cluster.watch_config(service.update_config), name="autoscaler-config")
+            watching = cluster.watch_config(service.update_config)
+            config_watch = asyncio.get_running_loop().create_task(watching, name="autoscaler-config")
             try:
                 await service.run()
             finally:

@@ -22,6 +22,19 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+def cancel_on_signals() -> None:
+    """SIGTERM and SIGINT cancel the running task: how every long-running component stops
+    (its ``finally`` blocks and exit stacks then drain and close)."""
+    import asyncio
+    import signal
+
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+
+
 def _usage() -> str:
     lines = ["usage: knserve COMMAND [ARGS...]", "", "commands:"]
     lines += [f"  {name:<12} {help_text}" for name, (_, _, help_text) in COMMANDS.items()]

@@ -40,6 +40,7 @@ from typing import Any
 from aiohttp import web
 
 from knserve import pki
+from knserve.cli import cancel_on_signals
 from knserve.networking import ACTIVATOR_SERVICE_NAME, SYSTEM_NAMESPACE
 from kube.client import KubeClient, connect
 from kube.errors import AlreadyExists, ApiError
@@ -226,12 +227,8 @@ def _dump_tasks(client: Any) -> None:
 
 
 def _cancel_on_signals(client: Any) -> None:
-    task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        if task is not None:
-            loop.add_signal_handler(signum, task.cancel)
-    loop.add_signal_handler(signal.SIGUSR1, _dump_tasks, client)
+    cancel_on_signals()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _dump_tasks, client)
 
 
 async def freeze_caches_once_synced(app: ControllerApp) -> None:
