@@ -98,9 +98,9 @@ def validate_annotations(annotations: Mapping[str, str] | None, config: Autoscal
         _validate_class(annotations)
         .also(_validate_min_max_scale(annotations, config))
         .also(_validate_floats(annotations))
-        .also(_validate_window(annotations))
-        .also(_validate_last_pod_retention(annotations))
-        .also(_validate_scale_down_delay(annotations))
+        .also(_validate_duration(annotations, WINDOW, minimum=WINDOW_MIN_SECONDS, whole_seconds=True))
+        .also(_validate_duration(annotations, SCALE_TO_ZERO_POD_RETENTION_PERIOD, whole_seconds=False))
+        .also(_validate_duration(annotations, SCALE_DOWN_DELAY, whole_seconds=True))
         .also(_validate_metric(annotations, config))
         .also(_validate_algorithm(annotations))
         .also(_validate_initial_scale(annotations, config))
@@ -169,45 +169,19 @@ def _validate_floats(annotations: Mapping[str, str]) -> FieldError:
     return errors
 
 
-def _validate_scale_down_delay(annotations: Mapping[str, str]) -> FieldError:
-    found = get(annotations, SCALE_DOWN_DELAY)
+def _validate_duration(annotations: Mapping[str, str], names: tuple[str, ...], *, minimum: float = 0.0,
+                       whole_seconds: bool) -> FieldError:
+    """A duration annotation within [minimum, 1h]; the window and scale-down-delay in whole seconds."""
+    found = get(annotations, names)
     if not found:
         return FieldError()
     key, value = found
     seconds = _duration(value)
     if seconds is None:
         return err_invalid_value(value, key)
-    if seconds < 0 or seconds > WINDOW_MAX_SECONDS:
-        return err_out_of_bounds_value(value, format_duration(0), format_duration(WINDOW_MAX_SECONDS), key)
-    if round(seconds) != seconds:
-        return err_generic("must be specified with at most second precision", key)
-    return FieldError()
-
-
-def _validate_last_pod_retention(annotations: Mapping[str, str]) -> FieldError:
-    found = get(annotations, SCALE_TO_ZERO_POD_RETENTION_PERIOD)
-    if not found:
-        return FieldError()
-    key, value = found
-    seconds = _duration(value)
-    if seconds is None:
-        return err_invalid_value(value, key)
-    if seconds < 0 or seconds > WINDOW_MAX_SECONDS:
-        return err_out_of_bounds_value(value, format_duration(0), format_duration(WINDOW_MAX_SECONDS), key)
-    return FieldError()
-
-
-def _validate_window(annotations: Mapping[str, str]) -> FieldError:
-    found = get(annotations, WINDOW)
-    if not found:
-        return FieldError()
-    key, value = found
-    seconds = _duration(value)
-    if seconds is None:
-        return err_invalid_value(value, key)
-    if not WINDOW_MIN_SECONDS <= seconds <= WINDOW_MAX_SECONDS:
-        return err_out_of_bounds_value(value, format_duration(WINDOW_MIN_SECONDS), format_duration(WINDOW_MAX_SECONDS), key)
-    if int(seconds) != seconds:
+    if not minimum <= seconds <= WINDOW_MAX_SECONDS:
+        return err_out_of_bounds_value(value, format_duration(minimum), format_duration(WINDOW_MAX_SECONDS), key)
+    if whole_seconds and round(seconds) != seconds:
         return err_generic("must be specified with at most second precision", key)
     return FieldError()
 

@@ -30,6 +30,7 @@ from tests.support.factories import (
 )
 
 CONFIG = ConfigSnapshot()
+RETENTION = "autoscaling.knative.dev/scale-to-zero-pod-retention-period"
 LATEST = {"latestRevision": True, "percent": 100}
 DNS1035 = (
     "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic "
@@ -189,6 +190,28 @@ def check_service(doc: dict[str, Any], *, old: dict[str, Any] | None = None, con
             service("hello", with_template_annotations({"autoscaling.knative.dev/window": "5s"})),
             "expected 6s <= 5s <= 1h0m0s: spec.template.metadata.annotations.autoscaling.knative.dev/window",
             id="window too short",
+        ),
+        pytest.param(
+            service("hello", with_template_annotations({"autoscaling.knative.dev/window": "6500ms"})),
+            "must be specified with at most second precision: "
+            "spec.template.metadata.annotations.autoscaling.knative.dev/window",
+            id="window in part seconds",
+        ),
+        pytest.param(
+            service("hello", with_template_annotations({"autoscaling.knative.dev/scale-down-delay": "1.5s"})),
+            "must be specified with at most second precision: "
+            "spec.template.metadata.annotations.autoscaling.knative.dev/scale-down-delay",
+            id="scale-down-delay in part seconds",
+        ),
+        pytest.param(
+            service("hello", with_template_annotations({RETENTION: "2h"})),
+            "expected 0s <= 2h <= 1h0m0s: "
+            "spec.template.metadata.annotations.autoscaling.knative.dev/scale-to-zero-pod-retention-period",
+            id="pod retention over an hour",
+        ),
+        pytest.param(
+            service("hello", with_template_annotations({RETENTION: "1.5s"})),
+            "", id="pod retention may have part seconds",
         ),
         pytest.param(
             service("hello", with_template_annotations({"autoscaling.knative.dev/min-scale": "-1"})),
