@@ -24,6 +24,23 @@ SERVING_V1 = "serving.knative.dev/v1"
 NAMESPACE = "default"
 CREATED = "2026-01-01T00:00:00Z"
 IMAGE = "ghcr.io/knative/helloworld-go:latest"
+# Knative's hello-world Service as its documentation writes it (YAML, for kubectl apply)
+HELLO_WORLD_YAML = """\
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: hello
+spec:
+  template:
+    spec:
+      containers:
+        - image: ghcr.io/knative/helloworld-go:latest
+          ports:
+            - containerPort: 8080
+          env:
+            - name: TARGET
+              value: "World"
+"""
 
 
 def build(kind: str, api_version: str, name: str, *options: Option, namespace: str = NAMESPACE) -> JSON:

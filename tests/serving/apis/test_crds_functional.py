@@ -12,7 +12,17 @@ import pytest
 import yaml
 
 from serving.apis.crds import OUTPUT_DIR as RESOURCES
-from tests.support.factories import as_written, container, revision, route, service, with_containers, with_spec, with_traffic
+from tests.support.factories import (
+    HELLO_WORLD_YAML,
+    as_written,
+    container,
+    revision,
+    route,
+    service,
+    with_containers,
+    with_spec,
+    with_traffic,
+)
 
 CRD_NAMES = [
     "services.serving.knative.dev",
@@ -21,23 +31,6 @@ CRD_NAMES = [
     "routes.serving.knative.dev",
     "podautoscalers.autoscaling.internal.knative.dev",
 ]
-
-HELLO_WORLD = """\
-apiVersion: serving.knative.dev/v1
-kind: Service
-metadata:
-  name: hello
-spec:
-  template:
-    spec:
-      containers:
-        - image: ghcr.io/knative/helloworld-go:latest
-          ports:
-            - containerPort: 8080
-          env:
-            - name: TARGET
-              value: "World"
-"""
 
 
 @pytest.fixture(scope="module")
@@ -76,10 +69,10 @@ def assert_keeps(stored: Any, written: Any, path: str = "spec") -> None:
 
 
 def test_hello_world_applies_unchanged(crds: Any, namespace: str) -> None:
-    result = apply(crds, namespace, HELLO_WORLD)
+    result = apply(crds, namespace, HELLO_WORLD_YAML)
     assert result.returncode == 0, result.stderr
     stored = yaml.safe_load(crds.kubectl("get", "ksvc", "hello", "-n", namespace, "-o", "yaml").stdout)
-    assert_keeps(stored["spec"], yaml.safe_load(HELLO_WORLD)["spec"])
+    assert_keeps(stored["spec"], yaml.safe_load(HELLO_WORLD_YAML)["spec"])
     listing = crds.kubectl("get", "ksvc", "-n", namespace).stdout
     assert listing.split("\n")[0].split() == ["NAME", "URL", "LATESTCREATED", "LATESTREADY", "READY", "REASON"]
 

@@ -20,24 +20,7 @@ from serving.config import ConfigSnapshot
 from serving.webhook.registration import mutating_webhook_configuration, validating_webhook_configuration
 from serving.webhook.server import WebhookServer, server_ssl_context
 from tests.serving.webhook.certs import make_certs
-from tests.support.factories import service, with_annotations
-
-HELLO_WORLD = """\
-apiVersion: serving.knative.dev/v1
-kind: Service
-metadata:
-  name: hello
-spec:
-  template:
-    spec:
-      containers:
-        - image: ghcr.io/knative/helloworld-go:latest
-          ports:
-            - containerPort: 8080
-          env:
-            - name: TARGET
-              value: "World"
-"""
+from tests.support.factories import HELLO_WORLD_YAML, service, with_annotations
 
 
 async def kubectl(cluster: Any, *args: str, input: str | None = None) -> Any:
@@ -70,7 +53,7 @@ async def webhook(cluster: Any, namespace: str, tmp_path: Path) -> AsyncIterator
 
 
 async def test_hello_world_is_defaulted(webhook: Any, namespace: str) -> None:
-    result = await kubectl(webhook, "apply", "-n", namespace, "-f", "-", input=HELLO_WORLD)
+    result = await kubectl(webhook, "apply", "-n", namespace, "-f", "-", input=HELLO_WORLD_YAML)
     assert result.returncode == 0, result.stderr
     stored = yaml.safe_load((await kubectl(webhook, "get", "ksvc", "hello", "-n", namespace, "-o", "yaml")).stdout)
     assert stored["spec"]["traffic"] == [{"latestRevision": True, "percent": 100}]
