@@ -26,6 +26,7 @@ import ipaddress
 from typing import Any, Final
 
 XDS_CLUSTER: Final = "xds_cluster"
+DEFAULT_MAX_CONNECTIONS: Final = 50_000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -38,7 +39,7 @@ class BootstrapSettings:
     """0 lets Envoy pick; it writes the address to ``--admin-address-path``."""
     keepalive_interval_seconds: int = 30
     keepalive_timeout_seconds: int = 5
-    max_connections: int = 50_000
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
     """Downstream connections; needs an open-file limit above ``2 * max_connections + RESERVED_FILES``."""
     max_heap_bytes: int = 768 * 1024 * 1024
     """The heap the overload manager measures against (the ingress pod's memory limit is 1 GiB)."""
@@ -57,8 +58,13 @@ FIXED_HEAP: Final = "envoy.resource_monitors.fixed_heap"
 
 
 def connections_for_open_files(open_files: int) -> int:
-    """The most downstream connections an Envoy with ``open_files`` descriptors can hold safely."""
-    return max(_MIN_CONNECTIONS, (open_files - RESERVED_FILES) // 2)
+    """The downstream connections an Envoy with ``open_files`` descriptors can hold safely.
+
+    At most ``DEFAULT_MAX_CONNECTIONS``; a negative limit is no limit (``RLIM_INFINITY``).
+    """
+    if open_files < 0:
+        return DEFAULT_MAX_CONNECTIONS
+    return max(_MIN_CONNECTIONS, min(DEFAULT_MAX_CONNECTIONS, (open_files - RESERVED_FILES) // 2))
 
 
 def _duration(seconds: float) -> str:

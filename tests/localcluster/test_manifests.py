@@ -4,12 +4,14 @@ network at the cluster's own ports, the controller telling it where to listen.""
 from __future__ import annotations
 
 import json
+import resource
 from pathlib import Path
 
 import yaml
 
 from localcluster.controlplane import Ports
 from localcluster.manifests import local_deployments
+from serving.xds.bootstrap import RESERVED_FILES
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 DEPLOYMENTS = sorted((REPOSITORY / "config" / "deployments").glob("*.yaml"))
@@ -69,3 +71,14 @@ def test_envoy_gets_its_bootstrap_inline_and_its_probes_go_to_localhost():
     assert {p["name"]: p["containerPort"] for p in envoy["ports"]} == {
         "http": 41080, "http-internal": 41081, "http-ready": 41901}
     assert envoy["readinessProbe"]["tcpSocket"] == {"port": "http", "host": "127.0.0.1"}
+
+
+def test_envoy_holds_no_more_connections_than_the_machine_lets_it_open_files():
+    envoy = container(deployments()["envoy"])
+    bootstrap = json.loads(envoy["args"][envoy["args"].index("--config-yaml") + 1])
+    [connections] = [monitor["typed_config"]["max_active_downstream_connections"]
+                     for monitor in bootstrap["overload_manager"]["resource_monitors"]
+                     if monitor["name"] == "envoy.resource_monitors.global_downstream_max_connections"]
+    open_files = resource.getrlimit(resource.RLIMIT_NOFILE)[1]  # what the node's processes get
+    # A client connection and its upstream one each take a descriptor, and Envoy needs some of its own.
+    assert open_files == resource.RLIM_INFINITY or 2 * connections + RESERVED_FILES <= open_files
