@@ -11,10 +11,10 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Final
 
+from knserve.networking import KPA_CLASS
 from serving.config.parsers import Reader, format_duration, format_float
 
 NAME: Final = "config-autoscaler"
-KPA_CLASS: Final = "kpa.autoscaling.knative.dev"
 TARGET_MIN: Final = 0.01
 WINDOW_MIN_SECONDS: Final = 6.0
 WINDOW_MAX_SECONDS: Final = 3600.0

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Final
 
+from knserve.networking import KPA_CLASS
 from serving.apis.field_error import (
     FieldError,
     err_generic,
@@ -18,7 +19,6 @@ from serving.apis.field_error import (
     err_out_of_bounds_value,
 )
 from serving.config.autoscaler import (
-    KPA_CLASS,
     PANIC_THRESHOLD_PERCENTAGE_MAX,
     PANIC_THRESHOLD_PERCENTAGE_MIN,
     PANIC_WINDOW_PERCENTAGE_MAX,
