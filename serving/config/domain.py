@@ -16,12 +16,12 @@ from typing import Final
 
 import yaml  # type: ignore[import-untyped, unused-ignore]
 
+from knserve.networking import VISIBILITY_LABEL
 from serving.config.parsers import ConfigError, Reader
 
 NAME: Final = "config-domain"
 DEFAULT_DOMAIN: Final = "example.com"
 CLUSTER_LOCAL_DOMAIN: Final = "svc.cluster.local"
-VISIBILITY_LABEL: Final = "networking.knative.dev/visibility"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,11 +20,11 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Final
 
+from knserve.networking import ROLLOUT_DURATION_ANNOTATION
 from serving.config.parsers import parse_go_duration
 from serving.reconciler.route.resources.traffic import ResolvedTarget
 
 ROLLOUT_ANNOTATION: Final = "serving.knative.dev/rollout"
-ROLLOUT_DURATION_ANNOTATION: Final = "serving.knative.dev/rollout-duration"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
