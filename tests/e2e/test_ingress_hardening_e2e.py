@@ -58,8 +58,8 @@ def namespace(stack: Stack) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def hosts(stack: Stack, namespace: str) -> dict[str, str]:
-    for name, annotations in PATHS.items():
-        stack.apply(service(name, annotations), namespace)
+    for name, template_annotations in PATHS.items():
+        stack.apply(service(name, template_annotations), namespace)
     found = {}
     for name in PATHS:
         stack.wait_ready("ksvc", name, namespace)
@@ -118,8 +118,8 @@ def test_forged_revision_and_proxy_headers_are_ignored(stack: Stack, hosts: dict
 
 def http_10_get(port: int, host: str) -> tuple[int, bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    connection._http_vsn = 10  # as ab and curl -0 send it  # noqa: SLF001
-    connection._http_vsn_str = "HTTP/1.0"  # noqa: SLF001
+    connection._http_vsn = 10  # as ab and curl -0 send it
+    connection._http_vsn_str = "HTTP/1.0"
     try:
         connection.request("GET", "/?via=http10", headers={"Host": host})
         response = connection.getresponse()

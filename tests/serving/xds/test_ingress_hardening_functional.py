@@ -134,8 +134,8 @@ async def test_http_10_clients_are_served(tmp_path: Path) -> None:
 
         def http_10_get(path: str) -> tuple[int, bytes, str]:
             connection = http.client.HTTPConnection("127.0.0.1", external, timeout=5)
-            connection._http_vsn = 10  # what ab and curl -0 send  # noqa: SLF001
-            connection._http_vsn_str = "HTTP/1.0"  # noqa: SLF001
+            connection._http_vsn = 10  # what ab and curl -0 send
+            connection._http_vsn_str = "HTTP/1.0"
             connection.request("GET", path, headers={"Host": HOST})
             response = connection.getresponse()
             try:
@@ -153,6 +153,19 @@ async def test_http_10_clients_are_served(tmp_path: Path) -> None:
             exchange, external, f"GET / HTTP/1.0\r\nHost: {HOST}\r\nUser-Agent: ApacheBench/2.3\r\nAccept: */*\r\n\r\n"
             .encode())
         assert reply.startswith(b"HTTP/1.0 200 OK\r\n")
+
+        # ab -k: HTTP/1.0 keep-alive, two requests on one connection.
+        def keep_alive_twice() -> list[bytes]:
+            with socket.create_connection(("127.0.0.1", external), timeout=5) as connection:
+                replies = []
+                for _ in range(2):
+                    connection.sendall(f"GET / HTTP/1.0\r\nHost: {HOST}\r\nConnection: Keep-Alive\r\n\r\n".encode())
+                    replies.append(connection.recv(65536))
+                return replies
+
+        replies = await asyncio.to_thread(keep_alive_twice)
+        assert [reply.split(b"\r\n", 1)[0] for reply in replies] == [b"HTTP/1.0 200 OK"] * 2
+        assert all(b"\r\nconnection: keep-alive\r\n" in reply.lower() for reply in replies)
 
         # Without a Host there is nothing to route by: 404, as for an unknown host.
         reply = await asyncio.to_thread(exchange, external, b"GET / HTTP/1.0\r\n\r\n")
