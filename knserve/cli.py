@@ -12,13 +12,16 @@ import sys
 # subcommand -> (module, function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "local": ("localcluster.cli", "main", "run a local cluster: up, down, status, kubeconfig"),
-    "controller": ("serving.main", "main", "the serving controller, the xDS server and the webhook"),
+    "controller": ("serving.main", "main", "the serving controller and the xDS server"),
+    "webhook": ("serving.webhook.main", "main", "the admission webhook (defaulting and validation)"),
     "node": ("node.__main__", "main", "the node agent (a kubelet that runs pods as processes)"),
     "queue-proxy": ("queueproxy.__main__", "main", "the per-pod sidecar"),
     "activator": ("activator.__main__", "main", "buffers requests for revisions without ready pods"),
     "autoscaler": ("autoscaler.__main__", "main", "the KPA autoscaler"),
     "queue": ("callqueue.__main__", "main", "the durable call queue (Prefer: respond-async)"),
     "calls": ("callqueue.cli", "main", "asynchronous calls: list, get, cancel, retry"),
+    "function": ("functions.runtime", "main", "the function runtime: serves a handler directory on $PORT"),
+    "func": ("functions.cli", "main", "functions: new, deploy, invoke, logs, list, describe, delete"),
 }
 
 

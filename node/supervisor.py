@@ -547,10 +547,25 @@ class ContainerSupervisor:
         if self.cgroups is not None and self.cgroups.oom_killed():
             return Terminated(exit_code=exit_code, reason=REASON_OOM_KILLED, finished_at=finished, started_at=started,
                               signal=signal_number, container_id=self.container_id)
+        message = self._kill_reason or ""
+        if not message and exit_code != 0 and self.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+            message = self._log_tail()
         return Terminated.from_exit(
             exit_code, finished_at=finished, started_at=started, signal=signal_number,
-            container_id=self.container_id, message=self._kill_reason or "",
+            container_id=self.container_id, message=message,
         )
+
+    def _log_tail(self) -> str:
+        """What a kubelet takes as the termination message under FallbackToLogsOnError: the log's
+        last 80 lines, at most 2048 bytes."""
+        path = self.log_file()
+        if path is None:
+            return ""
+        with contextlib.suppress(OSError), open(path, "rb") as log_handle:
+            log_handle.seek(max(0, path.stat().st_size - 2048))
+            lines = log_handle.read().decode(errors="replace").splitlines()[-80:]
+            return "\n".join(lines).strip()
+        return ""
 
     async def _watch_liveness(self, process: ContainerProcess) -> None:
         """Settle the process's exit if /proc shows it gone but no report came."""

@@ -1,0 +1,87 @@
+"""Functions on the whole stack: `knserve func new` -> `deploy` -> `invoke` through the ingress,
+as a user types them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import Stack
+
+
+def func(stack: Stack, *args: str, cwd: Path, check: bool = True, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    env = {**stack.cluster.env, "KNSERVE_INGRESS": stack.ingress}
+    result = subprocess.run([sys.executable, "-m", "knserve.cli", "func", *args], cwd=cwd, env=env,
+                            capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"knserve func {' '.join(args)} failed ({result.returncode}):\n"
+                             f"{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.mark.parametrize("template", ["plain", "lambda", "openfaas", "openfaas-http", "wsgi", "asgi"])
+def test_every_template_deploys_and_answers(stack, namespace, tmp_path, template):
+    name = f"hi-{template}"
+    func(stack, "new", name, "--template", template, cwd=tmp_path)
+    deployed = func(stack, "deploy", name, "-n", namespace, cwd=tmp_path)
+    assert f"URL: http://{name}.{namespace}.example.com" in deployed.stdout, deployed.stdout
+
+    answer = func(stack, "invoke", name, "-n", namespace, "--data", '{"name": "Ada"}', cwd=tmp_path)
+    assert json.loads(answer.stdout)["message"] == "Hello, Ada!"
+    listed = func(stack, "list", "-n", namespace, cwd=tmp_path).stdout
+    assert name in listed and f"{name}-00001" in listed
+
+
+def test_a_new_deploy_is_a_new_revision_and_a_tagged_canary_splits(stack, namespace, tmp_path):
+    func(stack, "new", "tax", "--template", "plain", cwd=tmp_path)
+    handler = tmp_path / "tax" / "handler.py"
+    handler.write_text("def main(data):\n    return {'version': 1}\n")
+    func(stack, "deploy", "tax", "-n", namespace, cwd=tmp_path)
+    assert json.loads(func(stack, "invoke", "tax", "-n", namespace, cwd=tmp_path).stdout) == {"version": 1}
+
+    handler.write_text("def main(data):\n    return {'version': 2}\n")
+    func(stack, "deploy", "tax", "-n", namespace, cwd=tmp_path)
+    service = stack.get("ksvc", "tax", namespace)
+    assert service["status"]["latestReadyRevisionName"] == "tax-00002"
+    assert json.loads(func(stack, "invoke", "tax", "-n", namespace, cwd=tmp_path).stdout) == {"version": 2}
+
+    handler.write_text("def main(data):\n    return {'version': 3}\n")
+    deployed = func(stack, "deploy", "tax", "-n", namespace, "--tag", "canary", "--traffic", "10", cwd=tmp_path)
+    assert "tag canary" in deployed.stdout, deployed.stdout
+    traffic = stack.get("ksvc", "tax", namespace)["status"]["traffic"]
+    assert sorted(t["percent"] for t in traffic) == [10, 90]
+    assert {t["revisionName"] for t in traffic if t["percent"] == 90} == {"tax-00002"}
+    # the tag's own URL reaches the canary only; the main URL splits about 90/10
+    canary = func(stack, "invoke", "tax", "-n", namespace, "--tag", "canary", cwd=tmp_path).stdout
+    assert json.loads(canary) == {"version": 3}
+    versions = [stack.request(f"tax.{namespace}.example.com")[1] for _ in range(60)]
+    counts = {v: sum(1 for answer in versions if json.loads(answer)["version"] == v) for v in (2, 3)}
+    assert counts[2] + counts[3] == 60 and counts[2] > counts[3] > 0, counts
+
+
+def test_a_syntax_error_is_refused_before_deploy_and_reported_by_the_revision(stack, namespace, tmp_path):
+    func(stack, "new", "broken", "--template", "plain", cwd=tmp_path)
+    func(stack, "deploy", "broken", "-n", namespace, cwd=tmp_path)
+    handler = tmp_path / "broken" / "handler.py"
+    handler.write_text("def main(data):\n    return {'ok': True\n")
+    refused = func(stack, "deploy", "broken", "-n", namespace, cwd=tmp_path, check=False)
+    assert refused.returncode == 1
+    assert "handler.py, line 2" in refused.stderr and "never closed" in refused.stderr, refused.stderr
+
+
+def test_an_import_error_fails_the_revision_with_its_message_and_the_old_one_keeps_serving(stack, namespace, tmp_path):
+    func(stack, "new", "imports", "--template", "plain", cwd=tmp_path)
+    func(stack, "deploy", "imports", "-n", namespace, cwd=tmp_path)
+    (tmp_path / "imports" / "handler.py").write_text("import not_a_module_anywhere\n\ndef main(data):\n    return 1\n")
+    failed = func(stack, "deploy", "imports", "-n", namespace, cwd=tmp_path, check=False)
+    assert failed.returncode == 1, failed.stdout
+    assert "not_a_module_anywhere" in failed.stdout and "handler.py, line 1" in failed.stdout, failed.stdout
+    assert "imports-00001 keeps serving" in failed.stdout
+    shown = stack.kubectl("get", "ksvc", "imports", "-n", namespace).stdout
+    assert "not_a_module_anywhere" in shown, shown
+    answer = func(stack, "invoke", "imports", "-n", namespace, "--data", "{}", cwd=tmp_path).stdout
+    assert json.loads(answer) == {"message": "Hello, world!"}
