@@ -14,7 +14,8 @@ The overload manager keeps the edge answering under a flood of connections or me
   closed sooner (down to ``min_idle_timeout_seconds``); then keep-alive is turned off, then
   new connections and requests are refused;
 - tcmalloc hands freed memory back to the system (``release_bytes_per_second``), so the
-  memory a flood of connections took comes back once they are gone.
+  memory a flood of connections took comes back once they are gone (it first waits out a
+  recent peak: a few minutes; without this Envoy keeps it for good).
 
 Pure builder of a JSON-able dict; no side effects.
 """
