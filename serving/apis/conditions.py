@@ -202,6 +202,16 @@ class ConditionManager:
         if condition_type in self.set.dependents:
             self.set_condition(self._make(self.set.happy, FALSE, reason, message))
 
+    def mark(self, condition_type: str, status: str | None, reason: str | None, message: str | None) -> None:
+        """Mark ``condition_type`` as another condition says (True keeps no reason; anything but
+        True or False is Unknown): how a parent folds a child's condition into its own."""
+        if status == TRUE:
+            self.mark_true(condition_type)
+        elif status == FALSE:
+            self.mark_false(condition_type, reason, message)
+        else:
+            self.mark_unknown(condition_type, reason, message)
+
     def clear(self, condition_type: str) -> None:
         """Remove a non-terminal condition."""
         if self.set.is_terminal(condition_type):

@@ -65,12 +65,7 @@ def transform_deployment_status(deployment_status: dict[str, Any]) -> tuple[str,
                 continue
             status, reason, message = condition.get("status"), condition.get("reason"), condition.get("message")
             if wanted == "Progressing":
-                if status == TRUE:
-                    manager.mark_true("Progressing")
-                elif status == FALSE:
-                    manager.mark_false("Progressing", reason, message)
-                else:
-                    manager.mark_unknown("Progressing", reason, message)
+                manager.mark("Progressing", status, reason, message)
             else:
                 if status == TRUE:
                     manager.mark_false("ReplicaSetReady", reason, message)
@@ -126,13 +121,7 @@ class RevisionStatusLifecycle(StatusLifecycle):
     def propagate_deployment_status(self, deployment_status: dict[str, Any], *, now: Now = None) -> None:
         """Fold a Deployment's ``status`` (a dict as the API returns it) into ResourcesAvailable."""
         status, reason, message = transform_deployment_status(deployment_status)
-        manager = self.manage(now)
-        if status == TRUE:
-            manager.mark_true(CONDITION_RESOURCES_AVAILABLE)
-        elif status == FALSE:
-            manager.mark_false(CONDITION_RESOURCES_AVAILABLE, reason, message)
-        else:
-            manager.mark_unknown(CONDITION_RESOURCES_AVAILABLE, reason, message)
+        self.manage(now).mark(CONDITION_RESOURCES_AVAILABLE, status, reason, message)
 
     def propagate_autoscaler_status(self, pa_status: PodAutoscalerStatus, *, now: Now = None) -> None:
         """Knative's PropagateAutoscalerStatus: replicas, Active, and the initial-scale checks."""

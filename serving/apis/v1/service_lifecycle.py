@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar, Final
 
-from serving.apis.conditions import FALSE, READY, TRUE, ConditionSet
+from serving.apis.conditions import READY, ConditionSet
 from serving.apis.v1._lifecycle_base import Now, StatusLifecycle
 
 if TYPE_CHECKING:
@@ -70,13 +70,7 @@ class ServiceStatusLifecycle(StatusLifecycle):
         ready = configuration_status.get_condition(READY)
         if ready is None:
             return
-        manager = self.manage(now)
-        if ready.status == TRUE:
-            manager.mark_true(CONDITION_CONFIGURATIONS_READY)
-        elif ready.status == FALSE:
-            manager.mark_false(CONDITION_CONFIGURATIONS_READY, ready.reason, ready.message)
-        else:
-            manager.mark_unknown(CONDITION_CONFIGURATIONS_READY, ready.reason, ready.message)
+        self.manage(now).mark(CONDITION_CONFIGURATIONS_READY, ready.status, ready.reason, ready.message)
 
     def propagate_route_status(self, route_status: RouteStatus, *, now: Now = None) -> None:
         """Copy url/address/traffic and fold the Route's Ready into RoutesReady."""
@@ -86,10 +80,4 @@ class ServiceStatusLifecycle(StatusLifecycle):
         ready = route_status.get_condition(READY)
         if ready is None:
             return
-        manager = self.manage(now)
-        if ready.status == TRUE:
-            manager.mark_true(CONDITION_ROUTES_READY)
-        elif ready.status == FALSE:
-            manager.mark_false(CONDITION_ROUTES_READY, ready.reason, ready.message)
-        else:
-            manager.mark_unknown(CONDITION_ROUTES_READY, ready.reason, ready.message)
+        self.manage(now).mark(CONDITION_ROUTES_READY, ready.status, ready.reason, ready.message)
