@@ -1,14 +1,22 @@
 """``knserve controller``: the whole controller process.
 
-One process holds what Knative splits over several: the reconcilers (``ControllerApp``),
-the xDS server that programs Envoy (the reconcilers' ingress sink, so a Route is Ready only
-once Envoy has acknowledged it), the admission webhook, and a health port.
+One process holds the reconcilers (``ControllerApp``), the xDS server that programs Envoy
+(the reconcilers' ingress sink, so a Route is Ready only once Envoy has acknowledged it), a
+health port and, unless ``--no-webhook`` (config/ runs it apart: ``knserve webhook``), the
+admission webhook.
+
+With ``--leader-elect`` several replicas can run: each waits for the Lease
+``--lease-name`` in knative-serving (``kube.leaderelection``, as client-go's leaderelection),
+answering its health port meanwhile; only the holder reconciles and serves xDS (Envoy's
+retries find it: a standby refuses the connection). The leader releases the Lease when
+stopped, and exits when it cannot renew it, so a standby takes over.
 
     knserve controller [--kubeconfig FILE] [--xds-address HOST:PORT]
                        [--ingress-external-address HOST:PORT] [--ingress-internal-address HOST:PORT]
                        [--webhook-address HOST:PORT] [--webhook-url URL]
                        [--webhook-cert-dir DIR] [--health-address HOST:PORT]
                        [--workers N] [--max-writes-in-flight N] [--reconcilers-only]
+                       [--no-webhook] [--leader-elect [--lease-name NAME]]
 
 ``--reconcilers-only`` runs the reconcilers alone: no xDS server (every Route counts as
 served at once), no webhook, no health port; the controller's tests and its benchmark run it
@@ -28,25 +36,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import io
 import logging
 import signal
+import socket
 import sys
 import tempfile
 from pathlib import Path
+import os
+import uuid
 from typing import Any
 
 from aiohttp import web
 
-from knserve import pki
 from knserve.cli import cancel_on_signals
 from knserve.networking import ACTIVATOR_SERVICE_NAME, SYSTEM_NAMESPACE
 from kube.client import KubeClient, connect
-from kube.errors import AlreadyExists, ApiError
-from kube.resources import Resource
+from kube.errors import ApiError
+from kube.leaderelection import LeaderElector, LeadershipLost
 from serving.app import ControllerApp, configure_logging
-from serving.webhook.registration import mutating_webhook_configuration, validating_webhook_configuration
+from serving.webhook.install import register_webhooks, webhook_certificate
 from serving.webhook.server import WebhookServer, server_ssl_context
 from serving.xds.controller import XdsController
 from serving.xds.model import EMPTY_MODEL, Endpoint, IngressModel
@@ -54,11 +65,6 @@ from serving.xds.translate import IngressSettings
 
 log = logging.getLogger("knserve.controller")
 
-VALIDATING_WEBHOOKS = Resource("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations",
-                               "ValidatingWebhookConfiguration", namespaced=False, has_status=False)
-MUTATING_WEBHOOKS = Resource("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations",
-                             "MutatingWebhookConfiguration", namespaced=False, has_status=False)
-WEBHOOK_SERVICE = "webhook"
 
 # The informer caches hold many thousands of small dicts. With the interpreter's default
 # thresholds a burst of changes (200 Services) ran six full collections of ~80 ms each over
@@ -107,45 +113,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--webhook-cert-dir", type=Path, default=None,
                         help="ca.crt, webhook.crt and webhook.key (made there when missing)")
     parser.add_argument("--no-webhook", action="store_true", help="do not serve or register the webhook")
+    parser.add_argument("--leader-elect", action="store_true",
+                        help="reconcile and serve xDS only while holding the Lease --lease-name (several replicas)")
+    parser.add_argument("--lease-name", default="knserve-controller",
+                        help=f"the Lease in {SYSTEM_NAMESPACE} the replicas elect a leader by (default %(default)s)")
+    parser.add_argument("--lease-duration", type=float, default=15.0,
+                        help="seconds a standby waits for a silent leader before taking over (default 15)")
+    parser.add_argument("--renew-deadline", type=float, default=10.0,
+                        help="seconds the leader keeps trying to renew before it gives up (default 10)")
+    parser.add_argument("--retry-period", type=float, default=2.0,
+                        help="seconds between two looks at the Lease (default 2)")
     parser.add_argument("--health-address", type=_host_port, default=("0.0.0.0", 9094),
                         help="GET /healthz answers 200 once the caches are synced (default 0.0.0.0:9094)")
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     parser.add_argument("--log-level", default="info")
     return parser.parse_args(argv)
-
-
-def webhook_certificate(directory: Path, host: str) -> pki.KeyPair:
-    """The webhook's serving certificate (and its CA), made once and kept in ``directory``."""
-    ca = pki.ensure_ca(directory)
-    names = (WEBHOOK_SERVICE, f"{WEBHOOK_SERVICE}.{SYSTEM_NAMESPACE}", f"{WEBHOOK_SERVICE}.{SYSTEM_NAMESPACE}.svc",
-             f"{WEBHOOK_SERVICE}.{SYSTEM_NAMESPACE}.svc.cluster.local", "localhost")
-    addresses = tuple(sorted({"127.0.0.1", host} - {"0.0.0.0"}))
-    return pki.issue(ca, directory, "webhook", common_name=f"{WEBHOOK_SERVICE}.{SYSTEM_NAMESPACE}.svc",
-                     dns_names=names, ip_addresses=addresses, server=True)
-
-
-async def _create_or_replace(client: KubeClient, resource: Resource, desired: dict[str, Any]) -> None:
-    try:
-        await client.create(resource, desired)
-        return
-    except AlreadyExists:
-        pass
-    current = await client.get(resource, None, desired["metadata"]["name"])
-    desired = {**desired, "metadata": {**desired["metadata"],
-                                        "resourceVersion": current["metadata"]["resourceVersion"]}}
-    await client.update(resource, desired)
-
-
-async def register_webhooks(client: KubeClient, *, ca_pem: bytes, url: str | None) -> None:
-    target: dict[str, Any] = {"url": url} if url else {"service_namespace": SYSTEM_NAMESPACE,
-                                                       "service_name": WEBHOOK_SERVICE, "service_port": 443}
-    # System namespaces are never sent to the webhook: a broken webhook must not lock them.
-    selector = {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn",
-                                      "values": ["kube-system", SYSTEM_NAMESPACE]}]}
-    await _create_or_replace(client, MUTATING_WEBHOOKS,
-                             mutating_webhook_configuration(ca_pem=ca_pem, namespace_selector=selector, **target))
-    await _create_or_replace(client, VALIDATING_WEBHOOKS,
-                             validating_webhook_configuration(ca_pem=ca_pem, namespace_selector=selector, **target))
 
 
 class StartupGate:
@@ -198,15 +180,30 @@ class StartupGate:
         await asyncio.Event().wait()
 
 
-async def _serve_health(app: ControllerApp, address: tuple[str, int]) -> None:
-    async def healthz(_: web.Request) -> web.Response:
-        if app.started.is_set():
-            return web.Response(text="ok")
-        return web.Response(status=503, text="caches not synced yet")
+class Health:
+    """What ``/healthz`` says: ok once the leader's caches synced; ok for a standby (alive,
+    ready to take over)."""
 
-    health = web.Application()
-    health.router.add_get("/healthz", healthz)
-    runner = web.AppRunner(health, access_log=None)
+    def __init__(self) -> None:
+        self.app: ControllerApp | None = None
+        self.standby = False
+
+    def answer(self) -> tuple[int, str]:
+        if self.app is not None and self.app.started.is_set():
+            return 200, "ok"
+        if self.app is None and self.standby:
+            return 200, "standby"
+        return 503, "caches not synced yet"
+
+
+async def _serve_health(health: Health, address: tuple[str, int]) -> None:
+    async def healthz(_: web.Request) -> web.Response:
+        status, text = health.answer()
+        return web.Response(status=status, text=text)
+
+    server = web.Application()
+    server.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(server, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, *address).start()
     try:
@@ -259,7 +256,38 @@ async def run(args: argparse.Namespace) -> None:
         await client.close()
 
 
+def _identity() -> str:
+    """This candidate's name in the Lease: the pod's name and a unique suffix (a restarted
+    container is a new candidate)."""
+    return f"{os.environ.get('POD_NAME') or socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+
+
 async def run_serving(args: argparse.Namespace, client: KubeClient) -> None:
+    health = Health()
+    loop = asyncio.get_running_loop()
+    health_task = loop.create_task(_serve_health(health, args.health_address), name="health")
+    elector: LeaderElector | None = None
+    _cancel_on_signals(client)
+    try:
+        if args.leader_elect:
+            elector = LeaderElector(client, namespace=SYSTEM_NAMESPACE, name=args.lease_name, identity=_identity(),
+                                    lease_duration=args.lease_duration, renew_deadline=args.renew_deadline,
+                                    retry_period=args.retry_period)
+            health.standby = True
+            await elector.acquire()
+        await _lead(args, client, health, elector)
+    except* LeadershipLost as lost:
+        log.error("stopping: %s", lost.exceptions[0])
+        raise SystemExit(1) from None
+    finally:
+        if elector is not None:
+            await elector.release()
+        health_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await health_task
+
+
+async def _lead(args: argparse.Namespace, client: KubeClient, health: Health, elector: LeaderElector | None) -> None:
     (external_host, external_port), (internal_host, internal_port) = (args.ingress_external_address,
                                                                       args.ingress_internal_address)
     xds = XdsController(settings=IngressSettings(external_host=external_host, external_port=external_port,
@@ -273,6 +301,9 @@ async def run_serving(args: argparse.Namespace, client: KubeClient) -> None:
         app = ControllerApp(client, namespace=args.namespace_scope, workers=args.workers, ingress_sink=gate,
                             activator=activator, activator_service=None if activator else args.activator_service,
                             queue_service=args.queue_service or None)
+        health.app = app
+        if elector is not None:
+            app.add_task("leader-lease", elector.hold)
         app.add_task("ingress-gate", lambda: gate.open_after_first_pass(app))
         app.add_task("gc-freeze", lambda: freeze_caches_once_synced(app))
         if not args.no_webhook:
@@ -283,8 +314,6 @@ async def run_serving(args: argparse.Namespace, client: KubeClient) -> None:
                                     ssl_context=server_ssl_context(str(pair.cert), str(pair.key)))
             await webhook.start()
             await register_webhooks(client, ca_pem=(cert_dir / "ca.crt").read_bytes(), url=args.webhook_url)
-        app.add_task("health", lambda: _serve_health(app, args.health_address))
-        _cancel_on_signals(client)
         log.info("knserve controller talking to %s; xDS on %s:%d", getattr(client, "host", "?"), xds_host, xds.port)
         await app.run()
     finally:

@@ -1,9 +1,10 @@
 """The webhook's aiohttp application and an HTTPS server for it.
 
 ``make_app(config)`` serves ``POST /defaulting`` and ``POST /resource-validation``
-(AdmissionReview v1) and ``GET /healthz``; ``config`` is a zero-argument callable returning
-the current ``ConfigSnapshot``, read once per request. ``WebhookServer`` binds the app with
-TLS (the API server only calls webhooks over HTTPS); the controller owns its lifetime.
+(AdmissionReview v1) and ``GET /healthz`` (503 while ``ready()`` says no: before the
+configuration is read, and while a stopping process drains); ``config`` is a zero-argument
+callable returning the current ``ConfigSnapshot``, read once per request. ``WebhookServer`` binds the app with
+TLS (the API server only calls webhooks over HTTPS); its process owns its lifetime.
 Side effects: listens on a socket while started.
 """
 
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 ConfigSource = Callable[[], ConfigSnapshot]
 
 
-def make_app(config: ConfigSource) -> web.Application:
+def make_app(config: ConfigSource, ready: Callable[[], bool] = lambda: True) -> web.Application:
     async def review(request: web.Request, *, mutate: bool) -> web.Response:
         try:
             body: Any = await request.json(loads=json.loads)
@@ -50,6 +51,8 @@ def make_app(config: ConfigSource) -> web.Application:
         return await review(request, mutate=False)
 
     async def healthz(_: web.Request) -> web.Response:
+        if not ready():
+            return web.Response(status=503, text="not ready")
         return web.Response(text="ok")
 
     app = web.Application(client_max_size=8 * 1024 * 1024)
@@ -69,8 +72,9 @@ def server_ssl_context(cert_file: str, key_file: str) -> ssl.SSLContext:
 class WebhookServer:
     """Serves ``make_app(config)`` on ``host:port`` with TLS until ``stop``."""
 
-    def __init__(self, config: ConfigSource, *, host: str, port: int, ssl_context: ssl.SSLContext | None) -> None:
-        self._app = make_app(config)
+    def __init__(self, config: ConfigSource, *, host: str, port: int, ssl_context: ssl.SSLContext | None,
+                 ready: Callable[[], bool] = lambda: True) -> None:
+        self._app = make_app(config, ready)
         self._host = host
         self._port = port
         self._ssl_context = ssl_context
