@@ -37,37 +37,35 @@ def max_len_error(length: int) -> str:
     return f"must be no more than {length} characters"
 
 
-def is_dns1123_label(value: str) -> list[str]:
+def _dns_name_errors(value: str, max_len: int, fmt: str, description: str, *examples: str) -> list[str]:
+    """Kubernetes' messages for a name longer than ``max_len`` or not matching ``fmt``."""
     errors = []
-    if len(value) > DNS1123_LABEL_MAX:
-        errors.append(max_len_error(DNS1123_LABEL_MAX))
-    if not re.fullmatch(_DNS1123_LABEL_FMT, value):
-        errors.append(regex_error(
-            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
-            "and must start and end with an alphanumeric character", _DNS1123_LABEL_FMT, "my-name", "123-abc"))
+    if len(value) > max_len:
+        errors.append(max_len_error(max_len))
+    if not re.fullmatch(fmt, value):
+        errors.append(regex_error(description, fmt, *examples))
     return errors
+
+
+def is_dns1123_label(value: str) -> list[str]:
+    return _dns_name_errors(
+        value, DNS1123_LABEL_MAX, _DNS1123_LABEL_FMT,
+        "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
+        "and must start and end with an alphanumeric character", "my-name", "123-abc")
 
 
 def is_dns1123_subdomain(value: str) -> list[str]:
-    errors = []
-    if len(value) > DNS1123_SUBDOMAIN_MAX:
-        errors.append(max_len_error(DNS1123_SUBDOMAIN_MAX))
-    if not re.fullmatch(_DNS1123_SUBDOMAIN_FMT, value):
-        errors.append(regex_error(
-            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
-            "and must start and end with an alphanumeric character", _DNS1123_SUBDOMAIN_FMT, "example.com"))
-    return errors
+    return _dns_name_errors(
+        value, DNS1123_SUBDOMAIN_MAX, _DNS1123_SUBDOMAIN_FMT,
+        "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
+        "and must start and end with an alphanumeric character", "example.com")
 
 
 def is_dns1035_label(value: str) -> list[str]:
-    errors = []
-    if len(value) > DNS1035_LABEL_MAX:
-        errors.append(max_len_error(DNS1035_LABEL_MAX))
-    if not re.fullmatch(_DNS1035_LABEL_FMT, value):
-        errors.append(regex_error(
-            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
-            "alphabetic character, and end with an alphanumeric character", _DNS1035_LABEL_FMT, "my-name", "abc-123"))
-    return errors
+    return _dns_name_errors(
+        value, DNS1035_LABEL_MAX, _DNS1035_LABEL_FMT,
+        "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
+        "alphabetic character, and end with an alphanumeric character", "my-name", "abc-123")
 
 
 def name_is_dns1035_label(name: str, prefix: bool) -> list[str]:
