@@ -171,15 +171,36 @@ async def deploy(args: argparse.Namespace, client: KubeClient) -> int:
     if args.no_wait:
         return 0
     return await wait_for_revision(client, namespace, spec.name, generation=service["metadata"]["generation"],
-                                   before=before, timeout=args.timeout)
+                                   before=before, timeout=args.timeout, kubeconfig=args.kubeconfig)
+
+
+def _kubectl() -> str:
+    kubectl = shutil.which("kubectl", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    if kubectl is None:
+        raise CommandError("kubectl is not on PATH; it reads the logs.")
+    return kubectl
+
+
+async def _runtime_lines(namespace: str, revision: str, kubeconfig: str | None) -> list[str]:
+    """What the function runtime of ``revision``'s pods said so far (its install and load steps)."""
+    command = [_kubectl(), "logs", "-n", namespace, "-l", f"serving.knative.dev/revision={revision}",
+               "-c", "user-container", "--tail", "200"]
+    if kubeconfig:
+        command += ["--kubeconfig", kubeconfig]
+    process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.DEVNULL)
+    output, _ = await process.communicate()
+    return [line for line in output.decode(errors="replace").splitlines() if line.startswith("function: ")]
 
 
 async def wait_for_revision(client: KubeClient, namespace: str, name: str, *, generation: int,
-                            before: str | None, timeout: float) -> int:
-    """Follow the new Revision until it is Ready (print the URL) or failed (print why)."""
+                            before: str | None, timeout: float, kubeconfig: str | None = None) -> int:
+    """Follow the new Revision until it is Ready (print the URL) or failed (print why), showing
+    the runtime's own progress (requirements being installed) meanwhile."""
     deadline = time.monotonic() + timeout
     shown: set[str] = set()
     revision_name = None
+    next_logs = 0.0
     while time.monotonic() < deadline:
         service = await client.get(SERVICES, namespace, name)
         status = service.get("status") or {}
@@ -188,6 +209,12 @@ async def wait_for_revision(client: KubeClient, namespace: str, name: str, *, ge
             if revision_name != latest:
                 revision_name = latest
                 say(f"  revision {latest} created")
+            if time.monotonic() >= next_logs:
+                next_logs = time.monotonic() + 1.0
+                for line in await _runtime_lines(namespace, latest, kubeconfig):
+                    if line not in shown:
+                        shown.add(line)
+                        say(f"  | {line.removeprefix('function: ')}")
             revision = await client.get(REVISIONS, namespace, latest)
             for condition in (revision.get("status") or {}).get("conditions") or []:
                 line = f"{condition.get('type')}={condition.get('status')} {condition.get('reason') or ''}".strip()
@@ -308,10 +335,7 @@ async def delete(args: argparse.Namespace, client: KubeClient) -> int:
 
 
 def logs(args: argparse.Namespace) -> int:
-    kubectl = shutil.which("kubectl", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    if kubectl is None:
-        raise CommandError("kubectl is not on PATH; it reads the logs.")
-    command = [kubectl, "logs", "-n", args.namespace, "-l", f"serving.knative.dev/service={args.name}",
+    command = [_kubectl(), "logs", "-n", args.namespace, "-l", f"serving.knative.dev/service={args.name}",
                "-c", "user-container", "--prefix", "--tail", str(args.tail), "--max-log-requests", "20"]
     if args.kubeconfig:
         command += ["--kubeconfig", args.kubeconfig]

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "calls": ("callqueue.cli", "main", "asynchronous calls: list, get, cancel, retry"),
     "function": ("functions.runtime", "main", "the function runtime: serves a handler directory on $PORT"),
     "func": ("functions.cli", "main", "functions: new, deploy, invoke, logs, list, describe, delete"),
+    "gateway": ("gateway.__main__", "main", "OpenFaaS's gateway API over Knative Services (faas-cli)"),
 }
 
 

@@ -81,7 +81,42 @@ def test_an_import_error_fails_the_revision_with_its_message_and_the_old_one_kee
     assert failed.returncode == 1, failed.stdout
     assert "not_a_module_anywhere" in failed.stdout and "handler.py, line 1" in failed.stdout, failed.stdout
     assert "imports-00001 keeps serving" in failed.stdout
+    # kubectl shows the failure on the Service: Ready False, RevisionFailed, and the import error
     shown = stack.kubectl("get", "ksvc", "imports", "-n", namespace).stdout
-    assert "not_a_module_anywhere" in shown, shown
+    assert "RevisionFailed" in shown, shown
+    described = stack.kubectl("get", "ksvc", "imports", "-n", namespace, "-o", "jsonpath={.status.conditions}").stdout
+    assert "not_a_module_anywhere" in described and "handler.py, line 1" in described, described
     answer = func(stack, "invoke", "imports", "-n", namespace, "--data", "{}", cwd=tmp_path).stdout
     assert json.loads(answer) == {"message": "Hello, world!"}
+
+
+def test_requirements_install_once_and_a_second_function_reuses_them(stack, namespace, tmp_path):
+    handler = ("import inflection\n\ndef main(data):\n"
+               "    return {'word': inflection.pluralize(data['word']), 'from': inflection.__file__}\n")
+    for name in ("plural-a", "plural-b"):
+        func(stack, "new", name, "--template", "plain", cwd=tmp_path)
+        (tmp_path / name / "handler.py").write_text(handler)
+        (tmp_path / name / "requirements.txt").write_text("# the Rails inflector\ninflection==0.5.1\n")
+    first = func(stack, "deploy", "plural-a", "-n", namespace, cwd=tmp_path)
+    assert "installing requirements" in first.stdout, first.stdout  # the first deploy shows the install
+    answer = json.loads(func(stack, "invoke", "plural-a", "-n", namespace, "--data", '{"word": "tax"}',
+                             cwd=tmp_path).stdout)
+    assert answer["word"] == "taxes"
+    assert "/knserve-functions/" in answer["from"] or "/var/knserve/deps/" in answer["from"], answer
+
+    second = func(stack, "deploy", "plural-b", "-n", namespace, cwd=tmp_path)
+    assert "installing requirements" not in second.stdout, second.stdout
+    answer_b = json.loads(func(stack, "invoke", "plural-b", "-n", namespace, "--data", '{"word": "box"}',
+                               cwd=tmp_path).stdout)
+    assert answer_b == {"word": "boxes", "from": answer["from"]}  # the very same installed files
+    logs = func(stack, "logs", "plural-b", "-n", namespace, cwd=tmp_path).stdout
+    assert "already installed; reusing them" in logs, logs
+
+
+def test_a_failed_install_fails_the_revision_with_pips_message(stack, namespace, tmp_path):
+    func(stack, "new", "nopkg", "--template", "plain", cwd=tmp_path)
+    (tmp_path / "nopkg" / "requirements.txt").write_text("inflection==0.0.0.404\n")
+    failed = func(stack, "deploy", "nopkg", "-n", namespace, cwd=tmp_path, check=False)
+    assert failed.returncode == 1, failed.stdout
+    assert "Installing requirements.txt failed" in failed.stdout, failed.stdout
+    assert "No matching distribution" in failed.stdout or "Could not find a version" in failed.stdout, failed.stdout
