@@ -37,7 +37,7 @@ from autoscaler.kube import (
     RevisionPods,
     count_pods,
 )
-from autoscaler.revision import RevisionScaler
+from autoscaler.scaler import RevisionScaler
 from autoscaler.scraper import ScrapeFailed, StatsFetcher, scrape_revision
 from knserve.clock import Clock, SystemClock
 from knserve.networking import AUTOSCALING_CLASS_ANNOTATION, KPA_CLASS

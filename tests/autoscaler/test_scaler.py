@@ -10,7 +10,7 @@ import pytest
 from autoscaler.config import AutoscalerConfig, ScalingSpec, resolve_scaling
 from autoscaler.kpa import reconcile
 from autoscaler.kube import PodCounts
-from autoscaler.revision import RevisionScaler
+from autoscaler.scaler import RevisionScaler
 from knserve.stats_wire import ACTIVATOR_IN_PATH_CONDITION, Stat
 from serving.apis.autoscaling.v1alpha1 import PodAutoscaler
 from serving.apis.autoscaling.v1alpha1.podautoscaler_lifecycle import CONDITION_ACTIVE
