@@ -1,6 +1,9 @@
 """The Revision reconciler: Deployment, Kubernetes Service and PodAutoscaler, and the
 Revision's conditions from what they report.
 
+``status.containerStatuses`` lists every container with the digest its image resolved to, when
+known (``resources.digests``: never from a registry; never holding the Revision back).
+
 Phases (the three children are created or updated concurrently):
 1. ensure the Deployment (created with the initial scale; updates never touch ``replicas``,
    which belong to the autoscaler through ``/scale``); fold its status into
@@ -38,6 +41,7 @@ from serving.reconciler.kmeta import event_target
 from serving.reconciler.loop import ReconcileContext
 from serving.reconciler.revision.pod_problems import surface_pod_problems
 from serving.reconciler.revision.resources.deployment import make_deployment
+from serving.reconciler.revision.resources.digests import container_statuses
 from serving.reconciler.revision.resources.podautoscaler import make_pod_autoscaler
 from serving.reconciler.revision.resources.service import make_kubernetes_service
 
@@ -88,6 +92,8 @@ class RevisionReconciler:
         owner = event_target(revision)
         uid = revision.metadata.uid or ""
         status = revision.status
+        status.container_statuses, status.init_container_statuses = container_statuses(
+            revision, context.config, self.pods.by_index(POD_INDEX, f"{revision.namespace}/{revision.name}"))
 
         desired = make_deployment(revision, context.config)
         desired_service = make_kubernetes_service(revision)
