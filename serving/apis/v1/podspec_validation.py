@@ -439,6 +439,10 @@ def _validate_container_common(
     if container == Container():
         return err_missing_field("")
     errors = disallowed(container)
+    name_problems = is_dns1123_label(container.name) if container.name else []
+    if name_problems:
+        # Kubernetes refuses such a Pod; say so at admission instead of failing the Revision later.
+        errors = errors.also(err_invalid_value(container.name, "name", "; ".join(name_problems)))
     if (container.name or "") in RESERVED_CONTAINER_NAMES:
         errors = errors.also(FieldError(f'"{container.name}" is a reserved container name', ("name",)))
     reserved = RESERVED_ENV_VARS if kind == "user" else RESERVED_SIDECAR_ENV_VARS

@@ -102,3 +102,9 @@ def test_writable_claim_mounts_need_persistent_volume_write() -> None:
     assert check(writable, claims) == (
         f"volume mount should be readOnly for this type of volume: {SPEC}.containers[0].volumeMounts[0].readOnly")
     assert check(writable, {**claims, "kubernetes.podspec-persistent-volume-write": "enabled"}) == ""
+
+
+def test_a_container_name_kubernetes_would_refuse_is_refused_at_admission() -> None:
+    got = check(hello(container={"name": "&Invalid"}))
+    assert got.startswith(f"invalid value: &Invalid: {SPEC}.containers[0].name\n")
+    assert "a lowercase RFC 1123 label must consist of" in got
