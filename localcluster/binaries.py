@@ -1,5 +1,7 @@
 """Build and cache the control-plane binaries: kube-apiserver, kube-controller-manager, etcd,
-and nats-server (the durable log under the call queue).
+and nats-server (the durable log under the call queue); and Knative's own client ``kn``, which
+the tests drive knserve with (it is no part of the control plane: ``make binaries`` builds it,
+``knserve local up`` does not wait for it).
 
 No package registry ships these, so they are built with the local Go toolchain from the
 Go module proxy, through a small wrapper module per release, and cached per version under
@@ -27,6 +29,10 @@ from pathlib import Path
 KUBERNETES_VERSION = "v1.37.2"
 ETCD_VERSION = "v3.6.16"
 NATS_SERVER_VERSION = "v2.14.10"
+# knative.dev/client v0.42.0 is kn 1.15.0: the newest release whose go.mod has no replace lines
+# (later ones point knative.dev/client/pkg at a directory), so `go install` builds it as is.
+KN_MODULE_VERSION = "v0.42.0"
+KN_VERSION = "v1.15.0"
 
 KUBERNETES_COMMANDS = ("kube-apiserver", "kube-controller-manager")
 
@@ -45,8 +51,10 @@ class Binaries:
     kube_controller_manager: Path
     etcd: Path
     nats_server: Path
+    kn: Path
 
     def all_present(self) -> bool:
+        """The control plane's binaries (``kn`` is a client; see ``ensure_kn``)."""
         paths = (self.kube_apiserver, self.kube_controller_manager, self.etcd, self.nats_server)
         return all(os.access(p, os.X_OK) for p in paths)
 
@@ -59,6 +67,7 @@ def binaries(root: Path | None = None) -> Binaries:
         kube_controller_manager=kube / "kube-controller-manager",
         etcd=root / "bin" / f"etcd-{ETCD_VERSION}" / "etcd",
         nats_server=root / "bin" / f"nats-server-{NATS_SERVER_VERSION}" / "nats-server",
+        kn=root / "bin" / f"kn-{KN_VERSION}" / "kn",
     )
 
 
@@ -202,6 +211,40 @@ def build_nats_server(target: Binaries, *, progress: Callable[[str], object] = p
     tmp.rename(target.nats_server)
 
 
+def build_kn(target: Binaries, *, progress: Callable[[str], object] = print) -> None:
+    """kn from ``knative.dev/client/cmd/kn`` at a release without replace lines, through a
+    wrapper module (``go install mod@version`` would ask the proxy for the module's version
+    list, which it may refuse)."""
+    go = _go()
+    work = cache_root() / "build" / f"kn-{KN_VERSION}"
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "build.log"
+    (work / "go.mod").write_text(
+        f"module knserve.local/knbuild\n\ngo 1.22\n\nrequire knative.dev/client {KN_MODULE_VERSION}\n"
+    )
+    (work / "tools.go").write_text('//go:build tools\n\npackage tools\n\nimport _ "knative.dev/client/cmd/kn"\n')
+    progress(f"building kn {KN_VERSION} (first time only; a few minutes)")
+    _run([go, "mod", "download", "knative.dev/client"], cwd=work, what="kn modules", log=log)
+    target.kn.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.kn.parent / ".kn.tmp"
+    version_flag = f"-X 'knative.dev/client/pkg/kn/commands/version.Version={KN_VERSION}'"
+    _run([go, "build", "-trimpath", "-ldflags", f"-s -w {version_flag}", "-o", str(tmp), "knative.dev/client/cmd/kn"],
+         cwd=work, what="kn", log=log)
+    tmp.rename(target.kn)
+
+
+def ensure_kn(*, progress: Callable[[str], object] = print) -> Path:
+    """Return the cached kn, building it under the same lock as the control plane."""
+    target = binaries()
+    if not target.kn.exists():
+        cache_root().mkdir(parents=True, exist_ok=True)
+        with open(cache_root() / ".build.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not target.kn.exists():
+                build_kn(target, progress=progress)
+    return target.kn
+
+
 def ensure_nats_server(*, progress: Callable[[str], object] = print) -> Path:
     """Return the cached nats-server, building it under the same lock as the control plane."""
     target = binaries()
@@ -237,6 +280,7 @@ def ensure_binaries(*, progress: Callable[[str], object] = print) -> Binaries:
 def main() -> int:
     try:
         found = ensure_binaries(progress=lambda message: print(f"==> {message}", flush=True))
+        ensure_kn(progress=lambda message: print(f"==> {message}", flush=True))
     except BuildError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
