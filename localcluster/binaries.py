@@ -257,6 +257,50 @@ def ensure_nats_server(*, progress: Callable[[str], object] = print) -> Path:
     return target.nats_server
 
 
+# faas-cli, OpenFaaS's client, which the gateway's tests drive. Its releases are tagged without
+# the "v" Go wants, so the module version of release 0.18.12 is its commit's pseudo-version.
+FAAS_CLI_VERSION = "0.18.12"
+FAAS_CLI_MODULE_VERSION = "v0.0.0-20260724145813-c8191b71e7ed"
+
+
+def faas_cli_path() -> Path:
+    return cache_root() / "bin" / f"faas-cli-{FAAS_CLI_VERSION}" / "faas-cli"
+
+
+def build_faas_cli(*, progress: Callable[[str], object] = print) -> None:
+    """faas-cli from ``github.com/openfaas/faas-cli`` (no replace lines) through a wrapper module."""
+    go = _go()
+    work = cache_root() / "build" / f"faas-cli-{FAAS_CLI_VERSION}"
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "build.log"
+    (work / "go.mod").write_text(
+        f"module knserve.local/faasclibuild\n\ngo 1.24.0\n\nrequire github.com/openfaas/faas-cli "
+        f"{FAAS_CLI_MODULE_VERSION}\n"
+    )
+    (work / "tools.go").write_text('//go:build tools\n\npackage tools\n\nimport _ "github.com/openfaas/faas-cli"\n')
+    progress(f"building faas-cli {FAAS_CLI_VERSION} (first time only; a few minutes)")
+    _run([go, "mod", "download", "github.com/openfaas/faas-cli"], cwd=work, what="faas-cli modules", log=log)
+    target = faas_cli_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / ".faas-cli.tmp"
+    version_flag = f"-X 'github.com/openfaas/faas-cli/version.Version={FAAS_CLI_VERSION}'"
+    _run([go, "build", "-trimpath", "-ldflags", f"-s -w {version_flag}", "-o", str(tmp),
+          "github.com/openfaas/faas-cli"], cwd=work, what="faas-cli", log=log)
+    tmp.rename(target)
+
+
+def ensure_faas_cli(*, progress: Callable[[str], object] = print) -> Path:
+    """Return the cached faas-cli, building it under the same lock as the control plane."""
+    target = faas_cli_path()
+    if not target.exists():
+        cache_root().mkdir(parents=True, exist_ok=True)
+        with open(cache_root() / ".build.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not target.exists():
+                build_faas_cli(progress=progress)
+    return target
+
+
 def ensure_binaries(*, progress: Callable[[str], object] = print) -> Binaries:
     """Return the cached binaries, building whichever are missing.
 

@@ -148,6 +148,7 @@ class Ports:
     autoscaler: int = 18080
     autoscaler_metrics: int = 9093
     controller_metrics: int = 9094
+    gateway: int = 31112  # the OpenFaaS gateway, on OpenFaaS's usual local port
 
     @classmethod
     def defaults(cls) -> Ports:

@@ -15,6 +15,8 @@ cluster DNS). What changes locally:
                  node's IP at <ingress_internal> for cluster-local ones (where pods reach it
                  through the ``knserve-internal`` Service)
     all          plain-text logs (``kubectl logs`` reads better than JSON on a laptop)
+    gateway      a ``hostNetwork`` pod on 127.0.0.1:<gateway> (31112, OpenFaaS's usual port; 8080
+                 is the ingress's), calling functions through 127.0.0.1:<ingress>
     nats         the StatefulSet's volume claim becomes a host directory in the cluster's state
                  (the node has no persistent volumes), so what NATS stored outlives its pod;
                  its config is mounted beside it
@@ -67,6 +69,19 @@ def localize_deployment(deployment: dict[str, Any], ports: Ports, node_ip: str =
     if component == "controller":
         args = _set_flag(container["args"], "--ingress-external-address", f"{LOCALHOST}:{ports.ingress}")
         container["args"] = _set_flag(args, "--ingress-internal-address", f"{node_ip}:{ports.ingress_internal}")
+    elif component == "gateway":
+        # faas-cli's users find it on 127.0.0.1:31112, as with OpenFaaS; it reaches the ingress there too.
+        local["spec"]["strategy"] = {"type": "Recreate"}  # one host port: one gateway at a time
+        pod["hostNetwork"] = True
+        pod["dnsPolicy"] = "ClusterFirstWithHostNet"
+        container["args"] = [*_set_flag(_set_flag(container["args"], "--port", str(ports.gateway)),
+                                        "--ingress", f"http://{LOCALHOST}:{ports.ingress}"),
+                             f"--address={LOCALHOST}"]
+        for port in container.get("ports") or []:
+            port["containerPort"] = ports.gateway
+        for probe_name in ("readinessProbe", "livenessProbe"):
+            if "httpGet" in (container.get(probe_name) or {}):
+                container[probe_name]["httpGet"]["host"] = LOCALHOST
     elif component == "ingress":
         local["spec"]["strategy"] = {"type": "Recreate"}
         pod["hostNetwork"] = True

@@ -3,13 +3,16 @@ as a user types them."""
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from localcluster.binaries import ensure_faas_cli
 from tests.e2e.conftest import Stack
 
 
@@ -120,3 +123,74 @@ def test_a_failed_install_fails_the_revision_with_pips_message(stack, namespace,
     assert failed.returncode == 1, failed.stdout
     assert "Installing requirements.txt failed" in failed.stdout, failed.stdout
     assert "No matching distribution" in failed.stdout or "Could not find a version" in failed.stdout, failed.stdout
+
+
+def wait_rollout(stack: Stack, kind: str, name: str, timeout: float = 120) -> None:
+    stack.kubectl("rollout", "status", f"{kind}/{name}", "-n", "knative-serving", f"--timeout={timeout:.0f}s",
+                  timeout=timeout + 10)
+
+
+def test_invoke_async_returns_a_call_id_and_the_result_arrives_through_the_queue(stack, namespace, tmp_path):
+    wait_rollout(stack, "statefulset", "nats")
+    wait_rollout(stack, "deployment", "knserve-queue")
+    func(stack, "new", "tax-later", "--template", "plain", cwd=tmp_path)
+    (tmp_path / "tax-later" / "handler.py").write_text(
+        "def main(data):\n    return {'tax': round(data['subtotal'] * 0.047, 2)}\n")
+    func(stack, "deploy", "tax-later", "-n", namespace, cwd=tmp_path)
+    call_id = func(stack, "invoke", "tax-later", "-n", namespace, "--data", '{"subtotal": 100}', "--async",
+                   cwd=tmp_path).stdout.strip()
+    assert call_id and " " not in call_id, call_id
+    host = f"tax-later.{namespace}.example.com"
+    deadline = time.monotonic() + 60
+    while True:
+        result = subprocess.run([sys.executable, "-m", "knserve.cli", "calls", "get", call_id, "--host", host,
+                                 "--ingress", stack.ingress], capture_output=True, text=True, timeout=30)
+        view = json.loads(result.stdout) if result.returncode == 0 else {}
+        if view.get("state") == "succeeded":
+            break
+        assert time.monotonic() < deadline, (result.stdout, result.stderr)
+        time.sleep(0.5)
+    assert view["response"]["status"] == 200 and json.loads(view["response"]["body"]) == {"tax": 4.7}
+
+
+# --- faas-cli against the gateway -----------------------------------------------------------------
+def faas(stack: Stack, home: Path, *args: str, input: str | None = None, check: bool = True,
+         timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "OPENFAAS_URL": f"http://127.0.0.1:{stack.local.ports.gateway}"}
+    result = subprocess.run([str(ensure_faas_cli()), *args], env=env, input=input, capture_output=True, text=True,
+                            timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"faas-cli {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def test_faas_cli_deploys_lists_invokes_shows_logs_and_removes_a_function(stack, namespace, tmp_path):
+    wait_rollout(stack, "deployment", "knserve-gateway")
+    secret = stack.get("secret", "knserve-gateway-auth", "knative-serving")
+    password = base64.b64decode(secret["data"]["basic-auth-password"]).decode()
+    user = base64.b64decode(secret["data"]["basic-auth-user"]).decode()
+    assert faas(stack, tmp_path, "list", check=False).returncode != 0  # no credentials, no /system
+    faas(stack, tmp_path, "login", "-u", user, "--password-stdin", input=password)
+
+    faas(stack, tmp_path, "deploy", "--image", "ghcr.io/knative/helloworld-go", "--name", "hello-faas",
+         "--namespace", namespace, "--env", "TARGET=faas-cli", "--label", "com.openfaas.scale.max=2")
+    service = stack.wait_ready("ksvc", "hello-faas", namespace)  # an ordinary Knative Service
+    assert service["spec"]["template"]["metadata"]["annotations"]["autoscaling.knative.dev/max-scale"] == "2"
+
+    listed = faas(stack, tmp_path, "list", "--namespace", namespace).stdout
+    assert "hello-faas" in listed, listed
+    described = faas(stack, tmp_path, "describe", "hello-faas", "--namespace", namespace).stdout
+    assert "ghcr.io/knative/helloworld-go" in described, described
+
+    answer = faas(stack, tmp_path, "invoke", "hello-faas", "--namespace", namespace, input="").stdout
+    assert answer == "Hello faas-cli!\n"
+    wait_rollout(stack, "deployment", "knserve-queue")
+    submitted = faas(stack, tmp_path, "invoke", "hello-faas", "--namespace", namespace, "--async", input="x")
+    assert "202" in submitted.stdout + submitted.stderr or "asynchronously" in submitted.stdout + submitted.stderr, \
+        submitted
+
+    logs = faas(stack, tmp_path, "logs", "hello-faas", "--namespace", namespace, "--tail=false").stdout
+    assert "hello-faas" in logs and "listening" in logs, logs
+
+    faas(stack, tmp_path, "remove", "hello-faas", "--namespace", namespace)
+    assert stack.kubectl("get", "ksvc", "hello-faas", "-n", namespace, check=False).returncode != 0

@@ -34,10 +34,11 @@ def container(deployment: dict) -> dict:
     return deployment["spec"]["template"]["spec"]["containers"][0]
 
 
-def test_only_envoy_runs_on_the_host_network():
+def test_only_envoy_and_the_gateway_run_on_the_host_network():
     found = deployments()
-    assert set(found) == {"controller", "activator", "autoscaler", "envoy", "knserve-queue"}
-    assert {name for name, d in found.items() if d["spec"]["template"]["spec"].get("hostNetwork")} == {"envoy"}
+    assert set(found) == {"controller", "activator", "autoscaler", "envoy", "knserve-queue", "knserve-gateway"}
+    assert {name for name, d in found.items() if d["spec"]["template"]["spec"].get("hostNetwork")} == {
+        "envoy", "knserve-gateway"}
     assert found["envoy"]["spec"]["strategy"] == {"type": "Recreate"}
     assert found["envoy"]["spec"]["template"]["spec"]["dnsPolicy"] == "ClusterFirstWithHostNet"
 
@@ -50,6 +51,14 @@ def test_the_activator_and_autoscaler_run_as_config_has_them_but_for_text_logs()
         assert found[name]["spec"]["template"]["spec"]["serviceAccountName"] == name
     manifests = local_deployments(DEPLOYMENTS, PORTS)
     assert sorted({m["kind"] for m in manifests}) == ["ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "StatefulSet"]
+
+
+def test_the_gateway_listens_on_localhost_at_its_port_and_calls_through_the_ingress():
+    gateway = container(deployments()["knserve-gateway"])
+    assert gateway["args"] == ["gateway", f"--port={PORTS.gateway}", f"--ingress=http://127.0.0.1:{PORTS.ingress}",
+                               "--namespace=default", "--address=127.0.0.1"]
+    assert gateway["ports"] == [{"name": "http", "containerPort": PORTS.gateway}]
+    assert gateway["readinessProbe"]["httpGet"]["host"] == "127.0.0.1"
 
 
 def test_the_controller_tells_envoy_to_listen_on_the_clusters_ports():
