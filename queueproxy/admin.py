@@ -9,31 +9,51 @@ sidecar 16 MB of RSS. Side effects: socket I/O only.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
+import socket
 from collections.abc import Awaitable, Callable, Mapping
-from http import HTTPStatus
+from typing import NamedTuple
 
 import httptools
+
+from queueproxy.framing import reason_phrase
 
 logger = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 64 * 1024
 
 
-@dataclasses.dataclass(frozen=True)
-class Reply:
+class Reply(NamedTuple):
     status: int = 200
     body: bytes = b""
     content_type: str = "text/plain; charset=utf-8"
 
     def encode(self, *, keep_alive: bool, head_only: bool = False) -> bytes:
-        phrase = HTTPStatus(self.status).phrase if self.status in HTTPStatus._value2member_map_ else "Unknown"
-        head = (
-            f"HTTP/1.1 {self.status} {phrase}\r\nContent-Type: {self.content_type}\r\n"
-            f"Content-Length: {len(self.body)}\r\n{'' if keep_alive else 'Connection: close' + chr(13) + chr(10)}\r\n"
-        ).encode("latin-1")
+        head = b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n" % (
+            self.status, reason_phrase(self.status), self.content_type.encode("latin-1"), len(self.body),
+            b"" if keep_alive else b"Connection: close\r\n",
+        )
         return head if head_only else head + self.body
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on ``host`` (an IP address) and ``port``.
+
+    Bound here rather than by ``loop.create_server(host=...)``, which resolves even an
+    address through getaddrinfo on a thread pool and the IDNA codec: work a sidecar
+    would do before its first answer, for nothing.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+        sock.setblocking(False)
+    except OSError as error:
+        sock.close()
+        raise OSError(error.errno, f"cannot listen on {host}:{port}: {error.strerror}") from None
+    return sock
 
 
 Handler = Callable[[], "Reply | Awaitable[Reply]"]
@@ -143,7 +163,7 @@ class SideServer:
     async def start(self, host: str, port: int) -> int:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: SideProtocol(self._routes, self._connections), host, port, reuse_address=True
+            lambda: SideProtocol(self._routes, self._connections), sock=listening_socket(host, port)
         )
         return int(self._server.sockets[0].getsockname()[1])
 

@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 from queueproxy.breaker import Admission
-from queueproxy.framing import CHUNKED, LENGTH, UNTIL_CLOSE, with_connection_close
+from queueproxy.framing import CHUNKED, LENGTH, UNTIL_CLOSE, reason_phrase, with_connection_close
 from queueproxy.headers import F_BODY, F_CHUNKED, F_EXPECT_CONTINUE, F_PROXIED, RequestHead
 
 if TYPE_CHECKING:
@@ -53,9 +52,8 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 def local_response(status: int, body: bytes, *, close: bool = False, head_only: bool = False) -> bytes:
     """A complete small answer from the queue-proxy itself."""
-    reason = HTTPStatus(status).phrase.encode() if status in HTTPStatus._value2member_map_ else b"Unknown"
     head = b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n%s\r\n" % (
-        status, reason, len(body), b"Connection: close\r\n" if close else b"",
+        status, reason_phrase(status), len(body), b"Connection: close\r\n" if close else b"",
     )
     return head if head_only else head + body
 
@@ -233,7 +231,7 @@ class Exchange:
         return pending
 
     # --- response from the app -------------------------------------------------------
-    def response_data(self, data: bytes, status: int) -> None:
+    def response_data(self, data: bytes | memoryview, status: int) -> None:
         if not self.response_started:
             self.response_started = True
             self.status = self.app_status = status
@@ -241,7 +239,7 @@ class Exchange:
         if self.proxy.idle_timeout:
             self.last_activity = self.proxy.time()
 
-    def response_end(self, data: bytes, status: int, upstream_keep_alive: bool,
+    def response_end(self, data: bytes | memoryview, status: int, upstream_keep_alive: bool,
                      connection: UpstreamConnection, *, reusable: bool = True) -> None:
         """The last bytes of the app's response: pass them on and finish.
 
@@ -340,7 +338,7 @@ class Exchange:
             self._answer_locally(502, f"error reaching the app: {error}\n".encode())
 
     # --- upgrades (WebSocket) ----------------------------------------------------------
-    def upgraded(self, data: bytes) -> None:
+    def upgraded(self, data: bytes | memoryview) -> None:
         """The app answered 101: from here on both sides are a raw byte tunnel."""
         self.response_started = True
         self.status = self.app_status = 101
@@ -361,7 +359,7 @@ class Exchange:
                 self.tunnel_buffer = []
             self.tunnel_buffer.append(data)
 
-    def client_write(self, data: bytes) -> None:
+    def client_write(self, data: bytes | memoryview) -> None:
         self.client.write(data)
 
     def tunnel_eof_from_app(self) -> None:

@@ -10,7 +10,9 @@ these helpers answer the few questions the proxy must still ask of those bytes:
 - ``with_connection_close(data)``: the same bytes with ``Connection: close`` in the final
   head (RFC 9112 §9.6: a server that will close after the response says so in it);
 - ``ChunkedBody``: follows a chunked body across reads, so that a response ended by a
-  timeout is ended on a chunk boundary, never inside a chunk the client was promised.
+  timeout is ended on a chunk boundary, never inside a chunk the client was promised;
+- ``reason_phrase(status)``: the phrase for a status line the proxy writes itself (the
+  ones it uses are listed, so start-up need not build ``http.HTTPStatus``).
 """
 
 from __future__ import annotations
@@ -24,10 +26,25 @@ LENGTH: Final = 2  # Content-Length
 UNTIL_CLOSE: Final = 3  # neither: the body ends when the connection closes
 
 _HOP_BY_HOP_IN_RESPONSE: Final = frozenset({b"connection", b"keep-alive"})
+_REASONS: Final = {
+    200: b"OK", 400: b"Bad Request", 404: b"Not Found", 405: b"Method Not Allowed", 408: b"Request Timeout",
+    431: b"Request Header Fields Too Large", 499: b"Unknown", 500: b"Internal Server Error", 502: b"Bad Gateway",
+    503: b"Service Unavailable", 504: b"Gateway Timeout",
+}
 CONNECTION_CLOSE_LINE: Final = b"Connection: close"
 
 
-def final_head_span(data: bytes) -> tuple[int, int]:
+def reason_phrase(status: int) -> bytes:
+    """The reason phrase for ``status`` (``Unknown`` for a code HTTP does not name)."""
+    phrase = _REASONS.get(status)
+    if phrase is None:
+        from http import HTTPStatus  # other codes are rare: build the enum only when one comes
+
+        phrase = HTTPStatus(status).phrase.encode() if status in HTTPStatus._value2member_map_ else b"Unknown"
+    return phrase
+
+
+def final_head_span(data: bytes | bytearray) -> tuple[int, int]:
     """``(start, end)`` of the final response head in ``data`` (``end`` past its blank line).
 
     ``(0, -1)`` when the final head is not complete in ``data``. Interim responses
@@ -109,10 +126,11 @@ class ChunkedBody:
         """True between two chunks: the client could be sent the last chunk now."""
         return not self.remaining and not self._line and not self.last_chunk_seen
 
-    def feed(self, data: bytes, start: int = 0, *, stop_at_boundary: bool = False) -> int:
-        """Account for ``data[start:]``; returns the offset in ``data`` up to which it was
-        taken: ``len(data)``, unless ``stop_at_boundary`` and a chunk ended before that."""
-        size = len(data)
+    def feed(self, data: bytes | bytearray, start: int = 0, end: int | None = None, *,
+             stop_at_boundary: bool = False) -> int:
+        """Account for ``data[start:end]``; returns the offset in ``data`` up to which it was
+        taken: ``end``, unless ``stop_at_boundary`` and a chunk ended before that."""
+        size = len(data) if end is None else end
         position = start
         while position < size:
             if self.last_chunk_seen:
@@ -125,11 +143,11 @@ class ChunkedBody:
                 if stop_at_boundary and not self.remaining:
                     return position
                 continue
-            line_end = data.find(b"\n", position)
+            line_end = data.find(b"\n", position, size)
             if line_end < 0:
-                self._line += data[position:]
+                self._line += bytes(data[position:size])
                 return size
-            line = self._line + data[position:line_end]
+            line = self._line + bytes(data[position:line_end])
             self._line = b""
             position = line_end + 1
             chunk_size = int(line.split(b";", 1)[0].strip(), 16)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 import h2.config
@@ -24,7 +23,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
-from queueproxy.framing import CHUNKED, LENGTH
+from queueproxy.framing import CHUNKED, LENGTH, reason_phrase
 
 if TYPE_CHECKING:
     from queueproxy.exchange import Exchange
@@ -298,8 +297,8 @@ class H2AppConnection(asyncio.Protocol):
         if not exchange.keep_alive or not exchange.request_done or exchange.proxy.closing:
             exchange.keep_alive = False  # the client connection closes after this response: say so
             lines.append(b"connection: close\r\n")
-        phrase = HTTPStatus(status).phrase.encode() if status in HTTPStatus._value2member_map_ else b"Unknown"
-        stream.exchange.start_response(status, b"HTTP/1.1 %d %s\r\n%s\r\n" % (status, phrase, b"".join(lines)))
+        head = b"HTTP/1.1 %d %s\r\n%s\r\n" % (status, reason_phrase(status), b"".join(lines))
+        stream.exchange.start_response(status, head)
 
     def _fail(self, stream: _Stream, error: BaseException) -> None:
         stream.exchange.reframed_failed(error)

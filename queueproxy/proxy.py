@@ -304,7 +304,7 @@ class ClientConnection(RequestHeadBuilder, asyncio.Protocol):
             exchange.request_complete()
 
     # --- used by exchanges ---------------------------------------------------------------
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         if not self.closed:
             self.transport.write(data)  # type: ignore[union-attr]
 

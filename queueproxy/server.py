@@ -17,7 +17,7 @@ import logging
 from knserve import networking
 from knserve.clock import Clock, SystemClock
 from knserve.stats_wire import encode_stat
-from queueproxy.admin import Reply, SideServer
+from queueproxy.admin import Reply, SideServer, listening_socket
 from queueproxy.breaker import Breaker
 from queueproxy.drain import Drainer
 from queueproxy.exchange import Exchange
@@ -139,7 +139,7 @@ class QueueProxy:
             metrics=self.metrics, drainer=self.drainer, readiness=self.readiness, pool=pool, h2=h2,
         )
         host = settings.bind_host
-        serving = await loop.create_server(proxy, host, settings.serving_port, reuse_address=True, backlog=1024)
+        serving = await loop.create_server(proxy, sock=listening_socket(host, settings.serving_port))
         self.ports["serving"] = int(serving.sockets[0].getsockname()[1])
         side_servers = [
             (SideServer("admin", {WAIT_FOR_DRAIN_PATH: self.wait_for_drain}), settings.admin_port),

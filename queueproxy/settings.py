@@ -1,17 +1,17 @@
-"""The queue-proxy's settings: the environment the controller sets, parsed into frozen dataclasses.
+"""The queue-proxy's settings: the environment the controller sets, parsed into frozen records.
 
 Names follow Knative's queue-proxy (constants from ``knserve.networking``); a few
 ``QUEUE_*`` extras let tests and the local node agent run many queue-proxies side by
 side. Parsing is pure: ``Settings.from_env(mapping)`` reads only the mapping it is given
-and raises ``SettingsError`` with one sentence per bad variable.
+and raises ``SettingsError`` with one sentence per bad variable. The records are NamedTuples:
+as immutable as frozen dataclasses, at a tenth of the cost to define (start-up pays it).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from knserve import networking
 
@@ -37,8 +37,7 @@ class SettingsError(ValueError):
     """The environment is not usable; the message names each bad variable and what it wants."""
 
 
-@dataclasses.dataclass(frozen=True)
-class ProbeSpec:
+class ProbeSpec(NamedTuple):
     """The readiness probe the queue-proxy runs against the app (a Kubernetes Probe, trimmed).
 
     ``kind`` is "http", "tcp" or "exec". ``period_seconds == 0`` means aggressive probing:
@@ -63,8 +62,7 @@ class ProbeSpec:
         return self.period_seconds <= 0
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     user_port: int = networking.DEFAULT_USER_PORT
     user_host: str = "127.0.0.1"
     user_port_name: str = networking.QUEUE_HTTP_PORT_NAME

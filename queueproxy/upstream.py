@@ -1,13 +1,16 @@
 """HTTP/1.1 connections from the queue-proxy to the app, kept alive in a pool.
 
-``UpstreamConnection`` is an asyncio Protocol over one TCP connection to the app. It
-sends one request at a time and passes the app's response bytes to its exchange
+``UpstreamConnection`` is an asyncio BufferedProtocol over one TCP connection to the
+app. It sends one request at a time and passes the app's response bytes to its exchange
 unchanged (httptools only finds where the response ends), so headers and bodies stream
-without being rebuilt or held whole; the one exception is the head of a response the
-client connection will not outlive, which gains ``Connection: close``. A chunked body's
-chunks are followed (framing.py) once it spans more than one read, so that a timeout can
-end it on a chunk boundary. ``UpstreamPool`` keeps idle connections (LIFO) and opens new
-ones. Side effects: TCP connections to the app's address.
+without being rebuilt or held whole. The bytes are read into buffers of ``ReadBuffers``
+and handed to the client's transport as views, never copied; a buffer the client's
+transport could not send at once stays lent to it until its queue is empty. The one
+change made to the bytes: the head of a response the client connection will not outlive
+gains ``Connection: close``. A chunked body's chunks are followed (framing.py) once it
+spans more than one read, so that a timeout can end it on a chunk boundary.
+``UpstreamPool`` keeps idle connections (LIFO) and opens new ones. Side effects: TCP
+connections to the app's address.
 """
 
 from __future__ import annotations
@@ -26,16 +29,59 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_RESPONSE_HEAD_BYTES = 1 << 20
+# One read from the app (uvloop reads up to 256 KB a time for plain Protocols too): large
+# enough that a big body costs few reads and callbacks, small enough to lend.
+READ_BUFFER_SIZE = 256 * 1024
+MAX_FREE_READ_BUFFERS = 16
+
+
+class ReadBuffers:
+    """The buffers app connections read into, shared by all of them and reused.
+
+    A read's bytes go to the client's transport as a view of the buffer. When that
+    transport cannot send them at once it keeps the view, so the buffer is lent until
+    the transport's queue is empty; reads meanwhile take other buffers. Reads happen one
+    at a time on the loop, so with clients that keep up one buffer serves every connection.
+    """
+
+    __slots__ = ("size", "free", "lent")
+
+    def __init__(self, size: int = READ_BUFFER_SIZE) -> None:
+        self.size = size
+        self.free: list[bytearray] = []
+        self.lent: list[tuple[bytearray, asyncio.WriteTransport]] = []
+
+    def take(self) -> bytearray:
+        free = self.free
+        if not free and self.lent:
+            self._reclaim()
+        return free.pop() if free else bytearray(self.size)
+
+    def give_back(self, buffer: bytearray, transport: asyncio.WriteTransport | None) -> None:
+        """``buffer``'s bytes were handed to ``transport`` (if any): lend it or free it."""
+        if transport is not None and transport.get_write_buffer_size():
+            self.lent.append((buffer, transport))
+        elif len(self.free) < MAX_FREE_READ_BUFFERS:
+            self.free.append(buffer)
+
+    def _reclaim(self) -> None:
+        lent = []
+        for buffer, transport in self.lent:
+            if transport.get_write_buffer_size():  # 0 too once the transport is closed
+                lent.append((buffer, transport))
+            elif len(self.free) < MAX_FREE_READ_BUFFERS:
+                self.free.append(buffer)
+        self.lent = lent
 
 
 class _HeadResponseDone(Exception):
     """Raised from the parser callback to stop at the end of a HEAD response's headers."""
 
 
-class UpstreamConnection(asyncio.Protocol):
+class UpstreamConnection(asyncio.BufferedProtocol):
     __slots__ = (
         "pool", "transport", "exchange", "_parser", "_status", "_headers_done", "_complete", "_keep_alive",
-        "_head_chunks", "requests", "closed", "tunnel", "_reading_paused", "chunked", "head_request",
+        "_head_chunks", "_head", "_buffer", "requests", "closed", "tunnel", "_reading_paused", "chunked", "head_request",
         "received", "chunks", "end_at_boundary",
     )
 
@@ -48,7 +94,9 @@ class UpstreamConnection(asyncio.Protocol):
         self._headers_done = False
         self._complete = False
         self._keep_alive = False
-        self._head_chunks: list[bytes] = []
+        self._head_chunks: list[bytes] = []  # a response head still incomplete after a read
+        self._head = b""  # the final response head, once a body follows it
+        self._buffer: bytearray | None = None  # taken for the read under way
         self.requests = 0  # requests sent on this connection, to know a reused one
         self.closed = False
         self.tunnel = False
@@ -66,13 +114,16 @@ class UpstreamConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.pool.discard(self)
+        if self._buffer is not None:
+            self.pool.buffers.give_back(self._buffer, None)
+            self._buffer = None
         exchange = self.exchange
         if exchange is None:
             return
         self.exchange = None
         if self.tunnel:
             exchange.tunnel_closed()
-        elif self._headers_done and not self._complete and self._close_delimited():
+        elif self._headers_done and not self._complete and framing_of(self._head) == UNTIL_CLOSE:
             exchange.response_closed(self._status)
         else:
             exchange.upstream_failed(exc or ConnectionResetError("the app closed the connection"), self)
@@ -91,23 +142,37 @@ class UpstreamConnection(asyncio.Protocol):
         if self.exchange is not None:
             self.exchange.upstream_resume_writing()
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        buffer = self._buffer
+        if buffer is None:
+            buffer = self._buffer = self.pool.buffers.take()
+        return memoryview(buffer)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        buffer = self._buffer
+        assert buffer is not None
+        self._buffer = None
         exchange = self.exchange
-        if exchange is None:  # unsolicited bytes on an idle connection: it cannot be trusted again
-            self.close()
-            return
+        try:
+            if exchange is None:  # unsolicited bytes on an idle connection: it cannot be trusted again
+                self.close()
+            else:
+                self._received(exchange, buffer, memoryview(buffer)[:nbytes])
+        finally:
+            self.pool.buffers.give_back(buffer, None if exchange is None else exchange.client.transport)
+
+    def _received(self, exchange: Exchange, buffer: bytearray, data: memoryview) -> None:
+        """``data`` (a view of ``buffer``) came from the app: parse it and pass it on."""
         if self.tunnel:
             exchange.client_write(data)
             return
         was_done = self._headers_done
-        if not was_done:
-            self._head_chunks.append(data)
         self.received += len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self.tunnel = True
-            exchange.upgraded(self._output(data, was_done))
+            exchange.upgraded(self._output(data))
             return
         except httptools.HttpParserCallbackError as error:
             if not isinstance(error.__context__, _HeadResponseDone):
@@ -122,65 +187,72 @@ class UpstreamConnection(asyncio.Protocol):
             self.abort()
             exchange.upstream_failed(error, self, malformed=True)
             return
-        if self._headers_done:
-            if not was_done:
-                data = self._head_out(exchange, data)
-                if self._complete:
-                    self.exchange = None
-                    exchange.response_end(data, self._status, self._keep_alive, self)
-                else:
-                    self._body_begins(data)
-                    exchange.response_data(data, self._status)
-            elif self._complete:
+        if not self._headers_done:
+            self._head_chunks.append(bytes(data))
+            if self.received > MAX_RESPONSE_HEAD_BYTES:
                 self.exchange = None
-                exchange.response_end(data, self._status, self._keep_alive, self)
-            elif self.chunks is None:
-                exchange.response_data(data, self._status)
-            elif not self.end_at_boundary:
-                self.chunks.feed(data)
-                exchange.response_data(data, self._status)
+                self.abort()
+                exchange.upstream_failed(ValueError("the app's response headers are too large"), self,
+                                         malformed=True)
+        elif not was_done:
+            output = self._head_out(exchange, data)
+            if self._complete:
+                self.exchange = None
+                exchange.response_end(output, self._status, self._keep_alive, self)
             else:
-                self._forward_to_boundary(exchange, data)
-        elif self.received > MAX_RESPONSE_HEAD_BYTES:
+                if isinstance(output, memoryview):
+                    self._body_begins(buffer, len(output))
+                else:
+                    self._body_begins(output, len(output))
+                exchange.response_data(output, self._status)
+        elif self._complete:
             self.exchange = None
-            self.abort()
-            exchange.upstream_failed(ValueError("the app's response headers are too large"), self, malformed=True)
+            exchange.response_end(data, self._status, self._keep_alive, self)
+        elif self.chunks is None:
+            exchange.response_data(data, self._status)
+        elif not self.end_at_boundary:
+            self.chunks.feed(buffer, 0, len(data))
+            exchange.response_data(data, self._status)
+        else:
+            self._forward_to_boundary(exchange, buffer, data)
 
-    def _output(self, data: bytes, was_done: bool) -> bytes:
-        """The bytes to forward now: everything held back while the response head was incomplete."""
-        if was_done or len(self._head_chunks) <= 1:
+    def _output(self, data: memoryview) -> bytes | memoryview:
+        """The bytes to forward now: with those held back while the response head was incomplete."""
+        if not self._head_chunks:
             return data
-        return b"".join(self._head_chunks)
+        return b"".join(self._head_chunks) + bytes(data)
 
-    def _head_out(self, exchange: Exchange, data: bytes) -> bytes:
+    def _head_out(self, exchange: Exchange, data: memoryview) -> bytes | memoryview:
         """The bytes that complete the response head, as the client gets them.
 
         When the client connection closes after this response (the client asked for it,
         its request body is not all in, or the proxy is shutting down), the head says so.
         """
-        data = self._output(data, False)
+        output = self._output(data)
         if not exchange.keep_alive or not exchange.request_done or exchange.proxy.closing:
             exchange.keep_alive = False
-            return with_connection_close(data)
-        return data
+            return with_connection_close(bytes(output))
+        return output
 
-    def _body_begins(self, data: bytes) -> None:
-        """The head is in and the body goes on past this read: follow its chunks, if chunked."""
+    def _body_begins(self, data: bytes | bytearray, size: int) -> None:
+        """The head is in ``data[:size]`` and the body goes on past this read: keep the head,
+        and follow the body's chunks if it is chunked."""
         start, end = final_head_span(data)
-        if end >= 0 and framing_of(data[start:end]) == CHUNKED:
+        self._head = bytes(data[start:end]) if end >= 0 else b""
+        if framing_of(self._head) == CHUNKED:
             self.chunks = ChunkedBody()
-            self.chunks.feed(data, end)
+            self.chunks.feed(data, end, size)
 
-    def _forward_to_boundary(self, exchange: Exchange, data: bytes) -> None:
+    def _forward_to_boundary(self, exchange: Exchange, buffer: bytearray, data: memoryview) -> None:
         """A timeout is ending this response: pass on the rest of the current chunk, then end."""
         assert self.chunks is not None
-        end = self.chunks.feed(data, stop_at_boundary=True)
+        end = self.chunks.feed(buffer, 0, len(data), stop_at_boundary=True)
         if not self.chunks.at_boundary:
             exchange.response_data(data, self._status)
             return
         self.exchange = None
         if end:
-            exchange.response_data(data[:end] if end < len(data) else data, self._status)
+            exchange.response_data(data[:end], self._status)
         exchange.chunk_boundary_reached()
 
     # --- httptools callbacks -----------------------------------------------------------
@@ -204,11 +276,7 @@ class UpstreamConnection(asyncio.Protocol):
     # --- used by the exchange ----------------------------------------------------------
     def response_framing(self) -> int:
         """How the response under way is delimited (framing.py), for a timeout to end it."""
-        if self.chunks is not None:
-            return CHUNKED
-        head = b"".join(self._head_chunks)
-        start, end = final_head_span(head)
-        return framing_of(head[start:end]) if end >= 0 else UNTIL_CLOSE
+        return CHUNKED if self.chunks is not None else framing_of(self._head)
 
     @property
     def at_chunk_boundary(self) -> bool:
@@ -221,6 +289,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._complete = False
         if self._head_chunks:
             self._head_chunks.clear()
+        self._head = b""
         self.received = 0
         self.chunks = None
         self.end_at_boundary = False
@@ -276,16 +345,6 @@ class UpstreamConnection(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.abort()
 
-    # --- internals -------------------------------------------------------------------
-    def _close_delimited(self) -> bool:
-        """Whether the response in progress ends at EOF (neither Content-Length nor chunked)."""
-        head = b"".join(self._head_chunks)
-        end = head.find(b"\r\n\r\n")
-        block = (head[:end] if end >= 0 else head).lower()
-        if self._status in (204, 304) or b"\ncontent-length:" in block:
-            return False
-        return b"\ntransfer-encoding:" not in block
-
 
 class UpstreamPool:
     """Idle keep-alive connections to the app, newest first, and the dialer for new ones."""
@@ -295,6 +354,7 @@ class UpstreamPool:
         self.host = host
         self.port = port
         self.idle: dict[UpstreamConnection, None] = {}  # newest last; exchanges pop from the end
+        self.buffers = ReadBuffers()
 
     @property
     def idle_count(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import signal
 import socket
@@ -11,6 +12,7 @@ import time
 import aiohttp
 import pytest
 
+from tests.queueproxy.app import download_bytes
 from tests.queueproxy.conftest import AppProcess, QueueProxyProcess, http_get
 from tests.support.ports import free_port
 
@@ -257,6 +259,33 @@ async def test_200mb_upload_and_download_in_little_memory(queue_proxy) -> None:
     writer.close()
     peak_mib = proxy.rss_peak_kib() / 1024
     assert peak_mib < 50, f"queue-proxy peak RSS {peak_mib:.1f} MiB"
+
+
+async def test_10mib_bodies_arrive_intact_to_fast_and_slow_readers_at_once(queue_proxy) -> None:
+    """Response bytes pass through without copies, from buffers reused once sent: every byte
+    must still arrive, in order, whether the client keeps up or not."""
+    proxy = queue_proxy()
+    size = 10 * MB
+
+    async def download(seed: int, *, slow: bool) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.serving_port)
+        writer.write(f"GET /download?size={size}&seed={seed} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+        assert head.startswith(b"HTTP/1.1 200") and f"content-length: {size}".encode() in head.lower()
+        digest = hashlib.sha256()
+        received = 0
+        while received < size:
+            chunk = await asyncio.wait_for(reader.read(min(64 * 1024 if slow else MB, size - received)), 30)
+            assert chunk
+            digest.update(chunk)
+            received += len(chunk)
+            if slow:
+                await asyncio.sleep(0.002)
+        writer.close()
+        assert digest.digest() == hashlib.sha256(download_bytes(size, seed)).digest(), f"body {seed} corrupted"
+
+    await asyncio.gather(*(download(seed, slow=seed % 2 == 1) for seed in range(4)))
+    wait_no_in_flight(proxy)
 
 
 async def test_slow_reader_download_is_throttled_not_buffered(queue_proxy) -> None:
