@@ -2,7 +2,7 @@
 
 Which Services exist (their hosts and async annotations) comes from the API server (an
 informer on Knative Services) or, with ``--static FILE``, from a file of
-``host: namespace/service`` lines (dispatched with the same Host).
+``host: namespace/service [annotation=value ...]`` lines (dispatched with the same Host).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import sys
 
 from callqueue.app import QueueProcess
 from callqueue.directory import Directory, MapDirectory, StaticDirectory, Target, follow
+from callqueue.policy import parse_policy
 from callqueue.server import DEFAULT_BODY_LIMIT
 from callqueue.store import JetStreamStore
 from knserve.networking import SYSTEM_NAMESPACE
@@ -38,6 +39,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="where calls are dispatched (default: %(default)s)")
     parser.add_argument("--body-limit", type=int, default=DEFAULT_BODY_LIMIT,
                         help="largest request body accepted, in bytes (default: %(default)s)")
+    parser.add_argument("--no-dispatch", dest="dispatch", action="store_false",
+                        help="accept and answer status only; other replicas dispatch")
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
     parser.add_argument("--static", metavar="FILE", help="serve the hosts listed in FILE instead of the cluster's")
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
@@ -52,11 +55,14 @@ def static_directory(path: str) -> StaticDirectory:
             line = line.split("#", 1)[0].strip()
             if not line:
                 continue
-            host, _, key = (part.strip() for part in line.partition(":"))
+            host, _, rest = (part.strip() for part in line.partition(":"))
+            key, *settings = rest.split()
             namespace, _, service = key.partition("/")
-            if not (host and namespace and service):
-                raise ValueError(f"{path}:{number}: expected 'host: namespace/service', got {line!r}")
-            targets[host] = Target(namespace, service, host)
+            annotations = dict(setting.partition("=")[::2] for setting in settings)
+            if not (host and namespace and service) or not all(annotations.values()):
+                raise ValueError(f"{path}:{number}: expected 'host: namespace/service [annotation=value ...]', "
+                                 f"got {line!r}")
+            targets[host] = Target(namespace, service, host, parse_policy(annotations))
     return StaticDirectory(targets)
 
 
@@ -92,7 +98,7 @@ async def serve(args: argparse.Namespace, directory: Directory | None) -> int:
             informers.informer(SERVICES).add_handler(follow(mapped))
             directory = mapped
         process = QueueProcess(store=store, directory=directory, ingress_url=args.ingress_url,
-                               body_limit=args.body_limit)
+                               body_limit=args.body_limit, dispatch=args.dispatch)
         started.append(process)
         try:
             async with asyncio.TaskGroup() as group:

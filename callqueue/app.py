@@ -32,8 +32,10 @@ log = logging.getLogger(__name__)
 class QueueProcess:
     def __init__(self, *, store: JetStreamStore, directory: Directory, ingress_url: str,
                  body_limit: int = DEFAULT_BODY_LIMIT, clock: Clock | None = None,
-                 metrics_every: float = 2.0, drain_seconds: float = 25.0) -> None:
+                 metrics_every: float = 2.0, drain_seconds: float = 25.0, dispatch: bool = True) -> None:
         self.drain_seconds = drain_seconds
+        self.dispatch = dispatch
+        """False: accept and answer status only (replicas that dispatch can be scaled apart)."""
         self.store = store
         self.directory = directory
         self.metrics = QueueMetrics()
@@ -102,7 +104,8 @@ class QueueProcess:
             await self._connect()
             self.ready.set()
             async with asyncio.TaskGroup() as group:
-                dispatcher = group.create_task(self.dispatcher.run(), name="dispatcher")
+                dispatcher = group.create_task(self.dispatcher.run() if self.dispatch else asyncio.Event().wait(),
+                                               name="dispatcher")
                 gauges = group.create_task(self._gauges(), name="queue-gauges")
                 await self._stopping.wait()
                 left = await self.dispatcher.drain(self.drain_seconds)

@@ -103,7 +103,8 @@ class Call:
     round: int = 0
     """How often the call was replayed; a replay starts its attempts anew."""
     sequence: int = 0
-    """The durable log's sequence of the request (its body) for this round."""
+    """The durable log's sequence of a replayed round's message (0 for the first round, whose
+    record and message are written at once)."""
     started: float | None = None
     finished_at: float | None = None
     next_attempt: float | None = None
@@ -120,18 +121,18 @@ class Call:
         return f"{self.namespace}/{self.service}"
 
     def to_bytes(self) -> bytes:
-        record = dataclasses.asdict(self)
-        record["state"] = self.state.value
-        record["headers"] = [list(pair) for pair in self.headers]
-        record["response"] = self.response.to_json() if self.response else None
-        return orjson.dumps(record)
+        """The stored record: orjson writes the dataclass itself (bodies as base64)."""
+        return orjson.dumps(self, default=_encode_bytes)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Call:
         record = orjson.loads(raw)
         record["state"] = State(record["state"])
         record["headers"] = tuple((str(k), str(v)) for k, v in record["headers"])
-        record["response"] = Response.from_json(record["response"]) if record.get("response") else None
+        response = record.get("response")
+        if response:
+            record["response"] = Response(int(response["status"]), tuple((str(k), str(v)) for k, v in response["headers"]),
+                                          base64.b64decode(response["body"]), bool(response["truncated"]))
         return cls(**record)
 
     def status_view(self) -> dict[str, Any]:
@@ -157,6 +158,12 @@ class Call:
             view["callback"] = {"url": self.callback_url, "attempts": self.callback_attempts,
                                 "lastStatus": self.callback_status}
         return view
+
+
+def _encode_bytes(value: object) -> str:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    raise TypeError(f"cannot store {type(value).__name__} in a call record")
 
 
 def _iso(timestamp: float) -> str:

@@ -170,10 +170,10 @@ class Dispatcher:
                 await delivery.nak(1.0)
             return
         call, revision = found
-        if delivery.sequence < call.sequence:
+        if delivery.round < call.round:
             await delivery.ack()  # a round replayed since
             return
-        if delivery.sequence > call.sequence:
+        if delivery.round > call.round:
             await delivery.nak(0.2)  # a replay still writing its record
             return
         target = self.directory.service(namespace, service)

@@ -1,9 +1,10 @@
 """The durable store: NATS JetStream holds every accepted call.
 
-    stream KNSERVE_CALLS   subjects ``calls.<namespace>.<service>``, file storage, limits
+    stream KNSERVE_CALLS   subjects ``calls.<namespace>.<service>.<id>``, file storage, limits
                            retention (a request's body stays for the stream's max age, so a dead
                            call can be replayed); one message per call and round: the body, with
-                           header ``Call-Id``; ``Nats-Msg-Id`` makes a repeated publish a no-op
+                           headers ``Call-Id`` and ``Call-Round``; ``Nats-Msg-Id`` makes a
+                           repeated publish a no-op
     consumer <ns>_<service> durable pull consumer per Service, explicit acks: the work queue.
                            ``max_ack_pending`` is the Service's async concurrency, across every
                            queue replica; ``ack_wait`` is the lease a dispatcher keeps alive with
@@ -19,6 +20,7 @@ Side effects: network to a NATS server. ``CallStore`` is the boundary the accept
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -44,6 +46,7 @@ SUBJECT_PREFIX: Final = "calls"
 CALLS_BUCKET: Final = "knserve-calls"
 IDEMPOTENCY_BUCKET: Final = "knserve-idempotency"
 CALL_ID_HEADER: Final = "Call-Id"
+ROUND_HEADER: Final = "Call-Round"
 LEASE_SECONDS: Final = 30.0
 """``ack_wait``: a call whose dispatcher stops renewing its lease this long is delivered again."""
 
@@ -58,6 +61,10 @@ class Conflict(RuntimeError):
 
 def subject(namespace: str, service: str) -> str:
     return f"{SUBJECT_PREFIX}.{namespace}.{service}"
+
+
+def call_subject(namespace: str, service: str, call_id: str) -> str:
+    return f"{subject(namespace, service)}.{call_id}"
 
 
 def consumer_name(namespace: str, service: str) -> str:
@@ -82,6 +89,8 @@ class Delivery:
     """One delivery of a call's message to a dispatcher: its lease."""
 
     call_id: str
+    round: int
+    """The call's round the message carries (a replay publishes the next)."""
     sequence: int
     deliveries: int
     published: float
@@ -208,7 +217,7 @@ class JetStreamStore:
             return
         self._check()
         await self.js.add_consumer(STREAM, api.ConsumerConfig(
-            durable_name=consumer_name(namespace, service), filter_subject=subject(namespace, service),
+            durable_name=consumer_name(namespace, service), filter_subject=f"{subject(namespace, service)}.*",
             ack_policy=api.AckPolicy.EXPLICIT, deliver_policy=api.DeliverPolicy.ALL, ack_wait=self.lease,
             max_deliver=-1, max_ack_pending=concurrency, max_waiting=512, num_replicas=self.replicas,
         ))
@@ -240,7 +249,7 @@ class JetStreamStore:
             floor = info.ack_floor.stream_seq if info.ack_floor and info.ack_floor.stream_seq else 0
             try:
                 message = await self.js._jsm.get_msg(STREAM, seq=floor + 1, next=True,
-                                                     subject=subject(namespace, service))
+                                                     subject=f"{subject(namespace, service)}.*")
                 if message.time is not None:
                     oldest = max(0.0, _now() - _timestamp(message.time))
             except nats.js.errors.NotFoundError:
@@ -251,23 +260,29 @@ class JetStreamStore:
 
     async def _publish(self, call: Call, body: bytes) -> int:
         try:
-            ack = await self.js.publish(subject(call.namespace, call.service), body, headers={
-                CALL_ID_HEADER: call.id, "Nats-Msg-Id": f"{call.id}.{call.round}"})
+            ack = await self.js.publish(call_subject(call.namespace, call.service, call.id), body, headers={
+                CALL_ID_HEADER: call.id, ROUND_HEADER: str(call.round), "Nats-Msg-Id": f"{call.id}.{call.round}"})
         except (nats.errors.Error, asyncio.TimeoutError) as error:
             raise StoreUnavailable(f"storing the call failed: {error}") from error
         return int(ack.seq)
 
     async def create(self, call: Call, body: bytes) -> Call:
-        """Store the body in the log and the record in the bucket; the record with its sequence.
-        Returns only once both are stored; :class:`StoreUnavailable` otherwise."""
+        """Store the body in the log and the record in the bucket, both at once (one round trip
+        of latency). Returns only once both are stored; :class:`StoreUnavailable` otherwise
+        (then what half was stored is taken back, or, for a message without its record, dropped
+        by the dispatcher a minute later)."""
         self._check()
-        sequence = await self._publish(call, body)
-        stored = dataclasses.replace(call, sequence=sequence)
-        try:
-            await self.calls.create(record_key(call.namespace, call.service, call.id), stored.to_bytes())
-        except (nats.errors.Error, asyncio.TimeoutError) as error:
-            raise StoreUnavailable(f"storing the call's record failed: {error}") from error
-        return stored
+        key = record_key(call.namespace, call.service, call.id)
+        published, recorded = await asyncio.gather(self._publish(call, body), self.calls.create(key, call.to_bytes()),
+                                                   return_exceptions=True)
+        if isinstance(published, BaseException) or isinstance(recorded, BaseException):
+            if not isinstance(recorded, BaseException):
+                with contextlib.suppress(Exception):
+                    await self.calls.delete(key)
+            error = published if isinstance(published, BaseException) else recorded
+            assert isinstance(error, BaseException)
+            raise StoreUnavailable(f"storing the call failed: {error!r}") from error
+        return call
 
     async def claim_idempotency(self, namespace: str, service: str, key: str, call_id: str) -> str | None:
         """None when ``key`` is new (now claimed for ``call_id``), else the id that claimed it first."""
@@ -315,15 +330,16 @@ class JetStreamStore:
     async def mark_dead(self, call: Call) -> None:
         await self.calls.put(dead_key(call.namespace, call.service, call.id), call.id.encode())
 
-    async def body(self, sequence: int) -> bytes:
+    async def body(self, call: Call) -> bytes:
+        """The request body of ``call`` (its latest round's message)."""
         self._check()
-        message = await self.js._jsm.get_msg(STREAM, seq=sequence)
+        message = await self.js._jsm.get_last_msg(STREAM, call_subject(call.namespace, call.service, call.id))
         return bytes(message.data or b"")
 
     async def replay(self, call: Call, revision: int, now: float) -> Call:
         """Queue a finished call again: its body published anew, the record reset (compare-and-set)."""
         replay(call, now, sequence=0)  # refuses a call that cannot be replayed before anything is written
-        body = await self.body(call.sequence)
+        body = await self.body(call)
         sequence = await self._publish(dataclasses.replace(call, round=call.round + 1), body)
         replayed = replay(call, now, sequence=sequence)
         await self.update(replayed, revision)
@@ -377,7 +393,8 @@ def _delivery(message: Msg) -> Delivery:
         await message.nak(delay=max(0.001, delay))
 
     return Delivery(
-        call_id=(message.headers or {}).get(CALL_ID_HEADER, ""), sequence=int(metadata.sequence.stream),
+        call_id=(message.headers or {}).get(CALL_ID_HEADER, ""),
+        round=int((message.headers or {}).get(ROUND_HEADER, "0") or 0), sequence=int(metadata.sequence.stream),
         deliveries=int(metadata.num_delivered or 1), published=_timestamp(metadata.timestamp) if metadata.timestamp else 0.0,
         body=bytes(message.data), ack=message.ack, nak=nak, renew=message.in_progress, term=message.term,
     )
