@@ -71,9 +71,14 @@ class ZygoteUnavailable(Exception):
 
 
 # knserve subcommands started from the zygote, and the modules it imports for them up front.
-PRELOADED: dict[str, tuple[str, ...]] = {"queue-proxy": ("queueproxy.__main__", "queueproxy.server", "uvloop")}
+PRELOADED: dict[str, tuple[str, ...]] = {
+    "queue-proxy": ("queueproxy.__main__", "queueproxy.server", "uvloop"),
+    # the function runtime: a function pod's own container forks as fast as its queue-proxy
+    "function": ("functions.runtime", "functions.loader", "functions.styles", "functions.deps"),
+}
 MAX_MESSAGE = 1 << 20
-OWN_PACKAGES = frozenset({"knserve", "kube", "serving", "queueproxy", "activator", "autoscaler", "node", "samples"})
+OWN_PACKAGES = frozenset({"knserve", "kube", "serving", "queueproxy", "activator", "autoscaler", "node", "samples",
+                          "functions"})
 SCRIPT = "knserve"
 
 # A zygote that has not answered a fork request by then is taken as stuck: that container is
