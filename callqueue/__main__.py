@@ -17,7 +17,7 @@ import sys
 
 from callqueue.app import QueueProcess
 from callqueue.directory import Directory, MapDirectory, StaticDirectory, Target, follow
-from callqueue.policy import parse_policy
+from knserve.callpolicy import parse_policy
 from callqueue.server import DEFAULT_BODY_LIMIT
 from callqueue.store import JetStreamStore
 from knserve.networking import SYSTEM_NAMESPACE

@@ -25,7 +25,7 @@ from typing import Any, Final
 
 import orjson
 
-from callqueue.policy import RetryPolicy
+from knserve.callpolicy import RetryPolicy
 
 RESPONSE_BODY_LIMIT: Final = 64 * 1024
 """Bytes of a finished call's response body kept in its record."""

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from callqueue.policy import RetryPolicy, policy_or_default
+from knserve.callpolicy import RetryPolicy, policy_or_default
 from kube.informer import Change
 
 log = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ from callqueue import calls
 from callqueue.calls import Call, Outcome, Response, State
 from callqueue.directory import Directory, Target
 from callqueue.metrics import QueueMetrics
-from callqueue.policy import RetryPolicy, parse_retry_after
+from knserve.callpolicy import RetryPolicy, parse_retry_after
 from callqueue.store import Conflict, Delivery, JetStreamStore, StoreUnavailable
 from knserve.clock import Clock, SystemClock
 

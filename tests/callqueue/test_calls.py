@@ -8,7 +8,7 @@ import pytest
 
 from callqueue import calls
 from callqueue.calls import Call, Outcome, Response, State, TransitionError
-from callqueue.policy import RetryPolicy
+from knserve.callpolicy import RetryPolicy
 
 POLICY = RetryPolicy(max_attempts=3, min_backoff=1.0, max_backoff=10.0, max_age=100.0)
 

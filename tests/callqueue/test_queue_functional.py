@@ -17,7 +17,7 @@ from aiohttp import web
 
 from callqueue.app import QueueProcess
 from callqueue.directory import StaticDirectory, Target
-from callqueue.policy import RetryPolicy
+from knserve.callpolicy import RetryPolicy
 from callqueue.store import JetStreamStore
 from tests.support.nats_process import NatsServer
 from tests.support.ports import free_port

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from callqueue.policy import (
+from knserve.callpolicy import (
     DEFAULT_RETRY_CODES,
     PolicyError,
     RetryPolicy,
@@ -46,22 +46,22 @@ def test_parse_policy(annotations: dict[str, str], want: RetryPolicy) -> None:
 
 @pytest.mark.parametrize(("annotations", "problems"), [
     pytest.param({"knserve.dev/async": "sometimes"},
-                 ["invalid value: 'sometimes', expected 'always' or 'requested': metadata.annotations[knserve.dev/async]"],
+                 ["invalid value: 'sometimes', expected 'always' or 'requested': metadata.annotations.knserve.dev/async"],
                  id="mode"),
     pytest.param({"knserve.dev/async-max-attempts": "0", "knserve.dev/async-concurrency": "x"},
-                 ["expected 1 <= 0 <= 100: metadata.annotations[knserve.dev/async-max-attempts]",
-                  "expected 1 <= x <= 1000: metadata.annotations[knserve.dev/async-concurrency]"],
+                 ["expected 1 <= 0 <= 100: metadata.annotations.knserve.dev/async-max-attempts",
+                  "expected 1 <= x <= 1000: metadata.annotations.knserve.dev/async-concurrency"],
                  id="every-bad-value-at-once"),
     pytest.param({"knserve.dev/async-retry-codes": "500,99"},
                  ["invalid value: '99' is not an HTTP status code (100-599): "
-                  "metadata.annotations[knserve.dev/async-retry-codes]"], id="codes"),
+                  "metadata.annotations.knserve.dev/async-retry-codes"], id="codes"),
     pytest.param({"knserve.dev/async-min-backoff": "10s", "knserve.dev/async-max-backoff": "1s"},
                  ["knserve.dev/async-min-backoff (10s) is longer than knserve.dev/async-max-backoff (1s): "
-                  "metadata.annotations[knserve.dev/async-min-backoff], "
-                  "metadata.annotations[knserve.dev/async-max-backoff]"], id="min-above-max"),
+                  "metadata.annotations.knserve.dev/async-min-backoff, "
+                  "metadata.annotations.knserve.dev/async-max-backoff"], id="min-above-max"),
     pytest.param({"knserve.dev/async-max-age": "soon"},
                  ["invalid value: 'soon' is not a duration (write it like 500ms, 10s, 5m or 6h): "
-                  "metadata.annotations[knserve.dev/async-max-age]"], id="age"),
+                  "metadata.annotations.knserve.dev/async-max-age"], id="age"),
 ])
 def test_bad_annotations_are_refused_with_every_problem(annotations: dict[str, str], problems: list[str]) -> None:
     with pytest.raises(PolicyError) as refused:

@@ -1,5 +1,6 @@
-"""A Service's retry policy for asynchronous calls: read from its annotations, and the
-back-off it implies.
+"""A Service's policy for asynchronous calls (the call queue's): read from its annotations,
+and the back-off it implies. Shared by the queue, which follows it, and the controller's
+webhook, which refuses a Service whose annotations do not make one.
 
 Annotations on the Service's metadata (every one optional):
 
@@ -23,7 +24,7 @@ import dataclasses
 import email.utils
 import re
 from collections.abc import Callable, Mapping
-from typing import Final
+from typing import Final, NamedTuple
 
 ASYNC_ANNOTATION: Final = "knserve.dev/async"
 MAX_ATTEMPTS_ANNOTATION: Final = "knserve.dev/async-max-attempts"
@@ -80,52 +81,59 @@ class RetryPolicy:
         return status is None or status in self.retry_codes
 
 
+class Problem(NamedTuple):
+    message: str
+    annotations: tuple[str, ...]
+    """The annotations at fault (field paths under ``metadata.annotations``)."""
+
+    def __str__(self) -> str:
+        return f"{self.message}: " + ", ".join(f"metadata.annotations.{key}" for key in self.annotations)
+
+
 class PolicyError(ValueError):
-    """Annotations that do not make a policy; ``problems`` has one sentence per bad value."""
+    """Annotations that do not make a policy; ``issues`` has one per bad value, ``problems``
+    the same as sentences (``message: metadata.annotations.<key>``, Knative's way)."""
 
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__(" ".join(problems))
-
-
-def _path(annotation: str) -> str:
-    return f"metadata.annotations[{annotation}]"
+    def __init__(self, issues: list[Problem]) -> None:
+        self.issues = issues
+        self.problems = [str(issue) for issue in issues]
+        super().__init__(" ".join(self.problems))
 
 
 def _integer(annotations: Mapping[str, str], key: str, default: int, low: int, high: int,
-             problems: list[str]) -> int:
+             problems: list[Problem]) -> int:
     if key not in annotations:
         return default
     text = annotations[key].strip()
     if not re.fullmatch(r"\d+", text) or not low <= int(text) <= high:
-        problems.append(f"expected {low} <= {text or '(empty)'} <= {high}: {_path(key)}")
+        problems.append(Problem(f"expected {low} <= {text or '(empty)'} <= {high}", (key,)))
         return default
     return int(text)
 
 
-def _duration(annotations: Mapping[str, str], key: str, default: float, problems: list[str]) -> float:
+def _duration(annotations: Mapping[str, str], key: str, default: float, problems: list[Problem]) -> float:
     if key not in annotations:
         return default
     try:
         seconds = parse_duration(annotations[key])
     except ValueError as error:
-        problems.append(f"invalid value: {error}: {_path(key)}")
+        problems.append(Problem(f"invalid value: {error}", (key,)))
         return default
     if seconds <= 0:
-        problems.append(f"expected a duration above 0, got {annotations[key]!r}: {_path(key)}")
+        problems.append(Problem(f"expected a duration above 0, got {annotations[key]!r}", (key,)))
         return default
     return seconds
 
 
-def _codes(annotations: Mapping[str, str], problems: list[str]) -> frozenset[int]:
+def _codes(annotations: Mapping[str, str], problems: list[Problem]) -> frozenset[int]:
     if RETRY_CODES_ANNOTATION not in annotations:
         return DEFAULT_RETRY_CODES
     codes: set[int] = set()
     for word in annotations[RETRY_CODES_ANNOTATION].split(","):
         word = word.strip()
         if not re.fullmatch(r"\d{3}", word) or not 100 <= int(word) <= 599:
-            problems.append(f"invalid value: {word or '(empty)'!r} is not an HTTP status code (100-599): "
-                            f"{_path(RETRY_CODES_ANNOTATION)}")
+            problems.append(Problem(f"invalid value: {word or '(empty)'!r} is not an HTTP status code (100-599)",
+                                    (RETRY_CODES_ANNOTATION,)))
             continue
         codes.add(int(word))
     return frozenset(codes)
@@ -134,11 +142,11 @@ def _codes(annotations: Mapping[str, str], problems: list[str]) -> frozenset[int
 def parse_policy(annotations: Mapping[str, str] | None) -> RetryPolicy:
     """The policy the annotations ask for; :class:`PolicyError` listing every bad value."""
     annotations = annotations or {}
-    problems: list[str] = []
+    problems: list[Problem] = []
     mode = annotations.get(ASYNC_ANNOTATION, ASYNC_REQUESTED).strip()
     if mode not in (ASYNC_ALWAYS, ASYNC_REQUESTED):
-        problems.append(f"invalid value: {mode!r}, expected {ASYNC_ALWAYS!r} or {ASYNC_REQUESTED!r}: "
-                        f"{_path(ASYNC_ANNOTATION)}")
+        problems.append(Problem(f"invalid value: {mode!r}, expected {ASYNC_ALWAYS!r} or {ASYNC_REQUESTED!r}",
+                                (ASYNC_ANNOTATION,)))
     defaults = RetryPolicy()
     policy = RetryPolicy(
         always_async=mode == ASYNC_ALWAYS,
@@ -152,9 +160,9 @@ def parse_policy(annotations: Mapping[str, str] | None) -> RetryPolicy:
                              problems),
     )
     if not problems and policy.min_backoff > policy.max_backoff:
-        problems.append(f"{MIN_BACKOFF_ANNOTATION} ({annotations.get(MIN_BACKOFF_ANNOTATION)}) is longer than "
-                        f"{MAX_BACKOFF_ANNOTATION} ({annotations.get(MAX_BACKOFF_ANNOTATION, '5m')}): "
-                        f"{_path(MIN_BACKOFF_ANNOTATION)}, {_path(MAX_BACKOFF_ANNOTATION)}")
+        problems.append(Problem(f"{MIN_BACKOFF_ANNOTATION} ({annotations.get(MIN_BACKOFF_ANNOTATION)}) is longer than "
+                                f"{MAX_BACKOFF_ANNOTATION} ({annotations.get(MAX_BACKOFF_ANNOTATION, '5m')})",
+                                (MIN_BACKOFF_ANNOTATION, MAX_BACKOFF_ANNOTATION)))
     if problems:
         raise PolicyError(problems)
     return policy
