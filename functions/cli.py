@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -32,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from functions import manifests, templates
+from functions import deps, manifests, templates
 from functions.manifests import FUNCTION_LABEL, FunctionSpec, SpecError
 from kube.client import KubeClient, connect
 from kube.errors import ApiError
@@ -131,6 +132,18 @@ async def deploy(args: argparse.Namespace, client: KubeClient) -> int:
         raise
     namespace = args.namespace
     local_node = await _is_local_node(client)
+    requirements = directory / "requirements.txt"
+    if local_node and deps.has_requirements(requirements):
+        # A local node's pods have no way out to PyPI; its pods share the host's cache, so the
+        # install happens here, once per distinct file, and every pod finds it done.
+        cache = Path(manifests.LOCAL_DEPS_CACHE)
+        cache.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(PermissionError):
+            os.chmod(cache, 0o1777)  # the runtime runs as the knserve image's user
+        try:
+            deps.ensure_installed(requirements, cache, log=lambda line: say(f"  | {line}"))
+        except deps.InstallError as error:
+            raise CommandError(f"Not deployed: {error}") from None
     config_map = manifests.source_config_map(spec, namespace, files)
     try:
         await client.create(CONFIGMAPS, config_map)
