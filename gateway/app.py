@@ -288,14 +288,22 @@ class Gateway:
         if self.settings.kubeconfig:
             command += ["--kubeconfig", self.settings.kubeconfig]
         process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE,
-                                                       stderr=asyncio.subprocess.DEVNULL)
+                                                       stderr=asyncio.subprocess.PIPE)
+        assert process.stdout is not None and process.stderr is not None
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
-        await response.prepare(request)
-        assert process.stdout is not None
         try:
-            async for raw in process.stdout:
-                message = parse_log_line(raw.decode(errors="replace").rstrip("\n"), name=name, namespace=namespace)
+            first = await process.stdout.readline()
+            if not first:
+                errors = (await process.stderr.read()).decode(errors="replace").strip()
+                if await process.wait() != 0:
+                    log.warning("kubectl logs for %s/%s failed: %s", namespace, name, errors)
+                    return _error(500, f"Cannot read the logs of {name}: {errors}")
+            await response.prepare(request)
+            line = first
+            while line:
+                message = parse_log_line(line.decode(errors="replace").rstrip("\n"), name=name, namespace=namespace)
                 await response.write(json.dumps(message).encode() + b"\n")
+                line = await process.stdout.readline()
         finally:
             if process.returncode is None:
                 process.kill()
