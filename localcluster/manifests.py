@@ -38,7 +38,7 @@ import yaml
 from knserve.networking import SYSTEM_NAMESPACE
 from localcluster.controlplane import Ports
 from serving.xds.bootstrap import BootstrapSettings, connections_for_open_files, make_bootstrap
-from serving.xds.bootstrap_manifest import XDS_PORT, XDS_SERVICE
+from serving.xds.bootstrap_manifest import XDS_PORT, XDS_SERVICE, xds_client_tls
 
 COMPONENT_LABEL = "app.kubernetes.io/component"
 LOCALHOST = "127.0.0.1"
@@ -50,6 +50,7 @@ def envoy_args(ports: Ports) -> list[str]:
         node_id="knserve-local-ingress", xds_host=f"{XDS_SERVICE}.{SYSTEM_NAMESPACE}.svc.cluster.local",
         xds_port=XDS_PORT, admin_port=ports.envoy_admin, keepalive_interval_seconds=10,
         max_connections=connections_for_open_files(resource.getrlimit(resource.RLIMIT_NOFILE)[1]),
+        tls=xds_client_tls(),  # the Secret config/'s Deployment mounts
     ))
     return ["--config-yaml", json.dumps(bootstrap, separators=(",", ":")), "--disable-hot-restart",
             "--log-level", "warn", "--concurrency", "2", "--drain-time-s", "1"]

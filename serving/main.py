@@ -16,12 +16,17 @@ stopped, and exits when it cannot renew it, so a standby takes over.
                        [--webhook-address HOST:PORT] [--webhook-url URL]
                        [--webhook-cert-dir DIR] [--health-address HOST:PORT]
                        [--workers N] [--max-writes-in-flight N] [--reconcilers-only]
-                       [--no-webhook] [--leader-elect [--lease-name NAME]]
+                       [--no-webhook] [--leader-elect [--lease-name NAME]] [--xds-insecure]
 
 ``--reconcilers-only`` runs the reconcilers alone: no xDS server (every Route counts as
 served at once), no webhook, no health port; the controller's tests and its benchmark run it
 that way, several at once. SIGUSR1 logs the API write statistics and where every task waits;
 the statistics are logged at exit too.
+
+xDS is served over mutual TLS: the CA, the server's certificate and Envoy's client
+certificate live in the Secrets ``knserve-xds-certs`` and ``knserve-envoy-xds`` in
+knative-serving, made by the first leader (``serving.xds.tls``); ``--xds-insecure`` serves
+plain text to anyone instead.
 
 The webhook's serving certificate comes from ``--webhook-cert-dir`` (``ca.crt``,
 ``webhook.crt``, ``webhook.key``); when the directory holds no certificate the process makes
@@ -61,6 +66,7 @@ from serving.webhook.install import register_webhooks, webhook_certificate
 from serving.webhook.server import WebhookServer, server_ssl_context
 from serving.xds.controller import XdsController
 from serving.xds.model import EMPTY_MODEL, Endpoint, IngressModel
+from serving.xds.tls import shared_certificates
 from serving.xds.translate import IngressSettings
 
 log = logging.getLogger("knserve.controller")
@@ -94,6 +100,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="no xDS server, webhook or health port: the reconcilers alone (tests, benchmarks)")
     parser.add_argument("--xds-address", type=_host_port, default=("0.0.0.0", 18000),
                         help="where Envoy reaches the xDS server (default 0.0.0.0:18000)")
+    parser.add_argument("--xds-insecure", action="store_true",
+                        help="serve xDS in plain text to any client (default: mutual TLS with the certificates in "
+                        "the Secrets knserve-xds-certs and knserve-envoy-xds, made at the first start)")
     parser.add_argument("--ingress-external-address", type=_host_port, default=("0.0.0.0", 8080),
                         help="Envoy's listener for public routes (default 0.0.0.0:8080)")
     parser.add_argument("--ingress-internal-address", type=_host_port, default=("0.0.0.0", 8081),
@@ -290,8 +299,10 @@ async def run_serving(args: argparse.Namespace, client: KubeClient) -> None:
 async def _lead(args: argparse.Namespace, client: KubeClient, health: Health, elector: LeaderElector | None) -> None:
     (external_host, external_port), (internal_host, internal_port) = (args.ingress_external_address,
                                                                       args.ingress_internal_address)
+    certificates = None if args.xds_insecure else await shared_certificates(client)
     xds = XdsController(settings=IngressSettings(external_host=external_host, external_port=external_port,
-                                                  internal_host=internal_host, internal_port=internal_port))
+                                                  internal_host=internal_host, internal_port=internal_port),
+                        certificates=certificates)
     xds_host, xds_port = args.xds_address
     await xds.start(f"{xds_host}:{xds_port}")
     webhook: WebhookServer | None = None

@@ -2,7 +2,9 @@
 
 Everything else (listeners, routes, clusters, endpoints) comes over one ADS stream. The xDS
 server is reached through a static cluster (an IP) or a DNS one (a Service name) over HTTP/2
-with keepalive pings the server is configured to accept.
+with keepalive pings the server is configured to accept; with ``tls`` set, over mutual TLS:
+Envoy presents its client certificate and checks the server's against the CA and the name
+the xDS server's certificate carries (``serving.xds.tls``).
 
 The overload manager keeps the edge answering under a flood of connections or memory use:
 
@@ -31,6 +33,17 @@ DEFAULT_MAX_CONNECTIONS: Final = 50_000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class XdsClientTls:
+    """Files Envoy reads its xDS client certificate, key and the CA from (a mounted Secret)."""
+
+    cert_file: str
+    key_file: str
+    ca_file: str
+    server_name: str
+    """The DNS name the server's certificate must carry; also sent as SNI."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class BootstrapSettings:
     node_id: str
     xds_host: str
@@ -49,6 +62,8 @@ class BootstrapSettings:
     reconnect_base_seconds: float = 0.25
     reconnect_max_seconds: float = 5.0
     """Envoy retries a lost ADS stream with back-off up to this; short so a restarted server is seen soon."""
+    tls: XdsClientTls | None = None
+    """Mutual TLS to the xDS server; None for plain text (a server without certificates)."""
 
 
 RESERVED_FILES: Final = 1024
@@ -80,8 +95,34 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+def _transport_socket(tls: XdsClientTls) -> dict[str, Any]:
+    return {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "sni": tls.server_name,
+            "common_tls_context": {
+                "alpn_protocols": ["h2"],
+                "tls_certificates": [{"certificate_chain": {"filename": tls.cert_file},
+                                      "private_key": {"filename": tls.key_file}}],
+                "validation_context": {
+                    "trusted_ca": {"filename": tls.ca_file},
+                    "match_typed_subject_alt_names": [{"san_type": "DNS", "matcher": {"exact": tls.server_name}}],
+                },
+            },
+        },
+    }
+
+
 def make_bootstrap(settings: BootstrapSettings) -> dict[str, Any]:
     """The bootstrap as a dict; write it as JSON and pass it with ``envoy -c``."""
+    bootstrap = _make_bootstrap(settings)
+    if settings.tls is not None:
+        bootstrap["static_resources"]["clusters"][0]["transport_socket"] = _transport_socket(settings.tls)
+    return bootstrap
+
+
+def _make_bootstrap(settings: BootstrapSettings) -> dict[str, Any]:
     ads_source = {"ads": {}, "resource_api_version": "V3"}
     return {
         "node": {"id": settings.node_id, "cluster": settings.node_cluster},

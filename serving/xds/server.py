@@ -5,6 +5,11 @@ serializer is the identity; requests are parsed with envoy-data-plane. Keepalive
 let Envoy ping an idle stream (grpcio's default policy answers Envoy's keepalive pings with
 "too many pings" and closes the stream).
 
+Given certificates (``tls.XdsCertificates``), it serves over TLS and requires a client
+certificate from the same CA: a peer without one fails the handshake, and one whose
+certificate names anyone but ``ENVOY_IDENTITY`` is refused (PERMISSION_DENIED) before it
+reaches the cache, so it neither gets config nor counts for readiness.
+
 Side effects: listens on a TCP address; one task per open stream, owned by grpc.aio.
 """
 
@@ -23,6 +28,7 @@ from envoy_data_plane.envoy.service.discovery.v3 import DiscoveryRequest
 
 from serving.xds.cache import Cache
 from serving.xds.stream import AdsStream, ProtocolError, nonce_counter
+from serving.xds.tls import ENVOY_IDENTITY, XdsCertificates
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +56,11 @@ def _identity(response: bytes) -> bytes:
 class AdsServer:
     """Serves ``StreamAggregatedResources`` from ``cache`` on one listening address."""
 
-    def __init__(self, cache: Cache) -> None:
+    def __init__(self, cache: Cache, *, certificates: XdsCertificates | None = None,
+                 client_identity: str = ENVOY_IDENTITY) -> None:
         self._cache = cache
+        self._certificates = certificates
+        self._client_identity = client_identity
         self._nonces: Iterator[str] = nonce_counter(secrets.token_hex(4))
         self._server: grpc.aio.Server | None = None
         self.port = 0
@@ -67,12 +76,20 @@ class AdsServer:
         server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler(SERVICE, {"StreamAggregatedResources": handler}),)
         )
-        self.port = server.add_insecure_port(address)
+        certificates = self._certificates
+        if certificates is None:
+            self.port = server.add_insecure_port(address)
+        else:
+            credentials = grpc.ssl_server_credentials(
+                [(certificates.server_key, certificates.server_cert)],
+                root_certificates=certificates.ca, require_client_auth=True)
+            self.port = server.add_secure_port(address, credentials)
         if self.port == 0:
             raise OSError(f"the xDS server could not listen on {address}: is the address in use?")
         await server.start()
         self._server = server
-        log.info("xDS server listening on %s (port %d)", address, self.port)
+        log.info("xDS server listening on %s (port %d, %s)", address, self.port,
+                 "plain text" if certificates is None else "mutual TLS")
         return self.port
 
     async def stop(self, grace: float | None = None) -> None:
@@ -84,6 +101,14 @@ class AdsServer:
     async def _stream_aggregated_resources(
         self, requests: AsyncIterator[DiscoveryRequest], context: grpc.aio.ServicerContext
     ) -> None:
+        if self._certificates is not None:
+            names = context.auth_context().get("x509_common_name") or []
+            if self._client_identity.encode() not in names:
+                peer = context.peer()
+                log.warning("refused an ADS stream from %s: its certificate names %s, not %s", peer,
+                            b", ".join(names).decode(errors="replace") or "nobody", self._client_identity)
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                                    f"only {self._client_identity} may receive the ingress configuration")
         wake = asyncio.Event()
         stream = AdsStream(self._cache, wake=wake.set, nonces=self._nonces)
         reader = asyncio.create_task(self._read(requests, stream, wake), name="xds-stream-reader")

@@ -1,7 +1,7 @@
 """A real Envoy started the way the envoy Deployment starts it (its args, the generated
 bootstrap) finds the xDS server by name, joins the ingress group under its pod's name, gets
-its listeners, and answers the kubelet's probe on the ready port without exposing the rest
-of the admin interface."""
+its listeners over mutual TLS with the certificate the controller issues, and answers the
+kubelet's probe on the ready port without exposing the rest of the admin interface."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from pathlib import Path
 
 import aiohttp
 
-from serving.xds.bootstrap_manifest import cluster_bootstrap
+from serving.xds.bootstrap_manifest import cluster_bootstrap, xds_client_tls
 from serving.xds.controller import INGRESS_NODE_CLUSTER, XdsController
 from serving.xds.model import EMPTY_MODEL
+from serving.xds.tls import make_certificates
 from serving.xds.translate import IngressSettings
 from tests.config import manifests
 from tests.support.envoy_process import find_envoy
@@ -55,14 +56,18 @@ async def _running(argv: list[str], log: Path) -> AsyncIterator[asyncio.subproce
 
 async def test_envoy_from_the_deployment_joins_the_ingress_and_answers_its_probes(tmp_path: Path) -> None:
     external, internal, admin, ready = (free_port() for _ in range(4))
+    certificates = make_certificates(server_addresses=("127.0.0.1", "::1"))
+    certificates.write_client(tmp_path / "xds-tls")  # where the Deployment mounts the Secret, here
     xds = XdsController(settings=IngressSettings(external_host="127.0.0.1", external_port=external,
-                                                  internal_host="127.0.0.1", internal_port=internal))
+                                                  internal_host="127.0.0.1", internal_port=internal),
+                        certificates=certificates)
     try:  # "localhost" may resolve to ::1 first (Envoy asks for IPv6 before IPv4): listen on both
         xds_port = await xds.start("[::]:0")
     except OSError:  # a host without IPv6
         xds_port = await xds.start("127.0.0.1:0")
     xds.update(EMPTY_MODEL)
-    bootstrap = cluster_bootstrap(xds_host="localhost", xds_port=xds_port, admin_port=admin, ready_port=ready)
+    bootstrap = cluster_bootstrap(xds_host="localhost", xds_port=xds_port, admin_port=admin, ready_port=ready,
+                                  tls=xds_client_tls(str(tmp_path / "xds-tls")))
     path = tmp_path / "envoy-bootstrap.json"
     path.write_text(json.dumps(bootstrap))
     log = tmp_path / "envoy.log"

@@ -1,7 +1,8 @@
 """A whole ingress on one machine without the rest of knserve: an xDS server plus a real Envoy.
 
 :class:`LocalIngress` starts an :class:`XdsController` and an Envoy bootstrapped against it,
-every port free and on 127.0.0.1, and can restart the control plane on the same port (a new
+every port free and on 127.0.0.1 (over mutual TLS when given ``certificates``), and can
+restart the control plane on the same port (a new
 controller, fresh version counter and empty cache) while Envoy keeps running. Tests and
 ``bench/xds_bench.py`` drive it with ``ingress.controller.update(model)``.
 
@@ -14,8 +15,9 @@ import uuid
 from pathlib import Path
 from types import TracebackType
 
-from serving.xds.bootstrap import BootstrapSettings, make_bootstrap
+from serving.xds.bootstrap import BootstrapSettings, XdsClientTls, make_bootstrap
 from serving.xds.controller import INGRESS_NODE_CLUSTER, XdsController
+from serving.xds.tls import SERVER_NAME, XdsCertificates
 from serving.xds.translate import IngressSettings
 from tests.support.envoy_process import EnvoyProcess
 from tests.support.ports import free_port
@@ -33,10 +35,16 @@ class LocalIngress:
         log_level: str = "info",
         concurrency: int | None = 2,
         keepalive_interval_seconds: int = 30,
+        certificates: XdsCertificates | None = None,
     ) -> None:
         self.settings = settings or IngressSettings(external_port=free_port(), internal_port=free_port())
         self.xds_port = free_port()
-        self.controller = XdsController(settings=self.settings)
+        self.certificates = certificates
+        self.controller = XdsController(settings=self.settings, certificates=certificates)
+        tls = None
+        if certificates is not None:
+            cert, key, ca = certificates.write_client(work_dir / "xds-tls")
+            tls = XdsClientTls(cert_file=str(cert), key_file=str(key), ca_file=str(ca), server_name=SERVER_NAME)
         bootstrap = make_bootstrap(
             BootstrapSettings(
                 node_id=node_id or f"envoy-{uuid.uuid4().hex[:8]}",
@@ -45,6 +53,7 @@ class LocalIngress:
                 xds_port=self.xds_port,
                 admin_port=0,
                 keepalive_interval_seconds=keepalive_interval_seconds,
+                tls=tls,
             )
         )
         self.envoy = EnvoyProcess(bootstrap, work_dir=work_dir, log_level=log_level, concurrency=concurrency)
@@ -72,7 +81,7 @@ class LocalIngress:
     async def restart_control_plane(self) -> XdsController:
         """A new controller on the same port, remembering nothing (version counter from 1)."""
         await self.controller.stop(grace=None)
-        self.controller = XdsController(settings=self.settings)
+        self.controller = XdsController(settings=self.settings, certificates=self.certificates)
         await self.controller.start(f"127.0.0.1:{self.xds_port}")
         return self.controller
 

@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 
+from knserve.clock import FakeClock
 from serving.xds import type_urls
 from serving.xds.cache import NodeInfo, NodeSession, NodeStatus
 from serving.xds.controller import INGRESS_NODE_CLUSTER, ConfigRejectedError, XdsController
@@ -131,3 +132,70 @@ def test_conflicts_of_the_last_model_are_kept() -> None:
     assert [conflict.dropped for conflict in controller.conflicts] == ["default/other"]
     controller.update(hello)
     assert controller.conflicts == ()
+
+
+async def test_an_envoy_that_never_acknowledges_stops_holding_routes_back_after_the_ack_timeout() -> None:
+    clock = FakeClock()
+    controller = XdsController(clock=clock, ack_timeout=10)
+    real, silent = connect(controller, "envoy-real"), connect(controller, "silent")
+    version = controller.update(model(90, generation=1))
+    accept_everything(real)
+    assert not controller.is_served(version), "within the bound, the silent one is still waited for"
+
+    clock.advance(10)
+    assert controller.is_served(version)
+    assert "acknowledged nothing for 10s" in controller.lagging()["silent"]
+    assert [status.connected for status in controller.statuses()] == [True, True], "its stream is kept"
+
+    # Later Routes are not held back either, not even for the bound.
+    later = controller.update(model(50, generation=2))
+    accept_everything(real)
+    assert controller.is_served(later)
+
+    # Once it acknowledges, it counts again.
+    accept_everything(silent)
+    assert controller.lagging() == {}
+    newest = controller.update(model(40, generation=3))
+    accept_everything(real)
+    assert not controller.is_served(newest)
+    accept_everything(silent)
+    assert controller.is_served(newest)
+
+
+async def test_a_waiting_route_is_released_when_the_silent_envoy_runs_out_of_time() -> None:
+    controller = XdsController(ack_timeout=0.2)
+    real, _silent = connect(controller, "envoy-real"), connect(controller, "silent")
+    controller.update(model(90, generation=1))
+    accept_everything(real)
+    await controller.wait_route_served("default/hello", 1, timeout=5)
+    assert list(controller.lagging()) == ["silent"]
+
+
+async def test_an_envoy_that_refuses_everything_does_not_hold_back_one_that_accepts() -> None:
+    controller = XdsController()
+    real, refusing = connect(controller, "envoy-real"), connect(controller, "refusing")
+    version = controller.update(model(90, generation=1))
+    waiting = asyncio.create_task(controller.wait_served(version, timeout=5))
+    clusters = refusing.offered(CDS)
+    assert clusters is not None
+    refusing.nack(CDS, clusters, "made-up error")
+    await asyncio.sleep(0)
+    assert not waiting.done(), "the accepting Envoy has not ACKed yet"
+
+    accept_everything(real)
+    await waiting
+    assert "made-up error" in controller.lagging()["refusing"]
+
+
+async def test_a_silent_envoy_does_not_turn_a_real_refusal_into_readiness() -> None:
+    clock = FakeClock()
+    controller = XdsController(clock=clock, ack_timeout=10)
+    real, _silent = connect(controller, "envoy-real"), connect(controller, "silent")
+    version = controller.update(model(90, generation=1))
+    clusters = real.offered(CDS)
+    assert clusters is not None
+    real.nack(CDS, clusters, "bad cluster")
+    assert not controller.is_served(version)
+    clock.advance(10)
+    with pytest.raises(ConfigRejectedError, match="bad cluster"):
+        controller.is_served(version)
