@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from serving.apis.v1 import Configuration, Route
+from serving.apis.v1 import Configuration, Revision, Route
 from serving.config.snapshot import ConfigSnapshot
 from serving.reconciler.configuration.resources.revision import make_revision
 from serving.reconciler.kmeta import DESIRED_HASH_ANNOTATION
+from serving.reconciler.revision.resources.inherited import child_annotations, child_labels
 from serving.reconciler.route.resources.placeholder import keep_visibility, make_placeholder_service
 
 NOW = datetime.datetime(2026, 1, 2, tzinfo=datetime.timezone.utc)
@@ -57,3 +58,19 @@ def test_revision_creator_is_the_configurations_last_modifier() -> None:
     annotations = make_revision(configuration, ConfigSnapshot(), now=NOW).metadata.annotations or {}
     assert annotations["serving.knative.dev/creator"] == "bob"
     assert "serving.knative.dev/lastModifier" not in annotations
+
+
+def test_revision_children_carry_its_labels_and_annotations_but_the_routing_ones() -> None:
+    revision = Revision.model_validate({
+        "apiVersion": "serving.knative.dev/v1", "kind": "Revision",
+        "metadata": {"name": "hello-00001", "namespace": "default", "uid": "revision-uid",
+                     "labels": {"serving.knative.dev/service": "hello", "team": "a",
+                                "serving.knative.dev/route": "hello", "serving.knative.dev/routingState": "active"},
+                     "annotations": {"serving.knative.dev/creator": "bob", "serving.knative.dev/routes": "hello",
+                                     "serving.knative.dev/routingStateModified": "2026-01-02T00:00:00Z"}},
+        "spec": {"containers": [{"image": "ghcr.io/knative/helloworld-go:latest"}]},
+    })
+    assert child_labels(revision) == {
+        "app": "hello-00001", "serving.knative.dev/service": "hello", "team": "a",
+        "serving.knative.dev/revision": "hello-00001", "serving.knative.dev/revisionUID": "revision-uid"}
+    assert child_annotations(revision) == {"serving.knative.dev/creator": "bob"}

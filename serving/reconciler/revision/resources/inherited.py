@@ -9,6 +9,7 @@ from knserve.networking import (
     QUEUE_HTTP_PORT_NAME,
     REVISION_LABEL,
     REVISION_UID_LABEL,
+    ROUTE_LABEL,
     ROUTES_ANNOTATION,
     ROUTING_STATE_LABEL,
     ROUTING_STATE_MODIFIED_ANNOTATION,
@@ -22,8 +23,9 @@ APP_LABEL: Final = "app"
 PROTOCOL_HTTP1: Final = "http1"
 PROTOCOL_H2C: Final = "h2c"
 
-# Set by the Route as traffic moves; copying them into the pod template would roll pods.
-_ROUTING_LABELS: Final = (ROUTING_STATE_LABEL,)
+# Set by the Route as traffic moves; copying them into the pod template would roll pods
+# (Knative leaves the same two labels out).
+_ROUTING_LABELS: Final = (ROUTE_LABEL, ROUTING_STATE_LABEL)
 _ROUTING_ANNOTATIONS: Final = (ROUTES_ANNOTATION, ROUTING_STATE_MODIFIED_ANNOTATION, LAST_APPLIED_ANNOTATION)
 
 
