@@ -45,6 +45,8 @@ def test_route_services_carry_the_routes_labels_and_annotations(stack, namespace
     assert route_service["labels"]["serving.knative.dev/route"] == "hello"
     revision = stack.get("revision", "hello-00001", namespace)
     assert revision["metadata"]["annotations"]["serving.knative.dev/creator"] == creator
+    # every container is listed in the Revision's status, as Knative lists them
+    assert [status["name"] for status in revision["status"]["containerStatuses"]] == ["user-container"]
 
 
 def test_one_tag_is_made_cluster_local_by_labelling_its_service(stack, namespace):
@@ -102,6 +104,9 @@ def test_the_api_refuses_what_knative_refuses_in_knatives_words(stack, namespace
         {"name": "user-container", "image": image, "securityContext": {"privileged": True}}]})
     assert ("must not set the field(s): spec.template.spec.containers[0].securityContext.privileged"
             in privileged.stderr), privileged.stderr
+    invalid_name = patch_template(stack, namespace, "hello", {"containers": [{"name": "&Invalid", "image": image}]},
+                                  "--dry-run=server")
+    assert "invalid value: &Invalid: spec.template.spec.containers[0].name" in invalid_name.stderr, invalid_name.stderr
     host_network = patch_template(stack, namespace, "hello", {"hostNetwork": True})
     assert "must not set the field(s): spec.template.spec.hostNetwork" in host_network.stderr, host_network.stderr
     for value in ("abc", 1e30):
