@@ -2,7 +2,8 @@
 
 Revisions and their pods come from the API server (``activator.kube_source``) or, with
 ``--static FILE``, from a file (see ``StaticRevisionSource.from_file``).
-On SIGTERM the activator stops accepting, lets requests in flight finish, then exits.
+On SIGTERM the activator keeps serving until no request has come for ``--drain-seconds``,
+then stops accepting, lets requests in flight finish, then exits.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--queue-depth", type=int, default=DEFAULT_QUEUE_DEPTH, help="requests a revision may queue")
     parser.add_argument(
         "--drain-seconds", type=float, default=10.0,
-        help="on SIGTERM, seconds health checks fail before the listeners close (default: %(default)s)",
+        help="on SIGTERM, the listeners close once no request has come for this many seconds "
+        "(default: %(default)s)",
     )
     parser.add_argument("--pod-name", default=os.environ.get("POD_NAME", socket.gethostname()))
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)")

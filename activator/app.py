@@ -3,9 +3,10 @@
 ``Activator`` wires the revision source, the backends, the stats reporter and the handler,
 then serves the data port (8012: requests for revisions) and the metrics port (Prometheus
 text at ``/metrics``). It owns three tasks: the revision source feeding the backends, the
-stat pusher, and the backends' probe loops (through ``Backends.close``). ``stop`` fails the
-health checks for ``quiet_seconds`` (still serving), then stops accepting, lets requests in
-flight finish (up to ``drain_seconds``) and cancels the tasks.
+stat pusher, and the backends' probe loops (through ``Backends.close``). ``stop`` keeps
+serving until no request has come for ``quiet_seconds`` (Knative's drainer: the ingress stops
+sending once another activator is ready, or the pod has left the endpoints), then stops
+accepting, lets requests in flight finish (up to ``drain_seconds``) and cancels the tasks.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import logging
 import random
 import socket
+import time
 from collections.abc import Iterator
 
 import aiohttp
@@ -127,10 +129,10 @@ class Activator:
         if self.handler is not None and not self.handler.draining:
             self.handler.draining = True
             if quiet > 0:
-                # Health checks answer 503 meanwhile, so Kubernetes takes this activator out of
-                # the Service's endpoints before it stops listening; requests still get served.
-                log.info("draining: health checks fail for %.1fs before the listeners close", quiet)
-                await asyncio.sleep(quiet)
+                # A terminating activator may still be the only one the Routes have (its
+                # replacement not ready yet): it serves for as long as requests keep coming.
+                log.info("draining: serving until no request has come for %.1fs", quiet)
+                await self._quiet_for(quiet)
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
@@ -142,6 +144,13 @@ class Activator:
             await self.backends.close()
         if self._session is not None:
             await self._session.close()
+
+    async def _quiet_for(self, quiet: float) -> None:
+        assert self.handler is not None
+        self.handler.last_request = max(self.handler.last_request, time.monotonic())
+        while (idle := time.monotonic() - self.handler.last_request) < quiet:
+            await asyncio.sleep(quiet - idle)
+        log.info("draining: no request for %.1fs; closing the listeners", quiet)
 
     async def run(self, *, host: str = "0.0.0.0", port: int = 8012, metrics_port: int | None = 9090) -> None:
         """Serve until cancelled."""

@@ -3,7 +3,8 @@
 Answers, in order:
 - ``K-Network-Probe: activator``: ``200 activator`` (the probe that tells the activator is in
   a revision's path); requests without revision headers to ``/healthz`` or from the kubelet:
-  ``200 ok`` (``503`` while draining);
+  ``200 ok`` (``200 draining`` while draining: a stopping activator still serves, and its
+  endpoint stays "serving" while it terminates, so Routes can keep it until another is ready);
 - no ``Knative-Serving-Revision`` / ``Knative-Serving-Namespace`` header, or an unknown
   revision: ``404``;
 - the revision's queue is full: ``503 pending request queue full`` at once;
@@ -65,6 +66,7 @@ class ActivationHandler:
         self._metrics = metrics
         self._session = session
         self.draining = False
+        self.last_request = 0.0  # time.monotonic() of the last request that named a revision
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         headers = request.headers
@@ -73,7 +75,7 @@ class ActivationHandler:
         namespace, name = headers.get(NAMESPACE_HEADER), headers.get(REVISION_HEADER)
         if not namespace or not name:
             if request.path == "/healthz" or headers.get("User-Agent", "").startswith(KUBELET_PROBE_USER_AGENT_PREFIX):
-                return web.Response(status=503 if self.draining else 200, text="draining" if self.draining else "ok")
+                return web.Response(text="draining" if self.draining else "ok")
             return web.Response(
                 status=404,
                 text=f"The request names no revision: the activator needs the {REVISION_HEADER} and "
@@ -85,7 +87,8 @@ class ActivationHandler:
 
         loop = asyncio.get_running_loop()
         arrived = loop.time()
-        first = self._reporter.request_in(namespace, name, now=time.monotonic())
+        self.last_request = time.monotonic()
+        first = self._reporter.request_in(namespace, name, now=self.last_request)
         if first is not None:
             self._pusher.send_now(first)
         status = 500

@@ -95,7 +95,7 @@ async def test_both_processes_serve_and_a_cold_request_reaches_the_autoscaler(tm
     assert activator_rc == 0, activator_log
     assert autoscaler_rc == 0, autoscaler_log
     assert "scaling default/cold-00001-deployment from 0 to 1" in autoscaler_log
-    assert "draining: health checks fail" in activator_log
+    assert "draining: serving until no request has come" in activator_log
 
 
 async def test_without_any_cluster_configuration_the_commands_say_what_to_do(tmp_path: Path) -> None:

@@ -129,16 +129,22 @@ async def test_health_and_activator_probe(harness: Harness) -> None:
         assert response.status == 200
 
 
-async def test_draining_fails_health_checks_but_keeps_serving(harness: Harness) -> None:
+async def test_draining_serves_until_requests_stop_coming(harness: Harness) -> None:
     pod = await harness.pod("pod-a")
     harness.revision("steady")
     harness.endpoints("steady", ready=[pod])
     stopping = asyncio.create_task(harness.activator.stop(quiet_seconds=0.5))
     await asyncio.sleep(0.1)
+    # Still healthy: a terminating activator stays "serving" for the Routes that still need it.
     async with harness.client.get(harness.url + "/healthz") as response:
-        assert (response.status, await response.text()) == (503, "draining")
-    assert (await harness.get("steady"))[0] == 200
-    await stopping
+        assert (response.status, await response.text()) == (200, "draining")
+    for _ in range(8):  # 1.6 s of requests, each within the quiet period of the last
+        assert (await harness.get("steady"))[0] == 200
+        await asyncio.sleep(0.2)
+    assert not stopping.done()
+    began = time.monotonic()
+    await asyncio.wait_for(stopping, 5.0)  # no more requests: the listeners close
+    assert time.monotonic() - began < 2.0
 
 
 async def test_a_request_at_zero_pokes_the_autoscaler_waits_and_goes_to_the_first_probed_pod(
