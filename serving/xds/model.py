@@ -134,10 +134,14 @@ class IngressRule:
     splits: tuple[Split, ...]
     visibility: Visibility = Visibility.EXTERNAL_IP
     generation: int = 0
+    async_always: bool = False
+    """Every request to these hosts goes to the call queue (``knserve.dev/async: always``), but
+    the queue's own dispatches; without a queue in the model it has no effect."""
     _hash: int = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        fields = (self.namespace, self.name, self.hosts, self.splits, self.visibility, self.generation)
+        fields = (self.namespace, self.name, self.hosts, self.splits, self.visibility, self.generation,
+                  self.async_always)
         object.__setattr__(self, "_hash", hash(fields))
 
     def __hash__(self) -> int:

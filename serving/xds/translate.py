@@ -20,8 +20,9 @@ immutable model values it came from:
   ``make_virtual_host`` and ``make_route_config`` encode (the tests hold the bytes equal).
 
 When the model has a call queue (``IngressModel.queue``), it gets a cluster of its own and
-every virtual host starts with ``route.make_queue_routes`` (encoded once); the rules' memo
-starts afresh when the queue comes or goes.
+every virtual host starts with ``route.make_queue_routes`` (encoded once per kind: asked for
+with ``Prefer``, or every request for an ``async_always`` rule); the rules' memo starts afresh
+when the queue comes or goes.
 
 So the first 1,000-service config builds a route per service, and a later change builds only
 what it touched. No I/O; the memo is the translator's only state.
@@ -182,6 +183,7 @@ class _RuleParts:
     route: _Route | None
     entry: bytes
     """The rule's ``RouteConfiguration.virtual_hosts`` entry when it gets all its hosts."""
+    async_always: bool = False
 
 
 # --- translator --------------------------------------------------------------------------------
@@ -200,13 +202,16 @@ class Translator:
         self._previous: dict[str, ResourceSet] = {}
         self._queue_routes = b""
         """``VirtualHost.routes`` entries sending asynchronous calls to the queue (empty: no queue)."""
+        self._queue_routes_always = b""
+        """The same for an ``async_always`` rule: every request but the queue's own."""
 
     def _use_queue(self, on: bool) -> None:
         if on == bool(self._queue_routes):
             return
-        self._queue_routes = b"".join(
-            wire.length_delimited(_VIRTUAL_HOST_ROUTES, wire.encode(queue_route))
-            for queue_route in route.make_queue_routes(names.QUEUE_CLUSTER)) if on else b""
+        encoded = [b"".join(wire.length_delimited(_VIRTUAL_HOST_ROUTES, wire.encode(queue_route))
+                            for queue_route in route.make_queue_routes(names.QUEUE_CLUSTER, always=always))
+                   if on else b"" for always in (False, True)]
+        self._queue_routes, self._queue_routes_always = encoded
         self._rules = _Memo(self._make_rule_parts)  # every virtual host changes
         self._memos = (self._rules, self._routes, self._endpoints, self._clusters)
 
@@ -294,12 +299,13 @@ class Translator:
             clusters=frozenset(names.cluster_name(revision) for revision, _ in targets),
         )
 
-    def _virtual_host_entry(self, hosts: tuple[str, ...], domains: tuple[bytes, ...], routes: _Route) -> bytes:
+    def _virtual_host_entry(self, hosts: tuple[str, ...], domains: tuple[bytes, ...], routes: _Route, *,
+                            async_always: bool = False) -> bytes:
         """``make_virtual_host(hosts[0], hosts, ...)``, encoded: name, domains, then the queue's
         routes (if any) and the route."""
         name = wire.length_delimited(_VIRTUAL_HOST_NAME, hosts[0].encode())
-        return wire.length_delimited(_ROUTE_CONFIG_VIRTUAL_HOSTS,
-                                     b"".join((name, *domains, self._queue_routes, routes.entry)))
+        queue = self._queue_routes_always if async_always else self._queue_routes
+        return wire.length_delimited(_ROUTE_CONFIG_VIRTUAL_HOSTS, b"".join((name, *domains, queue, routes.entry)))
 
     def _make_rule_parts(self, rule: IngressRule) -> _RuleParts:
         problems = tuple(rule_problems(rule))
@@ -314,7 +320,8 @@ class Translator:
         )
         routes = self._routes(route.weights(rule.splits))
         return _RuleParts(rule.route_key, problems, revisions, listener_name, hosts, domains, routes,
-                          self._virtual_host_entry(hosts, domains, routes))
+                          self._virtual_host_entry(hosts, domains, routes, async_always=rule.async_always),
+                          rule.async_always)
 
     def _route_configs(self, parts: list[_RuleParts]) -> tuple[Resource, Resource, tuple[HostConflict, ...]]:
         # per listener: host -> position of the rule that has it
@@ -339,7 +346,8 @@ class Translator:
                     continue
                 kept = [index for index in range(len(rule_parts.hosts)) if index not in taken]
                 entry = self._virtual_host_entry(tuple(rule_parts.hosts[index] for index in kept),
-                                                 tuple(rule_parts.domains[index] for index in kept), rule_parts.route)
+                                                 tuple(rule_parts.domains[index] for index in kept), rule_parts.route,
+                                                 async_always=rule_parts.async_always)
             entries[rule_parts.listener].append(entry)
             clusters[rule_parts.listener].append(rule_parts.route.clusters)
         queue = frozenset({names.QUEUE_CLUSTER}) if self._queue_routes else frozenset()

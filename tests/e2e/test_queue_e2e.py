@@ -60,7 +60,8 @@ def function_service(name: str, runs_file: Path, *, annotations: dict[str, str] 
     return {
         "apiVersion": "serving.knative.dev/v1", "kind": "Service",
         "metadata": {"name": name, "annotations": {
-            "knserve.dev/async-min-backoff": "300ms", "knserve.dev/async-max-backoff": "2s", **(annotations or {})}},
+            "knserve.dev/async-min-backoff": "300ms", "knserve.dev/async-max-backoff": "2s",
+            "knserve.dev/async-max-attempts": "5", **(annotations or {})}},
         "spec": {"template": {
             "metadata": {"annotations": template_annotations or {}},
             "spec": {
@@ -138,10 +139,20 @@ def wait_state(stack: Stack, host: str, call_id: str, *states: str, timeout: flo
 
 
 def wait_queue(stack: Stack, timeout: float = 120) -> None:
-    """The queue's pods answer and Envoy routes to them (an accepted call is proof)."""
+    """NATS and the queue rolled out, and the internal ingress (where calls are dispatched) has
+    an endpoint."""
     for kind, name in (("statefulset", "nats"), ("deployment", "knserve-queue")):
         stack.kubectl("rollout", "status", f"{kind}/{name}", "-n", "knative-serving", f"--timeout={timeout:.0f}s",
                       timeout=timeout + 10)
+    deadline = time.monotonic() + timeout
+    while True:
+        slices = json.loads(stack.kubectl("get", "endpointslices", "-n", "knative-serving", "-l",
+                                          "kubernetes.io/service-name=knserve-internal", "-o", "json").stdout)["items"]
+        if any((endpoint.get("conditions") or {}).get("ready") for found in slices
+               for endpoint in found.get("endpoints") or []):
+            return
+        assert time.monotonic() < deadline, "knserve-internal has no ready endpoint"
+        time.sleep(0.2)
 
 
 @pytest.fixture
@@ -222,7 +233,7 @@ def test_an_async_call_is_accepted_runs_and_returns_the_functions_response(stack
 
 def test_retries_back_off_and_honour_retry_after_then_a_failing_call_is_a_dead_letter_that_replays(
         stack, namespace, runs_file):
-    host = ready_function(stack, namespace, runs_file)
+    host = ready_function(stack, namespace, runs_file, annotations={"knserve.dev/async-max-attempts": "3"})
     code, headers, _ = accept(stack, host, "/?fail=2")
     retried = headers["X-Call-Id"]
     code, headers, _ = accept(stack, host, "/?fail=1&status=429&retry_after=3")
@@ -269,8 +280,12 @@ def test_a_queued_call_is_cancelled_and_a_running_one_is_not(stack, namespace, r
     assert [r[0] for r in runs(runs_file)] == [first]
 
 
-def test_limits_unknown_hosts_idempotency_and_the_cluster_local_host(stack, namespace, runs_file):
+def test_bad_annotations_limits_unknown_hosts_idempotency_and_the_cluster_local_host(stack, namespace, runs_file):
     host = ready_function(stack, namespace, runs_file)
+    refused = stack.kubectl("apply", "-n", namespace, "-f", "-", check=False, input=json.dumps(function_service(
+        "bad", runs_file, annotations={"knserve.dev/async-max-attempts": "0"})))
+    assert refused.returncode != 0
+    assert "expected 1 <= 0 <= 100: metadata.annotations.knserve.dev/async-max-attempts" in refused.stderr
     code, _, body = accept(stack, host, "/", b"x" * (2 * 1024 * 1024))
     assert code == 413 and b"1048576" in body
     code, _, _ = accept(stack, f"nobody.{namespace}.example.com", "/")
@@ -397,3 +412,17 @@ def test_a_service_at_zero_wakes_for_queued_calls_and_max_scale_bounds_the_funct
         wait_state(stack, host, call_id, "succeeded", timeout=120)
     assert {call_id for call_id, _, _, _ in runs(runs_file)} == set(ids)
     assert peak_concurrency(runs_file) <= 2
+
+
+def test_a_service_with_async_always_queues_requests_sent_without_prefer(stack, namespace, runs_file):
+    host = ready_function(stack, namespace, runs_file, annotations={"knserve.dev/async": "always"})
+    deadline = time.monotonic() + 30
+    while True:  # the Route's rules carry the annotation once the controller has seen it
+        code, headers, body = http(stack, "POST", host, "/plain", body=b"no prefer")
+        if code == 202 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert code == 202, (code, body)
+    view = wait_state(stack, host, headers["X-Call-Id"], "succeeded")
+    assert view["response"]["body"] == "done 1 no prefer"
+    assert [r[0] for r in runs(runs_file) if r[0] != "-"] == [headers["X-Call-Id"]], "dispatched once, no loop"

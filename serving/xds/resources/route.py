@@ -82,19 +82,25 @@ QUEUE_PATH_PREFIX: Final = "/.well-known/knserve/"
 """Calls' status, cancel, dead letters and replay: always the call queue's."""
 PREFER_HEADER: Final = "prefer"
 RESPOND_ASYNC: Final = "respond-async"
+DISPATCH_HEADER: Final = "k-call-dispatch"
+"""What the call queue sets on its own dispatches."""
 
 
-def make_queue_routes(cluster: str) -> list[route_v3.Route]:
+def make_queue_routes(cluster: str, *, always: bool = False) -> list[route_v3.Route]:
     """Routes that send a virtual host's asynchronous calls to the call queue's ``cluster``,
     keeping the Host: ``/.well-known/knserve/...`` and any request with ``Prefer:
-    respond-async``. They come before the revision route; the queue's own dispatches carry no
-    ``Prefer``, so they reach the revisions."""
+    respond-async`` (``always``: any request without ``K-Call-Dispatch``). They come before the
+    revision route; the queue's own dispatches carry no ``Prefer`` and do carry
+    ``K-Call-Dispatch``, so they reach the revisions."""
     action = route_v3.RouteAction(cluster=cluster, timeout=NO_TIMEOUT)
-    prefer = route_v3.HeaderMatcher(
-        name=PREFER_HEADER, string_match=matcher_v3.StringMatcher(contains=RESPOND_ASYNC, ignore_case=True))
+    if always:
+        queued = route_v3.HeaderMatcher(name=DISPATCH_HEADER, present_match=True, invert_match=True)
+    else:
+        queued = route_v3.HeaderMatcher(
+            name=PREFER_HEADER, string_match=matcher_v3.StringMatcher(contains=RESPOND_ASYNC, ignore_case=True))
     return [
         route_v3.Route(match=route_v3.RouteMatch(prefix=QUEUE_PATH_PREFIX), route=action),
-        route_v3.Route(match=route_v3.RouteMatch(prefix="/", headers=[prefer]), route=action),
+        route_v3.Route(match=route_v3.RouteMatch(prefix="/", headers=[queued]), route=action),
     ]
 
 

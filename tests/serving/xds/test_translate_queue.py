@@ -1,5 +1,7 @@
 """The call queue in the ingress model: its cluster, and its routes in front of every virtual host."""
 
+import dataclasses
+
 from envoy_data_plane.envoy.config.route import v3 as route_v3
 
 from serving.xds import type_urls, wire
@@ -47,3 +49,25 @@ def test_the_queue_coming_and_going_rebuilds_the_virtual_hosts() -> None:
     again = translator.translate(plain, version=3).snapshot
     assert first[RDS].items["external"].body == again[RDS].items["external"].body != queued[RDS].items["external"].body
     assert names.QUEUE_CLUSTER not in again[CDS].items and names.QUEUE_CLUSTER in queued[CDS].items
+
+
+def test_an_async_always_rule_queues_every_request_but_the_queues_own() -> None:
+    always = dataclasses.replace(HELLO, async_always=True)
+    snapshot = Translator().translate(IngressModel(rules=(always, LOCAL), backends=BACKENDS, queue=QUEUE),
+                                      version=1).snapshot
+    external = route_v3.RouteConfiguration.parse(snapshot[RDS].items["external"].body)
+    [virtual_host] = external.virtual_hosts
+    by_path, everything, revisions = virtual_host.routes
+    [not_dispatched] = everything.match.headers
+    assert (not_dispatched.name, not_dispatched.present_match, not_dispatched.invert_match) == (
+        "k-call-dispatch", True, True)
+    assert everything.route.cluster == names.QUEUE_CLUSTER and revisions.route.weighted_clusters
+    internal = route_v3.RouteConfiguration.parse(snapshot[RDS].items["internal"].body)
+    assert internal.virtual_hosts[0].routes[1].match.headers[0].name == "prefer", "other rules keep Prefer"
+
+
+def test_async_always_without_a_queue_changes_nothing() -> None:
+    always = dataclasses.replace(HELLO, async_always=True)
+    plain = Translator().translate(IngressModel(rules=(HELLO,), backends=BACKENDS), version=1).snapshot
+    marked = Translator().translate(IngressModel(rules=(always,), backends=BACKENDS), version=1).snapshot
+    assert plain[RDS].items["external"].body == marked[RDS].items["external"].body

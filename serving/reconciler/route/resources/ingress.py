@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 
+from knserve.callpolicy import ASYNC_ALWAYS, ASYNC_ANNOTATION
 from knserve.networking import QUEUE_HTTP_PORT
 from knserve.stats_wire import activator_in_path
 from kube.endpoints import ready_addresses, ready_endpoints_at
@@ -35,6 +36,8 @@ def make_ingress_rules(
     cluster-local) and a cluster-local one."""
     namespace = route.namespace
     route_local = is_cluster_local(route)
+    # knserve.dev/async: always (the Service's annotations reach its Route): every request is queued
+    always = (route.metadata.annotations or {}).get(ASYNC_ANNOTATION, "").strip() == ASYNC_ALWAYS
     rules: list[IngressRule] = []
     for tag in sorted(groups):
         splits = tuple(Split(revision, namespace, percent) for revision, percent in groups[tag] if percent > 0)
@@ -43,9 +46,10 @@ def make_ingress_rules(
         local_name = route.name if tag == DEFAULT_GROUP else config.network.tag_name(name=route.name, tag=tag)
         if not route_local and tag not in private:
             host = route_host(route, config) if tag == DEFAULT_GROUP else tag_host(route, config, tag)
-            rules.append(IngressRule(namespace, route.name, (host,), splits, Visibility.EXTERNAL_IP))
+            rules.append(IngressRule(namespace, route.name, (host,), splits, Visibility.EXTERNAL_IP,
+                                     async_always=always))
         rules.append(IngressRule(namespace, route.name, _local_hosts(local_name, namespace), splits,
-                                 Visibility.CLUSTER_LOCAL))
+                                 Visibility.CLUSTER_LOCAL, async_always=always))
     return tuple(rules)
 
 
