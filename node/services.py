@@ -10,7 +10,9 @@ each, over the agent's ``KubeClient``) and, for each Service with a cluster IP:
   (``SO_BINDTODEVICE``): local clusters sharing a machine hand out the same Service IPs, each
   on its own bridge;
 * forwards every connection to a ready endpoint of that port (picked at random) from the
-  Service's EndpointSlices, or closes it when there is none. The ``kubernetes`` Service in
+  Service's EndpointSlices, or closes it when there is none; the forwarded connection comes
+  from the Service's IP (as kube-proxy's never come from the node), so a pod cannot pass for
+  the node by going through a Service. The ``kubernetes`` Service in
   ``default`` leads to the API server (the local control plane publishes no endpoints for it).
 
 ``record`` tells cluster DNS (``node.dns``) what a Service name stands for: its
@@ -184,12 +186,12 @@ class ServiceProxy:
             raise
 
         async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await self._forward(namespace, name, port, reader, writer)
+            await self._forward(namespace, name, port, reader, writer, source=listen[0])
 
         return await asyncio.start_server(forward, sock=sock)
 
     async def _forward(self, namespace: str, name: str, port: ServicePort,
-                       reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                       reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, source: str = "") -> None:
         targets = self.endpoints(namespace, name, port)
         try:
             if not targets:
@@ -197,8 +199,11 @@ class ServiceProxy:
                 return
             host, number = random.choice(targets)
             try:
+                # From the Service's IP, not the node's: a pod must not pass for the node (the
+                # kubelet) by going through a Service (the queue-proxy's drain port trusts the node).
+                local = (source, 0) if source and not host.startswith("127.") else None
                 upstream_reader, upstream_writer = await asyncio.wait_for(
-                    asyncio.open_connection(host, number), CONNECT_TIMEOUT_SECONDS)
+                    asyncio.open_connection(host, number, local_addr=local), CONNECT_TIMEOUT_SECONDS)
             except (OSError, asyncio.TimeoutError) as error:
                 log.debug("Service %s/%s: connecting to %s:%d failed: %s", namespace, name, host, number, error)
                 return

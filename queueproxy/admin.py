@@ -3,12 +3,21 @@
 These ports carry a request a second at most, so they are plain: httptools parses, a
 route table maps ``(method, path)`` to a handler returning a ``Reply`` (or a coroutine
 of one, for ``/wait-for-drain`` which blocks). aiohttp would do too, but costs the
-sidecar 16 MB of RSS. Side effects: socket I/O only.
+sidecar 16 MB of RSS.
+
+A side server may admit only some peers (``allowed_peers``): the admin port takes
+``/wait-for-drain`` from the pod itself (loopback, the pod's own address) and from the node's
+side of the pod network (the pod's default gateway: the address the kubelet's ``httpGet``
+preStop hook comes from on the local node and on bridge networks), never from another pod:
+:func:`pod_and_node`. Anyone else gets ``403`` for every request on the connection.
+
+Side effects: socket I/O; :func:`default_gateways` reads the routing table once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Mapping
@@ -56,14 +65,51 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def default_gateways(route_table: str = "/proc/net/route") -> frozenset[str]:
+    """The IPv4 gateways of the default routes of this network namespace (none if unreadable)."""
+    gateways = set()
+    try:
+        with open(route_table, encoding="ascii") as table:
+            next(table, None)
+            for line in table:
+                fields = line.split()
+                if len(fields) > 2 and fields[1] == "00000000" and fields[2] != "00000000":
+                    gateways.add(str(ipaddress.IPv4Address(int(fields[2], 16).to_bytes(4, "little"))))
+    except (OSError, ValueError):
+        return frozenset()
+    return frozenset(gateways)
+
+
+def pod_and_node(pod_ip: str, *, gateways: frozenset[str] | None = None) -> Callable[[str], bool]:
+    """Admits loopback, ``pod_ip`` and the pod's default gateways (the node, where the kubelet is)."""
+    allowed = {pod_ip} if pod_ip else set()
+    allowed |= default_gateways() if gateways is None else gateways
+
+    def admits(peer: str) -> bool:
+        try:
+            address = ipaddress.ip_address(peer.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return address.is_loopback or str(address) in allowed
+
+    return admits
+
+
+FORBIDDEN_REPLY = Reply(403, b"only the pod itself and its node (the kubelet's preStop hook) may use this port\n")
+
 Handler = Callable[[], "Reply | Awaitable[Reply]"]
 Routes = Mapping[str, Handler]  # path -> handler (GET and HEAD only)
 
 
 class SideProtocol(asyncio.Protocol):
-    def __init__(self, routes: Routes, connections: set[SideProtocol]) -> None:
+    def __init__(self, routes: Routes, connections: set[SideProtocol],
+                 allowed_peers: Callable[[str], bool] | None = None) -> None:
         self._routes = routes
         self._connections = connections
+        self._allowed_peers = allowed_peers
+        self._forbidden = False
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
         self._url = b""
@@ -75,6 +121,11 @@ class SideProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
         self._connections.add(self)
+        if self._allowed_peers is not None:
+            peer = transport.get_extra_info("peername")
+            self._forbidden = not (isinstance(peer, tuple) and self._allowed_peers(str(peer[0])))
+            if self._forbidden:
+                logger.warning("refused a connection from %s: neither this pod nor its node", peer)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._connections.discard(self)
@@ -113,8 +164,11 @@ class SideProtocol(asyncio.Protocol):
         method, url, keep_alive = self._queue.pop(0)
         path = httptools.parse_url(url).path.decode("latin-1") if url else "/"
         handler = self._routes.get(path)
-        if method not in (b"GET", b"HEAD", b"POST"):
-            reply: Reply | Awaitable[Reply] = Reply(405, b"method not allowed\n")
+        if self._forbidden:
+            reply: Reply | Awaitable[Reply] = FORBIDDEN_REPLY
+            keep_alive = False
+        elif method not in (b"GET", b"HEAD", b"POST"):
+            reply = Reply(405, b"method not allowed\n")
         elif handler is None:
             reply = Reply(404, b"not found\n")
         else:
@@ -154,16 +208,18 @@ class SideProtocol(asyncio.Protocol):
 class SideServer:
     """One side port: its listening socket and its open connections."""
 
-    def __init__(self, name: str, routes: Routes) -> None:
+    def __init__(self, name: str, routes: Routes, *, allowed_peers: Callable[[str], bool] | None = None) -> None:
         self.name = name
         self._routes = routes
+        self._allowed_peers = allowed_peers
         self._connections: set[SideProtocol] = set()
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self, host: str, port: int) -> int:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: SideProtocol(self._routes, self._connections), sock=listening_socket(host, port)
+            lambda: SideProtocol(self._routes, self._connections, self._allowed_peers),
+            sock=listening_socket(host, port)
         )
         return int(self._server.sockets[0].getsockname()[1])
 

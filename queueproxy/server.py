@@ -17,7 +17,7 @@ import logging
 from knserve import networking
 from knserve.clock import Clock, SystemClock
 from knserve.stats_wire import encode_stat
-from queueproxy.admin import Reply, SideServer, listening_socket
+from queueproxy.admin import Reply, SideServer, listening_socket, pod_and_node
 from queueproxy.breaker import Breaker
 from queueproxy.drain import Drainer
 from queueproxy.exchange import Exchange
@@ -142,7 +142,9 @@ class QueueProxy:
         serving = await loop.create_server(proxy, sock=listening_socket(host, settings.serving_port))
         self.ports["serving"] = int(serving.sockets[0].getsockname()[1])
         side_servers = [
-            (SideServer("admin", {WAIT_FOR_DRAIN_PATH: self.wait_for_drain}), settings.admin_port),
+            # Only the pod and its node's kubelet may make the pod drain (and stop serving).
+            (SideServer("admin", {WAIT_FOR_DRAIN_PATH: self.wait_for_drain},
+                        allowed_peers=pod_and_node(settings.pod_ip)), settings.admin_port),
             (SideServer("stats", {networking.STATS_PATH: self.stats_reply, "/metrics": self.stats_metrics_reply}),
              settings.stats_port),
             (SideServer("metrics", {"/metrics": self.metrics_reply}), settings.metrics_port),
