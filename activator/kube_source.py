@@ -24,13 +24,12 @@ from knserve.networking import REVISION_LABEL
 from kube.cache import by_label
 from kube.client import KubeClient
 from kube.informer import Change, Informer
-from kube.objects import JSON
+from kube.objects import JSON, find_condition
 from kube.resources import PODS, REVISIONS
 
 
 def _is_ready(pod: JSON) -> bool:
-    conditions = (pod.get("status") or {}).get("conditions") or ()
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    return (find_condition(pod, "Ready") or {}).get("status") == "True"
 
 
 def endpoints_of(pods: list[JSON]) -> Endpoints:

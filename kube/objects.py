@@ -5,9 +5,8 @@ Pure; no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
-
-from kube.resources import Resource
 
 JSON = dict[str, Any]
 
@@ -34,26 +33,6 @@ def split_key(key: str) -> tuple[str, str]:
     """The inverse of ``key_of``: ``("ns", "name")`` or ``("", "name")``."""
     namespace, _, name = key.rpartition("/")
     return namespace, name
-
-
-def labels_of(obj: JSON) -> dict[str, str]:
-    return dict(obj.get("metadata", {}).get("labels") or {})
-
-
-def annotations_of(obj: JSON) -> dict[str, str]:
-    return dict(obj.get("metadata", {}).get("annotations") or {})
-
-
-def owner_reference(owner: JSON, resource: Resource, *, controller: bool = True) -> JSON:
-    """An ownerReference that makes ``owner`` the controller of another object."""
-    return {
-        "apiVersion": resource.api_version,
-        "kind": resource.kind,
-        "name": name_of(owner),
-        "uid": uid_of(owner),
-        "controller": controller,
-        "blockOwnerDeletion": True,
-    }
 
 
 def controller_of(obj: JSON) -> JSON | None:
@@ -83,8 +62,9 @@ def deep_copy(obj: JSON) -> JSON:
     return copied
 
 
-def find_condition(obj: JSON, condition_type: str) -> JSON | None:
-    for condition in obj.get("status", {}).get("conditions") or []:
+def find_condition(obj: Mapping[str, Any], condition_type: str) -> JSON | None:
+    """The status condition of ``condition_type`` (a copy), if the object has one."""
+    for condition in (obj.get("status") or {}).get("conditions") or []:
         if condition.get("type") == condition_type:
             return dict(condition)
     return None
