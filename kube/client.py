@@ -73,7 +73,7 @@ class KubeClient(Protocol):
         label_selector: str | None = None, field_selector: str | None = None, timeout_seconds: int = 300,
     ) -> AsyncIterator[WatchEvent]: ...
 
-    async def create(self, resource: Resource, obj: JSON) -> JSON: ...
+    async def create(self, resource: Resource, obj: JSON, *, dry_run: bool = False) -> JSON: ...
 
     async def update(self, resource: Resource, obj: JSON) -> JSON: ...
 
@@ -247,12 +247,13 @@ class RestKubeClient:
                     raise error_from_status(int(obj.get("code") or 500), obj)
                 yield WatchEvent(event_type, _with_type(resource, obj))
 
-    async def create(self, resource: Resource, obj: JSON) -> JSON:
+    async def create(self, resource: Resource, obj: JSON, *, dry_run: bool = False) -> JSON:
+        """Create; ``dry_run`` has the server admit and validate it without storing it."""
         metadata = obj.get("metadata") or {}
         path = resource.collection_path(metadata.get("namespace"))
         body = _with_type(resource, dict(obj))
-        return _with_type(resource, await self._write("create", resource, "POST", path, body=body,
-                                                      query={"fieldManager": self._field_manager}))
+        query = {"fieldManager": self._field_manager, **({"dryRun": "All"} if dry_run else {})}
+        return _with_type(resource, await self._write("create", resource, "POST", path, body=body, query=query))
 
     async def update(self, resource: Resource, obj: JSON) -> JSON:
         metadata = obj.get("metadata") or {}

@@ -220,7 +220,7 @@ class FakeKubeClient:
             if not await self._wait_for_change(remaining):
                 return
 
-    async def create(self, resource: Resource, obj: JSON) -> JSON:
+    async def create(self, resource: Resource, obj: JSON, *, dry_run: bool = False) -> JSON:
         self._maybe_fail("create", resource)
         stored = copy_json(obj)
         metadata = stored.setdefault("metadata", {})
@@ -241,6 +241,8 @@ class FakeKubeClient:
             metadata["generation"] = 1
         if resource.has_status and resource.group:  # the real server drops status on create
             stored.pop("status", None)
+        if dry_run:
+            return deep_copy(stored)
         self._store(resource)[key] = stored
         self.actions.append(Action("create", resource, key[0], key[1], copy_json(stored)))
         self._record_event(resource, "ADDED", stored)

@@ -321,7 +321,7 @@ async def _lead(args: argparse.Namespace, client: KubeClient, health: Health, el
             cert_dir = args.webhook_cert_dir or Path(tempfile.mkdtemp(prefix="knserve-webhook-"))
             host, port = args.webhook_address
             pair = webhook_certificate(cert_dir, host)
-            webhook = WebhookServer(app.config.snapshot, host=host, port=port,
+            webhook = WebhookServer(app.config.snapshot, host=host, port=port, client=client,
                                     ssl_context=server_ssl_context(str(pair.cert), str(pair.key)))
             await webhook.start()
             await register_webhooks(client, ca_pem=(cert_dir / "ca.crt").read_bytes(), url=args.webhook_url)

@@ -77,7 +77,7 @@ class Webhook:
             with tempfile.TemporaryDirectory(prefix="knserve-webhook-") as scratch:
                 pair = certificate.write(Path(scratch))
                 host, port = self._args.address
-                server = WebhookServer(store.snapshot, host=host, port=port, ready=lambda: self.ready,
+                server = WebhookServer(store.snapshot, host=host, port=port, ready=lambda: self.ready, client=client,
                                        ssl_context=server_ssl_context(str(pair.cert), str(pair.key)))
                 async with asyncio.TaskGroup() as group:
                     watching = group.create_task(informers.run(), name="informers")

@@ -82,6 +82,11 @@ def _response(uid: str, *, allowed: bool = True, message: str | None = None, cod
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
 
 
+def denied(review: dict[str, Any], message: str) -> dict[str, Any]:
+    """A refusal of ``review`` with ``message``."""
+    return _response(str((review.get("request") or {}).get("uid", "")), allowed=False, message=message)
+
+
 def _parse_error(kind: str, error: ValidationError) -> str:
     problems = []
     for item in error.errors():

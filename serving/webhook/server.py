@@ -3,7 +3,9 @@
 ``make_app(config)`` serves ``POST /defaulting`` and ``POST /resource-validation``
 (AdmissionReview v1) and ``GET /healthz`` (503 while ``ready()`` says no: before the
 configuration is read, and while a stopping process drains); ``config`` is a zero-argument
-callable returning the current ``ConfigSnapshot``, read once per request. ``WebhookServer`` binds the app with
+callable returning the current ``ConfigSnapshot``, read once per request. With ``client``, a
+Service or Configuration that validation allows also has its Pod dry-run against the API
+server when ``config-features`` asks for it (``serving.webhook.dryrun``). ``WebhookServer`` binds the app with
 TLS (the API server only calls webhooks over HTTPS); its process owns its lifetime.
 Side effects: listens on a socket while started.
 """
@@ -18,14 +20,18 @@ from typing import Any
 
 from aiohttp import web
 
+from kube.client import KubeClient
 from serving.config.snapshot import ConfigSnapshot
-from serving.webhook.review import DEFAULTING_PATH, VALIDATION_PATH, admit
+from serving.webhook.dryrun import check_pod, dry_run_pod
+from serving.webhook.review import DEFAULTING_PATH, VALIDATION_PATH, admit, denied
 
 log = logging.getLogger(__name__)
 ConfigSource = Callable[[], ConfigSnapshot]
 
 
-def make_app(config: ConfigSource, ready: Callable[[], bool] = lambda: True) -> web.Application:
+def make_app(
+    config: ConfigSource, ready: Callable[[], bool] = lambda: True, client: KubeClient | None = None
+) -> web.Application:
     async def review(request: web.Request, *, mutate: bool) -> web.Response:
         try:
             body: Any = await request.json(loads=json.loads)
@@ -33,7 +39,14 @@ def make_app(config: ConfigSource, ready: Callable[[], bool] = lambda: True) -> 
             return web.json_response({"error": "the body is not an AdmissionReview (JSON)"}, status=400)
         if not isinstance(body, dict) or body.get("kind") != "AdmissionReview" or not isinstance(body.get("request"), dict):
             return web.json_response({"error": "expected an admission.k8s.io/v1 AdmissionReview with a request"}, status=400)
-        answer = admit(body, config(), mutate=mutate)
+        snapshot = config()
+        answer = admit(body, snapshot, mutate=mutate)
+        if not mutate and client is not None and answer["response"]["allowed"]:
+            found = dry_run_pod(body, snapshot)
+            if found is not None:
+                problem = await check_pod(client, *found)
+                if problem is not None:
+                    answer = denied(body, f"validation failed: {problem}")
         result = answer["response"]
         req = body["request"]
         log.info(
@@ -73,8 +86,8 @@ class WebhookServer:
     """Serves ``make_app(config)`` on ``host:port`` with TLS until ``stop``."""
 
     def __init__(self, config: ConfigSource, *, host: str, port: int, ssl_context: ssl.SSLContext | None,
-                 ready: Callable[[], bool] = lambda: True) -> None:
-        self._app = make_app(config, ready)
+                 ready: Callable[[], bool] = lambda: True, client: KubeClient | None = None) -> None:
+        self._app = make_app(config, ready, client)
         self._host = host
         self._port = port
         self._ssl_context = ssl_context

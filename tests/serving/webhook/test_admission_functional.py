@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from kube.client import connect
 from serving.apis.crds import OUTPUT_DIR as RESOURCES
 from serving.config import ConfigSnapshot
 from serving.webhook.registration import mutating_webhook_configuration, validating_webhook_configuration
@@ -33,7 +34,8 @@ async def webhook(cluster: Any, namespace: str, tmp_path: Path) -> AsyncIterator
     await kubectl(cluster, "apply", "-f", str(RESOURCES))
     await kubectl(cluster, "wait", "--for=condition=Established", "--timeout=60s", "crd/services.serving.knative.dev")
     cert, key, ca = make_certs(tmp_path)
-    server = WebhookServer(lambda: ConfigSnapshot(), host="127.0.0.1", port=0,
+    client = await connect(str(cluster.kubeconfig))
+    server = WebhookServer(lambda: ConfigSnapshot(), host="127.0.0.1", port=0, client=client,
                            ssl_context=server_ssl_context(str(cert), str(key)))
     await server.start()
     selector = {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
@@ -50,6 +52,7 @@ async def webhook(cluster: Any, namespace: str, tmp_path: Path) -> AsyncIterator
     finally:
         await kubectl(cluster, "delete", "-f", "-", "--ignore-not-found", input=text)
         await server.stop()
+        await client.close()
 
 
 async def test_hello_world_is_defaulted(webhook: Any, namespace: str) -> None:
@@ -70,3 +73,18 @@ async def test_rules_beyond_cel_are_refused(webhook: Any, namespace: str) -> Non
     result = await kubectl(webhook, "apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(doc))
     assert result.returncode != 0
     assert 'denied the request: validation failed: invalid key name "autoscaling.knative.dev/min-scale": metadata.annotations' in result.stderr
+
+
+async def test_a_pod_kubernetes_refuses_is_refused_when_the_service_asks_for_a_dry_run(
+    webhook: Any, namespace: str
+) -> None:
+    doc = yaml.safe_load(HELLO_WORLD_YAML)
+    doc["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}
+    unasked = await kubectl(webhook, "apply", "-n", namespace, "--dry-run=server", "-f", "-", input=yaml.safe_dump(doc))
+    assert unasked.returncode == 0, unasked.stderr  # config-features' default: dry run only when asked
+    doc["metadata"]["annotations"] = {"features.knative.dev/podspec-dryrun": "enabled"}
+    asked = await kubectl(webhook, "apply", "-n", namespace, "--dry-run=server", "-f", "-", input=yaml.safe_dump(doc))
+    assert asked.returncode != 0
+    assert "denied the request: validation failed: dry run failed with " in asked.stderr, asked.stderr
+    assert "must be less than or equal to cpu limit" in asked.stderr, asked.stderr
+    assert asked.stderr.rstrip().endswith(": spec.template"), asked.stderr
