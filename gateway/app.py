@@ -27,6 +27,7 @@ import hmac
 import json
 import logging
 import platform
+import re
 import shutil
 import sys
 import time
@@ -54,6 +55,7 @@ from kube.resources import NAMESPACES, REVISIONS, SERVICES
 
 log = logging.getLogger("knserve.gateway")
 VERSION = "0.1.0"
+TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 HOP_HEADERS = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
                          "proxy-authorization", "proxy-authenticate", "host", "content-length"})
 
@@ -295,7 +297,9 @@ class Gateway:
             first = await process.stdout.readline()
             if not first:
                 errors = (await process.stderr.read()).decode(errors="replace").strip()
-                if await process.wait() != 0:
+                code = await process.wait()
+                log.info("no log lines for %s/%s (kubectl exit %d): %s", namespace, name, code, errors)
+                if code != 0:
                     log.warning("kubectl logs for %s/%s failed: %s", namespace, name, errors)
                     return _error(500, f"Cannot read the logs of {name}: {errors}")
             await response.prepare(request)
@@ -384,6 +388,8 @@ def parse_log_line(line: str, *, name: str, namespace: str) -> dict[str, str]:
         parts = prefix.split("/")
         instance = parts[1] if len(parts) > 1 else prefix
     timestamp, _, text = line.partition(" ")
+    if not TIMESTAMP.match(timestamp):  # a node that does not stamp its log lines: now will do
+        timestamp, text = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), line
     return {"name": name, "namespace": namespace, "instance": instance, "timestamp": timestamp, "text": text}
 
 

@@ -191,8 +191,8 @@ def test_faas_cli_deploys_lists_invokes_shows_logs_and_removes_a_function(stack,
     assert "202" in submitted.stdout + submitted.stderr or "asynchronously" in submitted.stdout + submitted.stderr, \
         submitted
 
-    logs = faas(stack, tmp_path, "logs", "hello-faas", "--namespace", namespace, "--tail=false").stdout
-    assert "hello-faas" in logs and "listening" in logs, logs
+    logs = faas(stack, tmp_path, "logs", "hello-faas", "--namespace", namespace, "--tail=false")
+    assert "helloworld: listening" in logs.stdout, (logs.stdout, logs.stderr)
 
     faas(stack, tmp_path, "remove", "hello-faas", "--namespace", namespace)
     assert stack.kubectl("get", "ksvc", "hello-faas", "-n", namespace, check=False).returncode != 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import aiohttp
 import pytest
@@ -153,6 +154,12 @@ async def test_async_calls_go_to_the_queue_with_their_callback(gateway, ingress)
         assert response.headers["X-Call-Id"] == "call-1"
     assert ingress.seen[-1]["prefer"] == "respond-async"
     assert ingress.seen[-1]["callback"] == "http://127.0.0.1:9/done"
+
+
+def test_log_lines_without_a_timestamp_get_one_go_can_parse():
+    message = parse_log_line("[pod/tax-1/user-container] function: loaded tax", name="tax", namespace="shop")
+    assert message["text"] == "function: loaded tax" and message["instance"] == "tax-1"
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", message["timestamp"])
 
 
 def test_log_lines_become_openfaas_messages():
