@@ -16,8 +16,10 @@ import os
 import socket
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from activator.app import DEFAULT_QUEUE_DEPTH, Activator
+from activator.reporter import TokenFile, default_token_path
 from activator.revisions import RevisionSource, StaticRevisionSource
 from knserve.cli import cancel_on_signals
 from knserve.networking import AUTOSCALER_PORT, AUTOSCALER_SERVICE_NAME, QUEUE_HTTP_PORT, SYSTEM_NAMESPACE
@@ -37,6 +39,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=os.environ.get("AUTOSCALER_URL", DEFAULT_AUTOSCALER_URL),
         help="where stats go (default: $AUTOSCALER_URL or %(default)s)",
     )
+    parser.add_argument("--stats-token-file", type=Path, default=None,
+                        help="the token sent with stats (default: the pod's service-account token)")
     parser.add_argument("--queue-depth", type=int, default=DEFAULT_QUEUE_DEPTH, help="requests a revision may queue")
     parser.add_argument(
         "--drain-seconds", type=float, default=10.0,
@@ -74,6 +78,7 @@ async def serve(args: argparse.Namespace, source: RevisionSource | None) -> int:
             pod_name=args.pod_name,
             queue_depth=args.queue_depth,
             quiet_seconds=args.drain_seconds,
+            stats_token=TokenFile(args.stats_token_file or default_token_path()),
         )
         try:
             await activator.run(host=args.host, port=args.port, metrics_port=args.metrics_port)

@@ -16,7 +16,7 @@ import logging
 import random
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import aiohttp
 from aiohttp import web
@@ -49,8 +49,10 @@ class Activator:
         drain_seconds: float = 30.0,
         quiet_seconds: float = 0.0,
         rng: random.Random | None = None,
+        stats_token: Callable[[], str | None] | None = None,
     ) -> None:
         self._source = source
+        self._stats_token = stats_token
         self._autoscaler_url = autoscaler_url
         self._stat_sender = stat_sender
         self._prober = prober
@@ -90,7 +92,7 @@ class Activator:
             probe_interval=self._probe_interval,
             rng=self._rng,
         )
-        sender = self._stat_sender or HttpStatSender(self._session, self._autoscaler_url)
+        sender = self._stat_sender or HttpStatSender(self._session, self._autoscaler_url, token=self._stats_token)
         pusher = StatPusher(self.reporter, sender, interval=self._report_interval)
         self.handler = ActivationHandler(
             backends=self.backends, reporter=self.reporter, pusher=pusher, metrics=self.metrics, session=self._session

@@ -6,15 +6,19 @@ first-request stat of a revision ahead of the next tick, which is what wakes a r
 zero without waiting a second. Whatever queued up while a post was under way goes out in
 the next post, so twenty revisions woken at once reach the autoscaler in one or two
 round trips rather than twenty in a row. ``StatSender`` is the boundary; ``HttpStatSender`` posts JSON
-to the autoscaler and logs (at most once a minute) when it cannot.
+to the autoscaler and logs (at most once a minute) when it cannot. The autoscaler takes pushed
+stats only from the activator's service account: each post carries the pod's service-account
+token (:class:`TokenFile`, re-read every minute as the kubelet rotates it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import aiohttp
@@ -28,23 +32,60 @@ REPORT_INTERVAL = 1.0
 _COMPLAIN_EVERY = 60.0
 
 
+SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+_TOKEN_REREAD_SECONDS = 60.0
+
+
+def default_token_path() -> Path:
+    """The pod's service-account token: the standard path, else beside ``$KUBECONFIG`` (the local node)."""
+    if SERVICE_ACCOUNT_TOKEN.exists() or not os.environ.get("KUBECONFIG"):
+        return SERVICE_ACCOUNT_TOKEN
+    return Path(os.environ["KUBECONFIG"]).parent / "token"
+
+
+class TokenFile:
+    """A token read from a file, at most once a minute (None while it cannot be read)."""
+
+    def __init__(self, path: Path, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._path = path
+        self._monotonic = monotonic
+        self._token: str | None = None
+        self._read_at = -_TOKEN_REREAD_SECONDS
+
+    def __call__(self) -> str | None:
+        now = self._monotonic()
+        if now - self._read_at >= _TOKEN_REREAD_SECONDS:
+            try:
+                self._token = self._path.read_text().strip() or None
+            except OSError:
+                self._token = None
+            self._read_at = now
+        return self._token
+
+
 class StatSender(Protocol):
     async def send(self, messages: Sequence[RevisionStat]) -> None: ...
 
 
 class HttpStatSender:
-    def __init__(self, session: aiohttp.ClientSession, autoscaler_url: str, *, timeout: float = 2.0) -> None:
+    def __init__(self, session: aiohttp.ClientSession, autoscaler_url: str, *, timeout: float = 2.0,
+                 token: Callable[[], str | None] | None = None) -> None:
         self._session = session
+        self._token = token
         self._url = autoscaler_url.rstrip("/") + STATS_PUSH_PATH
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._last_complaint = -_COMPLAIN_EVERY
 
     async def send(self, messages: Sequence[RevisionStat]) -> None:
+        headers = {"Content-Type": "application/json"}
+        token = self._token() if self._token is not None else None
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         try:
             async with self._session.post(
                 self._url,
                 data=encode_stat_batch(messages),
-                headers={"Content-Type": "application/json"},
+                headers=headers,
                 timeout=self._timeout,
             ) as response:
                 if response.status >= 300:

@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import yaml
@@ -31,6 +31,9 @@ from knserve.networking import AUTOSCALER_PORT, SERVER_IDLE_TIMEOUT_SECONDS
 from serving.config.autoscaler import AutoscalerConfig
 from serving.config.parsers import ConfigError
 
+if TYPE_CHECKING:
+    from autoscaler.auth import StatsAuth
+
 log = logging.getLogger("autoscaler")
 
 
@@ -42,6 +45,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--config", metavar="FILE", help="config-autoscaler keys (ConfigMap manifest or mapping)")
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
     parser.add_argument("--namespace", help="only this namespace's revisions (default: all namespaces)")
+    parser.add_argument("--stats-auth", choices=("tokenreview", "none"), default="tokenreview",
+                        help="POST /stats needs the activator's service-account token, checked by TokenReview "
+                        "(default), or nothing ('none'; always so with --static)")
     parser.add_argument("--static", metavar="FILE", help="autoscale the PodAutoscalers and pods listed in FILE")
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
     return parser.parse_args(argv)
@@ -88,6 +94,16 @@ async def kube_cluster(kubeconfig: str | None, namespace: str | None) -> AsyncIt
         yield None if client is None else KubeCluster(client, namespace=namespace)
 
 
+def stats_auth(cluster: Cluster, args: argparse.Namespace) -> StatsAuth | None:
+    """Who may push stats: the activator's account, when the stats come from a real cluster."""
+    from autoscaler.auth import KubeTokenReviewer, StatsAuth
+    from autoscaler.kube_cluster import KubeCluster
+
+    if args.stats_auth == "none" or not isinstance(cluster, KubeCluster):
+        return None
+    return StatsAuth(KubeTokenReviewer(cluster.client))
+
+
 async def serve(cluster: Cluster | None, config: AutoscalerConfig, args: argparse.Namespace) -> int:
     cancel_on_signals()
     async with contextlib.AsyncExitStack() as resources:
@@ -101,7 +117,8 @@ async def serve(cluster: Cluster | None, config: AutoscalerConfig, args: argpars
         )
         runners = []
         try:
-            for app, port in ((stats_app(service), args.port), (metrics_app(service), args.metrics_port)):
+            pushes = stats_app(service, stats_auth(cluster, args))
+            for app, port in ((pushes, args.port), (metrics_app(service), args.metrics_port)):
                 runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                        keepalive_timeout=SERVER_IDLE_TIMEOUT_SECONDS)
                 await runner.setup()

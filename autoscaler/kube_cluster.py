@@ -53,6 +53,10 @@ class KubeCluster:
         # (namespace, deployment) -> (replicas, resourceVersion) of a /scale write not yet in the cache.
         self._written: dict[tuple[str, str], tuple[int, int]] = {}
 
+    @property
+    def client(self) -> KubeClient:
+        return self._client
+
     async def events(self) -> AsyncGenerator[PodAutoscalerEvent, None]:
         queue: asyncio.Queue[PodAutoscalerEvent] = asyncio.Queue()
 

@@ -1,7 +1,8 @@
 """The autoscaler's HTTP faces: the stats port (8080) and the metrics port.
 
 - ``POST /stats``: the activator's stat batches (``knserve.stats_wire``): ``202``, or
-  ``400`` with a sentence when the body is not a batch;
+  ``400`` with a sentence when the body is not a batch; with a ``StatsAuth`` (``auth``),
+  ``401`` unless the request carries the activator's service-account token;
 - ``GET /healthz``: ``200 ok``;
 - metrics port ``GET /metrics``: per revision ``autoscaler_desired_pods``,
   ``autoscaler_actual_pods``, ``autoscaler_stable_request_concurrency`` /
@@ -19,6 +20,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from autoscaler.auth import StatsAuth
 from autoscaler.config import METRIC_RPS
 from autoscaler.service import AutoscalerService
 from knserve.stats_wire import HEALTH_PATH, STATS_PUSH_PATH, WireError, decode_stat_batch
@@ -26,8 +28,11 @@ from knserve.stats_wire import HEALTH_PATH, STATS_PUSH_PATH, WireError, decode_s
 LABELS = ("namespace_name", "revision_name")
 
 
-def stats_app(service: AutoscalerService) -> web.Application:
+def stats_app(service: AutoscalerService, auth: StatsAuth | None = None) -> web.Application:
     async def push(request: web.Request) -> web.Response:
+        if auth is not None and not await auth.allows(request.headers.get("Authorization")):
+            return web.Response(status=401, text="only the activator may push stats: send its service-account "
+                                "token as 'Authorization: Bearer <token>'\n", headers={"WWW-Authenticate": "Bearer"})
         try:
             messages = decode_stat_batch(await request.read())
         except WireError as error:
