@@ -41,6 +41,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--stats-token-file", type=Path, default=None,
                         help="the token sent with stats (default: the pod's service-account token)")
+    parser.add_argument("--ingress-token-file", type=Path, default=None,
+                        help="serve only requests carrying the token in this file (K-Network-Ingress-Token, added "
+                        "by the ingress; config/ mounts the Secret knserve-ingress-token; default: no check)")
     parser.add_argument("--queue-depth", type=int, default=DEFAULT_QUEUE_DEPTH, help="requests a revision may queue")
     parser.add_argument(
         "--drain-seconds", type=float, default=10.0,
@@ -79,6 +82,7 @@ async def serve(args: argparse.Namespace, source: RevisionSource | None) -> int:
             queue_depth=args.queue_depth,
             quiet_seconds=args.drain_seconds,
             stats_token=TokenFile(args.stats_token_file or default_token_path()),
+            ingress_token=TokenFile(args.ingress_token_file) if args.ingress_token_file else None,
         )
         try:
             await activator.run(host=args.host, port=args.port, metrics_port=args.metrics_port)

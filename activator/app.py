@@ -50,9 +50,11 @@ class Activator:
         quiet_seconds: float = 0.0,
         rng: random.Random | None = None,
         stats_token: Callable[[], str | None] | None = None,
+        ingress_token: Callable[[], str | None] | None = None,
     ) -> None:
         self._source = source
         self._stats_token = stats_token
+        self._ingress_token = ingress_token
         self._autoscaler_url = autoscaler_url
         self._stat_sender = stat_sender
         self._prober = prober
@@ -95,7 +97,8 @@ class Activator:
         sender = self._stat_sender or HttpStatSender(self._session, self._autoscaler_url, token=self._stats_token)
         pusher = StatPusher(self.reporter, sender, interval=self._report_interval)
         self.handler = ActivationHandler(
-            backends=self.backends, reporter=self.reporter, pusher=pusher, metrics=self.metrics, session=self._session
+            backends=self.backends, reporter=self.reporter, pusher=pusher, metrics=self.metrics, session=self._session,
+            ingress_token=self._ingress_token,
         )
         loop = asyncio.get_running_loop()
         self._tasks = [

@@ -7,6 +7,10 @@ Answers, in order:
   endpoint stays "serving" while it terminates, so Routes can keep it until another is ready);
 - no ``Knative-Serving-Revision`` / ``Knative-Serving-Namespace`` header, or an unknown
   revision: ``404``;
+- given an ingress token, a request naming a revision without it (``K-Network-Ingress-Token``,
+  which Envoy adds to the requests it routes): ``403``. Only the ingress, which applies the
+  Routes' hosts and visibility, decides which revision a request reaches; a pod sending
+  made-up revision headers straight to the activator does not;
 - the revision's queue is full: ``503 pending request queue full`` at once;
 - no answer within the revision's ``timeoutSeconds`` (waiting included), no response
   headers within ``responseStartTimeoutSeconds`` of arrival, or a response body silent for
@@ -24,8 +28,10 @@ once. Side effects: network I/O through the collaborators passed in.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import time
+from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
@@ -37,6 +43,7 @@ from activator.reporter import StatPusher
 from activator.revisions import RevisionInfo
 from activator.stats import ConcurrencyReporter
 from knserve.networking import (
+    INGRESS_TOKEN_HEADER,
     KUBELET_PROBE_USER_AGENT_PREFIX,
     NAMESPACE_HEADER,
     PROBE_HEADER,
@@ -48,6 +55,7 @@ log = logging.getLogger(__name__)
 ACTIVATOR_PROBE_VALUE = "activator"
 TIMEOUT_MESSAGE = "activator request timeout"
 QUEUE_FULL_MESSAGE = "pending request queue full"
+NOT_FROM_INGRESS_MESSAGE = "The activator serves only requests the ingress routed to it.\n"
 
 
 class ActivationHandler:
@@ -59,7 +67,9 @@ class ActivationHandler:
         pusher: StatPusher,
         metrics: ActivatorMetrics,
         session: aiohttp.ClientSession,
+        ingress_token: Callable[[], str | None] | None = None,
     ) -> None:
+        self._ingress_token = ingress_token
         self._backends = backends
         self._reporter = reporter
         self._pusher = pusher
@@ -81,6 +91,8 @@ class ActivationHandler:
                 text=f"The request names no revision: the activator needs the {REVISION_HEADER} and "
                 f"{NAMESPACE_HEADER} headers.\n",
             )
+        if self._ingress_token is not None and not self._from_ingress(headers.get(INGRESS_TOKEN_HEADER)):
+            return web.Response(status=403, text=NOT_FROM_INGRESS_MESSAGE)
         info = self._backends.get(namespace, name)
         if info is None:
             return web.Response(status=404, text=f"Revision {namespace}/{name} is not known to the activator.\n")
@@ -99,6 +111,14 @@ class ActivationHandler:
         finally:
             self._reporter.request_out(namespace, name, now=time.monotonic())
             self._metrics.observe(namespace, name, status, loop.time() - arrived)
+
+    def _from_ingress(self, shown: str | None) -> bool:
+        assert self._ingress_token is not None
+        expected = self._ingress_token()
+        # No token to compare with (its Secret unreadable): refuse rather than serve anyone.
+        if not expected or not shown:
+            return False
+        return hmac.compare_digest(expected.encode(), shown.encode())
 
     async def _serve(self, request: web.BaseRequest, info: RevisionInfo, arrived: float) -> web.StreamResponse:
         namespace, name = info.namespace, info.name

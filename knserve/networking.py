@@ -44,6 +44,9 @@ HASH_HEADER: Final = "K-Network-Hash"
 KUBELET_PROBE_USER_AGENT_PREFIX: Final = "kube-probe/"
 KUBELET_PROBE_HEADER: Final = "K-Kubelet-Probe"  # Knative's older marker of kubelet probes
 PASSTHROUGH_LB_HEADER: Final = "K-Passthrough-Lb"
+INGRESS_TOKEN_HEADER: Final = "K-Network-Ingress-Token"
+"""Envoy adds the ingress token (Secret knserve-ingress-token) to every request it routes: the
+activator serves only requests carrying it; the queue-proxy drops it before the app."""
 # Headers knserve's own components set between themselves (Knative's internal headers). The
 # ingress removes every one of them from the requests it receives, so a client cannot
 # forge a probe, a Host, a revision or the activator's mark.

@@ -59,6 +59,7 @@ _CLASSES: Final[dict[bytes, int]] = {
     b"k-original-host": _ORIGINAL_HOST,
     b"knative-serving-revision": _ROUTED,
     b"knative-serving-namespace": _DROP,
+    b"k-network-ingress-token": _DROP,  # the ingress's proof to the activator: never the app's to see
     b"connection": _CONNECTION,
     b"keep-alive": _DROP,
     b"proxy-connection": _DROP,

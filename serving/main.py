@@ -26,7 +26,8 @@ the statistics are logged at exit too.
 xDS is served over mutual TLS: the CA, the server's certificate and Envoy's client
 certificate live in the Secrets ``knserve-xds-certs`` and ``knserve-envoy-xds`` in
 knative-serving, made by the first leader (``serving.xds.tls``); ``--xds-insecure`` serves
-plain text to anyone instead.
+plain text to anyone instead. Envoy adds the ingress token (Secret ``knserve-ingress-token``)
+to the requests it routes; the activator serves only those.
 
 The webhook's serving certificate comes from ``--webhook-cert-dir`` (``ca.crt``,
 ``webhook.crt``, ``webhook.key``); when the directory holds no certificate the process makes
@@ -66,7 +67,7 @@ from serving.webhook.install import register_webhooks, webhook_certificate
 from serving.webhook.server import WebhookServer, server_ssl_context
 from serving.xds.controller import XdsController
 from serving.xds.model import EMPTY_MODEL, Endpoint, IngressModel
-from serving.xds.tls import shared_certificates
+from serving.xds.tls import shared_certificates, shared_ingress_token
 from serving.xds.translate import IngressSettings
 
 log = logging.getLogger("knserve.controller")
@@ -300,8 +301,10 @@ async def _lead(args: argparse.Namespace, client: KubeClient, health: Health, el
     (external_host, external_port), (internal_host, internal_port) = (args.ingress_external_address,
                                                                       args.ingress_internal_address)
     certificates = None if args.xds_insecure else await shared_certificates(client)
+    ingress_token = await shared_ingress_token(client)
     xds = XdsController(settings=IngressSettings(external_host=external_host, external_port=external_port,
-                                                  internal_host=internal_host, internal_port=internal_port),
+                                                  internal_host=internal_host, internal_port=internal_port,
+                                                  ingress_token=ingress_token),
                         certificates=certificates)
     xds_host, xds_port = args.xds_address
     await xds.start(f"{xds_host}:{xds_port}")

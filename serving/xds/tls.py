@@ -13,6 +13,11 @@ certificate and Envoy mounts its own:
     knserve-xds-certs   ca.crt ca.key tls.crt tls.key   the CA and the server's pair (the controller only)
     knserve-envoy-xds   ca.crt tls.crt tls.key          Envoy's client pair and the CA (mounted into Envoy)
 
+It also makes the ingress token (:func:`shared_ingress_token`, Secret ``knserve-ingress-token``,
+key ``token``): Envoy adds it to every request it routes, and the activator (which mounts it)
+serves only requests carrying it, so a pod cannot reach a revision through the activator
+with made-up ``Knative-Serving-*`` headers, around the ingress's routes and visibility.
+
 :func:`make_certificates` is pure but for a scratch directory; :func:`shared_certificates`
 reads or creates the Secrets (the first replica makes them; one racing it reads the winner's).
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import logging
+import secrets
 import tempfile
 from pathlib import Path
 from typing import Any, Final
@@ -41,7 +47,8 @@ SERVER_NAME: Final = f"{XDS_SERVICE}.{SYSTEM_NAMESPACE}.svc"
 """The name Envoy expects in the server's certificate (and sends as SNI)."""
 SERVER_SECRET: Final = "knserve-xds-certs"
 ENVOY_SECRET: Final = "knserve-envoy-xds"
-CA_CERT, CA_KEY, CERT, KEY = "ca.crt", "ca.key", "tls.crt", "tls.key"
+INGRESS_TOKEN_SECRET: Final = "knserve-ingress-token"
+CA_CERT, CA_KEY, CERT, KEY, TOKEN = "ca.crt", "ca.key", "tls.crt", "tls.key", "token"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,3 +167,11 @@ async def _issue_client(client: KubeClient, namespace: str, server: dict[str, by
 def _combined(server: dict[str, bytes], envoy: dict[str, bytes]) -> XdsCertificates:
     return XdsCertificates(ca=server[CA_CERT], ca_key=server[CA_KEY], server_cert=server[CERT],
                            server_key=server[KEY], client_cert=envoy[CERT], client_key=envoy[KEY])
+
+
+async def shared_ingress_token(client: KubeClient, *, namespace: str = SYSTEM_NAMESPACE) -> str:
+    """The token Envoy shows the activator: read from its Secret, made there first."""
+    found = await _get(client, namespace, INGRESS_TOKEN_SECRET, (TOKEN,))
+    if found is None:
+        found = await _create(client, namespace, INGRESS_TOKEN_SECRET, {TOKEN: secrets.token_hex(32).encode()})
+    return found[TOKEN].decode().strip()

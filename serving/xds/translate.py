@@ -61,6 +61,8 @@ class IngressSettings:
     internal_host: str = "127.0.0.1"
     internal_port: int = 8081
     connect_timeout: datetime.timedelta = cluster.CONNECT_TIMEOUT
+    ingress_token: str = ""
+    """Added to every routed request (``route.make_route_config``); the activator requires it."""
 
     @classmethod
     def in_cluster(cls) -> IngressSettings:
@@ -357,9 +359,8 @@ class Translator:
             tuple(conflicts),
         )
 
-    @staticmethod
-    def _route_config(name: str, virtual_hosts: list[bytes], clusters: frozenset[str]) -> Resource:
+    def _route_config(self, name: str, virtual_hosts: list[bytes], clusters: frozenset[str]) -> Resource:
         """``make_route_config(name, ...)``, encoded: name, the virtual hosts, then the rest."""
         head = wire.length_delimited(_ROUTE_CONFIG_NAME, name.encode())
-        rest = wire.encode(route.make_route_config(name, []))[len(head) :]
+        rest = wire.encode(route.make_route_config(name, [], ingress_token=self.settings.ingress_token))[len(head) :]
         return Resource.create(type_urls.ROUTE, name, b"".join((head, *virtual_hosts, rest)), clusters)

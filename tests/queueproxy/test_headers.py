@@ -139,3 +139,9 @@ def test_builder_resets_between_requests() -> None:
 )
 def test_forwarded_from_x_forwarded(xff: bytes, proto: bytes, host: bytes, want: bytes) -> None:
     assert forwarded_from_x_forwarded(xff, proto, host) == want
+
+
+def test_the_ingress_token_never_reaches_the_app() -> None:
+    head = build([(b"Host", b"hello.example.com"), (b"K-Network-Ingress-Token", b"secret"), (b"Accept", b"*/*")])
+    assert b"secret" not in head.head
+    assert b"k-network-ingress-token" not in head.head.lower()

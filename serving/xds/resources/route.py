@@ -24,7 +24,7 @@ from envoy_data_plane.envoy.config.core import v3 as core_v3
 from envoy_data_plane.envoy.config.route import v3 as route_v3
 from envoy_data_plane.envoy.type.matcher import v3 as matcher_v3
 
-from knserve.networking import NAMESPACE_HEADER, REVISION_HEADER
+from knserve.networking import INGRESS_TOKEN_HEADER, NAMESPACE_HEADER, REVISION_HEADER
 from serving.xds.model import RevisionKey, Split
 from serving.xds.resources.names import cluster_name
 
@@ -116,6 +116,14 @@ def make_virtual_host(name: str, hosts: tuple[str, ...], splits: tuple[Split, ..
     )
 
 
-def make_route_config(name: str, virtual_hosts: list[route_v3.VirtualHost]) -> route_v3.RouteConfiguration:
-    """A route configuration; ``validate_clusters`` makes Envoy refuse routes to clusters it lacks."""
-    return route_v3.RouteConfiguration(name=name, virtual_hosts=virtual_hosts, validate_clusters=True)
+def make_route_config(name: str, virtual_hosts: list[route_v3.VirtualHost], *,
+                      ingress_token: str = "") -> route_v3.RouteConfiguration:
+    """A route configuration; ``validate_clusters`` makes Envoy refuse routes to clusters it lacks.
+
+    With ``ingress_token``, every routed request carries it (``INGRESS_TOKEN_HEADER``): the
+    activator's proof that the ingress, with its host and visibility rules, routed the request.
+    """
+    return route_v3.RouteConfiguration(
+        name=name, virtual_hosts=virtual_hosts, validate_clusters=True,
+        request_headers_to_add=[_overwrite(INGRESS_TOKEN_HEADER, ingress_token)] if ingress_token else [],
+    )

@@ -180,3 +180,13 @@ def test_unchanged_parts_are_reused_and_changed_ones_rebuilt() -> None:
     assert second[RDS].version != first[RDS].version
     assert route_config(second, "external").virtual_hosts[1] == route_config(first, "external").virtual_hosts[1]
     assert route_config(second, "external").virtual_hosts[0] != route_config(first, "external").virtual_hosts[0]
+
+
+def test_every_routed_request_carries_the_ingress_token_the_activator_requires() -> None:
+    model = IngressModel(rules=(HELLO, LOCAL), backends=BACKENDS)
+    snapshot = Translator(IngressSettings(ingress_token="s3cret")).translate(model, version=1).snapshot
+    for name in ("external", "internal"):
+        added = [(option.header.key, option.header.value) for option in route_config(snapshot, name).request_headers_to_add]
+        assert added == [("K-Network-Ingress-Token", "s3cret")]
+    plain = Translator(IngressSettings()).translate(model, version=1).snapshot
+    assert route_config(plain, "external").request_headers_to_add == []

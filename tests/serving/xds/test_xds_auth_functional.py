@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import grpc  # type: ignore[import-untyped]
 import grpc.aio  # type: ignore[import-untyped]
 import pytest
@@ -25,7 +26,9 @@ from serving.xds import type_urls
 from serving.xds.controller import INGRESS_NODE_CLUSTER, XdsController
 from serving.xds.model import Endpoint, IngressModel, IngressRule, RevisionBackend, Split
 from serving.xds.tls import ENVOY_IDENTITY, SERVER_NAME, XdsCertificates, make_certificates
+from serving.xds.translate import IngressSettings
 from tests.support.xds_backends import NamedBackend
+from tests.support.ports import free_port
 from tests.support.xds_runner import LocalIngress
 
 METHOD = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
@@ -155,11 +158,15 @@ async def test_a_stalled_and_a_refusing_client_do_not_hold_a_new_route_back(
 ) -> None:
     backend = await NamedBackend("hello-00001").start()
     try:
-        async with LocalIngress(tmp_path / "envoy", certificates=certificates) as ingress:
+        settings = IngressSettings(external_port=free_port(), internal_port=free_port(), ingress_token="s3cret")
+        async with LocalIngress(tmp_path / "envoy", certificates=certificates, settings=settings) as ingress:
             controller = ingress.controller
             controller.ack_timeout = 2.0
             controller.update(_model(backend, 1))
             await controller.wait_route_served("default/hello", 1, timeout=30)
+            async with aiohttp.ClientSession() as session, \
+                    session.get(ingress.external_url, headers={"Host": "hello-1.default.example.com"}) as response:
+                assert response.status == 200, "Envoy serves the routes with the ingress token added"
             async with _stalled_client(ingress.xds_port, certificates), \
                     _refusing_client(ingress.xds_port, certificates):
                 controller.update(_model(backend, 2))
