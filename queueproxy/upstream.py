@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import httptools
 
@@ -48,16 +48,16 @@ class ReadBuffers:
 
     def __init__(self, size: int = READ_BUFFER_SIZE) -> None:
         self.size = size
-        self.free: list[bytearray] = []
-        self.lent: list[tuple[bytearray, asyncio.WriteTransport]] = []
+        self.free: list[memoryview] = []  # views of whole bytearrays (made once: reads are hot)
+        self.lent: list[tuple[memoryview, asyncio.WriteTransport]] = []
 
-    def take(self) -> bytearray:
+    def take(self) -> memoryview:
         free = self.free
         if not free and self.lent:
             self._reclaim()
-        return free.pop() if free else bytearray(self.size)
+        return free.pop() if free else memoryview(bytearray(self.size))
 
-    def give_back(self, buffer: bytearray, transport: asyncio.WriteTransport | None) -> None:
+    def give_back(self, buffer: memoryview, transport: asyncio.WriteTransport | None) -> None:
         """``buffer``'s bytes were handed to ``transport`` (if any): lend it or free it."""
         if transport is not None and transport.get_write_buffer_size():
             self.lent.append((buffer, transport))
@@ -96,7 +96,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         self._keep_alive = False
         self._head_chunks: list[bytes] = []  # a response head still incomplete after a read
         self._head = b""  # the final response head, once a body follows it
-        self._buffer: bytearray | None = None  # taken for the read under way
+        self._buffer: memoryview | None = None  # taken for the read under way
         self.requests = 0  # requests sent on this connection, to know a reused one
         self.closed = False
         self.tunnel = False
@@ -146,7 +146,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
         buffer = self._buffer
         if buffer is None:
             buffer = self._buffer = self.pool.buffers.take()
-        return memoryview(buffer)
+        return buffer
 
     def buffer_updated(self, nbytes: int) -> None:
         buffer = self._buffer
@@ -157,7 +157,7 @@ class UpstreamConnection(asyncio.BufferedProtocol):
             if exchange is None:  # unsolicited bytes on an idle connection: it cannot be trusted again
                 self.close()
             else:
-                self._received(exchange, buffer, memoryview(buffer)[:nbytes])
+                self._received(exchange, cast(bytearray, buffer.obj), buffer[:nbytes])
         finally:
             self.pool.buffers.give_back(buffer, None if exchange is None else exchange.client.transport)
 
