@@ -126,6 +126,12 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError) as error:
             print(f"knserve queue: cannot read {args.static}: {error}", file=sys.stderr)
             return 2
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
     return asyncio.run(serve(args, directory))
 
 
