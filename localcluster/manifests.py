@@ -7,10 +7,14 @@ cluster DNS). What changes locally:
     envoy        a ``hostNetwork`` pod, so users reach it on 127.0.0.1:<ingress>; its bootstrap
                  inline (the local ports are the cluster's own, several local clusters can
                  share a machine; its connection limit fits this machine's open-file
-                 limit, which the node's processes get), its admin interface and /ready
-                 on 127.0.0.1:<envoy_admin>;
-                 cluster DNS (``ClusterFirstWithHostNet``) finds the xDS server; ``Recreate``,
-                 since two Envoys cannot hold the same host ports at once
+                 limit, which the node's processes get), /ready on 127.0.0.1:<envoy_admin>
+                 (a listener passing it to the admin interface, which listens on a socket in
+                 a directory of the pod's own); each pod its own xDS node (``--service-node``);
+                 cluster DNS (``ClusterFirstWithHostNet``) finds the xDS server.
+                 One replica, handed over without a gap: Envoy's listeners set SO_REUSEPORT,
+                 so a replacement binds the same host ports beside the old pod, whose preStop
+                 waits until the replacement listens, drains (``drain_listeners?graceful``)
+                 and only then lets SIGTERM stop it
     controller   tells Envoy to listen on 127.0.0.1:<ingress> for public routes and on the
                  node's IP at <ingress_internal> for cluster-local ones (where pods reach it
                  through the ``knserve-internal`` Service)
@@ -38,11 +42,17 @@ import yaml
 from knserve.networking import SYSTEM_NAMESPACE
 from localcluster.controlplane import Ports
 from serving.xds.bootstrap import BootstrapSettings, connections_for_open_files, make_bootstrap
-from serving.xds.bootstrap_manifest import XDS_PORT, XDS_SERVICE, xds_client_tls
+from serving.xds.bootstrap_manifest import XDS_PORT, XDS_SERVICE, admin_cluster, ready_listener, xds_client_tls
 
 COMPONENT_LABEL = "app.kubernetes.io/component"
 LOCALHOST = "127.0.0.1"
 LOG_FORMAT_FLAG = "--log-format="
+# In a directory of the Envoy pod's own (an emptyDir): the old and the new pod, and Envoys of
+# other local clusters, each reach their own.
+ENVOY_ADMIN_DIR = "/var/run/knserve-envoy"
+ENVOY_ADMIN_SOCKET = f"{ENVOY_ADMIN_DIR}/admin.sock"
+ENVOY_DRAIN_SECONDS = 2
+ENVOY_HANDOVER_WAIT_SECONDS = 20
 
 
 def envoy_args(ports: Ports) -> list[str]:
@@ -52,8 +62,36 @@ def envoy_args(ports: Ports) -> list[str]:
         max_connections=connections_for_open_files(resource.getrlimit(resource.RLIMIT_NOFILE)[1]),
         tls=xds_client_tls(),  # the Secret config/'s Deployment mounts
     ))
-    return ["--config-yaml", json.dumps(bootstrap, separators=(",", ":")), "--disable-hot-restart",
-            "--log-level", "warn", "--concurrency", "2", "--drain-time-s", "1"]
+    admin_socket = {"pipe": {"path": ENVOY_ADMIN_SOCKET}}
+    bootstrap["admin"] = {"address": admin_socket}
+    ready = ready_listener(port=ports.envoy_admin)
+    ready["address"]["socket_address"]["address"] = LOCALHOST
+    admin = admin_cluster()
+    admin["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"] = admin_socket
+    static = bootstrap["static_resources"]
+    static["clusters"] = [*static["clusters"], admin]
+    static["listeners"] = [*static.get("listeners", []), ready]
+    return ["--config-yaml", json.dumps(bootstrap, separators=(",", ":")), "--service-node", "$(POD_NAME)",
+            "--disable-hot-restart", "--log-level", "warn", "--concurrency", "2",
+            "--drain-time-s", str(ENVOY_DRAIN_SECONDS)]
+
+
+def envoy_handover(ports: Ports) -> list[str]:
+    """The local Envoy's preStop: wait (a while) until another Envoy listens on the ingress port
+    beside this one (its listening sockets in the host's /proc/net/tcp outnumber this one's),
+    then drain this one gracefully through its own admin socket, and wait out the drain."""
+    # No "$(" in it: Kubernetes would read that as a variable reference.
+    script = f"""
+pattern='0100007F:{ports.ingress:04X} 00000000:0000 0A'
+own=`grep -c "$pattern" /proc/net/tcp`
+waited=0
+while [ `grep -c "$pattern" /proc/net/tcp` -le "$own" ] && [ "$waited" -lt {ENVOY_HANDOVER_WAIT_SECONDS * 10} ]; do
+  sleep 0.1; waited=`expr "$waited" + 1`
+done
+curl -s -o /dev/null -X POST --unix-socket {ENVOY_ADMIN_SOCKET} 'http://envoy/drain_listeners?graceful'
+sleep {ENVOY_DRAIN_SECONDS + 1}
+"""
+    return ["/bin/sh", "-c", script]
 
 
 def _set_flag(args: list[str], flag: str, value: str) -> list[str]:
@@ -84,11 +122,16 @@ def localize_deployment(deployment: dict[str, Any], ports: Ports, node_ip: str =
             if "httpGet" in (container.get(probe_name) or {}):
                 container[probe_name]["httpGet"]["host"] = LOCALHOST
     elif component == "ingress":
-        local["spec"]["strategy"] = {"type": "Recreate"}
+        local["spec"]["replicas"] = 1  # one host, one Envoy: its replacement overlaps it
+        local["spec"]["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
         pod["hostNetwork"] = True
         pod["dnsPolicy"] = "ClusterFirstWithHostNet"
         container["args"] = envoy_args(ports)
-        # The admin interface answers /ready too: it stands in for the cluster's :8090 listener.
+        container["lifecycle"] = {"preStop": {"exec": {"command": envoy_handover(ports)}}}
+        pod["volumes"] = [*(pod.get("volumes") or []), {"name": "admin", "emptyDir": {}}]
+        container["volumeMounts"] = [*(container.get("volumeMounts") or []),
+                                     {"name": "admin", "mountPath": ENVOY_ADMIN_DIR}]
+        # /ready on <envoy_admin> (the ready listener) stands in for the cluster's :8090 one.
         numbers = {"http": ports.ingress, "http-internal": ports.ingress_internal, "http-ready": ports.envoy_admin}
         for port in container.get("ports") or []:
             port["containerPort"] = numbers[port["name"]]

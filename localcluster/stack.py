@@ -6,7 +6,8 @@ image map, with the few local settings of ``localcluster.manifests`` laid over t
 Deployments; the node agent then runs the components as pods under their own service
 accounts, finding each other through their Services:
 
-    controller   reconcilers, the xDS server (knserve-xds) and the admission webhook (webhook)
+    controller   reconcilers and the xDS server (knserve-xds); two replicas, one leads
+    webhook      the admission webhook (webhook); two replicas
     envoy        the ingress, a hostNetwork pod: 127.0.0.1:<ingress> for users,
                  <node IP>:<ingress_internal> for cluster-local routes (knserve-internal)
     activator    holds requests for revisions without ready pods (activator-service)
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import subprocess
 import sys
 import time
@@ -47,7 +49,8 @@ CRDS = ("services.serving.knative.dev", "configurations.serving.knative.dev", "r
         "routes.serving.knative.dev", "podautoscalers.autoscaling.internal.knative.dev")
 # (component label, Deployment, container) in start order.
 COMPONENTS = (("autoscaler", "autoscaler", "autoscaler"), ("activator", "activator", "activator"),
-              ("controller", "controller", "controller"), ("ingress", "envoy", "envoy"))
+              ("webhook", "webhook", "webhook"), ("controller", "controller", "controller"),
+              ("ingress", "envoy", "envoy"))
 START_TIMEOUT = 90.0
 IMMUTABLE_SERVICE = re.compile(r'The Service "([a-z0-9-]+)" is invalid: spec\.clusterIPs?(\[0\])?: Invalid value: .*may not change once set')
 # Host processes an earlier knserve ran its components as; stopped when found.
@@ -134,8 +137,13 @@ class LocalStack:
     # --- components ------------------------------------------------------------------------
     @staticmethod
     def _answers(url: str, expect: bytes | None = None) -> bool:
+        # The webhook's certificate is its own CA's; only whether it answers matters here.
+        context = None
+        if url.startswith("https:"):
+            context = ssl.create_default_context()
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+            with urllib.request.urlopen(url, timeout=2, context=context) as response:
                 return response.status == 200 and (expect is None or expect in response.read())
         except (urllib.error.URLError, OSError):
             return False
@@ -152,18 +160,33 @@ class LocalStack:
             for container in pod["spec"]["containers"]:
                 for port in container.get("ports") or []:
                     if port.get("name") == port_name:
-                        return f"http://{address}:{port['containerPort']}"
+                        scheme = "https" if port_name.startswith("https") else "http"
+                        return f"{scheme}://{address}:{port['containerPort']}"
         return None
 
     def _component_answers(self, component: str, port_name: str, path: str) -> bool:
         base = self.component_url(component, port_name)
         return base is not None and self._answers(base + path)
 
+    def _leader_answers(self, component: str, port_name: str, path: str) -> bool:
+        for pod in self.pods(component):
+            address = pod.get("status", {}).get("podIP")
+            if pod.get("metadata", {}).get("deletionTimestamp") or not address:
+                continue
+            ports = [port for container in pod["spec"]["containers"] for port in container.get("ports") or []
+                     if port.get("name") == port_name]
+            if ports and self._answers(f"http://{address}:{ports[0]['containerPort']}{path}", b"ok"):
+                return True
+        return False
+
     def health_checks(self) -> dict[str, Callable[[], bool]]:
         return {
             "autoscaler": lambda: self._component_answers("autoscaler", "http-metrics", "/metrics"),
             "activator": lambda: self._component_answers("activator", "http-metrics", "/metrics"),
-            "controller": lambda: self._component_answers("controller", "http-health", "/healthz"),
+            # Of the controller's replicas the leader answers "ok" once its caches synced (a standby
+            # answers "standby").
+            "controller": lambda: self._leader_answers("controller", "http-health", "/healthz"),
+            "webhook": lambda: self._component_answers("webhook", "https-webhook", "/healthz"),
             "ingress": self.envoy_live,
         }
 

@@ -38,7 +38,8 @@ def test_every_manifest_under_config_parses() -> None:
 
 def test_the_install_holds_each_component_and_not_the_local_image_map() -> None:
     deployments = {d["metadata"]["name"] for d in manifests.of_kind("Deployment")}
-    assert deployments == {"controller", "activator", "autoscaler", "envoy", "knserve-queue", "knserve-gateway"}
+    assert deployments == {"controller", "webhook", "activator", "autoscaler", "envoy", "knserve-queue",
+                           "knserve-gateway"}
     assert not any(path.is_relative_to(CONFIG / "local") for path in manifests.install_files())
     namespaced = [o for o in manifests.install_objects() if o["kind"] not in
                   {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}]
@@ -105,7 +106,7 @@ def test_args_name_a_knserve_command_and_its_parser_accepts_them(item: tuple[dic
 def test_the_controller_routes_to_the_activator_service_and_envoy_listens_where_it_is_told() -> None:
     (controller,) = [c for d, c in manifests.deployment_containers() if d["metadata"]["name"] == "controller"]
     (envoy,) = [c for d, c in manifests.deployment_containers() if d["metadata"]["name"] == "envoy"]
-    flags = dict(flag.split("=", 1) for flag in controller["args"][1:])
+    flags = dict(flag.split("=", 1) for flag in controller["args"][1:] if "=" in flag)
     namespace, name = flags["--activator-service"].split("/")
     (activator_service,) = [s for s in manifests.of_kind("Service") if s["metadata"]["name"] == name]
     assert activator_service["metadata"]["namespace"] == namespace
@@ -114,7 +115,23 @@ def test_the_controller_routes_to_the_activator_service_and_envoy_listens_where_
     for flag in ("--ingress-external-address", "--ingress-internal-address"):
         host, port = flags[flag].rsplit(":", 1)
         assert host == "0.0.0.0" and int(port) in envoy_ports
-    assert "--webhook-url" not in flags, "in a cluster the webhook is reached through its Service"
+    assert "--no-webhook" in controller["args"], "the webhook runs as its own Deployment"
+
+
+def test_the_webhook_and_the_controller_survive_the_loss_of_one_pod() -> None:
+    deployments = {d["metadata"]["name"]: d for d in manifests.of_kind("Deployment")}
+    budgets = {b["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"]: b
+               for b in manifests.of_kind("PodDisruptionBudget")}
+    for name, component in (("webhook", "webhook"), ("controller", "controller"), ("activator", "activator")):
+        spec = deployments[name]["spec"]
+        assert spec["replicas"] >= 2 and spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0, name
+        assert budgets[component]["spec"]["minAvailable"] == 1, name
+    (webhook_service,) = [s for s in manifests.of_kind("Service") if s["metadata"]["name"] == "webhook"]
+    assert webhook_service["spec"]["selector"]["app.kubernetes.io/component"] == "webhook"
+    (webhook,) = [c for d, c in manifests.deployment_containers() if d["metadata"]["name"] == "webhook"]
+    assert "--url" not in " ".join(webhook["args"]), "in a cluster the webhook is reached through its Service"
+    (controller,) = [c for d, c in manifests.deployment_containers() if d["metadata"]["name"] == "controller"]
+    assert "--leader-elect" in controller["args"]
 
 
 def test_service_accounts_exist_and_envoy_gets_no_token() -> None:

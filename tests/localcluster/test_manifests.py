@@ -36,10 +36,10 @@ def container(deployment: dict) -> dict:
 
 def test_only_envoy_and_the_gateway_run_on_the_host_network():
     found = deployments()
-    assert set(found) == {"controller", "activator", "autoscaler", "envoy", "knserve-queue", "knserve-gateway"}
+    assert set(found) == {"controller", "webhook", "activator", "autoscaler", "envoy", "knserve-queue",
+                          "knserve-gateway"}
     assert {name for name, d in found.items() if d["spec"]["template"]["spec"].get("hostNetwork")} == {
         "envoy", "knserve-gateway"}
-    assert found["envoy"]["spec"]["strategy"] == {"type": "Recreate"}
     assert found["envoy"]["spec"]["template"]["spec"]["dnsPolicy"] == "ClusterFirstWithHostNet"
 
 
@@ -72,7 +72,12 @@ def test_the_controller_tells_envoy_to_listen_on_the_clusters_ports():
 def test_envoy_gets_its_bootstrap_inline_and_its_probes_go_to_localhost():
     envoy = container(deployments()["envoy"])
     bootstrap = json.loads(envoy["args"][envoy["args"].index("--config-yaml") + 1])
-    assert bootstrap["admin"]["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 41901}
+    # The admin interface on a socket in a directory of the pod's own; /ready reaches it from
+    # 127.0.0.1:41901.
+    assert bootstrap["admin"]["address"] == {"pipe": {"path": "/var/run/knserve-envoy/admin.sock"}}
+    assert {"name": "admin", "mountPath": "/var/run/knserve-envoy"} in envoy["volumeMounts"]
+    [ready] = [listener for listener in bootstrap["static_resources"]["listeners"] if listener["name"] == "knserve_ready"]
+    assert ready["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 41901}
     xds = bootstrap["static_resources"]["clusters"][0]
     assert xds["type"] == "STRICT_DNS"  # the controller pod's address, from cluster DNS
     endpoint = xds["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
@@ -80,6 +85,17 @@ def test_envoy_gets_its_bootstrap_inline_and_its_probes_go_to_localhost():
     assert {p["name"]: p["containerPort"] for p in envoy["ports"]} == {
         "http": 41080, "http-internal": 41081, "http-ready": 41901}
     assert envoy["readinessProbe"]["tcpSocket"] == {"port": "http", "host": "127.0.0.1"}
+
+
+def test_envoy_is_handed_over_without_a_gap():
+    envoy_deployment = deployments()["envoy"]
+    assert envoy_deployment["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+    envoy = container(envoy_deployment)
+    assert envoy["args"][envoy["args"].index("--service-node") + 1] == "$(POD_NAME)"  # two xDS nodes meanwhile
+    script = envoy["lifecycle"]["preStop"]["exec"]["command"][-1]
+    assert "0100007F:A078 00000000:0000 0A" in script  # waits for another listener on 127.0.0.1:41080
+    assert "--unix-socket /var/run/knserve-envoy/admin.sock" in script and "drain_listeners?graceful" in script
+    assert "$(" not in script  # Kubernetes would expand it
 
 
 def test_envoy_holds_no_more_connections_than_the_machine_lets_it_open_files():
