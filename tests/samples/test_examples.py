@@ -16,7 +16,8 @@ from node import images
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO_ROOT / "examples"
 IMAGE_MAP_FILE = REPO_ROOT / "config" / "local" / "knserve-images.yaml"
-EXAMPLE_FILES = sorted(EXAMPLES.rglob("*.yaml"))
+# func.yaml files describe functions for `knserve func deploy` (tests/functions/test_examples.py).
+EXAMPLE_FILES = sorted(path for path in EXAMPLES.rglob("*.yaml") if path.name != "func.yaml")
 CONFIG_MAP_KEY = re.compile(r"[-._a-zA-Z0-9]+")  # what the API server accepts
 
 
