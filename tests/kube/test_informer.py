@@ -4,8 +4,8 @@ from collections.abc import AsyncIterator
 
 from kube.cache import by_controller_uid
 from kube.fake import FakeKubeClient
-from kube.informer import Change, Informer
-from kube.resources import CONFIGURATIONS
+from kube.informer import Change, Informer, InformerFactory
+from kube.resources import CONFIGURATIONS, PODS
 from tests.support.eventually import eventually_async
 
 
@@ -85,3 +85,30 @@ async def test_an_object_this_process_creates_reaches_the_handlers_once_and_at_o
         # the watch's ADDED was not announced again
         await eventually_async(lambda: len(changes) == 2, what="the informer to catch up")
         assert changes[1].kind == "update" and changes[1].object["spec"] == changed["spec"]
+
+
+def pod(name: str, node: str = "") -> dict:
+    return {"metadata": {"name": name, "namespace": "ns"}, "spec": {"nodeName": node} if node else {}}
+
+
+async def test_an_informer_with_a_field_selector_sees_only_what_it_selects() -> None:
+    fake = FakeKubeClient([(PODS, pod("here", "node-1")), (PODS, pod("there", "node-2"))])
+    informer = Informer(fake, PODS, field_selector="spec.nodeName=node-1")
+    async with running(informer) as changes:
+        pending = await fake.create(PODS, pod("pending"))
+        await fake.create_subresource(PODS, "ns", "pending", "binding", {
+            "metadata": {"name": "pending", "uid": pending["metadata"]["uid"]}, "target": {"kind": "Node", "name": "node-1"}})
+        await eventually_async(lambda: informer.store.get("ns", "pending") is not None,
+                               what="the informer to catch up")
+        assert sorted(informer.store.keys()) == ["ns/here", "ns/pending"]
+        assert [(c.kind, c.object["metadata"]["name"]) for c in changes] == [("add", "here"), ("add", "pending")]
+
+
+def test_the_factory_shares_one_informer_per_selectors() -> None:
+    factory = InformerFactory(FakeKubeClient(), namespace="ns")
+    on_node = factory.informer(PODS, field_selector="spec.nodeName=node-1")
+    assert factory.informer(PODS, field_selector="spec.nodeName=node-1") is on_node
+    assert on_node.field_selector == "spec.nodeName=node-1" and on_node.namespace == "ns"
+    assert factory.informer(PODS) is not on_node
+    assert factory.informer(PODS, label_selector="app", field_selector="spec.nodeName=node-1") is not on_node
+    assert len(factory.informers) == 3
