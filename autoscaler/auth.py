@@ -1,9 +1,10 @@
-"""Who may push stats to the autoscaler: the activator, proven by its service-account token.
+"""Who may push stats to the autoscaler: the activator (and the call queue, whose backlog is
+demand), proven by its service-account token.
 
 Pushed stats decide how many pods a revision gets (a stat saying a revision at zero has
 requests wakes it at once), so ``POST /stats`` takes them only with ``Authorization: Bearer
 <token>`` where the API server's TokenReview says the token is that of an allowed account
-(``system:serviceaccount:knative-serving:activator``). Answers are remembered for a minute
+(``system:serviceaccount:knative-serving:activator``, ``...:knserve-queue``). Answers are remembered for a minute
 per token (a refused token for ten seconds), so the activator's pushes every second cost one
 review a minute. Stats the autoscaler scrapes need none of this: it scrapes only the pods of
 each revision, found through the API server.
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 TOKEN_REVIEWS: Final = Resource("authentication.k8s.io", "v1", "tokenreviews", "TokenReview",
                                 namespaced=False, has_status=False, has_generation=False)
 ACTIVATOR_ACCOUNT: Final = f"system:serviceaccount:{SYSTEM_NAMESPACE}:activator"
+QUEUE_ACCOUNT: Final = f"system:serviceaccount:{SYSTEM_NAMESPACE}:knserve-queue"
+"""The call queue pushes its backlog as demand the same way."""
 ALLOWED_SECONDS: Final = 60.0
 REFUSED_SECONDS: Final = 10.0
 _MAX_REMEMBERED: Final = 1024
@@ -60,7 +63,8 @@ class KubeTokenReviewer:
 class StatsAuth:
     """Decides whether an ``Authorization`` header may push stats."""
 
-    def __init__(self, reviewer: TokenReviewer, *, allowed_users: Collection[str] = (ACTIVATOR_ACCOUNT,),
+    def __init__(self, reviewer: TokenReviewer, *,
+                 allowed_users: Collection[str] = (ACTIVATOR_ACCOUNT, QUEUE_ACCOUNT),
                  clock: Clock | None = None) -> None:
         self._reviewer = reviewer
         self._allowed = frozenset(allowed_users)

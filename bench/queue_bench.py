@@ -43,8 +43,8 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support.envoy_process import EnvoyProcess  # noqa: E402
-from tests.support.nats_process import NatsServer, free_port  # noqa: E402
+from tests.support.envoy_process import EnvoyProcess
+from tests.support.nats_process import NatsServer, free_port
 
 HOST = "fn.bench.example.com"
 LATENCY_HOST = "lat.bench.example.com"

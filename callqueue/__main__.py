@@ -13,17 +13,20 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 
 from callqueue.app import QueueProcess
+from callqueue.demand import DemandReporter
 from callqueue.directory import Directory, MapDirectory, StaticDirectory, Target, follow
-from knserve.callpolicy import parse_policy
 from callqueue.server import DEFAULT_BODY_LIMIT
 from callqueue.store import JetStreamStore
+from knserve.callpolicy import parse_policy
 from knserve.networking import SYSTEM_NAMESPACE
 
 DEFAULT_NATS_URL = f"nats://nats.{SYSTEM_NAMESPACE}.svc.cluster.local:4222"
 DEFAULT_INGRESS_URL = f"http://knserve-internal.{SYSTEM_NAMESPACE}.svc.cluster.local"
+DEFAULT_AUTOSCALER_URL = f"http://autoscaler.{SYSTEM_NAMESPACE}.svc.cluster.local:8080"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -39,6 +42,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="where calls are dispatched (default: %(default)s)")
     parser.add_argument("--body-limit", type=int, default=DEFAULT_BODY_LIMIT,
                         help="largest request body accepted, in bytes (default: %(default)s)")
+    parser.add_argument("--autoscaler-url", default=os.environ.get("AUTOSCALER_URL", DEFAULT_AUTOSCALER_URL),
+                        help="where the backlog is pushed as demand ('' for nowhere; default %(default)s)")
+    parser.add_argument("--pod-name", default=os.environ.get("POD_NAME", socket.gethostname()))
     parser.add_argument("--no-dispatch", dest="dispatch", action="store_false",
                         help="accept and answer status only; other replicas dispatch")
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
@@ -97,8 +103,10 @@ async def serve(args: argparse.Namespace, directory: Directory | None) -> int:
             informers = InformerFactory(client)
             informers.informer(SERVICES).add_handler(follow(mapped))
             directory = mapped
+        demand = DemandReporter(store=store, directory=directory, autoscaler_url=args.autoscaler_url,
+                                pod_name=args.pod_name) if args.autoscaler_url and not args.static else None
         process = QueueProcess(store=store, directory=directory, ingress_url=args.ingress_url,
-                               body_limit=args.body_limit, dispatch=args.dispatch)
+                               body_limit=args.body_limit, dispatch=args.dispatch, demand=demand)
         started.append(process)
         try:
             async with asyncio.TaskGroup() as group:

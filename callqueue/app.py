@@ -19,6 +19,7 @@ import logging
 from aiohttp import web
 from prometheus_client import generate_latest
 
+from callqueue.demand import DemandReporter
 from callqueue.directory import Directory
 from callqueue.dispatcher import Dispatcher
 from callqueue.metrics import QueueMetrics
@@ -32,7 +33,10 @@ log = logging.getLogger(__name__)
 class QueueProcess:
     def __init__(self, *, store: JetStreamStore, directory: Directory, ingress_url: str,
                  body_limit: int = DEFAULT_BODY_LIMIT, clock: Clock | None = None,
-                 metrics_every: float = 2.0, drain_seconds: float = 25.0, dispatch: bool = True) -> None:
+                 metrics_every: float = 2.0, drain_seconds: float = 25.0, dispatch: bool = True,
+                 demand: DemandReporter | None = None) -> None:
+        self.demand = demand
+        """Pushes the backlog to the autoscaler (None: nobody is told)."""
         self.drain_seconds = drain_seconds
         self.dispatch = dispatch
         """False: accept and answer status only (replicas that dispatch can be scaled apart)."""
@@ -107,11 +111,15 @@ class QueueProcess:
                 dispatcher = group.create_task(self.dispatcher.run() if self.dispatch else asyncio.Event().wait(),
                                                name="dispatcher")
                 gauges = group.create_task(self._gauges(), name="queue-gauges")
+                if self.demand is not None:
+                    demand = group.create_task(self.demand.run(), name="queue-demand")
                 await self._stopping.wait()
                 left = await self.dispatcher.drain(self.drain_seconds)
                 log.info("queue: stopping; %d calls still running are delivered again when their lease ends", left)
                 dispatcher.cancel()
                 gauges.cancel()
+                if self.demand is not None:
+                    demand.cancel()
         finally:
             for runner in runners:
                 await runner.cleanup()

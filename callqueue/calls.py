@@ -167,7 +167,7 @@ def _encode_bytes(value: object) -> str:
 
 
 def _iso(timestamp: float) -> str:
-    moment = datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
+    moment = datetime.datetime.fromtimestamp(timestamp, datetime.UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

@@ -36,6 +36,8 @@ class Target:
     dispatch_host: str
     """The Host header calls are dispatched with."""
     policy: RetryPolicy = RetryPolicy()
+    traffic: tuple[tuple[str, int], ...] = ()
+    """(revision, percent) of the Service's main traffic (``status.traffic``): where its backlog is demand."""
 
 
 class Directory(Protocol):
@@ -67,9 +69,11 @@ def host_targets(service: Mapping[str, Any]) -> dict[str, Target]:
         log.warning("Service %s/%s: %s; using the default async policy", namespace, name, " ".join(problems))
     status = service.get("status") or {}
     targets: dict[str, Target] = {}
+    traffic = tuple((str(entry["revisionName"]), int(entry.get("percent") or 0))
+                    for entry in status.get("traffic") or [] if entry.get("revisionName") and entry.get("percent"))
 
     def add(local_name: str, public: str | None) -> None:
-        target = Target(namespace, name, f"{local_name}.{namespace}.{CLUSTER_DOMAIN}", policy)
+        target = Target(namespace, name, f"{local_name}.{namespace}.{CLUSTER_DOMAIN}", policy, traffic)
         for host in _local_names(local_name, namespace):
             targets[host] = target
         if public:

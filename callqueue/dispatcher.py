@@ -36,8 +36,8 @@ from callqueue import calls
 from callqueue.calls import Call, Outcome, Response, State
 from callqueue.directory import Directory, Target
 from callqueue.metrics import QueueMetrics
-from knserve.callpolicy import RetryPolicy, parse_retry_after
 from callqueue.store import Conflict, Delivery, JetStreamStore, StoreUnavailable
+from knserve.callpolicy import RetryPolicy, parse_retry_after
 from knserve.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ class Dispatcher:
                     self._pending.clear()
                     try:
                         wanted.update(await self.store.services())
-                    except (StoreUnavailable, asyncio.TimeoutError, OSError) as error:
+                    except (TimeoutError, StoreUnavailable, OSError) as error:
                         log.debug("listing services: %s", error)
                     except Exception as error:
                         log.warning("listing services: %r", error)
@@ -129,7 +129,7 @@ class Dispatcher:
                 if target is not None:
                     await self.store.ensure_service(namespace, service, target.policy.concurrency)
                 deliveries = await self.store.fetch(namespace, service, free, timeout=1.0)
-            except (StoreUnavailable, asyncio.TimeoutError, OSError) as error:
+            except (TimeoutError, StoreUnavailable, OSError) as error:
                 log.debug("fetching %s/%s: %s", namespace, service, error)
                 await asyncio.sleep(1.0)
                 continue
@@ -251,7 +251,7 @@ class Dispatcher:
                 kept = tuple((k, v) for k, v in response.headers.items() if k.lower() not in RESPONSE_HOP_HEADERS)
                 return Outcome(Response.capture(response.status, kept, body),
                                retry_after=parse_retry_after(response.headers.get("Retry-After"), self.clock.time()))
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+        except (TimeoutError, aiohttp.ClientError, OSError) as error:
             return Outcome(error=f"{type(error).__name__}: {error}"[:500] or "connection error")
         finally:
             lease.cancel()
@@ -287,7 +287,7 @@ class Dispatcher:
                     status = answer.status
                 if status < 500 and status not in (408, 429):
                     break
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as error:
+            except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as error:
                 log.info("callback of call %s to %s failed: %s", call.id, call.callback_url, error)
                 status = None
             if attempt + 1 < CALLBACK_ATTEMPTS:

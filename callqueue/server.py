@@ -14,7 +14,6 @@ not stored. Side effects: serves HTTP, writes to the store.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import re
@@ -43,7 +42,7 @@ DROPPED_HEADERS: Final = frozenset({
     "content-length", "prefer", "x-callback-url", "idempotency-key", "x-envoy-expected-rq-timeout-ms",
     "x-envoy-internal", "x-request-id", "x-forwarded-proto", "x-envoy-decorator-operation",
 })
-_PREFER_ASYNC = re.compile(r"(^|[,;\s])respond-async($|[,;\s=])", re.I)
+_PREFER_ASYNC = re.compile(r"(^|[,;\s])respond-async($|[,;\s=])", re.IGNORECASE)
 
 
 def wants_async(prefer: str | None) -> bool:
@@ -127,7 +126,7 @@ class AcceptServer:
                 if call.idempotency_key:
                     await self.store.release_idempotency(target.namespace, target.service, call.idempotency_key)
                 raise
-        except (StoreUnavailable, asyncio.TimeoutError, OSError) as error:
+        except (TimeoutError, StoreUnavailable, OSError) as error:
             return _unavailable(error)
         except Exception as error:  # the NATS client's own errors: nothing is known to be stored
             log.warning("accepting a call for %s failed: %r", call.service_key, error)
@@ -167,7 +166,7 @@ class AcceptServer:
                 return await self.cancel(target, call_id)
             if len(parts) == 2 and parts[1] == "retry" and request.method == "POST":
                 return await self.retry(target, call_id)
-        except (StoreUnavailable, asyncio.TimeoutError, OSError) as error:
+        except (TimeoutError, StoreUnavailable, OSError) as error:
             return _unavailable(error)
         return _error(404, f"no such call endpoint: {request.method} {request.path}")
 

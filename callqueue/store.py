@@ -45,6 +45,8 @@ STREAM: Final = "KNSERVE_CALLS"
 SUBJECT_PREFIX: Final = "calls"
 CALLS_BUCKET: Final = "knserve-calls"
 IDEMPOTENCY_BUCKET: Final = "knserve-idempotency"
+REPLICAS_BUCKET: Final = "knserve-queue-replicas"
+REPLICA_TTL: Final = 10.0
 CALL_ID_HEADER: Final = "Call-Id"
 ROUND_HEADER: Final = "Call-Round"
 LEASE_SECONDS: Final = 30.0
@@ -148,6 +150,7 @@ class JetStreamStore:
         self._js: JetStreamContext | None = None
         self._calls: KeyValue | None = None
         self._idempotency: KeyValue | None = None
+        self._replicas: KeyValue | None = None
         self._services: dict[tuple[str, str], int] = {}
         self._subscriptions: dict[tuple[str, str], JetStreamContext.PullSubscription] = {}
 
@@ -184,6 +187,8 @@ class JetStreamStore:
                                                 storage=api.StorageType.FILE)
         self._idempotency = await js.create_key_value(bucket=IDEMPOTENCY_BUCKET, history=1, ttl=self.idempotency_ttl,
                                                       replicas=self.replicas, storage=api.StorageType.FILE)
+        self._replicas = await js.create_key_value(bucket=REPLICAS_BUCKET, history=1, ttl=REPLICA_TTL,
+                                                   replicas=self.replicas, storage=api.StorageType.MEMORY)
 
     async def close(self) -> None:
         if self._nc is not None and not self._nc.is_closed:
@@ -239,6 +244,14 @@ class JetStreamStore:
                 return found
             offset += len(infos)
 
+    async def heartbeat(self, pod_name: str) -> int:
+        """Say this replica lives; how many replicas said so in the last ``REPLICA_TTL`` seconds."""
+        self._check()
+        assert self._replicas is not None
+        await self._replicas.put(pod_name.replace(".", "_"), b"1")
+        status = await self._replicas.status()
+        return max(1, int(status.values))
+
     async def backlog(self, namespace: str, service: str) -> Backlog:
         self._check()
         info = await self.js.consumer_info(STREAM, consumer_name(namespace, service))
@@ -262,7 +275,7 @@ class JetStreamStore:
         try:
             ack = await self.js.publish(call_subject(call.namespace, call.service, call.id), body, headers={
                 CALL_ID_HEADER: call.id, ROUND_HEADER: str(call.round), "Nats-Msg-Id": f"{call.id}.{call.round}"})
-        except (nats.errors.Error, asyncio.TimeoutError) as error:
+        except (TimeoutError, nats.errors.Error) as error:
             raise StoreUnavailable(f"storing the call failed: {error}") from error
         return int(ack.seq)
 
@@ -295,14 +308,14 @@ class JetStreamStore:
         except nats.js.errors.KeyWrongLastSequenceError:
             entry = await self._idempotency.get(name)
             return (entry.value or b"").decode() or None
-        except (nats.errors.Error, asyncio.TimeoutError) as error:
+        except (TimeoutError, nats.errors.Error) as error:
             raise StoreUnavailable(f"storing the idempotency key failed: {error}") from error
 
     async def release_idempotency(self, namespace: str, service: str, key: str) -> None:
         if self._idempotency is not None and self.connected:
             try:
                 await self._idempotency.delete(idempotency_key(namespace, service, key))
-            except (nats.errors.Error, asyncio.TimeoutError):
+            except (TimeoutError, nats.errors.Error):
                 log.warning("could not release idempotency key of %s/%s", namespace, service)
 
     async def get(self, namespace: str, service: str, call_id: str) -> tuple[Call, int] | None:
@@ -379,7 +392,7 @@ class JetStreamStore:
             self._subscriptions[key] = subscription
         try:
             messages = await subscription.fetch(batch=batch, timeout=timeout)
-        except (nats.errors.TimeoutError, asyncio.TimeoutError):
+        except (TimeoutError, nats.errors.TimeoutError):
             return []
         except (nats.errors.Error, nats.js.errors.Error) as error:  # no consumer leader yet, and the like
             raise StoreUnavailable(f"fetching calls failed: {error!r}") from error

@@ -17,8 +17,8 @@ from aiohttp import web
 
 from callqueue.app import QueueProcess
 from callqueue.directory import StaticDirectory, Target
-from knserve.callpolicy import RetryPolicy
 from callqueue.store import JetStreamStore
+from knserve.callpolicy import RetryPolicy
 from tests.support.nats_process import NatsServer
 from tests.support.ports import free_port
 

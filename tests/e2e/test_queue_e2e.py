@@ -9,11 +9,9 @@ and echoes the body."""
 
 from __future__ import annotations
 
-import base64
 import collections
 import http.server as http_server
 import json
-import socket
 import threading
 import time
 import urllib.error
@@ -163,7 +161,7 @@ def runs_file(tmp_path: Path) -> Path:
 class Receiver(http_server.BaseHTTPRequestHandler):
     received: list[tuple[Message, bytes]] = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", "0"))
         Receiver.received.append((self.headers, self.rfile.read(length)))
         self.send_response(200)
@@ -433,3 +431,22 @@ def test_a_service_with_async_always_queues_requests_sent_without_prefer(stack, 
     view = wait_state(stack, host, headers["X-Call-Id"], "succeeded")
     assert view["response"]["body"] == "done 1 no prefer"
     assert [r[0] for r in runs(runs_file) if r[0] != "-"] == [headers["X-Call-Id"]], "dispatched once, no loop"
+
+
+def test_a_backlog_is_demand_the_autoscaler_scales_to_within_max_scale(stack, namespace, runs_file):
+    """One call at a time (async-concurrency 1) but 30 waiting: the backlog pushed to the
+    autoscaler, not the one call in flight, sets the scale (backlog / target, capped by
+    max-scale 3; one call in flight alone would give ceil(1 / 0.7) = 2)."""
+    host = ready_function(stack, namespace, runs_file, container_concurrency=1,
+                          annotations={"knserve.dev/async-concurrency": "1"},
+                          template_annotations={"autoscaling.knative.dev/max-scale": "3"})
+    ids = accept_many(stack, host, 30, "/?sleep=0.5")
+    deadline = time.monotonic() + 60
+    peak = 0
+    while time.monotonic() < deadline and peak < 3:
+        deployment = stack.get("deployment", "fn-00001-deployment", namespace)
+        peak = max(peak, int(deployment["spec"].get("replicas") or 0))
+        time.sleep(0.5)
+    assert peak == 3
+    for call_id in ids:
+        wait_state(stack, host, call_id, "succeeded", timeout=120)
