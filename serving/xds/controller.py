@@ -17,7 +17,8 @@ acknowledges. A Route is served when no Envoy of the quorum is still on its way 
 at least one Envoy serves it. (Only authenticated Envoys reach the cache at all when the
 server requires client certificates: see ``server``.)
 
-Side effects: :meth:`start` listens for Envoy's ADS streams (see ``server``).
+Side effects: :meth:`start` listens for Envoy's ADS streams (see ``server``; over mutual TLS
+when the controller is given ``certificates``).
 """
 
 from __future__ import annotations
