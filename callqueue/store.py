@@ -47,6 +47,8 @@ CALLS_BUCKET: Final = "knserve-calls"
 IDEMPOTENCY_BUCKET: Final = "knserve-idempotency"
 REPLICAS_BUCKET: Final = "knserve-queue-replicas"
 REPLICA_TTL: Final = 10.0
+"""A replica's key in ``knserve-queue-replicas`` (file storage, like everything here: a NATS
+restart must not take the bucket away from replicas that made it at start)."""
 CALL_ID_HEADER: Final = "Call-Id"
 ROUND_HEADER: Final = "Call-Round"
 LEASE_SECONDS: Final = 30.0
@@ -188,7 +190,7 @@ class JetStreamStore:
         self._idempotency = await js.create_key_value(bucket=IDEMPOTENCY_BUCKET, history=1, ttl=self.idempotency_ttl,
                                                       replicas=self.replicas, storage=api.StorageType.FILE)
         self._replicas = await js.create_key_value(bucket=REPLICAS_BUCKET, history=1, ttl=REPLICA_TTL,
-                                                   replicas=self.replicas, storage=api.StorageType.MEMORY)
+                                                   replicas=self.replicas, storage=api.StorageType.FILE)
 
     async def close(self) -> None:
         if self._nc is not None and not self._nc.is_closed:
