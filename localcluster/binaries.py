@@ -233,28 +233,28 @@ def build_kn(target: Binaries, *, progress: Callable[[str], object] = print) -> 
     tmp.rename(target.kn)
 
 
-def ensure_kn(*, progress: Callable[[str], object] = print) -> Path:
-    """Return the cached kn, building it under the same lock as the control plane."""
-    target = binaries()
-    if not target.kn.exists():
+def _ensure_tool(target: Path, build: Callable[[], None]) -> Path:
+    """Return ``target``, building it first (under the same lock as the control plane) if it is
+    not cached yet."""
+    if not target.exists():
         cache_root().mkdir(parents=True, exist_ok=True)
         with open(cache_root() / ".build.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if not target.kn.exists():
-                build_kn(target, progress=progress)
-    return target.kn
+            if not target.exists():
+                build()
+    return target
+
+
+def ensure_kn(*, progress: Callable[[str], object] = print) -> Path:
+    """Return the cached kn, building it if needed."""
+    target = binaries()
+    return _ensure_tool(target.kn, lambda: build_kn(target, progress=progress))
 
 
 def ensure_nats_server(*, progress: Callable[[str], object] = print) -> Path:
-    """Return the cached nats-server, building it under the same lock as the control plane."""
+    """Return the cached nats-server, building it if needed."""
     target = binaries()
-    if not target.nats_server.exists():
-        cache_root().mkdir(parents=True, exist_ok=True)
-        with open(cache_root() / ".build.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not target.nats_server.exists():
-                build_nats_server(target, progress=progress)
-    return target.nats_server
+    return _ensure_tool(target.nats_server, lambda: build_nats_server(target, progress=progress))
 
 
 # faas-cli, OpenFaaS's client, which the gateway's tests drive. Its releases are tagged without
@@ -290,15 +290,8 @@ def build_faas_cli(*, progress: Callable[[str], object] = print) -> None:
 
 
 def ensure_faas_cli(*, progress: Callable[[str], object] = print) -> Path:
-    """Return the cached faas-cli, building it under the same lock as the control plane."""
-    target = faas_cli_path()
-    if not target.exists():
-        cache_root().mkdir(parents=True, exist_ok=True)
-        with open(cache_root() / ".build.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not target.exists():
-                build_faas_cli(progress=progress)
-    return target
+    """Return the cached faas-cli, building it if needed."""
+    return _ensure_tool(faas_cli_path(), lambda: build_faas_cli(progress=progress))
 
 
 def ensure_binaries(*, progress: Callable[[str], object] = print) -> Binaries:
