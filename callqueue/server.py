@@ -29,6 +29,7 @@ from callqueue.directory import Directory, Target
 from callqueue.metrics import QueueMetrics
 from callqueue.store import Conflict, JetStreamStore, StoreUnavailable
 from knserve.clock import Clock, SystemClock
+from knserve.networking import INTERNAL_HEADER_PREFIXES, INTERNAL_HEADERS
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,16 @@ DROPPED_HEADERS: Final = frozenset({
     "content-length", "prefer", "x-callback-url", "idempotency-key", "x-envoy-expected-rq-timeout-ms",
     "x-envoy-internal", "x-request-id", "x-forwarded-proto", "x-envoy-decorator-operation",
 })
+_INTERNAL: Final = frozenset(header.lower() for header in INTERNAL_HEADERS)
+_INTERNAL_PREFIXES: Final = tuple(prefix.lower() for prefix in INTERNAL_HEADER_PREFIXES)
 _PREFER_ASYNC = re.compile(r"(^|[,;\s])respond-async($|[,;\s=])", re.IGNORECASE)
+
+
+def kept_header(name: str) -> bool:
+    """Whether a request header is stored with the call: not hop-by-hop, not the queue's own,
+    not one of knserve's internal headers (the ingress adds those again on dispatch)."""
+    lowered = name.lower()
+    return lowered not in DROPPED_HEADERS and lowered not in _INTERNAL and not lowered.startswith(_INTERNAL_PREFIXES)
 
 
 def wants_async(prefer: str | None) -> bool:
@@ -109,7 +119,7 @@ class AcceptServer:
         call = Call(
             id=self.new_id(), namespace=target.namespace, service=target.service, host=request.host,
             method=request.method, path=request.path_qs,
-            headers=tuple((str(k), v) for k, v in request.headers.items() if k.lower() not in DROPPED_HEADERS),
+            headers=tuple((str(k), v) for k, v in request.headers.items() if kept_header(k)),
             created=now, updated=now, callback_url=request.headers.get("X-Callback-Url") or None,
             idempotency_key=request.headers.get("Idempotency-Key") or None,
         )

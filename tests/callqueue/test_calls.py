@@ -81,3 +81,11 @@ def test_records_round_trip_and_binary_bodies_show_as_base64() -> None:
 def test_ids_are_unguessable() -> None:
     ids = {calls.new_call_id() for _ in range(1000)}
     assert len(ids) == 1000 and all(len(i) == 22 and i.isalnum() for i in ids)
+
+
+def test_internal_and_hop_by_hop_headers_are_not_stored_with_a_call() -> None:
+    from callqueue.server import kept_header
+
+    assert [name for name in ("X-Custom", "Content-Type", "K-Network-Ingress-Token", "Knative-Serving-Revision",
+                              "Connection", "Prefer", "X-Callback-Url", "Host") if kept_header(name)] == [
+        "X-Custom", "Content-Type"]
