@@ -127,10 +127,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="reconcile and serve xDS only while holding the Lease --lease-name (several replicas)")
     parser.add_argument("--lease-name", default="knserve-controller",
                         help=f"the Lease in {SYSTEM_NAMESPACE} the replicas elect a leader by (default %(default)s)")
-    parser.add_argument("--lease-duration", type=float, default=15.0,
-                        help="seconds a standby waits for a silent leader before taking over (default 15)")
-    parser.add_argument("--renew-deadline", type=float, default=10.0,
-                        help="seconds the leader keeps trying to renew before it gives up (default 10)")
+    # Longer than client-go's 15/10 s: a leader on a busy machine (a two-core node running the
+    # API server too) must not give up over a few slow writes; a clean stop releases the Lease.
+    parser.add_argument("--lease-duration", type=float, default=30.0,
+                        help="seconds a standby waits for a silent leader before taking over (default 30)")
+    parser.add_argument("--renew-deadline", type=float, default=20.0,
+                        help="seconds the leader keeps trying to renew before it gives up (default 20)")
     parser.add_argument("--retry-period", type=float, default=2.0,
                         help="seconds between two looks at the Lease (default 2)")
     parser.add_argument("--health-address", type=_host_port, default=("0.0.0.0", 9094),
