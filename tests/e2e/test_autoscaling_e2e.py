@@ -372,11 +372,16 @@ def test_autoscaler_restart_leaves_traffic_alone_and_does_not_scale_down(autosca
 
 @pytest.fixture
 def shallow_activator(autoscaling: Stack) -> Iterator[int]:
-    """The activator restarted with room for 3 queued requests per revision; the usual one after."""
+    """One activator, restarted with room for 3 queued requests per revision; the usual ones after.
+
+    config/ runs two activators, each with its own queue; one makes the queue's bound exact."""
     stack = autoscaling
     depth = 3
     stack.local.add_args("activator", f"--queue-depth={depth}")
     try:
+        stack.local.scale("activator", 1)
+        eventually(lambda: len(stack.local.pods("activator")) == 1, timeout=120,
+                   what="one activator pod left (the other drained and gone)")
         yield depth
     finally:
         stack.local.restore()
