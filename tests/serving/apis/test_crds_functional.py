@@ -35,6 +35,10 @@ CRD_NAMES = [
 
 @pytest.fixture(scope="module")
 def crds(cluster: Any) -> Iterator[Any]:
+    # The session's cluster is shared: an admission webhook another module registered would
+    # answer here too (and refuse fields config-features disables), so none is registered.
+    cluster.kubectl("delete", "validatingwebhookconfiguration/validation.webhook.serving.knative.dev",
+                    "mutatingwebhookconfiguration/webhook.serving.knative.dev", "--ignore-not-found")
     cluster.kubectl("apply", "-f", str(RESOURCES))
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", *[f"crd/{n}" for n in CRD_NAMES])
     yield cluster
