@@ -232,7 +232,8 @@ class ClientConnection(RequestHeadBuilder, asyncio.Protocol):
             return
         if self._broken:
             return
-        if self._in_request:  # a request head arriving in pieces: count up to its end
+        was_in_request = self._in_request
+        if was_in_request:  # a request head arriving in pieces: count up to its end
             end = data.find(b"\r\n\r\n")
             self._header_bytes += len(data) if end < 0 else end + 4
             if self._header_bytes > self.proxy.max_header_bytes:
@@ -252,8 +253,11 @@ class ClientConnection(RequestHeadBuilder, asyncio.Protocol):
         except httptools.HttpParserError as error:
             self._reject(400, b"malformed request: " + str(error).encode("utf-8", "replace")[:200] + b"\n")
         else:
-            if self._in_request and self.headers_since is None:
-                self.headers_since = self.proxy.time()
+            if self._in_request and not was_in_request:
+                # a head began in this read (the connection's first one too, whose clock
+                # started at the connection): count what of it this read held
+                if self.headers_since is None:
+                    self.headers_since = self.proxy.time()
                 last_end = data.rfind(b"\r\n\r\n")
                 self._header_bytes = len(data) - (last_end + 4 if last_end >= 0 else 0)
 
