@@ -273,6 +273,9 @@ class ContainerSupervisor:
                 self._startup_passed.set()
             previous = self.pod.previous_container_status(self.name, init=self.init)
             self._restore_ready = bool(previous.get("ready"))
+            # ready at once, as it was: a status written before the run loop takes over must
+            # not take an adopted pod out of its endpoints for a moment
+            self.ready = self._restore_ready
             self.backoff.note_start(self.ctx.clock.monotonic())
             log.info("adopted %s container %s (pid %d)", self.pod.key, self.name, record.pid)
             return None
