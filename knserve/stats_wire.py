@@ -18,6 +18,13 @@ each other.
    is what makes a cold start fast. The autoscaler answers ``202`` with an empty body, or
    ``400`` with a sentence when the body is not a batch.
 
+   Both kinds of stat may also carry, for the same second, the responses that ended in it:
+   ``responses`` (counts by status class, ``{"2xx": n, "5xx": m}``) and ``latencyCounts``
+   (their total time in ms, one count per bucket of :data:`LATENCY_BUCKETS_MS` and a last
+   one for ``+Inf``). The activator counts only the requests it answered itself (never
+   forwarded to a pod), so no response is counted twice. A stat without them (an older
+   reporter) reads as no responses.
+
 3. Autoscaler -> ingress: whether the activator must stay in a revision's data path is
    published on the PodAutoscaler status as the condition :data:`ACTIVATOR_IN_PATH_CONDITION`
    (``True``: route the revision through the activator; ``False``: route straight to its
@@ -31,10 +38,23 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 STATS_PUSH_PATH: Final = "/stats"
+
+# Knative's defaultLatencyDistribution, in milliseconds: the bounds of every latency histogram.
+LATENCY_BUCKETS_MS: Final = (
+    5.0, 10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 150.0, 200.0, 250.0, 300.0, 350.0, 400.0, 450.0,
+    500.0, 600.0, 700.0, 800.0, 900.0, 1000.0, 2000.0, 5000.0, 10000.0, 20000.0, 50000.0, 100000.0,
+)
+LATENCY_COUNTS_LENGTH: Final = len(LATENCY_BUCKETS_MS) + 1  # the finite buckets and +Inf
+RESPONSE_CLASSES: Final = ("2xx", "3xx", "4xx", "5xx")
+
+
+def response_class(code: int) -> str:
+    """``"5xx"`` for 503: Knative's ``response_code_class``."""
+    return f"{code // 100}xx"
 HEALTH_PATH: Final = "/healthz"
 
 # --- PodAutoscaler status: the routing decision -------------------------------------------
@@ -89,9 +109,12 @@ class Stat:
     proxied_request_count: float = 0.0
     process_uptime: float = 0.0
     timestamp: float = 0.0
+    # responses that ended in the second, by status class, and their latency histogram
+    responses: Mapping[str, float] = field(default_factory=dict)
+    latency_counts: tuple[float, ...] = ()  # empty, or LATENCY_COUNTS_LENGTH counts
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "podName": self.pod_name,
             "averageConcurrentRequests": self.average_concurrent_requests,
             "averageProxiedConcurrentRequests": self.average_proxied_concurrent_requests,
@@ -100,6 +123,11 @@ class Stat:
             "processUptime": self.process_uptime,
             "timestamp": self.timestamp,
         }
+        if self.responses:
+            body["responses"] = dict(self.responses)
+        if self.latency_counts:
+            body["latencyCounts"] = list(self.latency_counts)
+        return body
 
     @classmethod
     def from_json(cls, obj: object, *, where: str = "stat") -> Stat:
@@ -115,7 +143,40 @@ class Stat:
             proxied_request_count=_number(obj, "proxiedRequestCount", where=where, default=0.0),
             process_uptime=_number(obj, "processUptime", where=where, default=0.0),
             timestamp=_number(obj, "timestamp", where=where, default=0.0),
+            responses=_responses(obj.get("responses"), where=f"{where}.responses"),
+            latency_counts=_latency_counts(obj.get("latencyCounts"), where=f"{where}.latencyCounts"),
         )
+
+
+def _responses(value: object, *, where: str) -> dict[str, float]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise WireError(f"{where} is {type(value).__name__}; expected a JSON object of counts by class")
+    counts: dict[str, float] = {}
+    for name in value:
+        if not isinstance(name, str) or len(name) != 3 or not name.endswith("xx") or not name[0].isdigit():
+            raise WireError(f"{where} has the key {name!r}; expected a status class such as \"5xx\"")
+        count = _number(value, name, where=where)
+        if count < 0:
+            raise WireError(f"{where}.{name} is {count!r}; expected a count, 0 or more")
+        counts[name] = count
+    return counts
+
+
+def _latency_counts(value: object, *, where: str) -> tuple[float, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or len(value) != LATENCY_COUNTS_LENGTH:
+        raise WireError(
+            f"{where} must be a list of {LATENCY_COUNTS_LENGTH} counts, one per latency bucket and +Inf"
+        )
+    counts = []
+    for index, count in enumerate(value):
+        if isinstance(count, bool) or not isinstance(count, (int, float)) or not 0 <= count < math.inf:
+            raise WireError(f"{where}[{index}] is {count!r}; expected a count, 0 or more")
+        counts.append(float(count))
+    return tuple(counts)
 
 
 def encode_stat(stat: Stat) -> bytes:

@@ -19,13 +19,8 @@ from bisect import bisect_left
 from collections.abc import Mapping
 from typing import Final
 
-from knserve.stats_wire import Stat
+from knserve.stats_wire import LATENCY_BUCKETS_MS, Stat
 
-# Knative's defaultLatencyDistribution, in milliseconds.
-LATENCY_BUCKETS_MS: Final = (
-    5.0, 10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 150.0, 200.0, 250.0, 300.0, 350.0, 400.0, 450.0,
-    500.0, 600.0, 700.0, 800.0, 900.0, 1000.0, 2000.0, 5000.0, 10000.0, 20000.0, 50000.0, 100000.0,
-)
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
 
