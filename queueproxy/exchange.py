@@ -558,9 +558,10 @@ class Exchange:
         if proxy.first_deadline:
             proxy.timed.pop(self, None)
         now = proxy.time()
-        proxy.stats.request_out(now + proxy.wall_offset, self.proxied)
+        code = self.status or 502
+        bucket = proxy.metrics.record(code, now - self.started_at, self.app_status, now - self.dispatched_at)
+        proxy.stats.request_out(now + proxy.wall_offset, self.proxied, code, bucket)
         proxy.in_flight -= 1
-        proxy.metrics.record(self.status or 502, now - self.started_at, self.app_status, now - self.dispatched_at)
         self.pending = None
         self.client.exchange_finished(self, self.keep_alive)
         if self.holds_slot:

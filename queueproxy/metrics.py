@@ -46,13 +46,16 @@ class _CodeHistogram:
     def __init__(self) -> None:
         self.by_code: dict[int, list[float]] = {}
 
-    def observe(self, code: int, milliseconds: float) -> None:
+    def observe(self, code: int, milliseconds: float) -> int:
+        """Count one response; returns its latency bucket's index."""
         entry = self.by_code.get(code)
         if entry is None:
             entry = self.by_code[code] = [0, 0.0] + [0] * (len(LATENCY_BUCKETS_MS) + 1)
         entry[0] += 1
         entry[1] += milliseconds
-        entry[2 + bisect_left(LATENCY_BUCKETS_MS, milliseconds)] += 1
+        bucket = bisect_left(LATENCY_BUCKETS_MS, milliseconds)
+        entry[2 + bucket] += 1
+        return bucket
 
 
 class Metrics:
@@ -62,16 +65,20 @@ class Metrics:
         self._app_requests = _CodeHistogram()
         self.probes = 0
 
-    def record(self, code: int, seconds: float, app_code: int, app_seconds: float) -> None:
-        """One answered request; ``app_code`` 0 when it never reached the app. (Inlined: hot path.)"""
+    def record(self, code: int, seconds: float, app_code: int, app_seconds: float) -> int:
+        """One answered request; ``app_code`` 0 when it never reached the app. (Inlined: hot path.)
+
+        Returns the index of the request's latency bucket, for the per-second stats.
+        """
         milliseconds = seconds * 1000.0
         entry = self._requests.by_code.get(code)
         if entry is None:
-            self._requests.observe(code, milliseconds)
+            bucket = self._requests.observe(code, milliseconds)
         else:
             entry[0] += 1
             entry[1] += milliseconds
-            entry[2 + bisect_left(LATENCY_BUCKETS_MS, milliseconds)] += 1
+            bucket = bisect_left(LATENCY_BUCKETS_MS, milliseconds)
+            entry[2 + bucket] += 1
         if app_code:
             milliseconds = app_seconds * 1000.0
             entry = self._app_requests.by_code.get(app_code)
@@ -81,6 +88,7 @@ class Metrics:
                 entry[0] += 1
                 entry[1] += milliseconds
                 entry[2 + bisect_left(LATENCY_BUCKETS_MS, milliseconds)] += 1
+        return bucket
 
     def record_request(self, code: int, seconds: float) -> None:
         self._requests.observe(code, seconds * 1000.0)

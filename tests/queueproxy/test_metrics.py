@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from knserve.stats_wire import Stat
+from knserve.stats_wire import LATENCY_BUCKETS_MS, Stat
 from queueproxy.metrics import Metrics, render_stat
 
 
@@ -42,3 +42,11 @@ def test_autoscaler_gauges() -> None:
     assert 'queue_average_concurrent_requests{pod_name="p"} 1.5' in text
     assert 'queue_requests_per_second{pod_name="p"} 10' in text
     assert 'process_uptime{pod_name="p"} 12.25' in text
+
+
+def test_record_returns_the_latency_bucket_of_the_total_time() -> None:
+    metrics = Metrics(base_labels={})
+    assert metrics.record(200, 0.003, 200, 0.002) == 0  # 3 ms: le="5"
+    assert metrics.record(200, 0.003, 200, 0.002) == 0  # the inlined path for a code seen before
+    assert metrics.record(500, 0.070, 500, 0.060) == 5  # 70 ms: le="80"
+    assert metrics.record(200, 200.0, 0, 0.0) == len(LATENCY_BUCKETS_MS)  # past the last bound: +Inf

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from knserve.stats_wire import encode_stat
+from knserve.stats_wire import LATENCY_COUNTS_LENGTH, encode_stat
 from queueproxy.stats import RequestStats
 
 START = 1_000.0  # whole second, so buckets line up with the arithmetic below
@@ -67,3 +67,37 @@ def test_first_partial_second_is_averaged_over_the_time_alive() -> None:
     stats = RequestStats(pod_name="p", now=START + 0.5)
     stats.request_in(START + 0.5, False)
     assert stats.report(START + 1.0).average_concurrent_requests == pytest.approx(1.0)
+
+
+def test_responses_by_class_and_latency_bucket_of_the_last_second() -> None:
+    stats = RequestStats(pod_name="p", now=START)
+    for _ in range(3):
+        stats.request_in(START + 0.1, False)
+    stats.request_out(START + 0.2, False, 200, 0)
+    stats.request_out(START + 0.3, False, 200, 6)
+    stats.request_out(START + 0.4, True, 503, LATENCY_COUNTS_LENGTH - 1)
+    stat = stats.report(START + 1.5)
+    assert stat.responses == {"2xx": 2.0, "5xx": 1.0}
+    want = [0.0] * LATENCY_COUNTS_LENGTH
+    want[0], want[6], want[-1] = 1.0, 1.0, 1.0
+    assert stat.latency_counts == tuple(want)
+    wire = json.loads(encode_stat(stat))
+    assert wire["responses"] == {"2xx": 2.0, "5xx": 1.0}
+    assert wire["latencyCounts"] == want
+    later = stats.report(START + 2.5)  # the next second saw no responses
+    assert later.responses == {} and later.latency_counts == ()
+
+
+def test_responses_are_counted_in_the_second_they_end() -> None:
+    stats = RequestStats(pod_name="p", now=START)
+    stats.request_in(START + 0.9, False)
+    stats.request_out(START + 1.2, False, 404, 3)
+    assert stats.report(START + 1.5).responses == {}
+    assert stats.report(START + 2.5).responses == {"4xx": 1.0}
+
+
+def test_a_request_ended_without_a_code_is_not_a_response() -> None:
+    stats = RequestStats(pod_name="p", now=START)
+    stats.request_in(START + 0.1, False)
+    stats.request_out(START + 0.2, False)
+    assert stats.report(START + 1.5).responses == {}
