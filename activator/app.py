@@ -66,7 +66,7 @@ class Activator:
         self._rng = rng
         self.reporter = ConcurrencyReporter(pod_name)
         self.backends: Backends | None = None
-        self.metrics = ActivatorMetrics(self._gauges)
+        self.metrics = ActivatorMetrics(self._gauges, pod_name=pod_name)
         self.handler: ActivationHandler | None = None
         self._session: aiohttp.ClientSession | None = None
         self._runners: list[web.BaseRunner] = []

@@ -22,7 +22,9 @@ Answers, in order:
 
 Every request that names a known revision counts in the ``ConcurrencyReporter`` from arrival
 to answer; the first one for a revision the reporter has not seen goes to the autoscaler at
-once. Side effects: network I/O through the collaborators passed in.
+once. The answers the activator gives itself for a known revision (its 502, 503 and 504,
+never forwarded to a pod) are also counted there as responses, with their latency, for the
+autoscaler's request metrics; a pod's answers are counted by that pod's queue-proxy. Side effects: network I/O through the collaborators passed in.
 """
 
 from __future__ import annotations
@@ -56,6 +58,10 @@ ACTIVATOR_PROBE_VALUE = "activator"
 TIMEOUT_MESSAGE = "activator request timeout"
 QUEUE_FULL_MESSAGE = "pending request queue full"
 NOT_FROM_INGRESS_MESSAGE = "The activator serves only requests the ingress routed to it.\n"
+
+
+class _OwnResponse(web.Response):
+    """An answer the activator gives itself: the request never reached a pod."""
 
 
 class ActivationHandler:
@@ -103,14 +109,17 @@ class ActivationHandler:
         first = self._reporter.request_in(namespace, name, now=self.last_request)
         if first is not None:
             self._pusher.send_now(first)
-        status = 500
+        status, own = 500, False
         try:
             response = await self._serve(request, info, arrived)
-            status = response.status
+            status, own = response.status, isinstance(response, _OwnResponse)
             return response
         finally:
-            self._reporter.request_out(namespace, name, now=time.monotonic())
-            self._metrics.observe(namespace, name, status, loop.time() - arrived)
+            seconds = loop.time() - arrived
+            self._reporter.request_out(namespace, name, now=time.monotonic(), code=status if own else 0, seconds=seconds)
+            self._metrics.observe(
+                namespace, name, status, seconds, service=info.service, configuration=info.configuration
+            )
 
     def _from_ingress(self, shown: str | None) -> bool:
         assert self._ingress_token is not None
@@ -131,9 +140,9 @@ class ActivationHandler:
                     async with asyncio.timeout_at(start_deadline):
                         dest = await self._backends.acquire(namespace, name)
                 except QueueFull:
-                    return web.Response(status=503, text=QUEUE_FULL_MESSAGE)
+                    return _OwnResponse(status=503, text=QUEUE_FULL_MESSAGE)
                 except RevisionGone as gone:
-                    return web.Response(status=503, text=f"{gone}.\n")
+                    return _OwnResponse(status=503, text=f"{gone}.\n")
                 try:
                     return await forward(
                         request,
@@ -148,9 +157,9 @@ class ActivationHandler:
         except TimeoutError:
             if progress.started:
                 raise  # the answer is under way: cutting the connection is all that is left
-            return web.Response(status=504, text=TIMEOUT_MESSAGE)
+            return _OwnResponse(status=504, text=TIMEOUT_MESSAGE)
         except aiohttp.ClientError as error:
             if progress.started:
                 raise
             log.warning("cannot forward to revision %s/%s: %s", namespace, name, error)
-            return web.Response(status=502, text=f"Error reaching revision {namespace}/{name}: {error}\n")
+            return _OwnResponse(status=502, text=f"Error reaching revision {namespace}/{name}: {error}\n")

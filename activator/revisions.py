@@ -22,13 +22,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
 
-from knserve.networking import QUEUE_HTTP_PORT
+from knserve.networking import CONFIGURATION_LABEL, QUEUE_HTTP_PORT, SERVICE_LABEL
 from serving.apis.v1 import Revision, RevisionSpec
 
 DEFAULT_TIMEOUT_SECONDS = 300.0
@@ -42,6 +42,8 @@ class RevisionInfo:
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     response_start_timeout_seconds: float = 0.0  # 0: none; else until the response starts
     idle_timeout_seconds: float = 0.0  # 0: none; else longest silence while the response streams
+    service: str = ""  # the Revision's serving.knative.dev/service label ("" when none), for metrics
+    configuration: str = ""  # its serving.knative.dev/configuration label
 
     @property
     def key(self) -> tuple[str, str]:
@@ -51,7 +53,10 @@ class RevisionInfo:
     def from_object(cls, obj: Mapping[str, Any]) -> RevisionInfo:
         """Read a Revision as the API server returns it (a JSON object)."""
         revision = Revision.model_validate(obj)
-        return cls.from_spec(revision.namespace or "default", revision.name, revision.spec)
+        info = cls.from_spec(revision.namespace or "default", revision.name, revision.spec)
+        labels = revision.metadata.labels or {}
+        service, configuration = labels.get(SERVICE_LABEL, ""), labels.get(CONFIGURATION_LABEL, "")
+        return replace(info, service=service, configuration=configuration) if service or configuration else info
 
     @classmethod
     def from_spec(cls, namespace: str, name: str, spec: RevisionSpec | Mapping[str, Any]) -> RevisionInfo:

@@ -11,14 +11,20 @@ immediate stat (concurrency 1, one request) so a revision at zero is decided on 
 next report subtracts that request so it is not counted twice. A revision without any
 request during a whole report interval is dropped after that report.
 
+The answers the activator gives itself (a request that never reached a pod: its 502, 503,
+504) are counted per revision by status class and latency bucket and go out with the next
+report as the stat's ``responses`` and ``latencyCounts``; answers from pods are left to
+their queue-proxies, so no response is counted twice.
+
 Pure; ``now`` is an argument (monotonic seconds).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from bisect import bisect_left
+from dataclasses import dataclass, field
 
-from knserve.stats_wire import RevisionStat, Stat
+from knserve.stats_wire import LATENCY_BUCKETS_MS, LATENCY_COUNTS_LENGTH, RevisionStat, Stat, response_class
 
 
 class RequestStats:
@@ -63,6 +69,8 @@ class RequestStats:
 class _Revision:
     stats: RequestStats
     first_request: float  # 1 until the report that follows the immediate first stat
+    responses: dict[str, float] = field(default_factory=dict)  # own answers since the last report
+    latency_counts: list[float] | None = None
 
 
 class ConcurrencyReporter:
@@ -89,16 +97,26 @@ class ConcurrencyReporter:
         entry.stats.request_in(now)
         return first
 
-    def request_out(self, namespace: str, revision: str, *, now: float) -> None:
+    def request_out(self, namespace: str, revision: str, *, now: float, code: int = 0, seconds: float = 0.0) -> None:
+        """Count a request out; ``code`` (and ``seconds``) when the activator answered it itself."""
         entry = self._revisions.get((namespace, revision))
-        if entry is not None:
-            entry.stats.request_out(now)
+        if entry is None:
+            return
+        entry.stats.request_out(now)
+        if code:
+            name = response_class(code)
+            entry.responses[name] = entry.responses.get(name, 0.0) + 1
+            if entry.latency_counts is None:
+                entry.latency_counts = [0.0] * LATENCY_COUNTS_LENGTH
+            entry.latency_counts[bisect_left(LATENCY_BUCKETS_MS, seconds * 1000.0)] += 1
 
     def report(self, *, now: float, timestamp: float = 0.0) -> list[RevisionStat]:
         messages = []
         for key, entry in list(self._revisions.items()):
             average, requests = entry.stats.report(now)
             adjust, entry.first_request = entry.first_request, 0.0
+            responses, entry.responses = entry.responses, {}
+            latency_counts, entry.latency_counts = entry.latency_counts, None
             if average == 0 and entry.stats.concurrency == 0:
                 del self._revisions[key]
             messages.append(
@@ -110,6 +128,8 @@ class ConcurrencyReporter:
                         average_concurrent_requests=max(0.0, average - adjust),
                         request_count=max(0.0, requests - adjust),
                         timestamp=timestamp,
+                        responses=responses,
+                        latency_counts=tuple(latency_counts or ()),
                     ),
                 )
             )

@@ -13,6 +13,7 @@ from activator.app import Activator
 from activator.backends import Backends
 from activator.revisions import Endpoints, RevisionInfo, StaticRevisionSource
 from tests.activator.fakes import FakeAutoscaler, FakePod
+from tests.support.prometheus import sample_value, samples
 
 NS = "default"
 
@@ -244,6 +245,15 @@ async def test_queued_requests_that_time_out_free_their_place(harness: Harness) 
     harness.endpoints("empty", ready=[pod])
     assert (await harness.get("empty"))[0] == 200
     assert throttler.in_flight == 0
+    await asyncio.sleep(0.5)  # a couple of report intervals
+    # the two 504s never reached a pod: the activator reports them as the revision's responses
+    stats = harness.autoscaler.stats_for("empty")
+    assert sum(m.stat.responses.get("5xx", 0.0) for m in stats) == 2.0
+    assert sum(m.stat.responses.get("2xx", 0.0) for m in stats) == 0.0  # the pod's 200 is its queue-proxy's
+    assert sum(sum(m.stat.latency_counts) for m in stats) == 2.0
+    async with harness.client.get(harness.metrics_url) as response:
+        text = await response.text()
+    assert sample_value(text, "activator_request_count", revision_name="empty", response_code_class="5xx") == 2.0
 
 
 async def test_an_unreachable_pod_answers_502(harness: Harness) -> None:
@@ -267,5 +277,14 @@ async def test_stats_and_metrics_report_the_traffic(harness: Harness) -> None:
     assert max(m.stat.average_concurrent_requests for m in stats[1:]) > 0.5
     async with harness.client.get(harness.metrics_url) as response:
         text = await response.text()
-    assert 'activator_request_count_total{namespace_name="default",response_code="200",revision_name="counted"} 2.0' in text
+    assert sample_value(text, "activator_request_count", revision_name="counted", response_code="200") == 2.0
+    labels, _ = samples(text, "activator_request_count")[0]
+    assert labels == {  # Knative's activator labels
+        "namespace_name": "default", "service_name": "", "configuration_name": "", "revision_name": "counted",
+        "pod_name": labels["pod_name"], "container_name": "activator", "response_code": "200",
+        "response_code_class": "2xx",
+    }
+    assert sample_value(text, "activator_request_latencies_count", revision_name="counted") == 2.0
+    # answers from the pod are its queue-proxy's to count: the activator's stats carry none of them
+    assert all(not m.stat.responses for m in stats)
     assert 'activator_healthy_pods{namespace_name="default",revision_name="counted"} 1.0' in text

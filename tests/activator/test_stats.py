@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from activator.revisions import RevisionInfo
 from activator.stats import ConcurrencyReporter, RequestStats
+from knserve.stats_wire import LATENCY_BUCKETS_MS
 
 
 def test_average_concurrency_is_time_weighted() -> None:
@@ -53,3 +55,29 @@ def test_a_queued_request_keeps_its_revision_reported() -> None:
         [message] = reporter.report(now=float(second))
         assert message.stat.average_concurrent_requests == pytest.approx(0.0 if second == 1 else 1.0)
     assert reporter.concurrency("ns", "r") == 1
+
+
+def test_answers_the_activator_gave_itself_go_out_with_the_next_report_once() -> None:
+    reporter = ConcurrencyReporter("activator-0")
+    reporter.request_in("default", "hello-00002", now=0.0)
+    reporter.request_in("default", "hello-00002", now=0.0)
+    reporter.request_in("default", "hello-00002", now=0.0)
+    reporter.request_out("default", "hello-00002", now=0.3, code=504, seconds=0.3)  # 300 ms: le="300"
+    reporter.request_out("default", "hello-00002", now=0.3, code=503, seconds=0.002)  # 2 ms: le="5"
+    reporter.request_out("default", "hello-00002", now=0.4)  # forwarded: the pod's queue-proxy counts it
+    [message] = reporter.report(now=1.0)
+    assert message.stat.responses == {"5xx": 2.0}
+    counts = list(message.stat.latency_counts)
+    assert counts[LATENCY_BUCKETS_MS.index(300.0)] == 1 and counts[0] == 1 and sum(counts) == 2
+    reporter.request_in("default", "hello-00002", now=1.5)
+    [later] = reporter.report(now=2.0)
+    assert later.stat.responses == {} and later.stat.latency_counts == ()
+
+
+def test_revision_info_reads_the_service_and_configuration_labels() -> None:
+    info = RevisionInfo.from_object({
+        "metadata": {"name": "hello-00001", "namespace": "default", "labels": {
+            "serving.knative.dev/service": "hello", "serving.knative.dev/configuration": "hello"}},
+        "spec": {"containers": [{"image": "x"}]},
+    })
+    assert (info.service, info.configuration) == ("hello", "hello")
