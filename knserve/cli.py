@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "function": ("functions.runtime", "main", "the function runtime: serves a handler directory on $PORT"),
     "func": ("functions.cli", "main", "functions: new, deploy, invoke, logs, list, describe, delete"),
     "gateway": ("gateway.__main__", "main", "OpenFaaS's gateway API over Knative Services (faas-cli)"),
+    "dashboard": ("dashboard.__main__", "main", "a web dashboard of Knative Services (edits with --edits)"),
 }
 
 
