@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up down test status install binaries clean
+ASSETS := dashboard/static/vendor/.installed
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: up down test status install binaries assets browser clean
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +22,21 @@ install: $(STAMP)
 binaries: $(STAMP)
 	$(BIN)/python -m localcluster.binaries
 
-up: binaries
+# The dashboard's browser libraries: npm ci from dashboard/package-lock.json, copied into
+# dashboard/static/vendor (not committed).
+$(ASSETS): dashboard/package.json dashboard/package-lock.json | $(STAMP)
+	$(BIN)/python -m dashboard.assets
+	@touch $@
+
+assets: $(ASSETS)
+
+# Debian's Chromium, which the dashboard's browser tests drive (Playwright downloads no browser).
+browser:
+	@test -x $(CHROMIUM) || { echo "==> installing Debian's chromium for the dashboard's browser tests"; \
+	  apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; }
+	@test -x $(CHROMIUM) || { echo "error: $(CHROMIUM) is missing and 'apt-get install -y chromium' failed (it needs root and Debian's package lists); install Chromium so that the dashboard's browser tests can run" >&2; exit 1; }
+
+up: binaries assets
 	$(BIN)/knserve local up
 
 down: $(STAMP)
@@ -28,7 +45,7 @@ down: $(STAMP)
 status: $(STAMP)
 	$(BIN)/knserve local status
 
-test: binaries
+test: binaries assets browser
 	$(BIN)/python -m pytest -q
 
 clean: down

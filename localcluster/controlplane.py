@@ -149,6 +149,7 @@ class Ports:
     autoscaler_metrics: int = 9093
     controller_metrics: int = 9094
     gateway: int = 31112  # the OpenFaaS gateway, on OpenFaaS's usual local port
+    dashboard: int = 8070  # the dashboard (knserve dashboard), with edits on
 
     @classmethod
     def defaults(cls) -> Ports:

@@ -21,6 +21,9 @@ cluster DNS). What changes locally:
     all          plain-text logs (``kubectl logs`` reads better than JSON on a laptop)
     gateway      a ``hostNetwork`` pod on 127.0.0.1:<gateway> (31112, OpenFaaS's usual port; 8080
                  is the ingress's), calling functions through 127.0.0.1:<ingress>
+    dashboard    a ``hostNetwork`` pod on 127.0.0.1:<dashboard> (8070) with ``--edits``, invoking
+                 through 127.0.0.1:<ingress>; cluster IPs do not answer host-network pods on the
+                 local node, so it finds the autoscaler's metrics port by its EndpointSlices
     nats         the StatefulSet's volume claim becomes a host directory in the cluster's state
                  (the node has no persistent volumes), so what NATS stored outlives its pod;
                  its config is mounted beside it
@@ -118,6 +121,19 @@ def localize_deployment(deployment: dict[str, Any], ports: Ports, node_ip: str =
                              f"--address={LOCALHOST}"]
         for port in container.get("ports") or []:
             port["containerPort"] = ports.gateway
+        for probe_name in ("readinessProbe", "livenessProbe"):
+            if "httpGet" in (container.get(probe_name) or {}):
+                container[probe_name]["httpGet"]["host"] = LOCALHOST
+    elif component == "dashboard":
+        local["spec"]["strategy"] = {"type": "Recreate"}  # one host port: one dashboard at a time
+        pod["hostNetwork"] = True
+        pod["dnsPolicy"] = "ClusterFirstWithHostNet"
+        args = _set_flag(_set_flag(container["args"], "--port", str(ports.dashboard)),
+                         "--ingress", f"http://{LOCALHOST}:{ports.ingress}")
+        args = _set_flag(args, "--metrics", f"endpoints:{SYSTEM_NAMESPACE}/autoscaler:http-metrics")
+        container["args"] = [*args, f"--address={LOCALHOST}", "--edits"]
+        for port in container.get("ports") or []:
+            port["containerPort"] = ports.dashboard
         for probe_name in ("readinessProbe", "livenessProbe"):
             if "httpGet" in (container.get(probe_name) or {}):
                 container[probe_name]["httpGet"]["host"] = LOCALHOST

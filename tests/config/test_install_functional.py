@@ -99,6 +99,15 @@ PERMISSIONS = [
     pytest.param("activator", "update", "revisions.serving.knative.dev", "some-user-ns", None, False,
                  id="activator-writes-nothing"),
     pytest.param("envoy", "get", "pods", NAMESPACE, None, False, id="envoy-reads-nothing"),
+    pytest.param("knserve-dashboard", "watch", "services.serving.knative.dev", "some-user-ns", None, True,
+                 id="dashboard-watches-services"),
+    pytest.param("knserve-dashboard", "watch", "revisions.serving.knative.dev", "some-user-ns", None, True,
+                 id="dashboard-watches-revisions"),
+    pytest.param("knserve-dashboard", "list", "events", "some-user-ns", None, True, id="dashboard-reads-events"),
+    # Edits need the ClusterRole knserve-dashboard-edit, which the cluster install does not bind.
+    pytest.param("knserve-dashboard", "patch", "services.serving.knative.dev", "some-user-ns", None, False,
+                 id="dashboard-writes-nothing-unless-edits-are-bound"),
+    pytest.param("knserve-dashboard", "get", "secrets", "some-user-ns", None, False, id="dashboard-no-secrets"),
 ]
 
 

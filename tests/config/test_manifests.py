@@ -39,7 +39,7 @@ def test_every_manifest_under_config_parses() -> None:
 def test_the_install_holds_each_component_and_not_the_local_image_map() -> None:
     deployments = {d["metadata"]["name"] for d in manifests.of_kind("Deployment")}
     assert deployments == {"controller", "webhook", "activator", "autoscaler", "envoy", "knserve-queue",
-                           "knserve-gateway"}
+                           "knserve-gateway", "knserve-dashboard"}
     assert not any(path.is_relative_to(CONFIG / "local") for path in manifests.install_files())
     namespaced = [o for o in manifests.install_objects() if o["kind"] not in
                   {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}]

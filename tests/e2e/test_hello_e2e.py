@@ -33,7 +33,7 @@ def test_knserve_runs_as_pods_of_config_deployments(stack):
         owner = pod["metadata"]["ownerReferences"][0]["name"].rsplit("-", 1)[0]  # the ReplicaSet's Deployment
         by_deployment[owner] = pod
     assert set(by_deployment) == {"controller", "webhook", "activator", "autoscaler", "envoy", "knserve-queue", "nats",
-                                  "knserve-gateway"}
+                                  "knserve-gateway", "knserve-dashboard"}
     for name, pod in by_deployment.items():
         assert pod["status"]["phase"] == "Running", (name, pod["status"])
         assert all(c["ready"] for c in pod["status"]["containerStatuses"]), (name, pod["status"])

@@ -34,12 +34,12 @@ def container(deployment: dict) -> dict:
     return deployment["spec"]["template"]["spec"]["containers"][0]
 
 
-def test_only_envoy_and_the_gateway_run_on_the_host_network():
+def test_only_envoy_the_gateway_and_the_dashboard_run_on_the_host_network():
     found = deployments()
     assert set(found) == {"controller", "webhook", "activator", "autoscaler", "envoy", "knserve-queue",
-                          "knserve-gateway"}
+                          "knserve-gateway", "knserve-dashboard"}
     assert {name for name, d in found.items() if d["spec"]["template"]["spec"].get("hostNetwork")} == {
-        "envoy", "knserve-gateway"}
+        "envoy", "knserve-gateway", "knserve-dashboard"}
     assert found["envoy"]["spec"]["template"]["spec"]["dnsPolicy"] == "ClusterFirstWithHostNet"
 
 
@@ -59,6 +59,16 @@ def test_the_gateway_listens_on_localhost_at_its_port_and_calls_through_the_ingr
                                "--namespace=default", "--address=127.0.0.1"]
     assert gateway["ports"] == [{"name": "http", "containerPort": PORTS.gateway}]
     assert gateway["readinessProbe"]["httpGet"]["host"] == "127.0.0.1"
+
+
+def test_the_dashboard_listens_on_localhost_with_edits_and_finds_the_metrics_api_by_its_endpoints():
+    dashboard = container(deployments()["knserve-dashboard"])
+    assert dashboard["args"] == ["dashboard", f"--port={PORTS.dashboard}", f"--ingress=http://127.0.0.1:{PORTS.ingress}",
+                                 "--metrics=endpoints:knative-serving/autoscaler:http-metrics", "--namespace=default",
+                                 "--address=127.0.0.1", "--edits"]
+    assert dashboard["ports"] == [{"name": "http", "containerPort": PORTS.dashboard}]
+    assert dashboard["readinessProbe"]["httpGet"]["host"] == "127.0.0.1"
+    assert "--edits" not in container(original()["knserve-dashboard"])["args"]  # off in a cluster install
 
 
 def test_the_controller_tells_envoy_to_listen_on_the_clusters_ports():
