@@ -36,6 +36,7 @@ from serving.reconciler.revision import wiring as revision_wiring
 from serving.reconciler.route import wiring as route_wiring
 from serving.reconciler.route.ingress_state import IngressSink, IngressState, LatestModelSink
 from serving.reconciler.service import wiring as service_wiring
+from serving.reconciler.service.metrics_reader import RequestMetricsReader
 from serving.reconciler.wiring import Collaborators
 from serving.xds.model import Endpoint
 
@@ -58,6 +59,7 @@ class ControllerApp:
         activator: tuple[Endpoint, ...] = (),
         activator_service: str | None = None,
         queue_service: str | None = None,
+        request_metrics: RequestMetricsReader | None = None,
     ) -> None:
         self.client = client
         self.informers = InformerFactory(client, namespace=namespace, watch_timeout_seconds=watch_timeout_seconds)
@@ -66,7 +68,7 @@ class ControllerApp:
         collaborators = Collaborators(
             client=client, informers=self.informers, config=self.config, clock=clock or SystemClock(),
             events=events or EventRecorder(client), workers=workers, activator=activator,
-            activator_service=activator_service, queue_service=queue_service,
+            activator_service=activator_service, queue_service=queue_service, request_metrics=request_metrics,
         )
         configmaps = self.informers.informer(CONFIGMAPS, namespace=system_namespace)
         configmaps.add_handler(self.config.handle)

@@ -63,6 +63,7 @@ from kube.client import KubeClient, connect
 from kube.errors import ApiError
 from kube.leaderelection import LeaderElector, LeadershipLost
 from serving.app import ControllerApp, configure_logging
+from serving.reconciler.service.metrics_reader import DEFAULT_METRICS_URL, HttpRequestMetrics
 from serving.webhook.install import register_webhooks, webhook_certificate
 from serving.webhook.server import WebhookServer, server_ssl_context
 from serving.xds.controller import XdsController
@@ -117,6 +118,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--queue-service", default=f"{SYSTEM_NAMESPACE}/knserve-queue",
                         help="NAMESPACE/NAME of the call queue's Service; while it exists, requests with "
                         f"'Prefer: respond-async' go to its endpoints ('' for none; default {SYSTEM_NAMESPACE}/knserve-queue)")
+    parser.add_argument("--autoscaler-metrics-url", default=DEFAULT_METRICS_URL,
+                        help="where canary analysis reads Revisions' request summaries (the autoscaler's metrics "
+                        "port; empty: nowhere, so analyses see no requests and roll back)")
     parser.add_argument("--webhook-address", type=_host_port, default=("0.0.0.0", 8443),
                         help="the admission webhook's HTTPS address (default 0.0.0.0:8443)")
     parser.add_argument("--webhook-url", help="URL the API server calls the webhook at (default: the webhook Service)")
@@ -248,8 +252,13 @@ async def freeze_caches_once_synced(app: ControllerApp) -> None:
     gc.freeze()
 
 
+def _request_metrics(args: argparse.Namespace) -> HttpRequestMetrics | None:
+    return HttpRequestMetrics(args.autoscaler_metrics_url) if args.autoscaler_metrics_url else None
+
+
 async def run_reconcilers(args: argparse.Namespace, client: KubeClient) -> None:
-    app = ControllerApp(client, namespace=args.namespace_scope, workers=args.workers)
+    app = ControllerApp(client, namespace=args.namespace_scope, workers=args.workers,
+                        request_metrics=_request_metrics(args))
     app.add_task("gc-freeze", lambda: freeze_caches_once_synced(app))
     _cancel_on_signals(client)
     log.info("knserve controller (reconcilers only) talking to %s", getattr(client, "host", "?"))
@@ -316,7 +325,7 @@ async def _lead(args: argparse.Namespace, client: KubeClient, health: Health, el
         activator = tuple(Endpoint(host, port) for host, port in args.activator_address)
         app = ControllerApp(client, namespace=args.namespace_scope, workers=args.workers, ingress_sink=gate,
                             activator=activator, activator_service=None if activator else args.activator_service,
-                            queue_service=args.queue_service or None)
+                            queue_service=args.queue_service or None, request_metrics=_request_metrics(args))
         health.app = app
         if elector is not None:
             app.add_task("leader-lease", elector.hold)

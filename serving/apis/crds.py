@@ -141,6 +141,34 @@ def _configuration_status_fields() -> dict[str, Schema]:
     }
 
 
+def _number(description: str) -> Schema:
+    return {"type": "number", "description": description}
+
+
+def _canary_status() -> Schema:
+    analysis = obj({
+        "at": string("When the interval was judged (RFC 3339)."),
+        "requests": _number("Requests the candidate served in the interval."),
+        "errorRate": _number("Its share of 5xx responses (a fraction)."),
+        "p99Ms": _number("Its p99 latency in milliseconds."),
+        "previousRequests": _number("Requests the previous Revision served in the same interval."),
+        "previousErrorRate": _number("The previous Revision's share of 5xx responses."),
+        "previousP99Ms": _number("The previous Revision's p99 latency in milliseconds."),
+    }, "The last analysed interval.")
+    return obj({
+        "revisionName": string("The Revision analysed last (the promoted one once Promoted)."),
+        "previousRevisionName": string("The Revision it is measured against and rolled back to."),
+        "phase": string("Progressing, Promoted, RolledBack or Stopped."),
+        "percent": integer("The candidate's share, in percent, of the latest Revision's traffic."),
+        "steps": array(integer(), "The shares the analysis walks through before 100."),
+        "step": integer("The index of the step in progress."),
+        "stepStartedAt": string("When the analysed interval began (RFC 3339)."),
+        "trafficDigest": string("A digest of spec.traffic when the analysis began; an edit stops it."),
+        "lastAnalysis": analysis,
+        "message": string("Where the analysis stands, in a sentence."),
+    }, "Progressive delivery (knserve.dev/canary-* annotations): where the analysis stands.")
+
+
 def _route_status_fields() -> dict[str, Schema]:
     return {
         "url": string("The URL the route answers on."),
@@ -161,7 +189,8 @@ def service_crd(*, max_timeout: int = 600, max_concurrency: int = 1000) -> dict[
         ),
         _template_name_change_rule(),
     )
-    status = status_schema({**_configuration_status_fields(), **_route_status_fields()}, "The observed state.")
+    status = status_schema({**_configuration_status_fields(), **_route_status_fields(), "canary": _canary_status()},
+                           "The observed state.")
     schema = _root(
         "Service",
         "A Knative Service: a Configuration plus a Route of the same name.",

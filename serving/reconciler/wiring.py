@@ -12,6 +12,7 @@ from kube.client import KubeClient
 from kube.events import EventSink
 from kube.informer import InformerFactory
 from serving.reconciler.config_store import ConfigStore
+from serving.reconciler.service.metrics_reader import RequestMetricsReader
 from serving.xds.model import Endpoint
 
 
@@ -31,3 +32,6 @@ class Collaborators:
     queue_service: str | None = None
     """The call queue's Service ("namespace/name"): while it has EndpointSlices, every host sends
     asynchronous calls (``Prefer: respond-async``) to its ready endpoints (None: no queue)."""
+    request_metrics: RequestMetricsReader | None = None
+    """Where canary analysis reads Revisions' request summaries (the autoscaler; None: nowhere,
+    so an analysis sees no requests and, past its wait limit, rolls back)."""

@@ -19,7 +19,8 @@ def wire(collaborators: Collaborators) -> Controller:
     routes = informers.informer(ROUTES)
     revisions = informers.informer(REVISIONS)
     reconciler = ServiceReconciler(client=collaborators.client, configurations=configurations.store,
-                                   routes=routes.store, revisions=revisions.store)
+                                   routes=routes.store, revisions=revisions.store,
+                                   request_metrics=collaborators.request_metrics)
     loop = ReconcileLoop(
         client=collaborators.client, resource=SERVICES, model=Service, store=services.store, reconciler=reconciler,
         config=collaborators.config.snapshot, clock=collaborators.clock, events=collaborators.events,

@@ -19,6 +19,7 @@ from kube.fake import FakeKubeClient
 from kube.resources import Resource
 from serving.app import ControllerApp
 from serving.reconciler.route.ingress_state import LatestModelSink
+from serving.reconciler.service.metrics_reader import RequestMetricsReader
 
 NOW = datetime.datetime(2026, 1, 2, tzinfo=datetime.timezone.utc)
 
@@ -54,11 +55,13 @@ async def reconcile_once(
     fail: tuple[str, Resource | None, Exception] | None = None,
     now: datetime.datetime = NOW,
     sink: LatestModelSink | None = None,
+    request_metrics: RequestMetricsReader | None = None,
 ) -> Outcome:
     fake = FakeKubeClient(objects)
     events = RecordingEvents()
     sink = sink or LatestModelSink()
-    app = ControllerApp(fake, events=events, clock=FakeClock(now), ingress_sink=sink)
+    app = ControllerApp(fake, events=events, clock=FakeClock(now), ingress_sink=sink,
+                        request_metrics=request_metrics)
     informers = asyncio.create_task(app.informers.run())
     try:
         await app.informers.wait_synced()

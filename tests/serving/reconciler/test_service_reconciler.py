@@ -20,6 +20,7 @@ from tests.support.factories import (
     revision_of,
     service,
     template,
+    with_annotations,
     with_generation,
     with_labels,
     with_status,
@@ -176,3 +177,97 @@ async def test_guard_rows_write_nothing() -> None:
     for objects, key in (([], "default/missing"), ([(SERVICES, service("hello", deleting))], "default/hello")):
         outcome = await reconcile_once(objects, "service", key)
         assert outcome.fake.actions == []
+
+
+# --- canary analysis (knserve.dev/canary-steps) -------------------------------------------------
+
+CANARY_ANNOTATIONS = {"knserve.dev/canary-steps": "5,25,50", "knserve.dev/canary-interval": "30s"}
+
+
+def canary_service(*options: Any) -> dict[str, Any]:
+    return service("hello", with_annotations(CANARY_ANNOTATIONS), *options)
+
+
+def canary_config(latest_ready: str) -> dict[str, Any]:
+    from serving.apis.v1 import Service
+    from serving.reconciler.service.resources.children import make_configuration
+
+    obj = make_configuration(Service.model_validate(canary_service())).to_dict()
+    obj["metadata"].update(uid="configuration-hello-uid", generation=1, resourceVersion="1")
+    ready(obj)
+    obj["status"].update(latestReadyRevisionName=latest_ready, latestCreatedRevisionName=latest_ready)
+    return obj
+
+
+def canary_state(**fields: Any) -> dict[str, Any]:
+    from serving.reconciler.service.resources.canary import traffic_digest
+
+    return {"trafficDigest": traffic_digest(None), **fields}
+
+
+def split(outcome: Any) -> list[tuple[str | None, int]]:
+    return [(t.get("revisionName"), t.get("percent")) for t in outcome.get(ROUTES, "hello")["spec"]["traffic"]]
+
+
+def analysed(revision: str, *, ok: float, errors: float = 0.0, p99: float = 20.0) -> Any:
+    from knserve.request_metrics import RequestSummary
+
+    return RequestSummary(namespace="default", revision=revision, since=0, until=0, requests=ok + errors,
+                          responses={"2xx": ok, "5xx": errors}, covered_seconds=30, p50_ms=p99, p90_ms=p99,
+                          p99_ms=p99)
+
+
+async def test_canary_the_first_ready_revision_takes_all_traffic_pinned() -> None:
+    outcome = await reconcile_once([(SERVICES, canary_service()), (CONFIGURATIONS, canary_config("hello-00001"))],
+                                   "service", "default/hello")
+    assert outcome.error is None, outcome.error
+    assert split(outcome) == [("hello-00001", 100)]
+    assert outcome.condition(SERVICES, "hello", "CanaryReady")[:2] == ("True", "Promoted")
+    assert outcome.get(SERVICES, "hello")["status"]["canary"]["revisionName"] == "hello-00001"
+
+
+async def test_canary_a_new_ready_revision_gets_the_first_step() -> None:
+    svc = canary_service(with_status(canary=canary_state(revisionName="hello-00001", phase="Promoted", percent=100)))
+    outcome = await reconcile_once([(SERVICES, svc), (CONFIGURATIONS, canary_config("hello-00002"))],
+                                   "service", "default/hello")
+    assert outcome.error is None, outcome.error
+    assert split(outcome) == [("hello-00002", 5), ("hello-00001", 95)]
+    assert outcome.condition(SERVICES, "hello", "CanaryReady")[:2] == ("Unknown", "Progressing")
+    assert outcome.condition(SERVICES, "hello", "Ready")[0] == "Unknown"
+    assert any(event.startswith("Normal CanaryStarted hello-00002 gets 5%") for event in outcome.events)
+    assert outcome.result == 30.0
+
+
+async def test_canary_a_failing_interval_rolls_back_and_says_why() -> None:
+    from serving.apis.conditions import format_time
+    from serving.reconciler.service.metrics_reader import FakeRequestMetrics
+    from tests.serving.reconciler.harness import NOW
+
+    state = canary_state(revisionName="hello-00002", previousRevisionName="hello-00001", phase="Progressing",
+                         percent=5, step=0, steps=[5, 25, 50], stepStartedAt=format_time(NOW.timestamp() - 30))
+    metrics = FakeRequestMetrics({("default", "hello-00002"): analysed("hello-00002", ok=80, errors=20),
+                                  ("default", "hello-00001"): analysed("hello-00001", ok=1500)})
+    outcome = await reconcile_once(
+        [(SERVICES, canary_service(with_status(canary=state))), (CONFIGURATIONS, canary_config("hello-00002"))],
+        "service", "default/hello", request_metrics=metrics)
+    assert outcome.error is None, outcome.error
+    assert split(outcome) == [("hello-00001", 100)]
+    status, reason, message = outcome.condition(SERVICES, "hello", "Ready")
+    assert (status, reason) == ("False", "RolledBack")
+    assert "error rate 20%" in message
+    assert any(event.startswith("Warning CanaryRolledBack hello-00002 was rolled back to hello-00001")
+               for event in outcome.events)
+    assert [read[:2] for read in metrics.reads] == [("default", "hello-00002"), ("default", "hello-00001")]
+    assert outcome.get(SERVICES, "hello")["status"]["latestCreatedRevisionName"] == "hello-00002"
+
+
+async def test_canary_switched_off_the_route_follows_the_configuration_again() -> None:
+    svc = service("hello", with_status(canary=canary_state(revisionName="hello-00001", phase="Promoted"),
+                                       conditions=[{"type": "CanaryReady", "status": "True", "reason": "Promoted"}]))
+    outcome = await reconcile_once([(SERVICES, svc), (CONFIGURATIONS, hello_config(ready, with_status(
+        latestReadyRevisionName="hello-00002", latestCreatedRevisionName="hello-00002")))], "service", "default/hello")
+    assert outcome.error is None, outcome.error
+    status = outcome.get(SERVICES, "hello")["status"]
+    assert "canary" not in status
+    assert outcome.condition(SERVICES, "hello", "CanaryReady") is None
+    assert [t.get("configurationName") for t in outcome.get(ROUTES, "hello")["spec"]["traffic"]] == ["hello"]

@@ -9,7 +9,9 @@ from __future__ import annotations
 from knserve.networking import SERVICE_LABEL, SERVICE_UID_LABEL
 from serving.apis.meta import ObjectMeta
 from serving.apis.v1 import Configuration, Route, RouteSpec, Service, TrafficTarget
+from serving.apis.v1.service_types import CanaryStatus
 from serving.reconciler.kmeta import LAST_APPLIED_ANNOTATION, owner_reference, union, without
+from serving.reconciler.service.resources.canary import canary_route_traffic
 
 
 def child_metadata(service: Service) -> ObjectMeta:
@@ -41,5 +43,10 @@ def route_traffic(service: Service) -> list[TrafficTarget]:
     return out
 
 
-def make_route(service: Service) -> Route:
-    return Route(metadata=child_metadata(service), spec=RouteSpec(traffic=route_traffic(service)))
+def make_route(service: Service, *, canary: CanaryStatus | None = None) -> Route:
+    """The Service's Route; under a canary policy (``canary`` given) its Configuration-following
+    targets are pinned to the stable and candidate Revisions (``canary.canary_route_traffic``)."""
+    traffic = route_traffic(service)
+    if canary is not None:
+        traffic = canary_route_traffic(traffic, canary)
+    return Route(metadata=child_metadata(service), spec=RouteSpec(traffic=traffic))
