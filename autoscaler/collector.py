@@ -6,7 +6,7 @@ of the second it arrived in; requests the activator proxied are subtracted from 
 queue-proxy reports, because the activator reports them itself (Knative's collector does
 the same). ``population_mean_sample_size``, ``plan_scrape`` and ``extrapolate`` are Knative's
 population sampling: with many pods only a sample is scraped each second and scaled up to
-the whole population.
+the whole population (the responses and latency counts the stats carry scale the same way).
 
 Pure: ``now`` comes in as an argument; random choices use the ``random.Random`` passed in.
 """
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from autoscaler.buckets import WindowAverage
 from autoscaler.config import METRIC_RPS
-from knserve.stats_wire import Stat
+from knserve.stats_wire import LATENCY_COUNTS_LENGTH, Stat
 
 SCRAPER_POD_NAME = "service-scraper"
 
@@ -65,12 +65,24 @@ def plan_scrape(
 def extrapolate(stats: Sequence[Stat], *, sample_size: int, population: int) -> Stat:
     """Sum the sampled pods' stats and scale them from ``sample_size`` to ``population`` pods."""
     factor = population / sample_size
+    responses: dict[str, float] = {}
+    latency_counts = [0.0] * LATENCY_COUNTS_LENGTH
+    with_latency = False
+    for stat in stats:
+        for name, count in stat.responses.items():
+            responses[name] = responses.get(name, 0.0) + count * factor
+        if stat.latency_counts:
+            with_latency = True
+            for index, count in enumerate(stat.latency_counts):
+                latency_counts[index] += count * factor
     return Stat(
         pod_name=SCRAPER_POD_NAME,
         average_concurrent_requests=sum(s.average_concurrent_requests for s in stats) * factor,
         average_proxied_concurrent_requests=sum(s.average_proxied_concurrent_requests for s in stats) * factor,
         request_count=sum(s.request_count for s in stats) * factor,
         proxied_request_count=sum(s.proxied_request_count for s in stats) * factor,
+        responses=responses,
+        latency_counts=tuple(latency_counts) if with_latency else (),
     )
 
 

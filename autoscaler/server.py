@@ -8,7 +8,11 @@
   ``autoscaler_actual_pods``, ``autoscaler_stable_request_concurrency`` /
   ``autoscaler_panic_request_concurrency`` (or ``_requests_per_second`` for rps),
   ``autoscaler_target_concurrency_per_pod``, ``autoscaler_excess_burst_capacity``,
-  ``autoscaler_panic_mode``, read from the service at scrape time.
+  ``autoscaler_panic_mode``, read from the service at scrape time;
+- metrics port ``GET /api/v1/requests/{namespace}/{revision}?since=&until=`` and
+  ``GET /api/v1/requests/{namespace}?window=&series=``: the request-metrics API
+  (``knserve.request_metrics``), JSON; ``404`` with a sentence for a revision this autoscaler
+  does not follow, ``400`` with a sentence for a bad query. Read-only, like ``/metrics``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,12 @@ from prometheus_client.registry import Collector
 from autoscaler.auth import StatsAuth
 from autoscaler.config import METRIC_RPS
 from autoscaler.service import AutoscalerService
+from knserve.request_metrics import (
+    REQUESTS_API_PREFIX,
+    encode_namespace_answer,
+    parse_namespace_query,
+    parse_summary_query,
+)
 from knserve.stats_wire import HEALTH_PATH, STATS_PUSH_PATH, WireError, decode_stat_batch
 
 LABELS = ("namespace_name", "revision_name")
@@ -90,6 +100,31 @@ def metrics_app(service: AutoscalerService) -> web.Application:
     async def metrics(request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(registry), content_type="text/plain", charset="utf-8")
 
+    async def revision_requests(request: web.Request) -> web.Response:
+        namespace, revision = request.match_info["namespace"], request.match_info["revision"]
+        try:
+            since, until = parse_summary_query(request.query)
+        except WireError as error:
+            return web.Response(status=400, text=f"{error}\n")
+        summary = service.request_summary(namespace, revision, since=since, until=until)
+        if summary is None:
+            return web.Response(
+                status=404,
+                text=f"The autoscaler follows no revision {namespace}/{revision}: it keeps request metrics only "
+                "for revisions with a PodAutoscaler of the KPA class, until they are deleted.\n",
+            )
+        return web.json_response(summary.to_json())
+
+    async def namespace_requests(request: web.Request) -> web.Response:
+        try:
+            window, series = parse_namespace_query(request.query)
+        except WireError as error:
+            return web.Response(status=400, text=f"{error}\n")
+        entries = service.namespace_requests(request.match_info["namespace"], window=window, series=series)
+        return web.json_response(encode_namespace_answer(entries))
+
     app = web.Application()
     app.router.add_get("/metrics", metrics)
+    app.router.add_get(REQUESTS_API_PREFIX + "/{namespace}/{revision}", revision_requests)
+    app.router.add_get(REQUESTS_API_PREFIX + "/{namespace}", namespace_requests)
     return app

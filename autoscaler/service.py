@@ -7,7 +7,10 @@ a decision every two seconds or at once when poked, and a reconcile worker that 
 decision, the pods or the PodAutoscaler change, or a scale-to-zero wait runs out.
 ``record`` takes the activator's stats and pokes a revision at zero. Until the first of them
 arrives, a scrape showing requests that came through the activator is left out (see
-``RevisionScaler.record_scraped``).
+``RevisionScaler.record_scraped``). Scrapes and pushes also feed each revision's
+``RequestWindow`` (its responses, latencies and concurrency per second for 15 minutes),
+which ``request_summary`` and ``namespace_requests`` read for the request-metrics API; it is
+forgotten with the revision.
 
 The loops only move data; every decision is in the pure modules. ``handle_event``,
 ``scrape``, ``tick`` and ``reconcile`` are public so tests can drive one step at a time
@@ -37,10 +40,12 @@ from autoscaler.kube import (
     RevisionPods,
     count_pods,
 )
+from autoscaler.requests import RequestWindow
 from autoscaler.scaler import RevisionScaler
 from autoscaler.scraper import ScrapeFailed, StatsFetcher, scrape_revision
 from knserve.clock import Clock, SystemClock
 from knserve.networking import AUTOSCALING_CLASS_ANNOTATION, KPA_CLASS
+from knserve.request_metrics import RequestSummary, RevisionRequests
 from knserve.stats_wire import RevisionStat
 from serving.apis.autoscaling.v1alpha1 import PodAutoscaler
 from serving.config.autoscaler import AutoscalerConfig
@@ -58,6 +63,7 @@ def _key(pa: PodAutoscaler) -> tuple[str, str]:
 class RevisionState:
     pa: PodAutoscaler
     scaler: RevisionScaler
+    requests: RequestWindow
     counts: PodCounts | None = None  # at the last reconcile
     dirty: asyncio.Event = field(default_factory=asyncio.Event)
     poke: asyncio.Event = field(default_factory=asyncio.Event)
@@ -129,7 +135,11 @@ class AutoscalerService:
         state = self.revisions.get(key)
         if state is None:
             counts = count_pods(await self._pods.list_pods(pa.namespace, pa.revision))
-            state = RevisionState(pa, RevisionScaler(self._spec(pa), ready_pods=counts.ready, now=now))
+            state = RevisionState(
+                pa,
+                RevisionScaler(self._spec(pa), ready_pods=counts.ready, now=now),
+                RequestWindow(namespace=pa.namespace, revision=pa.revision),
+            )
             self.revisions[key] = state
             self._by_revision[(pa.namespace, pa.revision)] = key
             if self._run_loops:
@@ -149,7 +159,10 @@ class AutoscalerService:
         for message in messages:
             key = self._by_revision.get((message.namespace, message.revision))
             state = self.revisions.get(key) if key else None
-            if state is not None and state.scaler.record(message.stat, now=now):
+            if state is None:
+                continue
+            state.requests.record(now, message.stat)
+            if state.scaler.record(message.stat, now=now):
                 log.info("poked: load for %s/%s, at zero or not decided on yet", message.namespace, message.revision)
                 state.poke.set()
 
@@ -170,6 +183,10 @@ class AutoscalerService:
             return
         if stat is None or self.revisions.get(key) is not state:
             return
+        # the activator counts the requests it forwarded itself: only the pods' own share here
+        state.requests.record(
+            now, stat, concurrency=max(0.0, stat.average_concurrent_requests - stat.average_proxied_concurrent_requests)
+        )
         # recorded at the second the scrape was for, however long it took
         recorded = state.scaler.record_scraped(stat, now=now, activator_heard=self._activator_heard)
         if not recorded and not state.waiting_for_activator:
@@ -279,6 +296,33 @@ class AutoscalerService:
 
     def summary(self) -> Iterator[RevisionState]:
         yield from self.revisions.values()
+
+    # --- request metrics ------------------------------------------------------------------------
+    def request_summary(self, namespace: str, revision: str, *, since: float, until: float) -> RequestSummary | None:
+        """A revision's responses over ``[since, until)``; None for a revision not followed here."""
+        key = self._by_revision.get((namespace, revision))
+        state = self.revisions.get(key) if key else None
+        if state is None:
+            return None
+        return state.requests.summary(since=since, until=until, now=self._clock.time())
+
+    def namespace_requests(self, namespace: str, *, window: float, series: bool) -> list[RevisionRequests]:
+        """Every revision of ``namespace`` over the last ``window`` seconds, with its pods."""
+        now = self._clock.time()
+        since = now - window
+        entries = []
+        for state in sorted(self.revisions.values(), key=lambda state: state.pa.revision):
+            if state.pa.namespace != namespace:
+                continue
+            entries.append(
+                RevisionRequests(
+                    summary=state.requests.summary(since=since, until=now, now=now),
+                    desired_pods=state.scaler.status.desired_scale,
+                    ready_pods=state.counts.ready if state.counts is not None else None,
+                    series=tuple(state.requests.series(since=since, until=now, now=now)) if series else None,
+                )
+            )
+        return entries
 
 
 @contextlib.contextmanager

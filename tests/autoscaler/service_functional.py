@@ -14,7 +14,8 @@ from autoscaler.kube import FakeCluster, PodInfo
 from autoscaler.scraper import HttpStatsFetcher
 from autoscaler.server import metrics_app, stats_app
 from autoscaler.service import AutoscalerService
-from knserve.stats_wire import RevisionStat, Stat, encode_stat_batch
+from knserve.request_metrics import RequestSummary, decode_namespace_answer, namespace_path, summary_path
+from knserve.stats_wire import LATENCY_BUCKETS_MS, LATENCY_COUNTS_LENGTH, RevisionStat, Stat, encode_stat_batch
 from tests.support.factories import pod_autoscaler, with_status
 
 NS, REV = "default", "hello-00001"
@@ -30,11 +31,14 @@ class QueueProxyStats:
         self.ports: dict[str, int] = {}
         self.runners: list[web.AppRunner] = []
 
-    async def add(self, ip: str, concurrency: float) -> None:
+    async def add(self, ip: str, concurrency: float, *, responses: dict[str, float] | None = None,
+                  latency_counts: tuple[float, ...] = ()) -> None:
         self.concurrency[ip] = concurrency
 
         async def stats(request: web.Request) -> web.Response:
-            return web.json_response(Stat(ip, self.concurrency[ip], request_count=self.concurrency[ip]).to_json())
+            stat = Stat(ip, self.concurrency[ip], request_count=self.concurrency[ip], responses=responses or {},
+                        latency_counts=latency_counts)
+            return web.json_response(stat.to_json())
 
         app = web.Application()
         app.router.add_get("/stats", stats)
@@ -78,7 +82,7 @@ async def harness() -> AsyncIterator[Harness]:
         runners.append(runner)
     run = asyncio.create_task(service.run())
     url = f"http://127.0.0.1:{runners[0].addresses[0][1]}"
-    metrics_url = f"http://127.0.0.1:{runners[1].addresses[0][1]}/metrics"
+    metrics_url = f"http://127.0.0.1:{runners[1].addresses[0][1]}/metrics"  # the API shares its port
     try:
         yield Harness(service, cluster, url, metrics_url, client, pods)
     finally:
@@ -129,3 +133,48 @@ async def test_a_malformed_push_is_refused_with_a_sentence(harness: Harness) -> 
         assert "stats[0].revision" in await response.text()
     async with harness.client.get(harness.url + "/healthz") as response:
         assert response.status == 200
+
+
+async def test_the_request_metrics_api_over_http(harness: Harness) -> None:
+    counts = [0.0] * LATENCY_COUNTS_LENGTH
+    counts[LATENCY_BUCKETS_MS.index(20.0)], counts[LATENCY_BUCKETS_MS.index(600.0)] = 9.0, 1.0
+    await harness.pods.add("127.0.0.2", 1.0, responses={"2xx": 9.0, "5xx": 1.0}, latency_counts=tuple(counts))
+    harness.cluster.set_pods(NS, REV, [PodInfo("pod-a", "127.0.0.2", ready=True, start_time=time.time() - 600)])
+    harness.cluster.replicas[(NS, DEPLOYMENT)] = 1
+    started = time.time()
+    harness.cluster.apply(pod_autoscaler(REV))
+    base = harness.metrics_url.removesuffix("/metrics")
+
+    async def summary() -> RequestSummary:
+        path = summary_path(NS, REV, since=started - 5, until=time.time() + 1)
+        async with harness.client.get(base + path) as response:
+            assert response.status == 200, await response.text()
+            return RequestSummary.from_json(await response.json())
+
+    async with asyncio.timeout(10):  # two scrapes, one a second
+        while (got := await summary()).covered_seconds < 2:
+            await asyncio.sleep(0.2)
+    # every second the pod reported 10 responses, one of them a slow 5xx
+    assert got.requests == 10 * got.covered_seconds
+    assert got.error_rate == 0.1
+    assert got.p50_ms is not None and 10.0 < got.p50_ms <= 20.0
+    assert got.p99_ms is not None and 500.0 < got.p99_ms <= 600.0
+
+    async with harness.client.get(base + namespace_path(NS, window=60, series=True)) as response:
+        assert response.status == 200
+        [entry] = decode_namespace_answer(await response.json())
+    assert entry.summary.revision == REV and entry.summary.requests >= got.requests
+    assert entry.series is not None and len(entry.series) == 60
+    assert entry.ready_pods == 1
+
+    async with harness.client.get(base + summary_path(NS, "hello-99999", since=0, until=1)) as response:
+        assert response.status == 404
+        assert "default/hello-99999" in await response.text()
+    async with harness.client.get(base + f"/api/v1/requests/{NS}/{REV}?since=10&until=5") as response:
+        assert response.status == 400
+        assert await response.text() == "until (5) must be after since (10)\n"
+    async with harness.client.get(base + f"/api/v1/requests/{NS}?window=forever") as response:
+        assert response.status == 400
+        assert "window='forever' is not a number" in await response.text()
+    async with harness.client.post(base + summary_path(NS, REV, since=0, until=1)) as response:
+        assert response.status == 405  # read-only

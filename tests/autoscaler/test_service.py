@@ -7,7 +7,13 @@ from typing import Any
 from autoscaler.kube import FakeCluster, PodInfo
 from autoscaler.service import AutoscalerService
 from knserve.clock import FakeClock
-from knserve.stats_wire import ACTIVATOR_IN_PATH_CONDITION, RevisionStat, Stat
+from knserve.stats_wire import (
+    ACTIVATOR_IN_PATH_CONDITION,
+    LATENCY_BUCKETS_MS,
+    LATENCY_COUNTS_LENGTH,
+    RevisionStat,
+    Stat,
+)
 from tests.support.factories import pod_autoscaler, with_annotations, with_status
 
 NS, REV = "default", "hello-00001"
@@ -155,3 +161,49 @@ async def test_a_restart_under_load_through_the_activator_keeps_the_pods_while_t
         clock.advance(1.0)
     assert cluster.scale_writes == []
     assert autoscaler.revisions[KEY].scaler.status.desired_scale == 2
+
+
+class ResponsesStats:
+    """Every pod reports, for its last second, 8 responses under 10 ms and 2 slow 5xx."""
+
+    async def fetch(self, ip: str) -> Stat:
+        counts = [0.0] * LATENCY_COUNTS_LENGTH
+        counts[LATENCY_BUCKETS_MS.index(10.0)], counts[LATENCY_BUCKETS_MS.index(1000.0)] = 8.0, 2.0
+        return Stat(ip, 1.0, responses={"2xx": 8.0, "5xx": 2.0}, latency_counts=tuple(counts))
+
+
+async def test_scrapes_and_pushes_feed_the_request_metrics_until_the_revision_goes() -> None:
+    clock, cluster = FakeClock(1_000_000.0), FakeCluster()
+    cluster.apply(pod_autoscaler(REV))
+    cluster.set_pods(NS, REV, pods(2, clock=clock))
+    autoscaler = AutoscalerService(
+        watch=cluster, pods=cluster, scale=cluster, status=cluster, fetcher=ResponsesStats(), clock=clock
+    )
+    await autoscaler.handle_event("ADDED", cluster.pod_autoscalers[KEY])
+    start = clock.time()
+    for _ in range(3):
+        clock.advance(1.0)
+        await autoscaler.scrape(KEY)
+    # the activator answered one request itself (a 504 after 2 s)
+    counts = [0.0] * LATENCY_COUNTS_LENGTH
+    counts[LATENCY_BUCKETS_MS.index(2000.0)] = 1.0
+    autoscaler.record([RevisionStat(NS, REV, Stat("activator", 0.0, responses={"5xx": 1.0},
+                                                  latency_counts=tuple(counts)))])
+    summary = autoscaler.request_summary(NS, REV, since=start - 10, until=clock.time())
+    assert summary is not None
+    assert summary.responses == {"2xx": 48.0, "3xx": 0.0, "4xx": 0.0, "5xx": 13.0}  # 2 pods, 3 seconds
+    assert summary.covered_seconds == 3
+    assert summary.p50_ms is not None and summary.p50_ms <= 10.0
+    assert summary.p99_ms is not None and 1000.0 < summary.p99_ms <= 2000.0
+    assert autoscaler.request_summary(NS, "hello-99999", since=start, until=clock.time()) is None
+
+    await autoscaler.reconcile(KEY)
+    [entry] = autoscaler.namespace_requests(NS, window=60, series=True)
+    assert entry.summary.requests == 61.0
+    assert entry.ready_pods == 2
+    assert entry.series is not None and len(entry.series) == 60
+    assert sum(sample.requests for sample in entry.series) == 61.0
+    assert autoscaler.namespace_requests("elsewhere", window=60, series=False) == []
+
+    await autoscaler.handle_event("DELETED", cluster.pod_autoscalers[KEY])
+    assert autoscaler.request_summary(NS, REV, since=start, until=clock.time()) is None
