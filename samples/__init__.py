@@ -9,4 +9,5 @@ library, listens on ``$PORT`` (default 8080) on every address, and exits cleanly
   samples.autoscale   ghcr.io/knative/autoscale-go: ``?sleep=ms&prime=N&bloat=MB``
   samples.function    serves a plain Python function: JSON in, JSON out
   samples.runtime     echoes the request and the runtime contract's environment as JSON
+  samples.faulty      knserve.dev/samples/faulty: ``Hello $TARGET!``, ERROR_PERCENT failing, DELAY_MS slow
 """
