@@ -37,6 +37,7 @@ with other work. Side effects: processes and files of the private stack, removed
 from __future__ import annotations
 
 import argparse
+import base64
 import asyncio
 import contextlib
 import json
@@ -58,6 +59,7 @@ from typing import Any
 import aiohttp
 import yaml
 
+from knserve.networking import INGRESS_TOKEN_HEADER
 from localcluster.stack import kubectl_binary
 from node.context import StateLayout
 
@@ -297,6 +299,16 @@ def pods_of(stack: Any, namespace: str) -> list[dict[str, Any]]:
 
 
 # --- measurements -----------------------------------------------------------------------------
+INGRESS_TOKEN_SECRET = "knserve-ingress-token"  # made by the controller (serving/xds/tls.py)
+
+
+def ingress_token(stack: Any) -> str:
+    """The token Envoy adds to what it routes: the activator serves nothing without it."""
+    encoded = kubectl(stack, "get", "secret", "-n", "knative-serving", INGRESS_TOKEN_SECRET,
+                      "-o", "jsonpath={.data.token}")
+    return base64.b64decode(encoded).decode()
+
+
 async def activator_latency(stack: Any, namespace: str, requests: int) -> tuple[list[float], list[float]]:
     """Latencies straight to the warm pod's queue-proxy and through the activator, alternating rounds."""
     deadline = time.monotonic() + 120
@@ -313,7 +325,8 @@ async def activator_latency(stack: Any, namespace: str, requests: int) -> tuple[
     host = f"hello.{namespace}.example.com"
     direct_url = f"http://{pod_ip}:8012/"
     activator_url = f"{stack.component_url('activator', 'http')}/"
-    activator_headers = {"Host": host, "Knative-Serving-Revision": REVISION, "Knative-Serving-Namespace": namespace}
+    activator_headers = {"Host": host, "Knative-Serving-Revision": REVISION, "Knative-Serving-Namespace": namespace,
+                         INGRESS_TOKEN_HEADER: ingress_token(stack)}
     direct: list[float] = []
     through: list[float] = []
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session:
