@@ -7,7 +7,10 @@ STAMP := $(VENV)/.installed
 ASSETS := dashboard/static/vendor/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: up down test status install binaries assets browser clean
+.PHONY: up down test status install binaries assets browser clean node-setup test-nodes
+
+# RUNTIME=containerd: real kubelet + containerd nodes in place of the process node.
+RUNTIME ?= process
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +23,11 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 binaries: $(STAMP)
-	$(BIN)/python -m localcluster.binaries
+	$(BIN)/python -m localcluster.binaries --runtime $(RUNTIME)
+
+# The Debian packages a containerd node needs (apt-get, as root).
+node-setup: $(STAMP)
+	$(BIN)/python -m localcluster.nodesetup
 
 # The dashboard's browser libraries: npm ci from dashboard/package-lock.json, copied into
 # dashboard/static/vendor (not committed).
@@ -47,6 +54,11 @@ status: $(STAMP)
 
 test: binaries assets browser
 	$(BIN)/python -m pytest -q
+
+# Real-node tests (kubelet + containerd); not part of `make test` yet.
+test-nodes: node-setup
+	$(BIN)/python -m localcluster.binaries --runtime containerd
+	KNSERVE_NODE_TESTS=1 $(BIN)/python -m pytest tests/nodes -q
 
 clean: down
 	rm -rf $(VENV)

@@ -1,7 +1,9 @@
 """Build and cache the control-plane binaries: kube-apiserver, kube-controller-manager, etcd,
 and nats-server (the durable log under the call queue); and Knative's own client ``kn``, which
 the tests drive knserve with (it is no part of the control plane: ``make binaries`` builds it,
-``knserve local up`` does not wait for it).
+``knserve local up`` does not wait for it). For real nodes (the containerd runtime, asked for
+with ``--runtime containerd``) also kubelet, kube-proxy and kube-scheduler, from the same
+wrapper module at the same version, and CoreDNS.
 
 No package registry ships these, so they are built with the local Go toolchain from the
 Go module proxy, through a small wrapper module per release, and cached per version under
@@ -35,6 +37,9 @@ KN_MODULE_VERSION = "v0.42.0"
 KN_VERSION = "v1.15.0"
 
 KUBERNETES_COMMANDS = ("kube-apiserver", "kube-controller-manager")
+# What a real node adds to the control plane; built only for the containerd runtime.
+NODE_COMMANDS = ("kubelet", "kube-proxy", "kube-scheduler")
+COREDNS_VERSION = "v1.15.0"
 
 
 class BuildError(RuntimeError):
@@ -143,7 +148,8 @@ def _run(command: list[str], *, cwd: Path, what: str, log: Path) -> None:
         raise BuildError(f"building {what} failed (full log: {log}):\n" + "\n".join(tail))
 
 
-def build_kubernetes(target: Binaries, *, progress: Callable[[str], object] = print) -> None:
+def build_kubernetes(target: Binaries, *, progress: Callable[[str], object] = print,
+                     commands: tuple[str, ...] = KUBERNETES_COMMANDS) -> None:
     go = _go()
     work = cache_root() / "build" / f"kubernetes-{KUBERNETES_VERSION}"
     work.mkdir(parents=True, exist_ok=True)
@@ -152,14 +158,14 @@ def build_kubernetes(target: Binaries, *, progress: Callable[[str], object] = pr
     (work / "go.mod").write_text(kubernetes_wrapper_gomod(KUBERNETES_VERSION, upstream))
     (work / "tools.go").write_text(
         "//go:build tools\n\npackage tools\n\nimport (\n"
-        + "".join(f'\t_ "k8s.io/kubernetes/cmd/{c}"\n' for c in KUBERNETES_COMMANDS)
+        + "".join(f'\t_ "k8s.io/kubernetes/cmd/{c}"\n' for c in dict.fromkeys((*KUBERNETES_COMMANDS, *commands)))
         + ")\n"
     )
     progress(f"downloading Kubernetes {KUBERNETES_VERSION} modules (first time only)")
     _run([go, "mod", "download", "k8s.io/kubernetes"], cwd=work, what="Kubernetes modules", log=log)
     out_dir = target.kube_apiserver.parent
     out_dir.mkdir(parents=True, exist_ok=True)
-    for command in KUBERNETES_COMMANDS:
+    for command in commands:
         progress(f"building {command} {KUBERNETES_VERSION} (first time only; several minutes)")
         tmp = out_dir / f".{command}.tmp"
         _run(
@@ -294,6 +300,68 @@ def ensure_faas_cli(*, progress: Callable[[str], object] = print) -> Path:
     return _ensure_tool(faas_cli_path(), lambda: build_faas_cli(progress=progress))
 
 
+@dataclasses.dataclass(frozen=True)
+class NodeBinaries:
+    """What a real node and its control plane add: built only for the containerd runtime."""
+
+    kubelet: Path
+    kube_proxy: Path
+    kube_scheduler: Path
+    coredns: Path
+
+    def all_present(self) -> bool:
+        paths = (self.kubelet, self.kube_proxy, self.kube_scheduler, self.coredns)
+        return all(os.access(p, os.X_OK) for p in paths)
+
+
+def node_binaries(root: Path | None = None) -> NodeBinaries:
+    root = root or cache_root()
+    kube = root / "bin" / f"kubernetes-{KUBERNETES_VERSION}"
+    return NodeBinaries(
+        kubelet=kube / "kubelet",
+        kube_proxy=kube / "kube-proxy",
+        kube_scheduler=kube / "kube-scheduler",
+        coredns=root / "bin" / f"coredns-{COREDNS_VERSION}" / "coredns",
+    )
+
+
+def build_coredns(target: NodeBinaries, *, progress: Callable[[str], object] = print) -> None:
+    """CoreDNS from ``github.com/coredns/coredns`` (a plain module) through a wrapper module."""
+    go = _go()
+    work = cache_root() / "build" / f"coredns-{COREDNS_VERSION}"
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "build.log"
+    (work / "go.mod").write_text(
+        f"module knserve.local/corednsbuild\n\ngo 1.24.0\n\nrequire github.com/coredns/coredns {COREDNS_VERSION}\n"
+    )
+    (work / "tools.go").write_text('//go:build tools\n\npackage tools\n\nimport _ "github.com/coredns/coredns"\n')
+    progress(f"building CoreDNS {COREDNS_VERSION} (first time only; a few minutes)")
+    _run([go, "mod", "download", "github.com/coredns/coredns"], cwd=work, what="CoreDNS modules", log=log)
+    target.coredns.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.coredns.parent / ".coredns.tmp"
+    _run([go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(tmp), "github.com/coredns/coredns"],
+         cwd=work, what="CoreDNS", log=log)
+    tmp.rename(target.coredns)
+
+
+def ensure_node_binaries(*, progress: Callable[[str], object] = print) -> NodeBinaries:
+    """Return kubelet, kube-proxy, kube-scheduler and CoreDNS, building whichever are missing
+    (under the same lock as the control plane, with the same wrapper module and version)."""
+    target = node_binaries()
+    if target.all_present():
+        return target
+    cache_root().mkdir(parents=True, exist_ok=True)
+    with open(cache_root() / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        missing = tuple(command for command in NODE_COMMANDS
+                        if not os.access(target.kubelet.parent / command, os.X_OK))
+        if missing:
+            build_kubernetes(binaries(), progress=progress, commands=missing)
+        if not target.coredns.exists():
+            build_coredns(target, progress=progress)
+    return target
+
+
 def ensure_binaries(*, progress: Callable[[str], object] = print) -> Binaries:
     """Return the cached binaries, building whichever are missing.
 
@@ -314,10 +382,19 @@ def ensure_binaries(*, progress: Callable[[str], object] = print) -> Binaries:
     return target
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    """``python -m localcluster.binaries [--runtime process|containerd]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m localcluster.binaries")
+    parser.add_argument("--runtime", choices=("process", "containerd"), default="process",
+                        help="containerd also builds kubelet, kube-proxy, kube-scheduler and CoreDNS")
+    args = parser.parse_args(argv)
     try:
         found = ensure_binaries(progress=lambda message: print(f"==> {message}", flush=True))
         ensure_kn(progress=lambda message: print(f"==> {message}", flush=True))
+        if args.runtime == "containerd":
+            ensure_node_binaries(progress=lambda message: print(f"==> {message}", flush=True))
     except BuildError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -150,6 +150,7 @@ class Ports:
     controller_metrics: int = 9094
     gateway: int = 31112  # the OpenFaaS gateway, on OpenFaaS's usual local port
     dashboard: int = 8070  # the dashboard (knserve dashboard), with edits on
+    scheduler: int = 10259  # kube-scheduler, which runs only with containerd nodes
 
     @classmethod
     def defaults(cls) -> Ports:

@@ -30,6 +30,8 @@ class ProcessSpec:
     stop_timeout: float = 10.0
     marker: str | None = None
     """Text the process's command line must contain for its pid file to count (default: the program's name)."""
+    pass_fds: tuple[int, ...] = ()
+    """Open files the process inherits (a lock it holds for as long as it runs)."""
 
     @property
     def pid_file(self) -> Path:
@@ -95,6 +97,7 @@ def start(spec: ProcessSpec) -> int:
             env=spec.env,
             cwd=spec.cwd,
             start_new_session=True,
+            pass_fds=spec.pass_fds,
         )
     spec.pid_file.write_text(f"{process.pid}\n")
     return process.pid

@@ -1,0 +1,139 @@
+"""The local cluster with real nodes: the control plane of ``LocalCluster``, kube-scheduler,
+and containerd nodes (``containerdnode``) in place of the process node.
+
+Order of ``start``, so nothing ever leaves the machine: the host's ``unreachable`` routes for
+the cluster's ranges, then each node's namespace and the route of its pod block into it, then
+etcd, the API server, kube-controller-manager and kube-scheduler, then each node's containerd,
+kubelet and kube-proxy. The runtime is recorded in the state directory (``runtime``), so
+``knserve local down`` knows to stop the nodes.
+
+Side effects: those of ``LocalCluster`` and ``ContainerdNode``; starts kube-scheduler.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ssl
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from knserve import pki
+from localcluster import processes
+from localcluster.binaries import NodeBinaries
+from localcluster.containerdnode import ContainerdNode, write_cert_kubeconfig
+from localcluster.controlplane import HOST_BLOCKED_RANGES, POD_NETWORK, SERVICE_CLUSTER_IP_RANGE, LocalCluster
+
+Progress = Callable[[str], None]
+
+RUNTIME_FILE = "runtime"
+CONTAINERD = "containerd"
+PROCESS = "process"
+
+
+def recorded_runtime(state_dir: Path) -> str:
+    """The runtime the cluster in ``state_dir`` was last started with."""
+    try:
+        return (state_dir / RUNTIME_FILE).read_text().strip() or PROCESS
+    except OSError:
+        return PROCESS
+
+
+def node_names(count: int) -> list[str]:
+    return [f"knserve-node-{index}" for index in range(count)]
+
+
+class RealNodesControlPlane(LocalCluster):
+    """The control plane for real nodes: kube-controller-manager also runs the node lifecycle
+    controller, which removes a new node's ``not-ready`` taint once it is Ready and evicts the
+    pods of a node that stopped answering (the process node leaves it off)."""
+
+    def controller_manager_spec(self) -> processes.ProcessSpec:
+        spec = super().controller_manager_spec()
+        argv = tuple(
+            f"{arg},node-lifecycle-controller" if arg.startswith("--controllers=") else arg for arg in spec.argv
+        )
+        return dataclasses.replace(spec, argv=argv)
+
+
+class ContainerdCluster:
+    def __init__(self, cluster: LocalCluster, node_binaries: NodeBinaries, *, nodes: int = 1) -> None:
+        self.cluster = cluster
+        self.node_binaries = node_binaries
+        self.nodes = [
+            ContainerdNode(name=name, state_dir=cluster.state_dir, pki_dir=cluster.pki_dir,
+                           apiserver_port=cluster.ports.apiserver, binaries=node_binaries,
+                           blocked=HOST_BLOCKED_RANGES, service_range=SERVICE_CLUSTER_IP_RANGE,
+                           pod_network=POD_NETWORK)
+            for name in node_names(nodes)
+        ]
+
+    @classmethod
+    def existing(cls, cluster: LocalCluster, node_binaries: NodeBinaries) -> ContainerdCluster:
+        """The nodes a start made in ``cluster``'s state directory."""
+        made = sorted(p.name for p in (cluster.state_dir / "nodes").glob("knserve-node-*") if p.is_dir())
+        return cls(cluster, node_binaries, nodes=len(made))
+
+    # --- kube-scheduler ------------------------------------------------------------------
+    def scheduler_spec(self) -> processes.ProcessSpec:
+        kubeconfig = self.cluster.state_dir / "scheduler.kubeconfig"
+        return processes.ProcessSpec(
+            name="kube-scheduler",
+            argv=(
+                str(self.node_binaries.kube_scheduler),
+                f"--kubeconfig={kubeconfig}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={self.cluster.ports.scheduler}",
+                "--v=1",
+            ),
+            run_dir=self.cluster.state_dir / "run",
+            log_dir=self.cluster.state_dir / "logs",
+        )
+
+    def scheduler_healthy(self) -> bool:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        try:
+            with urllib.request.urlopen(f"https://127.0.0.1:{self.cluster.ports.scheduler}/healthz", timeout=2,
+                                        context=context) as answer:
+                return int(answer.status) == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def _start_scheduler(self, progress: Progress) -> None:
+        ca = pki.ensure_ca(self.cluster.pki_dir)
+        cert = pki.issue(ca, self.cluster.pki_dir, "kube-scheduler", common_name="system:kube-scheduler", client=True)
+        write_cert_kubeconfig(self.cluster.state_dir / "scheduler.kubeconfig", server=self.cluster.server,
+                              ca=self.cluster.pki_dir / "ca.crt", cert=cert)
+        spec = self.scheduler_spec()
+        if processes.running_pid(spec) is not None and self.scheduler_healthy():
+            progress("kube-scheduler already running")
+            return
+        began = time.monotonic()
+        pid = processes.start(spec)
+        processes.wait_healthy(spec, pid, self.scheduler_healthy, timeout=60.0, interval=0.2)
+        progress(f"kube-scheduler ready ({time.monotonic() - began:.1f}s)")
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def start(self, *, progress: Progress = print) -> None:
+        state_dir = self.cluster.state_dir
+        state_dir.mkdir(parents=True, exist_ok=True)
+        (state_dir / RUNTIME_FILE).write_text(f"{CONTAINERD}\n")
+        self.cluster.host_routes().install(state_dir, progress=progress)
+        for node in self.nodes:
+            node.prepare_network(progress=progress)
+        self.cluster.start(progress=progress, node=False)
+        self._start_scheduler(progress)
+        for node in self.nodes:
+            node.start(progress=progress)
+
+    def stop(self, *, progress: Progress = print, remove_routes: bool = False) -> None:
+        for node in self.nodes:
+            node.stop(progress=progress)
+        if processes.stop(self.scheduler_spec()):
+            progress("stopped kube-scheduler")
+        self.cluster.stop(progress=progress, remove_routes=remove_routes)
