@@ -44,7 +44,7 @@ browser:
 	@test -x $(CHROMIUM) || { echo "error: $(CHROMIUM) is missing and 'apt-get install -y chromium' failed (it needs root and Debian's package lists); install Chromium so that the dashboard's browser tests can run" >&2; exit 1; }
 
 up: binaries assets
-	$(BIN)/knserve local up
+	$(BIN)/knserve local up --runtime $(RUNTIME)
 
 down: $(STAMP)
 	$(BIN)/knserve local down

@@ -348,6 +348,19 @@ class ContainerdNode:
         addresses = self.addresses()
         return addresses is not None and any(processes.running_pid(s) is not None for s in self._specs(addresses))
 
+    def status(self) -> list[tuple[str, int | None, bool, Path]]:
+        """(name, pid, healthy, log) of the node's daemons."""
+        addresses = self.addresses()
+        if addresses is None:
+            return []
+        checks: list[Callable[[], bool]] = [self._containerd_ready, lambda: self.kubelet_healthy(addresses),
+                                            lambda: self.proxy_healthy(addresses)]
+        rows = []
+        for spec, healthy in zip(self._specs(addresses), checks):
+            pid = processes.running_pid(spec)
+            rows.append((spec.name, pid, pid is not None and healthy(), spec.log_file))
+        return rows
+
     def prepare_network(self, *, progress: Progress = print) -> NodeAddresses:
         """Claim the node's block and make its namespace and routes; call after the host's
         unreachable routes are in place and before the API server starts."""

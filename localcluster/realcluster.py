@@ -131,6 +131,17 @@ class ContainerdCluster:
         for node in self.nodes:
             node.start(progress=progress)
 
+    def status(self) -> list[tuple[str, int | None, bool, Path]]:
+        """(name, pid, healthy, log) of the control plane, kube-scheduler and every node's daemons."""
+        process_node = self.cluster.node_spec().name
+        rows = [(row.name, row.pid, row.healthy, row.log) for row in self.cluster.status() if row.name != process_node]
+        spec = self.scheduler_spec()
+        pid = processes.running_pid(spec)
+        rows.append((spec.name, pid, pid is not None and self.scheduler_healthy(), spec.log_file))
+        for node in self.nodes:
+            rows += node.status()
+        return rows
+
     def stop(self, *, progress: Progress = print, remove_routes: bool = False) -> None:
         for node in self.nodes:
             node.stop(progress=progress)
