@@ -1,7 +1,8 @@
 """The autoscaler's async shell: PodAutoscalers in, scrapes and decisions on a clock, writes out.
 
 ``AutoscalerService`` keeps one ``RevisionScaler`` per PodAutoscaler of the KPA class. For
-each it runs three named loops: a scrape every second (unless target-burst-capacity is -1),
+each it runs three named loops: a scrape every second (with target-burst-capacity -1, for
+the request metrics only: the activator's stats are then the whole load),
 a decision every two seconds or at once when poked, and a reconcile worker that applies
 ``kpa.reconcile`` (replicas through ``/scale``, status through ``/status``) whenever the
 decision, the pods or the PodAutoscaler change, or a scale-to-zero wait runs out.
@@ -169,8 +170,6 @@ class AutoscalerService:
     # --- steps ----------------------------------------------------------------------------------
     async def scrape(self, key: tuple[str, str]) -> None:
         state = self.revisions[key]
-        if not state.scaler.scrapes_pods:
-            return
         pods = await self._pods.list_pods(state.pa.namespace, state.pa.revision)
         targets = [ScrapeTarget(pod.ip, pod.start_time) for pod in pods if pod.serving]
         now = self._clock.time()
@@ -187,6 +186,8 @@ class AutoscalerService:
         state.requests.record(
             now, stat, concurrency=max(0.0, stat.average_concurrent_requests - stat.average_proxied_concurrent_requests)
         )
+        if not state.scaler.scrapes_pods:
+            return  # target-burst-capacity -1: the activator's stats are the load; the pods' answers still count
         # recorded at the second the scrape was for, however long it took
         recorded = state.scaler.record_scraped(stat, now=now, activator_heard=self._activator_heard)
         if not recorded and not state.waiting_for_activator:

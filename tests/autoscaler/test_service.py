@@ -207,3 +207,19 @@ async def test_scrapes_and_pushes_feed_the_request_metrics_until_the_revision_go
 
     await autoscaler.handle_event("DELETED", cluster.pod_autoscalers[KEY])
     assert autoscaler.request_summary(NS, REV, since=start, until=clock.time()) is None
+
+
+async def test_with_the_activator_always_in_the_path_scrapes_feed_only_the_request_metrics() -> None:
+    clock, cluster = FakeClock(1_000_000.0), FakeCluster()
+    cluster.apply(pod_autoscaler(REV, with_annotations({"autoscaling.knative.dev/target-burst-capacity": "-1"})))
+    cluster.set_pods(NS, REV, pods(1, clock=clock))
+    autoscaler = AutoscalerService(
+        watch=cluster, pods=cluster, scale=cluster, status=cluster, fetcher=ResponsesStats(), clock=clock
+    )
+    await autoscaler.handle_event("ADDED", cluster.pod_autoscalers[KEY])
+    clock.advance(1.0)
+    await autoscaler.scrape(KEY)
+    summary = autoscaler.request_summary(NS, REV, since=clock.time() - 5, until=clock.time())
+    assert summary is not None and summary.requests == 10.0
+    # the scrape's concurrency (1 per pod) is not load for the decider: only the activator's stats are
+    assert autoscaler.revisions[KEY].scaler.collection.concurrency_stable.is_empty(clock.time())
