@@ -3,8 +3,8 @@
 Settings: ``--ingress`` where Knative Services answer (default ``$KNSERVE_INGRESS``, else the
 ingress Service in ``knative-serving``), ``--metrics`` the autoscaler's request metrics API (an
 ``http://`` URL, default the ``autoscaler`` Service's metrics port, or
-``endpoints:NAMESPACE/SERVICE:PORT_NAME`` for a pod on the host's network), ``--namespace``
-the list opens on, ``--kubeconfig`` (default ``$KUBECONFIG``, else the pod's service account).
+``endpoints:NAMESPACE/SERVICE:PORT_NAME`` for a pod on the host's network), ``--queue-metrics``
+the call queue's metrics port in the same forms (queued calls), ``--namespace`` the list opens on, ``--kubeconfig`` (default ``$KUBECONFIG``, else the pod's service account).
 """
 
 from __future__ import annotations
@@ -21,12 +21,14 @@ from aiohttp import web
 from dashboard.app import Dashboard, DashboardSettings, make_app, missing_assets
 from dashboard.invoke import Ingress
 from dashboard.metrics import HttpMetrics, parse_locator
+from dashboard.queue import HttpQueue
 from knserve.clock import SystemClock
 from knserve.cli import cancel_on_signals
 from kube.client import connected
 
 DEFAULT_INGRESS = "http://knserve-ingress.knative-serving.svc.cluster.local:80"
 DEFAULT_METRICS = "http://autoscaler.knative-serving.svc.cluster.local:9090"
+DEFAULT_QUEUE_METRICS = "http://knserve-queue.knative-serving.svc.cluster.local:9090"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -35,6 +37,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--address", default="0.0.0.0")
     parser.add_argument("--ingress", default=os.environ.get("KNSERVE_INGRESS", DEFAULT_INGRESS))
     parser.add_argument("--metrics", default=DEFAULT_METRICS)
+    parser.add_argument("--queue-metrics", default=DEFAULT_QUEUE_METRICS,
+                        help="the call queue's metrics port (queued calls per Service), in --metrics' forms")
     parser.add_argument("--namespace", default="default", help="the namespace the list opens on")
     parser.add_argument("--edits", action="store_true", help="allow changing traffic, rollbacks and invoking")
     parser.add_argument("--kubeconfig", default=None)
@@ -55,13 +59,15 @@ async def run(args: argparse.Namespace) -> int:
             return 1
         try:
             locator = parse_locator(args.metrics, client)
+            queue_locator = parse_locator(args.queue_metrics, client)
         except ValueError as error:
             print(f"knserve dashboard: {error}", file=sys.stderr)
             return 2
         clock = SystemClock()
         async with aiohttp.ClientSession(auto_decompress=True) as session:
             dashboard = Dashboard(client, HttpMetrics(locator, session, clock), Ingress(args.ingress, session, clock),
-                                  clock, DashboardSettings(edits=args.edits, default_namespace=args.namespace))
+                                  clock, DashboardSettings(edits=args.edits, default_namespace=args.namespace),
+                                  queue=HttpQueue(queue_locator, session, clock))
             runner = web.AppRunner(make_app(dashboard), access_log=None, shutdown_timeout=2)
             await runner.setup()
             try:

@@ -38,6 +38,7 @@ from aiohttp import web
 from dashboard import views
 from dashboard.invoke import Ingress, InvokeError, parse_invoke
 from dashboard.metrics import Entries, MetricsSource
+from dashboard.queue import QueueSource
 from dashboard.traffic import FormError, editor_rows, rollback_targets, traffic_from_form, traffic_patch
 from knserve.clock import Clock
 from kube.cache import by_label
@@ -80,9 +81,10 @@ def make_templates() -> jinja2.Environment:
 
 class Dashboard:
     def __init__(self, client: KubeClient, metrics: MetricsSource, ingress: Ingress, clock: Clock,
-                 settings: DashboardSettings) -> None:
+                 settings: DashboardSettings, *, queue: QueueSource | None = None) -> None:
         self.client = client
         self.metrics = metrics
+        self.queue = queue
         self.ingress = ingress
         self.clock = clock
         self.settings = settings
@@ -172,12 +174,14 @@ class Dashboard:
         owned = {name, *(str(revision["metadata"]["name"]) for revision in revisions)}
         host = views.host_of(service)
         dead = await self.ingress.dead_calls(host) if host else None
+        backlogs = await self.queue.backlogs() if self.queue is not None else None
+        backlog = None if backlogs is None else backlogs.get((namespace, name))  # None: no calls recorded
         return {
             "service": service, "row": views.service_row(service, revisions, entries),
             "revisions": views.revision_views(service, revisions, entries, now),
             "canary": views.canary_view(service),
             "events": views.event_views(events, owned, now), "events_error": events_error,
-            "dead_calls": dead, "metrics_missing": entries is None, "window": int(LIST_WINDOW_SECONDS),
+            "dead_calls": dead, "backlog": backlog, "backlogs_missing": backlogs is None, "metrics_missing": entries is None, "window": int(LIST_WINDOW_SECONDS),
         }
 
     async def service_page(self, request: web.Request) -> web.Response:

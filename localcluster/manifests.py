@@ -23,7 +23,8 @@ cluster DNS). What changes locally:
                  is the ingress's), calling functions through 127.0.0.1:<ingress>
     dashboard    a ``hostNetwork`` pod on 127.0.0.1:<dashboard> (8070) with ``--edits``, invoking
                  through 127.0.0.1:<ingress>; cluster IPs do not answer host-network pods on the
-                 local node, so it finds the autoscaler's metrics port by its EndpointSlices
+                 local node, so it finds the autoscaler's and the call queue's metrics ports by
+                 their EndpointSlices
     nats         the StatefulSet's volume claim becomes a host directory in the cluster's state
                  (the node has no persistent volumes), so what NATS stored outlives its pod;
                  its config is mounted beside it
@@ -131,6 +132,7 @@ def localize_deployment(deployment: dict[str, Any], ports: Ports, node_ip: str =
         args = _set_flag(_set_flag(container["args"], "--port", str(ports.dashboard)),
                          "--ingress", f"http://{LOCALHOST}:{ports.ingress}")
         args = _set_flag(args, "--metrics", f"endpoints:{SYSTEM_NAMESPACE}/autoscaler:http-metrics")
+        args = _set_flag(args, "--queue-metrics", f"endpoints:{SYSTEM_NAMESPACE}/knserve-queue:http-metrics")
         container["args"] = [*args, f"--address={LOCALHOST}", "--edits"]
         for port in container.get("ports") or []:
             port["containerPort"] = ports.dashboard

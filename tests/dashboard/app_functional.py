@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from dashboard.app import Dashboard, DashboardSettings, make_app
 from dashboard.invoke import Ingress
 from dashboard.metrics import FakeMetrics
+from dashboard.queue import Backlog, FakeQueue
 from knserve.clock import SystemClock
 from knserve.request_metrics import SecondSample
 from kube.errors import Invalid
@@ -41,7 +42,8 @@ class FakeIngress:
                             headers={"X-Answer": "yes"})
 
 
-async def started(edits: bool, kube: FakeKubeClient, metrics: FakeMetrics) -> AsyncIterator[tuple[TestClient, FakeIngress]]:
+async def started(edits: bool, kube: FakeKubeClient, metrics: FakeMetrics,
+                  queue: FakeQueue | None = None) -> AsyncIterator[tuple[TestClient, FakeIngress]]:
     fake_ingress = FakeIngress()
     ingress_app = web.Application()
     ingress_app.router.add_route("*", "/{tail:.*}", fake_ingress.handle)
@@ -50,7 +52,7 @@ async def started(edits: bool, kube: FakeKubeClient, metrics: FakeMetrics) -> As
     async with aiohttp.ClientSession() as session:
         clock = SystemClock()
         dashboard = Dashboard(kube, metrics, Ingress(str(ingress_server.make_url("")), session, clock), clock,
-                              DashboardSettings(edits=edits, stream_interval=0.05, chart_seconds=60))
+                              DashboardSettings(edits=edits, stream_interval=0.05, chart_seconds=60), queue=queue)
         client = TestClient(TestServer(make_app(dashboard), host="127.0.0.1"))
         await client.start_server()
         try:
@@ -110,6 +112,16 @@ async def test_the_service_page_shows_revisions_events_and_dead_calls(edits_on):
     assert "c-1" in page
     assert "No canary analysis" in page
     assert (await client.get("/services/default/nobody")).status == 404
+
+
+async def test_the_service_page_shows_queued_calls_when_the_queue_publishes_them():
+    queue = FakeQueue({("default", "hello"): Backlog(depth=7, oldest_age_seconds=42.4)})
+    async for client, _ in started(False, seeded(), FakeMetrics(), queue):
+        page = await (await client.get("/services/default/hello")).text()
+        assert "Queued: <strong>7</strong>" in page and "oldest 42 s" in page
+    async for client, _ in started(False, seeded(), FakeMetrics(), FakeQueue(None)):
+        page = await (await client.get("/services/default/hello")).text()
+        assert "Queued: no data" in page
 
 
 async def test_the_editor_patches_spec_traffic_as_kubectl_patch_would(edits_on):

@@ -64,7 +64,9 @@ def test_the_gateway_listens_on_localhost_at_its_port_and_calls_through_the_ingr
 def test_the_dashboard_listens_on_localhost_with_edits_and_finds_the_metrics_api_by_its_endpoints():
     dashboard = container(deployments()["knserve-dashboard"])
     assert dashboard["args"] == ["dashboard", f"--port={PORTS.dashboard}", f"--ingress=http://127.0.0.1:{PORTS.ingress}",
-                                 "--metrics=endpoints:knative-serving/autoscaler:http-metrics", "--namespace=default",
+                                 "--metrics=endpoints:knative-serving/autoscaler:http-metrics",
+                                 "--queue-metrics=endpoints:knative-serving/knserve-queue:http-metrics",
+                                 "--namespace=default",
                                  "--address=127.0.0.1", "--edits"]
     assert dashboard["ports"] == [{"name": "http", "containerPort": PORTS.dashboard}]
     assert dashboard["readinessProbe"]["httpGet"]["host"] == "127.0.0.1"
