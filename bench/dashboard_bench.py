@@ -30,13 +30,13 @@ from aiohttp.test_utils import TestServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dashboard.app import Dashboard, DashboardSettings, make_app  # noqa: E402
-from dashboard.invoke import Ingress  # noqa: E402
-from dashboard.metrics import FakeMetrics  # noqa: E402
-from knserve.clock import SystemClock  # noqa: E402
-from kube.fake import FakeKubeClient  # noqa: E402
-from kube.resources import REVISIONS, SERVICES  # noqa: E402
-from tests.dashboard.factories import entry, revision, service  # noqa: E402
+from dashboard.app import Dashboard, DashboardSettings, make_app
+from dashboard.invoke import Ingress
+from dashboard.metrics import FakeMetrics
+from knserve.clock import SystemClock
+from kube.fake import FakeKubeClient
+from kube.resources import REVISIONS, SERVICES
+from tests.dashboard.factories import entry, revision, service
 
 NAMESPACE = "bench"
 CHROMIUM = Path("/usr/bin/chromium")

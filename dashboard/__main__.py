@@ -22,8 +22,8 @@ from dashboard.app import Dashboard, DashboardSettings, make_app, missing_assets
 from dashboard.invoke import Ingress
 from dashboard.metrics import HttpMetrics, parse_locator
 from dashboard.queue import HttpQueue
-from knserve.clock import SystemClock
 from knserve.cli import cancel_on_signals
+from knserve.clock import SystemClock
 from kube.client import connected
 
 DEFAULT_INGRESS = "http://knserve-ingress.knative-serving.svc.cluster.local:80"

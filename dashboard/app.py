@@ -152,7 +152,7 @@ class Dashboard:
 
     async def services_page(self, request: web.Request) -> web.Response:
         context = await self._rows(request)
-        namespaces = sorted({str(key.partition("/")[0]) for key in self.services.store.keys()}
+        namespaces = sorted({str(service["metadata"].get("namespace") or "") for service in self.services.store.list()}
                             | {self.settings.default_namespace})
         return self.render("services.html", namespaces=namespaces, **context)
 

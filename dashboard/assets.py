@@ -36,7 +36,7 @@ def install() -> None:
     if npm is None:
         raise SystemExit("dashboard assets: npm is not on PATH; install Node.js and npm (apt-get install -y npm) "
                          "and run `make up` again.")
-    result = subprocess.run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=PACKAGE_DIR)
+    result = subprocess.run([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund"], cwd=PACKAGE_DIR, check=False)
     if result.returncode != 0:
         raise SystemExit(f"dashboard assets: `npm ci` in {PACKAGE_DIR.name}/ failed ({result.returncode}); "
                          "see npm's message above.")

@@ -10,7 +10,6 @@ Side effects: HTTP requests to the ingress (``Ingress``).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Mapping
@@ -97,7 +96,7 @@ class Ingress:
                     headers=tuple((name, value) for name, value in response.headers.items()),
                     body=raw[:BODY_SHOWN].decode(errors="replace"), truncated=len(raw) > BODY_SHOWN,
                     milliseconds=elapsed)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+        except (TimeoutError, aiohttp.ClientError) as error:
             elapsed = (self.clock.monotonic() - started) * 1000
             return InvokeResult(status=None, reason="", headers=(), body="", truncated=False, milliseconds=elapsed,
                                 error=f"No answer from the ingress at {self.base_url}: {error!r}")
@@ -110,7 +109,7 @@ class Ingress:
                 if response.status != 200:
                     return None
                 body = json.loads(await response.read())
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+        except (TimeoutError, aiohttp.ClientError, ValueError):
             return None
         items = body.get("items") if isinstance(body, dict) else None
         return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else None

@@ -128,7 +128,7 @@ class HttpMetrics:
                     self._warn_once(f"{url} answered {response.status}: {(await response.text())[:200]}")
                     return None
                 body = await response.json(content_type=None)
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
+        except (TimeoutError, aiohttp.ClientError, ValueError) as error:
             self._warn_once(f"cannot reach the autoscaler's metrics API at {base}: {error!r}")
             return None
         try:

@@ -80,7 +80,7 @@ class HttpQueue:
                     return None
                 text = await response.text()
             return parse_backlogs(text)
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+        except (TimeoutError, aiohttp.ClientError, ValueError):
             return None
 
 

@@ -8,7 +8,7 @@ from dashboard import views
 from knserve.request_metrics import SecondSample
 from tests.dashboard.factories import entry, revision, service
 
-NOW = datetime.datetime(2026, 1, 1, 0, 10, tzinfo=datetime.timezone.utc)
+NOW = datetime.datetime(2026, 1, 1, 0, 10, tzinfo=datetime.UTC)
 
 
 def test_a_row_sums_the_revisions_requests_and_errors():

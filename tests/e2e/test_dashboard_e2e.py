@@ -17,11 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import playwright.sync_api as playwright_sync
 import pytest
 
 from tests.e2e.conftest import Stack
-
-playwright_sync = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]' brings playwright")
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "dashboard"
