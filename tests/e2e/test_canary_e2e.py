@@ -20,12 +20,13 @@ V1, V2 = "Hello v1!\n", "Hello v2!\n"
 HOST = "hello.{namespace}.example.com"
 
 
-def canary_service(target: str, *, env: dict[str, str] | None = None, **policy: str) -> dict[str, Any]:
+def canary_service(target: str, *, env: dict[str, str] | None = None, traffic: list[dict[str, Any]] | None = None,
+                   **policy: str) -> dict[str, Any]:
     annotations = {"knserve.dev/canary-steps": "5,25,50", "knserve.dev/canary-interval": "3s",
                    "knserve.dev/canary-min-requests": "10", "knserve.dev/canary-max-latency-p99": "2s",
                    **{f"knserve.dev/canary-{key.replace('_', '-')}": value for key, value in policy.items()}}
     variables = {"TARGET": target, **(env or {})}
-    return {
+    service: dict[str, Any] = {
         "apiVersion": "serving.knative.dev/v1", "kind": "Service",
         "metadata": {"name": "hello", "annotations": annotations},
         "spec": {"template": {
@@ -34,6 +35,9 @@ def canary_service(target: str, *, env: dict[str, str] | None = None, **policy: 
                 "image": FAULTY_IMAGE, "ports": [{"containerPort": 8080}],
                 "env": [{"name": name, "value": value} for name, value in variables.items()]}]}}},
     }
+    if traffic is not None:
+        service["spec"]["traffic"] = traffic
+    return service
 
 
 def canary(stack, namespace: str) -> dict[str, Any]:
@@ -44,8 +48,8 @@ def condition(service: dict[str, Any], kind: str) -> dict[str, Any]:
     return next((c for c in service.get("status", {}).get("conditions", []) if c["type"] == kind), {})
 
 
-def deploy_v1(stack, namespace: str, **policy: str) -> None:
-    stack.apply(canary_service("v1", **policy), namespace)
+def deploy_v1(stack, namespace: str, *, traffic: list[dict[str, Any]] | None = None, **policy: str) -> None:
+    stack.apply(canary_service("v1", traffic=traffic, **policy), namespace)
     service = stack.wait_ready("ksvc", "hello", namespace, timeout=120)
     assert (service["status"]["canary"]["phase"], service["status"]["canary"]["revisionName"]) == (
         "Promoted", "hello-00001"), service["status"]
@@ -136,10 +140,19 @@ def test_a_slow_revision_is_rolled_back_on_its_p99(stack, namespace):
 
 
 def test_a_manual_traffic_edit_ends_the_analysis_and_stands(stack, namespace):
-    deploy_v1(stack, namespace, interval="10m")
+    tagged = [{"latestRevision": True, "percent": 100}, {"latestRevision": True, "tag": "candidate", "percent": 0}]
+    deploy_v1(stack, namespace, interval="10m", traffic=tagged)
     host = HOST.format(namespace=namespace)
-    stack.apply(canary_service("v2", interval="10m"), namespace)
+    stack.apply(canary_service("v2", interval="10m", traffic=tagged), namespace)
     wait_phase(stack, namespace, {"Progressing"})
+    # the canary keeps its tag URL while it gets 5% of the rest
+    deadline = time.monotonic() + 30
+    while stack.request(f"candidate-{host}") != (200, V2):
+        assert time.monotonic() < deadline, stack.request(f"candidate-{host}")
+        time.sleep(0.2)
+    with steady_stream(stack.local.ports.ingress, host, rate=100, clients=4) as during:
+        time.sleep(2)
+    assert not during.failures and during.share(V2) < 25, dict(during.bodies)
     split = [{"revisionName": "hello-00001", "percent": 50}, {"revisionName": "hello-00002", "percent": 50}]
     stack.kubectl("patch", "ksvc", "hello", "-n", namespace, "--type", "merge",
                   "-p", json.dumps({"spec": {"traffic": split}}))
