@@ -248,6 +248,9 @@ class CanaryView:
     last_error_rate: float | None
     last_p99_ms: float | None
     last_at: str | None
+    previous_requests: float | None = None  # the previous Revision over the same interval
+    previous_error_rate: float | None = None
+    previous_p99_ms: float | None = None
 
 
 def canary_view(service: Mapping[str, Any]) -> CanaryView | None:
@@ -278,6 +281,9 @@ def canary_view(service: Mapping[str, Any]) -> CanaryView | None:
         last_error_rate=number(analysis.get("errorRate")),
         last_p99_ms=number(analysis.get("p99Ms")),
         last_at=analysis.get("at"),
+        previous_requests=number(analysis.get("previousRequests")),
+        previous_error_rate=number(analysis.get("previousErrorRate")),
+        previous_p99_ms=number(analysis.get("previousP99Ms")),
     )
 
 

@@ -76,11 +76,13 @@ def test_canary_view_reads_status_canary_and_the_condition():
     current = service(conditions=[{"type": "CanaryReady", "status": "Unknown", "reason": "Progressing"}], canary={
         "revisionName": "hello-2", "previousRevisionName": "hello-1", "phase": "Progressing", "percent": 25,
         "steps": [5, 25, 50], "stepStartedAt": "2026-01-01T00:09:00Z", "message": "step 2 of 3",
-        "lastAnalysis": {"requests": 120, "errorRate": 0.01, "p99Ms": 42.5, "at": "2026-01-01T00:09:50Z"}})
+        "lastAnalysis": {"requests": 120, "errorRate": 0.01, "p99Ms": 42.5, "at": "2026-01-01T00:09:50Z",
+                         "previousRequests": 2000, "previousErrorRate": 0.0, "previousP99Ms": 12}})
     assert views.canary_view(current) == views.CanaryView(
         state="Unknown", reason="Progressing", message="step 2 of 3", revision="hello-2", previous_revision="hello-1",
         phase="Progressing", percent=25, steps=(5, 25, 50), step_started_at="2026-01-01T00:09:00Z",
-        last_requests=120.0, last_error_rate=0.01, last_p99_ms=42.5, last_at="2026-01-01T00:09:50Z")
+        last_requests=120.0, last_error_rate=0.01, last_p99_ms=42.5, last_at="2026-01-01T00:09:50Z",
+        previous_requests=2000.0, previous_error_rate=0.0, previous_p99_ms=12.0)
 
 
 def test_no_canary_analysis_is_none():

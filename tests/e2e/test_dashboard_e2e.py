@@ -211,3 +211,21 @@ def test_under_load_the_charts_requests_rise_for_the_revision_that_serves(stack,
     assert sums.get("hello-00002", 0) <= sums["hello-00001"] * 0.1, sums
     assert page.locator('[data-chart="requests"] canvas').count() == 1
     shot(page, "service-under-load")
+
+
+def test_the_service_page_shows_a_canary_rolled_back_with_its_reason(stack, dashboard, namespace, page):
+    from tests.e2e.test_canary_e2e import HOST, canary_service, deploy_v1, wait_phase
+    from tests.e2e.test_traffic_e2e import steady_stream
+
+    expect = playwright_sync.expect
+    deploy_v1(stack, namespace)
+    page.goto(f"{dashboard}/services/{namespace}/hello")
+    expect(page.get_by_test_id("canary-state")).to_contain_text("Promoted", timeout=10_000)
+    with steady_stream(stack.local.ports.ingress, HOST.format(namespace=namespace), rate=40, clients=4):
+        stack.apply(canary_service("v2", env={"ERROR_PERCENT": "20"}), namespace)
+        state, _ = wait_phase(stack, namespace, {"Promoted", "RolledBack"})
+    assert state["phase"] == "RolledBack", state
+    expect(page.get_by_test_id("canary-state")).to_contain_text("RolledBack", timeout=10_000)
+    expect(page.get_by_test_id("canary-message")).to_contain_text(state["message"])
+    expect(page.get_by_test_id("canary-analysis")).to_contain_text("hello-00002")
+    shot(page, "canary-rolled-back")
