@@ -59,7 +59,10 @@ def make_cluster_weight(revision: RevisionKey, weight: int) -> route_v3.Weighted
 
 
 def make_route(splits: tuple[Split, ...]) -> route_v3.Route:
-    """Every path to the split's revisions by weight, with no timeout.
+    """Every path to the split's revisions by weight, with no timeout and no stream idle
+    timeout: the activator and the queue-proxy end a request at its revision's
+    ``timeoutSeconds`` (up to ``max-revision-timeout-seconds``, 600 s by default), which
+    Envoy's 5-minute default stream idle timeout would otherwise cut short.
 
     No retry policy, as in Knative's own ingresses: the activator retries what it buffers,
     and a retry policy on every route costs Envoy about 15% more CPU per route update.
@@ -74,6 +77,7 @@ def make_route(splits: tuple[Split, ...]) -> route_v3.Route:
                 clusters=[make_cluster_weight(revision, weight) for revision, weight in targets]
             ),
             timeout=NO_TIMEOUT,
+            idle_timeout=NO_TIMEOUT,
         ),
     )
 

@@ -35,6 +35,7 @@ def virtual_host(hosts: tuple[str, ...], *weights: route_v3.WeightedClusterClust
                 route=route_v3.RouteAction(
                     weighted_clusters=route_v3.WeightedCluster(clusters=list(weights)),
                     timeout=datetime.timedelta(0),
+                    idle_timeout=datetime.timedelta(0),
                 ),
             )
         ],
