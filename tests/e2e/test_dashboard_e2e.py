@@ -121,6 +121,10 @@ def test_a_service_applied_with_kubectl_shows_up_in_the_list_with_url_and_readin
     expect(row.get_by_test_id("url")).to_have_text(f"http://hello.{space}.example.com", timeout=5_000)
     expect(row.get_by_test_id("ready")).to_contain_text("True", timeout=5_000)
     shot(page, "services")
+    page.get_by_label("search").fill("nothing-by-this-name")
+    expect(page.get_by_test_id("services")).to_contain_text("No Services match", timeout=5_000)
+    page.get_by_label("search").fill("hel")
+    expect(row).to_be_visible(timeout=5_000)
 
 
 def test_the_editor_moving_v2_to_half_makes_envoy_serve_about_half_to_v2(stack, dashboard, space, page):
