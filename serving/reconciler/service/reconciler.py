@@ -42,7 +42,7 @@ from serving.reconciler.kmeta import event_target
 from serving.reconciler.loop import ReconcileContext
 from serving.reconciler.service.metrics_reader import MetricsUnavailable, RequestMetricsReader
 from serving.reconciler.service.resources import canary
-from serving.reconciler.service.resources.children import make_configuration, make_route
+from serving.reconciler.service.resources.children import make_configuration, make_route, route_traffic
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,8 @@ class ServiceReconciler:
         now = context.now.timestamp()
         step = canary.advance(
             status.canary, policy=policy, latest_ready=configuration.status.latest_ready_revision_name,
-            digest=canary.traffic_digest(service.spec.traffic), now=now)
+            digest=canary.traffic_digest(service.spec.traffic), now=now,
+            analysable=canary.follows_latest(route_traffic(service)))
         events = step.events
         if step.analyse and step.state is not None:
             state = step.state

@@ -188,3 +188,17 @@ def test_canary_route_traffic(traffic: list[TrafficTarget], state: CanaryStatus,
     routed = canary_route_traffic(traffic, state)
     assert [(t.revision_name, t.percent, t.tag) for t in routed] == want
     assert sum(t.percent or 0 for t in routed) == sum(t.percent or 0 for t in traffic)
+
+
+def test_a_small_share_never_rounds_the_candidate_away() -> None:
+    routed = canary_route_traffic([TrafficTarget(configuration_name="hello", latest_revision=True, percent=10),
+                                   TrafficTarget(revision_name="hello-00000", percent=90)], progressing(0))
+    assert [(t.revision_name, t.percent) for t in routed] == [
+        ("hello-00002", 1), ("hello-00001", 9), ("hello-00000", 90)]
+
+
+def test_traffic_that_gives_the_latest_revision_no_share_has_nothing_to_analyse() -> None:
+    step = advance(PROMOTED_V1, policy=POLICY, latest_ready="hello-00002", digest=DIGEST, now=NOW, analysable=False)
+    assert step.state is not None and step.events == ()
+    assert (step.state.phase, step.state.revision_name) == (PROMOTED, "hello-00002")
+    assert "no share to analyse" in (step.state.message or "")

@@ -100,11 +100,26 @@ def _progressing(state: CanaryStatus, policy: CanaryPolicy, step: int, now: floa
         "step_started_at": format_time(now), "message": message})
 
 
+def follows_latest(traffic: Sequence[TrafficTarget]) -> bool:
+    """Whether any target with a share follows the Service's Configuration (the latest Revision):
+    without one a new Revision takes no traffic, and there is nothing to analyse."""
+    return any(not target.revision_name and target.configuration_name and target.percent for target in traffic)
+
+
 def advance(
-    state: CanaryStatus | None, *, policy: CanaryPolicy, latest_ready: str | None, digest: str, now: float
+    state: CanaryStatus | None, *, policy: CanaryPolicy, latest_ready: str | None, digest: str, now: float,
+    analysable: bool = True,
 ) -> Step:
+    """``analysable`` is False when no share follows the latest Revision (``follows_latest``)."""
     if latest_ready is None:
         return Step(state)  # nothing is ready yet: nothing to pin or analyse
+    if not analysable and (state is None or state.phase != PROGRESSING or state.traffic_digest == digest):
+        if state is not None and state.revision_name == latest_ready and state.phase == PROMOTED:
+            return Step(state.model_copy(update={"traffic_digest": digest}))
+        quiet = CanaryStatus(
+            revision_name=latest_ready, phase=PROMOTED, percent=100, steps=list(policy.steps), traffic_digest=digest,
+            message=f"{latest_ready} is the latest Revision; spec.traffic gives it no share to analyse.")
+        return Step(quiet)
     if state is None or stable_revision(state) is None:
         first = CanaryStatus(
             revision_name=latest_ready, phase=PROMOTED, percent=100, steps=list(policy.steps),
@@ -233,7 +248,10 @@ def canary_route_traffic(
             out.append(target)
             continue
         share = target.percent
-        to_candidate = round(share * percent / 100) if candidate else 0
+        # a step never rounds the candidate's part away (nor the stable one's, before 100%)
+        to_candidate = min(max(1, round(share * percent / 100)), share - 1) if candidate and share > 1 else 0
+        if candidate and share == 1:
+            to_candidate = 1 if percent >= 50 else 0
         pinned = {"configuration_name": None, "latest_revision": False}
         if to_candidate:
             out.append(target.model_copy(update={**pinned, "revision_name": candidate, "percent": to_candidate}))
