@@ -104,7 +104,11 @@ def up(args: argparse.Namespace) -> int:
     print("  kubectl apply -f examples/hello.yaml")
     print("  kubectl wait ksvc/hello --for=condition=Ready --timeout=60s")
     print(f"  curl -H 'Host: hello.default.example.com' http://127.0.0.1:{ingress}/")
-    print(f"  open http://127.0.0.1:{cluster.ports.dashboard}/   (the dashboard, edits on)")
+    if stack.dashboard_ready():
+        print(f"  open http://127.0.0.1:{cluster.ports.dashboard}/   (the dashboard, edits on)")
+    else:
+        print(f"  (the dashboard did not answer on 127.0.0.1:{cluster.ports.dashboard}: "
+              "kubectl logs -n knative-serving deploy/knserve-dashboard)")
     return 0
 
 

@@ -148,6 +148,16 @@ class LocalStack:
         except (urllib.error.URLError, OSError):
             return False
 
+    def dashboard_ready(self, *, timeout: float = 30.0) -> bool:
+        """Whether the dashboard answers on 127.0.0.1:<dashboard> within ``timeout`` (it is not
+        one of the components ``start`` waits for: the stack serves without it)."""
+        deadline = time.monotonic() + timeout
+        while not self._answers(f"http://127.0.0.1:{self.ports.dashboard}/healthz"):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+        return True
+
     def envoy_live(self) -> bool:
         return self._answers(f"http://127.0.0.1:{self.ports.envoy_admin}/ready", b"LIVE")
 
