@@ -21,7 +21,7 @@ from pathlib import Path
 
 from localcluster import binaries as binaries_module
 from localcluster.controlplane import LocalCluster, default_state_dir
-from localcluster import nodesetup, processes, realcluster
+from localcluster import baseimages, nodeimages, nodesetup, processes, realcluster
 from localcluster.processes import StartError
 from localcluster.stack import LocalStack
 
@@ -59,16 +59,18 @@ def up_containerd(args: argparse.Namespace) -> int:
     real = realcluster.ContainerdCluster(control_plane, node_binaries, nodes=args.nodes)
     try:
         real.start(progress=_say)
-    except StartError as error:
+        _say(f"Kubernetes {binaries_module.KUBERNETES_VERSION} with {args.nodes} containerd node(s) ready in "
+             f"{time.monotonic() - began:.1f}s")
+        real.start_addons(progress=_say)
+        real.install_knserve(Path(__file__).resolve().parent.parent, progress=_say)
+    except (StartError, nodeimages.ImageBuildError, baseimages.BaseImageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    _say(f"Kubernetes {binaries_module.KUBERNETES_VERSION} with {args.nodes} containerd node(s) ready in "
-         f"{time.monotonic() - began:.1f}s")
+    _say(f"knserve applied on containerd nodes in {time.monotonic() - began:.1f}s")
     print()
-    print("knserve's own images are not built for containerd nodes yet, so knserve is not installed on them.")
     print("Next:")
     print(f"  export KUBECONFIG={control_plane.kubeconfig} PATH=\"{Path(sys.executable).parent}:$PATH\"")
-    print("  kubectl get nodes -o wide")
+    print("  kubectl -n knative-serving get pods -o wide")
     return 0
 
 

@@ -121,3 +121,38 @@ def static_program_image(tag: str, source: Path, cache: Path, *, exposed_ports: 
         tmp.write_bytes(archive)
         tmp.rename(path)
     return path
+
+
+def layer_image_archive(tag: str, layer: Path, output: Path, *, env: Sequence[str] = (),
+                        cmd: Sequence[str] = ()) -> Path:
+    """An image of one existing layer tar (a whole root filesystem), tagged ``tag``, written to
+    ``output`` in ``docker save``'s format; the layer is streamed, not read into memory."""
+    digest = hashlib.sha256()
+    with layer.open("rb") as source:
+        for chunk in iter(lambda: source.read(1 << 20), b""):
+            digest.update(chunk)
+    layer_digest = digest.hexdigest()
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", *env],
+                   "Cmd": list(cmd)},
+        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer_digest}"]},
+        # One history entry per layer: builders count them against the layers.
+        "history": [{"created_by": f"knserve localcluster: {layer.name}"}],
+    }
+    config_bytes = json.dumps(config, sort_keys=True).encode()
+    config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": config_name, "RepoTags": [tag], "Layers": [f"{layer_digest}/layer.tar"]}]).encode()
+    tmp = output.with_name(f".{output.name}.tmp")
+    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as archive:
+        for name, content in ((config_name, config_bytes), ("manifest.json", manifest)):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(content), 0o644
+            archive.addfile(info, io.BytesIO(content))
+        info = archive.gettarinfo(str(layer), arcname=f"{layer_digest}/layer.tar")
+        info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+        with layer.open("rb") as source:
+            archive.addfile(info, source)
+    tmp.rename(output)
+    return output

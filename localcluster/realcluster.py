@@ -13,18 +13,23 @@ Side effects: those of ``LocalCluster`` and ``ContainerdNode``; starts kube-sche
 from __future__ import annotations
 
 import dataclasses
+import json
 import ssl
+import subprocess
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from knserve import pki
-from localcluster import processes
-from localcluster.binaries import NodeBinaries
+from localcluster import clusteraddons, images, nodeimages, processes
+from localcluster.binaries import NodeBinaries, cache_root
 from localcluster.containerdnode import ContainerdNode, write_cert_kubeconfig
 from localcluster.controlplane import HOST_BLOCKED_RANGES, POD_NETWORK, SERVICE_CLUSTER_IP_RANGE, LocalCluster
+from localcluster.processes import StartError
+from localcluster.stack import kubectl_binary
 
 Progress = Callable[[str], None]
 
@@ -130,6 +135,56 @@ class ContainerdCluster:
         self._start_scheduler(progress)
         for node in self.nodes:
             node.start(progress=progress)
+
+    # --- what runs on the nodes ----------------------------------------------------------
+    def kubectl(self, *args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([kubectl_binary(), f"--kubeconfig={self.cluster.kubeconfig}", *args], input=input,
+                              capture_output=True, text=True, timeout=timeout, check=False)
+
+    def _apply(self, objects: list[dict[str, Any]], what: str) -> None:
+        result = self.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                                    "items": objects}))
+        if result.returncode != 0:
+            raise StartError(f"applying {what} failed: {result.stderr.strip()}")
+
+    def import_everywhere(self, archive: Path) -> None:
+        for node in self.nodes:
+            node.import_image(archive)
+
+    def start_addons(self, *, progress: Progress = print) -> None:
+        """The ``kubernetes`` Service's endpoint and CoreDNS (``clusteraddons``)."""
+        began = time.monotonic()
+        first = self.nodes[0].addresses()
+        assert first is not None
+        self._apply(clusteraddons.kubernetes_endpoints(first.host_address, self.cluster.ports.apiserver),
+                    "the kubernetes Service's endpoints")
+        coredns = images.image_archive(
+            clusteraddons.COREDNS_IMAGE,
+            [images.ImageFile("/coredns", self.node_binaries.coredns.read_bytes())], entrypoint=["/coredns"])
+        archive = cache_root() / "images" / "coredns.tar"
+        archive.write_bytes(coredns)
+        self.import_everywhere(archive)
+        self._apply(clusteraddons.coredns(), "CoreDNS")
+        result = self.kubectl("-n", clusteraddons.SYSTEM, "rollout", "status", "deployment/coredns", "--timeout=120s",
+                              timeout=130)
+        if result.returncode != 0:
+            raise StartError(f"CoreDNS did not become ready: {result.stderr.strip() or result.stdout.strip()}")
+        progress(f"CoreDNS ready ({time.monotonic() - began:.1f}s)")
+
+    def install_knserve(self, context: Path, *, progress: Progress = print) -> None:
+        """knserve's images built here and imported into every node, then ``config/`` applied as
+        its README says, unchanged."""
+        began = time.monotonic()
+        for archive in (nodeimages.knserve_image(context, progress=progress),
+                        nodeimages.envoy_image(progress=progress), nodeimages.nats_image()):
+            self.import_everywhere(archive)
+        progress(f"knserve's images on the nodes ({time.monotonic() - began:.1f}s)")
+        config = context / "config"
+        for part in ("100-namespace.yaml", "200-roles", "300-resources", "configmaps", "deployments"):
+            result = self.kubectl("apply", "-f", str(config / part))
+            if result.returncode != 0:
+                raise StartError(f"kubectl apply -f config/{part} failed: {result.stderr.strip()}")
+        progress("config/ applied")
 
     def status(self) -> list[tuple[str, int | None, bool, Path]]:
         """(name, pid, healthy, log) of the control plane, kube-scheduler and every node's daemons."""

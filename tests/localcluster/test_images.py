@@ -6,8 +6,9 @@ import hashlib
 import io
 import json
 import tarfile
+from pathlib import Path
 
-from localcluster.images import ImageFile, image_archive
+from localcluster.images import ImageFile, image_archive, layer_image_archive
 
 
 def _members(archive: bytes) -> dict[str, bytes]:
@@ -44,3 +45,25 @@ def test_same_files_give_the_same_bytes() -> None:
     files = [ImageFile("/pause", b"same")]
     assert image_archive("a/b:1", files, entrypoint=["/pause"]) == image_archive("a/b:1", files, entrypoint=["/pause"])
     assert image_archive("a/b:1", files, entrypoint=["/pause"]) != image_archive("a/b:2", files, entrypoint=["/pause"])
+
+
+def test_layer_archive_streams_an_existing_layer_with_one_history_entry(tmp_path: Path) -> None:
+    layer = tmp_path / "rootfs.tar"
+    layer.write_bytes(_layer_bytes())
+    archive = layer_image_archive("python:3.11-slim", layer, tmp_path / "image.tar", cmd=["python3"])
+    members = _members(archive.read_bytes())
+    [manifest] = json.loads(members["manifest.json"])
+    config = json.loads(members[manifest["Config"]])
+    assert manifest["RepoTags"] == ["python:3.11-slim"]
+    assert members[manifest["Layers"][0]] == layer.read_bytes()
+    assert config["rootfs"]["diff_ids"] == [f"sha256:{hashlib.sha256(layer.read_bytes()).hexdigest()}"]
+    assert len(config["history"]) == 1 and config["config"]["Cmd"] == ["python3"]
+
+
+def _layer_bytes() -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as layer:
+        info = tarfile.TarInfo("etc/hostname")
+        info.size = 5
+        layer.addfile(info, io.BytesIO(b"base\n"))
+    return buffer.getvalue()
