@@ -1,5 +1,5 @@
 """What a cluster of real nodes needs beside the control plane, as objects to apply: the
-``kubernetes`` Service's endpoints and CoreDNS.
+``kubernetes`` Service's endpoints, CoreDNS and local PersistentVolumes.
 
 - The API server runs with ``--endpoint-reconciler-type=none`` (it listens on loopback for
   the process node), so the ``kubernetes`` Service gets its endpoint here: the API server at
@@ -112,4 +112,24 @@ def coredns(*, replicas: int = 1) -> list[Object]:
              "ports": [{"name": "dns", "port": 53, "targetPort": COREDNS_PORT, "protocol": "UDP"},
                        {"name": "dns-tcp", "port": 53, "targetPort": COREDNS_PORT, "protocol": "TCP"}],
          }},
+    ]
+
+
+def local_volumes(node: str, directory: str, *, count: int = 4, size: str = "20Gi") -> list[Object]:
+    """PersistentVolumes of class "" on ``node``, each a directory under ``directory``: claims
+    without a StorageClass (a StatefulSet's, such as NATS's) bind to them, as the process node
+    gives every claim a directory."""
+    return [
+        {"apiVersion": "v1", "kind": "PersistentVolume",
+         "metadata": {"name": f"{node}-volume-{index}", "labels": {"knserve.local/node": node}},
+         "spec": {
+             "capacity": {"storage": size},
+             "accessModes": ["ReadWriteOnce"],
+             "persistentVolumeReclaimPolicy": "Retain",
+             "storageClassName": "",
+             "hostPath": {"path": f"{directory}/volume-{index}", "type": "DirectoryOrCreate"},
+             "nodeAffinity": {"required": {"nodeSelectorTerms": [
+                 {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}]}},
+         }}
+        for index in range(count)
     ]

@@ -152,7 +152,7 @@ class ContainerdCluster:
             node.import_image(archive)
 
     def start_addons(self, *, progress: Progress = print) -> None:
-        """The ``kubernetes`` Service's endpoint and CoreDNS (``clusteraddons``)."""
+        """The ``kubernetes`` Service's endpoint, CoreDNS and each node's volumes (``clusteraddons``)."""
         began = time.monotonic()
         first = self.nodes[0].addresses()
         assert first is not None
@@ -165,6 +165,8 @@ class ContainerdCluster:
         archive.write_bytes(coredns)
         self.import_everywhere(archive)
         self._apply(clusteraddons.coredns(), "CoreDNS")
+        for node in self.nodes:
+            self._apply(clusteraddons.local_volumes(node.name, str(node.dir / "volumes")), f"{node.name}'s volumes")
         result = self.kubectl("-n", clusteraddons.SYSTEM, "rollout", "status", "deployment/coredns", "--timeout=120s",
                               timeout=130)
         if result.returncode != 0:
