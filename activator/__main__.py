@@ -19,10 +19,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from activator.app import DEFAULT_QUEUE_DEPTH, Activator
-from activator.reporter import TokenFile, default_token_path
+from activator.reporter import default_token_path
 from activator.revisions import RevisionSource, StaticRevisionSource
 from knserve.cli import cancel_on_signals
 from knserve.networking import AUTOSCALER_PORT, AUTOSCALER_SERVICE_NAME, QUEUE_HTTP_PORT, SYSTEM_NAMESPACE
+from knserve.tokenfile import TokenFile
 
 DEFAULT_AUTOSCALER_URL = f"http://{AUTOSCALER_SERVICE_NAME}.{SYSTEM_NAMESPACE}.svc.cluster.local:{AUTOSCALER_PORT}"
 

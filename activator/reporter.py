@@ -8,7 +8,7 @@ the next post, so twenty revisions woken at once reach the autoscaler in one or 
 round trips rather than twenty in a row. ``StatSender`` is the boundary; ``HttpStatSender`` posts JSON
 to the autoscaler and logs (at most once a minute) when it cannot. The autoscaler takes pushed
 stats only from the activator's service account: each post carries the pod's service-account
-token (:class:`TokenFile`, re-read every minute as the kubelet rotates it).
+token (:class:`knserve.tokenfile.TokenFile`, re-read every minute as the kubelet rotates it).
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ _COMPLAIN_EVERY = 60.0
 
 
 SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
-_TOKEN_REREAD_SECONDS = 60.0
 
 
 def default_token_path() -> Path:
@@ -41,26 +40,6 @@ def default_token_path() -> Path:
     if SERVICE_ACCOUNT_TOKEN.exists() or not os.environ.get("KUBECONFIG"):
         return SERVICE_ACCOUNT_TOKEN
     return Path(os.environ["KUBECONFIG"]).parent / "token"
-
-
-class TokenFile:
-    """A token read from a file, at most once a minute (None while it cannot be read)."""
-
-    def __init__(self, path: Path, *, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._path = path
-        self._monotonic = monotonic
-        self._token: str | None = None
-        self._read_at = -_TOKEN_REREAD_SECONDS
-
-    def __call__(self) -> str | None:
-        now = self._monotonic()
-        if now - self._read_at >= _TOKEN_REREAD_SECONDS:
-            try:
-                self._token = self._path.read_text().strip() or None
-            except OSError:
-                self._token = None
-            self._read_at = now
-        return self._token
 
 
 class StatSender(Protocol):

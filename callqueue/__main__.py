@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import sys
+from pathlib import Path
 
 from callqueue.app import QueueProcess
 from callqueue.demand import DemandReporter
@@ -23,6 +24,7 @@ from callqueue.server import DEFAULT_BODY_LIMIT
 from callqueue.store import JetStreamStore
 from knserve.callpolicy import parse_policy
 from knserve.networking import SYSTEM_NAMESPACE
+from knserve.tokenfile import TokenFile
 
 DEFAULT_NATS_URL = f"nats://nats.{SYSTEM_NAMESPACE}.svc.cluster.local:4222"
 DEFAULT_INGRESS_URL = f"http://knserve-internal.{SYSTEM_NAMESPACE}.svc.cluster.local"
@@ -40,6 +42,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="JetStream replicas of the stream and buckets: 1, or 3 on a three-server cluster")
     parser.add_argument("--ingress-url", default=os.environ.get("INGRESS_URL", DEFAULT_INGRESS_URL),
                         help="where calls are dispatched (default: %(default)s)")
+    parser.add_argument("--ingress-token-file", type=Path, default=None,
+                        help="the ingress token (Secret knserve-ingress-token), sent as K-Call-Dispatch on dispatches "
+                        "so Services with knserve.dev/async: always take them; config/ mounts it (default: none sent)")
     parser.add_argument("--body-limit", type=int, default=DEFAULT_BODY_LIMIT,
                         help="largest request body accepted, in bytes (default: %(default)s)")
     parser.add_argument("--autoscaler-url", default=os.environ.get("AUTOSCALER_URL", DEFAULT_AUTOSCALER_URL),
@@ -106,7 +111,8 @@ async def serve(args: argparse.Namespace, directory: Directory | None) -> int:
         demand = DemandReporter(store=store, directory=directory, autoscaler_url=args.autoscaler_url,
                                 pod_name=args.pod_name) if args.autoscaler_url and not args.static else None
         process = QueueProcess(store=store, directory=directory, ingress_url=args.ingress_url,
-                               body_limit=args.body_limit, dispatch=args.dispatch, demand=demand)
+                               body_limit=args.body_limit, dispatch=args.dispatch, demand=demand,
+                               dispatch_token=TokenFile(args.ingress_token_file) if args.ingress_token_file else None)
         started.append(process)
         try:
             async with asyncio.TaskGroup() as group:

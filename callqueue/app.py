@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from aiohttp import web
 from prometheus_client import generate_latest
@@ -34,7 +35,8 @@ class QueueProcess:
     def __init__(self, *, store: JetStreamStore, directory: Directory, ingress_url: str,
                  body_limit: int = DEFAULT_BODY_LIMIT, clock: Clock | None = None,
                  metrics_every: float = 2.0, drain_seconds: float = 25.0, dispatch: bool = True,
-                 demand: DemandReporter | None = None) -> None:
+                 demand: DemandReporter | None = None,
+                 dispatch_token: Callable[[], str | None] | None = None) -> None:
         self.demand = demand
         """Pushes the backlog to the autoscaler (None: nobody is told)."""
         self.drain_seconds = drain_seconds
@@ -45,7 +47,7 @@ class QueueProcess:
         self.metrics = QueueMetrics()
         self.clock = clock or SystemClock()
         self.dispatcher = Dispatcher(store=store, directory=directory, ingress_url=ingress_url, metrics=self.metrics,
-                                     clock=self.clock)
+                                     clock=self.clock, dispatch_token=dispatch_token)
         self.server = AcceptServer(store=store, directory=directory, metrics=self.metrics, clock=self.clock,
                                    body_limit=body_limit, on_accepted=self.dispatcher.notice)
         self.metrics_every = metrics_every

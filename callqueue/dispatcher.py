@@ -15,8 +15,16 @@ and runs each as a task:
 
 An attempt is sent to the ingress (``ingress_url``) with the Service's dispatch Host, the
 call's method, path and headers, plus ``X-Call-Id`` and ``X-Attempt``; ``Prefer`` is never
-sent (the ingress would route it back here), and ``K-Call-Dispatch`` marks it as the
-queue's own. Side effects: HTTP to the ingress and to callback URLs, writes to the store.
+sent (the ingress would route it back here), and ``K-Call-Dispatch: <ingress token>`` marks
+it as the queue's own: for a Service with ``knserve.dev/async: always`` the ingress queues
+every request without exactly that value, and removes the header before the app. The token
+(``dispatch_token``, the mounted Secret ``knserve-ingress-token``) is a secret a client
+cannot guess; the ingress already adds it to every request it routes here, so the queue
+learns nothing new by holding it. While a configured token cannot be read, no call is
+dispatched (the ingress would queue the dispatch again as a new call): deliveries wait and
+the reason is logged. Without ``dispatch_token`` (a queue outside a cluster, ``--static``)
+no ``K-Call-Dispatch`` is sent. Side effects: HTTP to the ingress and to callback URLs,
+writes to the store.
 """
 
 from __future__ import annotations
@@ -39,10 +47,13 @@ from callqueue.metrics import QueueMetrics
 from callqueue.store import Conflict, Delivery, JetStreamStore, StoreUnavailable
 from knserve.callpolicy import RetryPolicy, parse_retry_after
 from knserve.clock import Clock, SystemClock
+from knserve.networking import CALL_DISPATCH_HEADER
 
 log = logging.getLogger(__name__)
 
-DISPATCH_HEADER: Final = "K-Call-Dispatch"
+DISPATCH_HEADER: Final = CALL_DISPATCH_HEADER
+NO_TOKEN_RETRY_SECONDS: Final = 5.0
+"""How soon a call is looked at again while the dispatch token cannot be read."""
 CALLBACK_ATTEMPTS: Final = 5
 ATTEMPT_TIMEOUT: Final = 900.0
 """Longest an attempt may take (above the longest revision timeout, 600 s)."""
@@ -56,8 +67,12 @@ RESPONSE_HOP_HEADERS: Final = frozenset({"connection", "keep-alive", "transfer-e
 class Dispatcher:
     def __init__(self, *, store: JetStreamStore, directory: Directory, ingress_url: str, metrics: QueueMetrics,
                  clock: Clock | None = None, random_source: Callable[[], float] | None = None,
-                 discover_every: float = 5.0, attempt_timeout: float = ATTEMPT_TIMEOUT) -> None:
+                 discover_every: float = 5.0, attempt_timeout: float = ATTEMPT_TIMEOUT,
+                 dispatch_token: Callable[[], str | None] | None = None) -> None:
         self.store = store
+        self.dispatch_token = dispatch_token
+        """The ingress token, sent as ``K-Call-Dispatch`` (None: no marker is sent)."""
+        self._token_missing = False
         self.directory = directory
         self.ingress_url = ingress_url.rstrip("/")
         self.metrics = metrics
@@ -192,6 +207,10 @@ class Dispatcher:
         if target is None:
             await delivery.nak(5.0)  # the Service is not known (yet, or any more): keep the call
             return
+        marker = self._marker()
+        if marker is None:
+            await delivery.nak(NO_TOKEN_RETRY_SECONDS)  # dispatched unmarked, it could come back as a new call
+            return
         try:
             started = calls.start(call, now)
             revision = await self.store.update(started, revision)
@@ -199,7 +218,7 @@ class Dispatcher:
             await delivery.nak(0.05)  # cancelled or changed meanwhile: look again
             return
         self.metrics.dispatched.labels(namespace, service).inc()
-        outcome = await self._attempt(delivery, started, target)
+        outcome = await self._attempt(delivery, started, target, marker)
         after = calls.finish(started, outcome, policy, self.clock.time(), self.random)
         if after.state is State.QUEUED:
             self.metrics.retried.labels(namespace, service).inc()
@@ -237,11 +256,29 @@ class Dispatcher:
 
     # --- the attempt -----------------------------------------------------------------------------
 
-    async def _attempt(self, delivery: Delivery, call: Call, target: Target) -> Outcome:
+    def _marker(self) -> list[tuple[str, str]] | None:
+        """The ``K-Call-Dispatch`` header to send ([] without a token source); None while the
+        token cannot be read (said once, when it goes missing)."""
+        if self.dispatch_token is None:
+            return []
+        token = self.dispatch_token()
+        if token is None:
+            if not self._token_missing:
+                self._token_missing = True
+                log.warning("the ingress token (Secret knserve-ingress-token) cannot be read; calls wait until it "
+                            "can: check that the queue's pod mounts it at the path given by --ingress-token-file")
+            return None
+        if self._token_missing:
+            log.info("the ingress token can be read again; dispatching calls")
+            self._token_missing = False
+        return [(DISPATCH_HEADER, token)]
+
+    async def _attempt(self, delivery: Delivery, call: Call, target: Target,
+                       marker: list[tuple[str, str]]) -> Outcome:
         assert self._session is not None
         headers = [(k, v) for k, v in call.headers if k.lower() not in SKIPPED_ON_DISPATCH]
         headers += [("Host", target.dispatch_host), ("X-Call-Id", call.id), ("X-Attempt", str(call.attempts)),
-                    (DISPATCH_HEADER, "1")]
+                    *marker]
         lease = asyncio.create_task(self._keep_lease(delivery), name=f"lease:{call.id}")
         began = time.monotonic()
         try:

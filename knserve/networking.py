@@ -47,6 +47,12 @@ PASSTHROUGH_LB_HEADER: Final = "K-Passthrough-Lb"
 INGRESS_TOKEN_HEADER: Final = "K-Network-Ingress-Token"
 """Envoy adds the ingress token (Secret knserve-ingress-token) to every request it routes: the
 activator serves only requests carrying it; the queue-proxy drops it before the app."""
+CALL_DISPATCH_HEADER: Final = "K-Call-Dispatch"
+"""The call queue marks its own dispatches with it, its value the ingress token. For a Service
+with ``knserve.dev/async: always`` Envoy sends to the queue every request whose value is not
+exactly the token (a client cannot guess it), and removes the header from every request it
+routes, so no app sees it. It is not stripped as a request arrives (as the internal headers
+below are): the queue's dispatches come in through the same listener as clients' requests."""
 # Headers knserve's own components set between themselves (Knative's internal headers). The
 # ingress removes every one of them from the requests it receives, so a client cannot
 # forge a probe, a Host, a revision or the activator's mark.

@@ -60,6 +60,7 @@ _CLASSES: Final[dict[bytes, int]] = {
     b"knative-serving-revision": _ROUTED,
     b"knative-serving-namespace": _DROP,
     b"k-network-ingress-token": _DROP,  # the ingress's proof to the activator: never the app's to see
+    b"k-call-dispatch": _DROP,  # the call queue's mark (the ingress token); the ingress removes it first
     b"connection": _CONNECTION,
     b"keep-alive": _DROP,
     b"proxy-connection": _DROP,

@@ -21,8 +21,11 @@ immutable model values it came from:
 
 When the model has a call queue (``IngressModel.queue``), it gets a cluster of its own and
 every virtual host starts with ``route.make_queue_routes`` (encoded once per kind: asked for
-with ``Prefer``, or every request for an ``async_always`` rule); the rules' memo starts afresh
-when the queue comes or goes.
+with ``Prefer``, or every request but the queue's own for an ``async_always`` rule); the
+rules' memo starts afresh when the queue comes or goes. The queue's own dispatches are told
+apart by the ingress token in ``K-Call-Dispatch``; without an ingress token nothing could
+tell them apart, so an ``async_always`` rule then gets the ``Prefer`` routes (no Service is
+forced asynchronous; queuing everything would send the queue's dispatches back to it).
 
 So the first 1,000-service config builds a route per service, and a later change builds only
 what it touched. No I/O; the memo is the translator's only state.
@@ -62,7 +65,8 @@ class IngressSettings:
     internal_port: int = 8081
     connect_timeout: datetime.timedelta = cluster.CONNECT_TIMEOUT
     ingress_token: str = ""
-    """Added to every routed request (``route.make_route_config``); the activator requires it."""
+    """Added to every routed request (``route.make_route_config``); the activator requires it,
+    and the call queue marks its dispatches with it (``async_always`` rules need it)."""
 
     @classmethod
     def in_cluster(cls) -> IngressSettings:
@@ -205,14 +209,17 @@ class Translator:
         self._queue_routes = b""
         """``VirtualHost.routes`` entries sending asynchronous calls to the queue (empty: no queue)."""
         self._queue_routes_always = b""
-        """The same for an ``async_always`` rule: every request but the queue's own."""
+        """The same for an ``async_always`` rule: every request but the queue's own (the ``Prefer``
+        routes when there is no ingress token)."""
 
     def _use_queue(self, on: bool) -> None:
         if on == bool(self._queue_routes):
             return
+        token = self.settings.ingress_token
         encoded = [b"".join(wire.length_delimited(_VIRTUAL_HOST_ROUTES, wire.encode(queue_route))
-                            for queue_route in route.make_queue_routes(names.QUEUE_CLUSTER, always=always))
-                   if on else b"" for always in (False, True)]
+                            for queue_route in route.make_queue_routes(names.QUEUE_CLUSTER, always=always,
+                                                                       dispatch_token=token))
+                   if on else b"" for always in (False, bool(token))]
         self._queue_routes, self._queue_routes_always = encoded
         self._rules = _Memo(self._make_rule_parts)  # every virtual host changes
         self._memos = (self._rules, self._routes, self._endpoints, self._clusters)

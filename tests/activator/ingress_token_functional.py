@@ -7,9 +7,9 @@ from pathlib import Path
 import aiohttp
 
 from activator.app import Activator
-from activator.reporter import TokenFile
 from activator.revisions import Endpoints, RevisionInfo, StaticRevisionSource
 from knserve.networking import INGRESS_TOKEN_HEADER
+from knserve.tokenfile import TokenFile
 from tests.activator.fakes import FakeAutoscaler, FakePod
 
 NS = "other-team"

@@ -7,12 +7,13 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from activator.reporter import HttpStatSender, TokenFile
+from activator.reporter import HttpStatSender
 from autoscaler.auth import ACTIVATOR_ACCOUNT, StatsAuth
 from autoscaler.server import stats_app
 from autoscaler.service import AutoscalerService
 from knserve.clock import FakeClock
 from knserve.stats_wire import RevisionStat, Stat
+from knserve.tokenfile import TokenFile
 
 
 class Reviewer:

@@ -145,3 +145,9 @@ def test_the_ingress_token_never_reaches_the_app() -> None:
     head = build([(b"Host", b"hello.example.com"), (b"K-Network-Ingress-Token", b"secret"), (b"Accept", b"*/*")])
     assert b"secret" not in head.head
     assert b"k-network-ingress-token" not in head.head.lower()
+
+
+def test_the_call_queues_dispatch_mark_never_reaches_the_app() -> None:
+    head = build([(b"Host", b"hello.example.com"), (b"K-Call-Dispatch", b"secret"), (b"Accept", b"*/*")])
+    assert b"secret" not in head.head
+    assert b"k-call-dispatch" not in head.head.lower() and b"accept: */*" in head.head.lower()

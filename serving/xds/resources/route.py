@@ -12,6 +12,17 @@ two rules, so at 1,000 services a virtual host per host name means about 4,000 v
 rebuilt per change, past the 100 ms a route change may take; per rule it is 2,000. Matching
 is the same: by exact host name, with or without a port.
 
+The call queue (``make_queue_routes``) comes first in a virtual host when there is one. Its
+own dispatches come back in through the same listeners as clients' requests, so what tells
+them apart is a secret: the queue sends ``K-Call-Dispatch: <ingress token>`` (the token Envoy
+already shows the activator, Secret ``knserve-ingress-token``, which the queue mounts). For a
+``knserve.dev/async: always`` rule every request whose ``K-Call-Dispatch`` is not exactly the
+token goes to the queue, one without the header included; a client's guess is queued like
+any other request. The header is not stripped as a request arrives (the listener's early
+header mutation would strip the queue's own too); the route configuration removes it from
+every request it forwards instead (``request_headers_to_remove``, applied after the route is
+chosen), so neither the app nor the queue ever sees it.
+
 Pure builders; no side effects.
 """
 
@@ -24,7 +35,7 @@ from envoy_data_plane.envoy.config.core import v3 as core_v3
 from envoy_data_plane.envoy.config.route import v3 as route_v3
 from envoy_data_plane.envoy.type.matcher import v3 as matcher_v3
 
-from knserve.networking import INGRESS_TOKEN_HEADER, NAMESPACE_HEADER, REVISION_HEADER
+from knserve.networking import CALL_DISPATCH_HEADER, INGRESS_TOKEN_HEADER, NAMESPACE_HEADER, REVISION_HEADER
 from serving.xds.model import RevisionKey, Split
 from serving.xds.resources.names import cluster_name
 
@@ -86,19 +97,23 @@ QUEUE_PATH_PREFIX: Final = "/.well-known/knserve/"
 """Calls' status, cancel, dead letters and replay: always the call queue's."""
 PREFER_HEADER: Final = "prefer"
 RESPOND_ASYNC: Final = "respond-async"
-DISPATCH_HEADER: Final = "k-call-dispatch"
-"""What the call queue sets on its own dispatches."""
+DISPATCH_HEADER: Final = CALL_DISPATCH_HEADER.lower()
+"""What the call queue sets, to the ingress token, on its own dispatches."""
 
 
-def make_queue_routes(cluster: str, *, always: bool = False) -> list[route_v3.Route]:
+def make_queue_routes(cluster: str, *, always: bool = False, dispatch_token: str = "") -> list[route_v3.Route]:
     """Routes that send a virtual host's asynchronous calls to the call queue's ``cluster``,
     keeping the Host: ``/.well-known/knserve/...`` and any request with ``Prefer:
-    respond-async`` (``always``: any request without ``K-Call-Dispatch``). They come before the
-    revision route; the queue's own dispatches carry no ``Prefer`` and do carry
-    ``K-Call-Dispatch``, so they reach the revisions."""
+    respond-async``; with ``always``, any request whose ``K-Call-Dispatch`` is not exactly
+    ``dispatch_token`` (the ingress token; absent counts as not). They come before the
+    revision route; the queue's own dispatches carry no ``Prefer`` and do carry the token, so
+    they reach the revisions."""
     action = route_v3.RouteAction(cluster=cluster, timeout=NO_TIMEOUT)
     if always:
-        queued = route_v3.HeaderMatcher(name=DISPATCH_HEADER, present_match=True, invert_match=True)
+        if not dispatch_token:
+            raise ValueError("an async: always route needs the ingress token to tell the queue's dispatches apart")
+        queued = route_v3.HeaderMatcher(name=DISPATCH_HEADER, string_match=matcher_v3.StringMatcher(exact=dispatch_token),
+                                        invert_match=True, treat_missing_header_as_empty=True)
     else:
         queued = route_v3.HeaderMatcher(
             name=PREFER_HEADER, string_match=matcher_v3.StringMatcher(contains=RESPOND_ASYNC, ignore_case=True))
@@ -126,8 +141,10 @@ def make_route_config(name: str, virtual_hosts: list[route_v3.VirtualHost], *,
 
     With ``ingress_token``, every routed request carries it (``INGRESS_TOKEN_HEADER``): the
     activator's proof that the ingress, with its host and visibility rules, routed the request.
+    ``K-Call-Dispatch`` is removed from every routed request, once it has served to choose the route.
     """
     return route_v3.RouteConfiguration(
         name=name, virtual_hosts=virtual_hosts, validate_clusters=True,
         request_headers_to_add=[_overwrite(INGRESS_TOKEN_HEADER, ingress_token)] if ingress_token else [],
+        request_headers_to_remove=[DISPATCH_HEADER],
     )

@@ -7,7 +7,7 @@ from envoy_data_plane.envoy.config.route import v3 as route_v3
 from serving.xds import type_urls, wire
 from serving.xds.model import Endpoint, IngressModel
 from serving.xds.resources import cluster, names, route
-from serving.xds.translate import Translator
+from serving.xds.translate import IngressSettings, Translator
 from tests.serving.xds.test_translate import BACKENDS, HELLO, LOCAL
 
 CDS, EDS, LDS, RDS = type_urls.ADS_ORDER
@@ -51,19 +51,28 @@ def test_the_queue_coming_and_going_rebuilds_the_virtual_hosts() -> None:
     assert names.QUEUE_CLUSTER not in again[CDS].items and names.QUEUE_CLUSTER in queued[CDS].items
 
 
-def test_an_async_always_rule_queues_every_request_but_the_queues_own() -> None:
+def test_an_async_always_rule_queues_every_request_but_those_carrying_the_ingress_token() -> None:
     always = dataclasses.replace(HELLO, async_always=True)
-    snapshot = Translator().translate(IngressModel(rules=(always, LOCAL), backends=BACKENDS, queue=QUEUE),
-                                      version=1).snapshot
-    external = route_v3.RouteConfiguration.parse(snapshot[RDS].items["external"].body)
-    [virtual_host] = external.virtual_hosts
-    by_path, everything, revisions = virtual_host.routes
-    [not_dispatched] = everything.match.headers
-    assert (not_dispatched.name, not_dispatched.present_match, not_dispatched.invert_match) == (
-        "k-call-dispatch", True, True)
-    assert everything.route.cluster == names.QUEUE_CLUSTER and revisions.route.weighted_clusters
-    internal = route_v3.RouteConfiguration.parse(snapshot[RDS].items["internal"].body)
-    assert internal.virtual_hosts[0].routes[1].match.headers[0].name == "prefer", "other rules keep Prefer"
+    translator = Translator(IngressSettings(ingress_token="s3cret"))
+    snapshot = translator.translate(IngressModel(rules=(always, LOCAL), backends=BACKENDS, queue=QUEUE),
+                                    version=1).snapshot
+
+    external = route.make_virtual_host(HELLO.hosts[0], HELLO.hosts, HELLO.splits)
+    external.routes = [*route.make_queue_routes(names.QUEUE_CLUSTER, always=True, dispatch_token="s3cret"),
+                       *external.routes]
+    assert snapshot[RDS].items["external"].body == wire.encode(
+        route.make_route_config("external", [external], ingress_token="s3cret"))
+    assert snapshot[RDS].items["internal"].body == wire.encode(route.make_route_config("internal", [
+        with_queue_routes(route.make_virtual_host(LOCAL.hosts[0], LOCAL.hosts, LOCAL.splits))],
+        ingress_token="s3cret")), "other rules keep Prefer"
+
+
+def test_without_an_ingress_token_an_async_always_rule_keeps_the_prefer_routes() -> None:
+    """Nothing could tell the queue's dispatches apart: queuing everything would loop them back."""
+    always = dataclasses.replace(HELLO, async_always=True)
+    marked = Translator().translate(IngressModel(rules=(always,), backends=BACKENDS, queue=QUEUE), version=1).snapshot
+    plain = Translator().translate(IngressModel(rules=(HELLO,), backends=BACKENDS, queue=QUEUE), version=1).snapshot
+    assert marked[RDS].items["external"].body == plain[RDS].items["external"].body
 
 
 def test_async_always_without_a_queue_changes_nothing() -> None:

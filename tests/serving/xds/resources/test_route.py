@@ -3,6 +3,7 @@ import datetime
 import pytest
 from envoy_data_plane.envoy.config.core import v3 as core_v3
 from envoy_data_plane.envoy.config.route import v3 as route_v3
+from envoy_data_plane.envoy.type.matcher import v3 as matcher_v3
 
 from serving.xds.model import RevisionKey, Split
 from serving.xds.resources import route
@@ -117,8 +118,50 @@ def test_weights(splits: tuple[Split, ...], want: tuple[tuple[RevisionKey, int],
     assert route.weights(splits) == want
 
 
-def test_make_route_config_validates_clusters() -> None:
+@pytest.mark.parametrize(
+    ("token", "want_added"),
+    [
+        pytest.param("", [], id="no ingress token"),
+        pytest.param("s3cret", [core_v3.HeaderValueOption(
+            header=core_v3.HeaderValue(key="K-Network-Ingress-Token", value="s3cret"), append_action=OVERWRITE)],
+            id="the ingress token on every routed request"),
+    ],
+)
+def test_make_route_config_validates_clusters_and_never_forwards_k_call_dispatch(
+        token: str, want_added: list[core_v3.HeaderValueOption]) -> None:
     host = route.make_virtual_host("a", ("a",), (Split("r", "n", 100),))
-    assert route.make_route_config("external", [host]) == route_v3.RouteConfiguration(
-        name="external", virtual_hosts=[host], validate_clusters=True
+    assert route.make_route_config("external", [host], ingress_token=token) == route_v3.RouteConfiguration(
+        name="external", virtual_hosts=[host], validate_clusters=True, request_headers_to_add=want_added,
+        request_headers_to_remove=["k-call-dispatch"],
     )
+
+
+def queue_route(match: route_v3.RouteMatch) -> route_v3.Route:
+    return route_v3.Route(match=match, route=route_v3.RouteAction(cluster="queue", timeout=datetime.timedelta(0)))
+
+
+WELL_KNOWN = queue_route(route_v3.RouteMatch(prefix="/.well-known/knserve/"))
+
+
+@pytest.mark.parametrize(
+    ("always", "token", "want"),
+    [
+        pytest.param(False, "", [WELL_KNOWN, queue_route(route_v3.RouteMatch(prefix="/", headers=[
+            route_v3.HeaderMatcher(name="prefer", string_match=matcher_v3.StringMatcher(
+                contains="respond-async", ignore_case=True))]))], id="requested: Prefer respond-async"),
+        pytest.param(False, "s3cret", [WELL_KNOWN, queue_route(route_v3.RouteMatch(prefix="/", headers=[
+            route_v3.HeaderMatcher(name="prefer", string_match=matcher_v3.StringMatcher(
+                contains="respond-async", ignore_case=True))]))], id="requested: the token changes nothing"),
+        pytest.param(True, "s3cret", [WELL_KNOWN, queue_route(route_v3.RouteMatch(prefix="/", headers=[
+            route_v3.HeaderMatcher(name="k-call-dispatch", string_match=matcher_v3.StringMatcher(exact="s3cret"),
+                                   invert_match=True, treat_missing_header_as_empty=True)]))],
+            id="always: every request whose K-Call-Dispatch is not exactly the token, missing or not"),
+    ],
+)
+def test_make_queue_routes(always: bool, token: str, want: list[route_v3.Route]) -> None:
+    assert route.make_queue_routes("queue", always=always, dispatch_token=token) == want
+
+
+def test_an_always_queue_route_without_the_ingress_token_is_refused() -> None:
+    with pytest.raises(ValueError, match="needs the ingress token"):
+        route.make_queue_routes("queue", always=True)
