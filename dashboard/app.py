@@ -75,7 +75,7 @@ def make_templates() -> jinja2.Environment:
     environment.filters["rps"] = lambda value: _number(value, "{:.2f}")
     environment.filters["percent"] = lambda value: _number(value, "{:.1f}%", scale=100)
     environment.filters["ms"] = lambda value: _number(value, "{:.0f} ms")
-    environment.filters["count"] = lambda value: "no data" if value is None else str(value)
+    environment.filters["count"] = lambda value: _number(value, "{:.0f}")
     return environment
 
 
