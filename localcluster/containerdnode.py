@@ -14,8 +14,8 @@ directory::
       kube-proxy/config.yaml   iptables mode
       *.kubeconfig             client certificates of the cluster CA, server at the host's veth address
 
-containerd's socket and runtime state are under ``/run/knserve/nodes/<id>/`` (unix socket
-paths are short). Facts of this kind of machine shape the settings: cgroup v1 (kubelet
+containerd's socket and runtime state are under ``/run/knserve/nodes/<id>/``, and a link to
+the kubelet's root directory (unix socket paths must be short). Facts of this kind of machine shape the settings: cgroup v1 (kubelet
 ``failCgroupV1: false``, ``cgroupDriver: cgroupfs``), no CAP_SYS_RESOURCE (containerd
 ``restrict_oom_score_adj``, or runc fails every pod), no swap check.
 
@@ -121,6 +121,12 @@ class ContainerdNode:
         return self.run_dir / "containerd.sock"
 
     @property
+    def kubelet_root(self) -> Path:
+        """The kubelet's root directory by a short path (a link to ``kubelet/root`` in the node's
+        directory): it makes unix sockets there, whose paths may not exceed 107 bytes."""
+        return self.run_dir / "kubelet"
+
+    @property
     def _block_file(self) -> Path:
         return self.dir / "block"
 
@@ -149,7 +155,7 @@ class ContainerdNode:
                 *ns, str(self.binaries.kubelet),
                 f"--config={kubelet_config}",
                 f"--kubeconfig={self.dir / 'kubelet.kubeconfig'}",
-                f"--root-dir={self.dir / 'kubelet' / 'root'}",
+                f"--root-dir={self.kubelet_root}",
                 f"--cert-dir={self.dir / 'kubelet' / 'pki'}",
                 f"--hostname-override={self.name}",
                 f"--node-ip={addresses.node_address}",
@@ -278,6 +284,8 @@ class ContainerdNode:
                     "kubelet/root", "kubelet/pki", "kubelet/pod-logs", "kube-proxy"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if not self.kubelet_root.is_symlink():
+            self.kubelet_root.symlink_to(self.dir / "kubelet" / "root")
         (self.dir / "containerd" / "config.toml").write_text(self._containerd_config(addresses))
         (self.dir / "cni" / "net.d" / "10-knserve.conflist").write_text(
             json.dumps(addresses.cni_config(self.dir / "cni" / "ipam"), indent=2) + "\n")
