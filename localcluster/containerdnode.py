@@ -101,7 +101,7 @@ class ContainerdNode:
     """One real node; ``blocked`` are the cluster's address ranges."""
 
     def __init__(self, *, name: str, state_dir: Path, pki_dir: Path, apiserver_port: int, binaries: NodeBinaries,
-                 blocked: tuple[str, ...], service_range: str, pod_network: str) -> None:
+                 blocked: tuple[str, ...], service_range: str, pod_network: str, registry: str | None = None) -> None:
         self.name = name
         self.dir = state_dir / "nodes" / name
         self.pki_dir = pki_dir
@@ -110,6 +110,7 @@ class ContainerdNode:
         self.blocked = blocked
         self.service_range = service_range
         self.pod_network = pod_network
+        self.registry = registry
         key = hashlib.sha256(f"{state_dir.resolve()}/{name}".encode()).hexdigest()[:12]
         self.run_dir = RUN_ROOT / key
         self.cgroup_parent = f"/{CGROUP_PARENT}/{key}"
@@ -287,6 +288,13 @@ class ContainerdNode:
         if not self.kubelet_root.is_symlink():
             self.kubelet_root.symlink_to(self.dir / "kubelet" / "root")
         (self.dir / "containerd" / "config.toml").write_text(self._containerd_config(addresses))
+        if self.registry:
+            # Every registry host's pulls go to the local registry: nothing is pulled from elsewhere.
+            default = self.dir / "containerd" / "certs.d" / "_default"
+            default.mkdir(parents=True, exist_ok=True)
+            (default / "hosts.toml").write_text(
+                f'server = "http://{self.registry}"\n\n[host."http://{self.registry}"]\n'
+                f'  capabilities = ["pull", "resolve"]\n')
         (self.dir / "cni" / "net.d" / "10-knserve.conflist").write_text(
             json.dumps(addresses.cni_config(self.dir / "cni" / "ipam"), indent=2) + "\n")
         (self.dir / "kubelet" / "config.yaml").write_text(json.dumps(self._kubelet_config(addresses), indent=2) + "\n")

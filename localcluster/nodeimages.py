@@ -13,13 +13,18 @@ during the build.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
+import json
 import os
+import shlex
 import shutil
 import ssl
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+
+import yaml
 
 from localcluster import baseimages, images
 from localcluster.binaries import binaries, cache_root
@@ -102,6 +107,22 @@ class Buildah:
             self.run("rm", container, what="removing the working container")
             raise
 
+    def image_with_entrypoint(self, base: str, tag: str, entrypoint: list[str], user: str) -> None:
+        """``tag``: ``base`` running ``entrypoint`` as ``user``."""
+        container = self.run("from", "--pull-never", base, what=f"starting from {base}")
+        try:
+            self.run("config", "--entrypoint", json.dumps(entrypoint), "--cmd", "", "--user", user, container,
+                     what=f"configuring {tag}")
+            self.run("commit", "--rm", container, tag, what=f"committing {tag}")
+        except ImageBuildError:
+            self.run("rm", container, what="removing the working container")
+            raise
+
+    def push_to_layout(self, tag: str, layout: Path) -> None:
+        """Add ``tag`` to the OCI image layout ``layout``, named by ``tag``."""
+        layout.mkdir(parents=True, exist_ok=True)
+        self.run("push", tag, f"oci:{layout}:{tag}", what=f"adding {tag} to the registry's images")
+
     def export(self, tag: str, output: Path) -> Path:
         output.unlink(missing_ok=True)
         self.run("push", tag, f"docker-archive:{output}:{tag}", what=f"exporting {tag}")
@@ -142,3 +163,38 @@ def nats_image() -> Path:
     path = cache_root() / "images" / "nats.tar"
     path.write_bytes(archive)
     return path
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleImage:
+    image: str
+    entrypoint: list[str]
+    user: str
+
+
+def sample_images(image_map: Path) -> list[SampleImage]:
+    """The images of the local image map (config/local/knserve-images.yaml) other than
+    knserve's own: each is knserve's image running the map's command."""
+    document = yaml.safe_load(image_map.read_text())
+    found = []
+    for value in document.get("data", {}).values():
+        entry = yaml.safe_load(value)
+        if not isinstance(entry, dict) or entry.get("image") == KNSERVE_IMAGE.rsplit(":", 1)[0]:
+            continue
+        found.append(SampleImage(str(entry["image"]), shlex.split(str(entry["command"])),
+                                 str(entry.get("user", "65532:65532"))))
+    return found
+
+
+def publish_samples(context: Path, layout: Path, *, progress: Progress = print, buildah: Buildah | None = None) -> list[str]:
+    """Build the sample images under the names the examples use, tagged ``latest``, into the
+    registry's layout; return their names."""
+    buildah = buildah or Buildah()
+    names = []
+    for sample in sample_images(context / "config" / "local" / "knserve-images.yaml"):
+        tag = f"{sample.image}:latest"
+        buildah.image_with_entrypoint(KNSERVE_IMAGE, tag, sample.entrypoint, sample.user)
+        buildah.push_to_layout(tag, layout)
+        names.append(tag)
+    progress(f"sample images in the local registry: {', '.join(names)}")
+    return names

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -34,6 +35,7 @@ from localcluster.stack import kubectl_binary
 Progress = Callable[[str], None]
 
 RUNTIME_FILE = "runtime"
+REGISTRY_PORT = 5000
 CONTAINERD = "containerd"
 PROCESS = "process"
 
@@ -80,6 +82,41 @@ class ContainerdCluster:
         """The nodes a start made in ``cluster``'s state directory."""
         made = sorted(p.name for p in (cluster.state_dir / "nodes").glob("knserve-node-*") if p.is_dir())
         return cls(cluster, node_binaries, nodes=len(made))
+
+    # --- the local registry ----------------------------------------------------------------
+    @property
+    def registry_layout(self) -> Path:
+        return self.cluster.state_dir / "registry"
+
+    def registry_address(self) -> str | None:
+        """The registry listens on the first node's link address on the host."""
+        first = self.nodes[0].addresses() if self.nodes else None
+        return f"{first.host_address}:{REGISTRY_PORT}" if first else None
+
+    def registry_spec(self) -> processes.ProcessSpec:
+        return processes.ProcessSpec(
+            name="registry",
+            argv=(sys.executable, "-m", "localcluster.registry", f"--listen={self.registry_address()}",
+                  f"--layout={self.registry_layout}"),
+            run_dir=self.cluster.state_dir / "run", log_dir=self.cluster.state_dir / "logs",
+            marker="localcluster.registry",
+        )
+
+    def registry_healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{self.registry_address()}/v2/", timeout=2) as answer:
+                return int(answer.status) == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def _start_registry(self, progress: Progress) -> None:
+        spec = self.registry_spec()
+        if processes.running_pid(spec) is not None and processes.argv_of(processes.running_pid(spec) or 0) == spec.argv:
+            return
+        processes.stop(spec)
+        pid = processes.start(spec)
+        processes.wait_healthy(spec, pid, self.registry_healthy, timeout=20.0, interval=0.1)
+        progress(f"local registry on {self.registry_address()}")
 
     # --- kube-scheduler ------------------------------------------------------------------
     def scheduler_spec(self) -> processes.ProcessSpec:
@@ -131,6 +168,9 @@ class ContainerdCluster:
         self.cluster.host_routes().install(state_dir, progress=progress)
         for node in self.nodes:
             node.prepare_network(progress=progress)
+        self._start_registry(progress)
+        for node in self.nodes:
+            node.registry = self.registry_address()
         self.cluster.start(progress=progress, node=False)
         self._start_scheduler(progress)
         for node in self.nodes:
@@ -180,6 +220,7 @@ class ContainerdCluster:
         for archive in (nodeimages.knserve_image(context, progress=progress),
                         nodeimages.envoy_image(progress=progress), nodeimages.nats_image()):
             self.import_everywhere(archive)
+        nodeimages.publish_samples(context, self.registry_layout, progress=progress)
         progress(f"knserve's images on the nodes ({time.monotonic() - began:.1f}s)")
         config = context / "config"
         for part in ("100-namespace.yaml", "200-roles", "300-resources", "configmaps", "deployments"):
@@ -195,6 +236,9 @@ class ContainerdCluster:
         spec = self.scheduler_spec()
         pid = processes.running_pid(spec)
         rows.append((spec.name, pid, pid is not None and self.scheduler_healthy(), spec.log_file))
+        spec = self.registry_spec()
+        pid = processes.running_pid(spec)
+        rows.append((spec.name, pid, pid is not None and self.registry_healthy(), spec.log_file))
         for node in self.nodes:
             rows += node.status()
         return rows
@@ -204,4 +248,6 @@ class ContainerdCluster:
             node.stop(progress=progress)
         if processes.stop(self.scheduler_spec()):
             progress("stopped kube-scheduler")
+        if processes.stop(self.registry_spec()):
+            progress("stopped the local registry")
         self.cluster.stop(progress=progress, remove_routes=remove_routes)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from localcluster import binaries, images, nodesetup
 from localcluster.controlplane import Ports
@@ -83,6 +84,24 @@ def test_knative_service_of_a_local_image_answers_through_envoy_and_after_scale_
         assert time.monotonic() < deadline, "hello did not scale to zero"
         time.sleep(2)
     assert _get_through_envoy(knserve, "hello.default.example.com").startswith("hello from hello-00001-deployment-")
+
+
+def test_the_hello_example_runs_unchanged_with_its_latest_tag_from_the_local_registry(
+        knserve: ContainerdCluster) -> None:
+    example = REPOSITORY / "examples" / "hello.yaml"
+    assert ":latest" in example.read_text()
+    _kubectl(knserve, "create", "namespace", "examples")
+    _kubectl(knserve, "apply", "-n", "examples", "-f", str(example))
+    name = yaml.safe_load(example.read_text())["metadata"]["name"]
+    _kubectl(knserve, "-n", "examples", "wait", f"ksvc/{name}", "--for=condition=Ready", "--timeout=120s")
+    assert _get_through_envoy(knserve, f"{name}.examples.example.com") == "Hello World!\n"
+    pods = json.loads(_kubectl(knserve, "-n", "examples", "get", "pods", "-l", f"serving.knative.dev/service={name}",
+                               "-o", "json"))
+    [status] = [c for p in pods["items"] for c in p["status"]["containerStatuses"] if c["name"] == "user-container"]
+    assert status["image"].endswith("helloworld-go:latest")
+    pulls = [line for line in (knserve.cluster.state_dir / "logs" / "registry.log").read_text().splitlines()
+             if "/manifests/latest" in line]
+    assert pulls and all(line.endswith(" 200") for line in pulls)
 
 
 def test_pods_run_as_their_images_user_under_containerd(knserve: ContainerdCluster) -> None:
