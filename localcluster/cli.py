@@ -70,7 +70,11 @@ def up_containerd(args: argparse.Namespace) -> int:
     print()
     print("Next:")
     print(f"  export KUBECONFIG={control_plane.kubeconfig} PATH=\"{Path(sys.executable).parent}:$PATH\"")
-    print("  kubectl -n knative-serving get pods -o wide")
+    print("  kubectl apply -f examples/hello.yaml")
+    print("  kubectl wait ksvc/hello --for=condition=Ready --timeout=60s")
+    print("  INGRESS=$(kubectl -n knative-serving get pods -l app.kubernetes.io/component=ingress "
+          "-o jsonpath='{.items[0].status.podIP}')")
+    print("  curl -H 'Host: hello.default.example.com' http://$INGRESS:8080/")
     return 0
 
 
