@@ -390,6 +390,13 @@ class ContainerdNode:
         progress(f"node {self.name}: network namespace {addresses.namespace}, pods in {addresses.block}")
         return addresses
 
+    def join(self, others: list[NodeAddresses], *, shared_host_address: str) -> None:
+        """Routes to the other nodes of the cluster (``NodeNetwork.join``)."""
+        addresses = self.addresses()
+        assert addresses is not None
+        NodeNetwork(addresses, blocked=self.blocked, service_range=self.service_range).join(
+            others, shared_host_address=shared_host_address)
+
     def start(self, *, progress: Progress = print) -> None:
         addresses = self.prepare_network(progress=progress) if self._lock is None else self.addresses()
         assert addresses is not None

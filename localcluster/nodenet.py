@@ -21,6 +21,10 @@ the host's default route (the node's own connections to a ClusterIP alone are ro
 loopback device, so kube-proxy's DNAT can take them; one nothing serves ends there). The
 namespace forwards (its pods' traffic); the host does not.
 
+With several nodes, each routes the others' blocks through the host, which forwards only
+what arrives on a node's veth (``join``); a node's address of no node still ends unreachable
+on the host.
+
 ``NodeAddresses`` is pure. ``NodeNetwork`` runs ``ip``, ``sysctl`` (through ``nsenter``) and
 takes the lock.
 
@@ -207,6 +211,23 @@ class NodeNetwork:
         self._must([*a.nsenter(), "sysctl", "-q", "-w", "net.ipv4.conf.default.proxy_arp=1"], "let cni0 answer ARP")
         for setting in ("net.ipv4.conf.cni0.proxy_arp=1", "net.bridge.bridge-nf-call-iptables=1"):
             self.run([*a.nsenter(), "sysctl", "-q", "-w", setting])
+
+    def join(self, others: Sequence[NodeAddresses], *, shared_host_address: str) -> None:
+        """Route the other nodes' blocks, and the host address every node uses for the API
+        server and the registry, through this node's host end; the host forwards what
+        arrives on this veth (only there: its own forwarding stays off)."""
+        a = self.addresses
+        ns = ["ip", "-n", a.namespace]
+        for other in others:
+            if other.block != a.block:
+                self._must([*ns, "route", "replace", str(other.block), "via", a.host_address, "dev", "eth0"],
+                           f"route node block {other.block}")
+        if shared_host_address != a.host_address:
+            self._must([*ns, "route", "replace", f"{shared_host_address}/32", "via", a.host_address, "dev", "eth0"],
+                       "route the cluster's host address")
+        if any(other.block != a.block for other in others):
+            self._must(["sysctl", "-q", "-w", f"net.ipv4.conf.{a.host_veth}.forwarding=1"],
+                       "let the host forward between nodes")
 
     def teardown(self) -> None:
         """Remove the route, the veth pair and the namespace (gone already is fine)."""

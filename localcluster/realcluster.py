@@ -166,8 +166,9 @@ class ContainerdCluster:
         state_dir.mkdir(parents=True, exist_ok=True)
         (state_dir / RUNTIME_FILE).write_text(f"{CONTAINERD}\n")
         self.cluster.host_routes().install(state_dir, progress=progress)
+        networks = [node.prepare_network(progress=progress) for node in self.nodes]
         for node in self.nodes:
-            node.prepare_network(progress=progress)
+            node.join(networks, shared_host_address=networks[0].host_address)
         self._start_registry(progress)
         for node in self.nodes:
             node.registry = self.registry_address()
