@@ -59,3 +59,24 @@ def test_teardown_removes_route_veth_and_namespace() -> None:
     NodeNetwork(NodeAddresses(BLOCK), blocked=(), service_range="10.96.0.0/16", run=ip).teardown()
     assert ["ip", "route", "del", "10.244.130.0/24", "via", "10.244.130.254"] in ip.commands
     assert ["ip", "link", "del", "knsnh130"] in ip.commands
+
+
+def test_join_routes_other_blocks_through_the_host_and_forwards_only_on_the_veth() -> None:
+    ip = FakeIp()
+    first = NodeAddresses(ipaddress.IPv4Network("10.244.128.0/24"))
+    second = NodeAddresses(BLOCK)
+    NodeNetwork(second, blocked=(), service_range="10.96.0.0/16", run=ip).join(
+        [first, second], shared_host_address=first.host_address)
+    ns = ["ip", "-n", "knsnode-130"]
+    assert ip.commands == [
+        [*ns, "route", "replace", "10.244.128.0/24", "via", "10.244.130.253", "dev", "eth0"],
+        [*ns, "route", "replace", "10.244.128.253/32", "via", "10.244.130.253", "dev", "eth0"],
+        ["sysctl", "-q", "-w", "net.ipv4.conf.knsnh130.forwarding=1"],
+    ]
+
+
+def test_a_single_node_joins_nothing_and_the_host_forwards_nothing() -> None:
+    ip = FakeIp()
+    only = NodeAddresses(BLOCK)
+    NodeNetwork(only, blocked=(), service_range="10.96.0.0/16", run=ip).join([only], shared_host_address=only.host_address)
+    assert ip.commands == []
