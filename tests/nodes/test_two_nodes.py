@@ -1,0 +1,85 @@
+"""Two containerd nodes: knserve's components and a revision's replicas spread over both, and
+traffic reaches the pods of either node; the nodes reach each other only through the host's
+veths, never anything off the machine."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from localcluster import binaries, nodesetup
+from localcluster.controlplane import Ports
+from localcluster.realcluster import ContainerdCluster, RealNodesControlPlane
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+SPREAD = {
+    "apiVersion": "serving.knative.dev/v1",
+    "kind": "Service",
+    "metadata": {"name": "spread", "namespace": "default"},
+    "spec": {"template": {
+        "metadata": {"annotations": {"autoscaling.knative.dev/min-scale": "4"}},
+        "spec": {"containers": [{"image": "ghcr.io/knative/helloworld-go:latest", "ports": [{"containerPort": 8080}]}]},
+    }},
+}
+
+
+@pytest.fixture(scope="module")
+def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ContainerdCluster]:
+    nodesetup.ensure_packages()
+    control_plane = RealNodesControlPlane(tmp_path_factory.mktemp("two-nodes") / "state", binaries.ensure_binaries(),
+                                          ports=Ports.free())
+    real = ContainerdCluster(control_plane, binaries.ensure_node_binaries(), nodes=2)
+    try:
+        real.start(progress=lambda _: None)
+        real.start_addons(progress=lambda _: None)
+        real.install_knserve(REPOSITORY, progress=lambda _: None)
+        yield real
+    finally:
+        real.stop(progress=lambda _: None)
+
+
+def _kubectl(real: ContainerdCluster, *args: str, input: str | None = None) -> str:
+    result = real.kubectl(*args, input=input, timeout=200)
+    assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
+    return result.stdout
+
+
+def test_a_revision_of_four_replicas_spreads_over_both_nodes_and_both_answer(two_nodes: ContainerdCluster) -> None:
+    _kubectl(two_nodes, "-n", "knative-serving", "rollout", "status", "deployment/controller", "deployment/activator",
+             "deployment/autoscaler", "deployment/envoy", "deployment/webhook", "--timeout=180s")
+    _kubectl(two_nodes, "apply", "-f", "-", input=json.dumps(SPREAD))
+    _kubectl(two_nodes, "wait", "ksvc/spread", "--for=condition=Ready", "--timeout=120s")
+    pods = json.loads(_kubectl(two_nodes, "get", "pods", "-l", "serving.knative.dev/service=spread", "-o", "json"))
+    assert {p["spec"]["nodeName"] for p in pods["items"]} == {"knserve-node-0", "knserve-node-1"}
+    envoys = json.loads(_kubectl(two_nodes, "-n", "knative-serving", "get", "pods", "-l",
+                                 "app.kubernetes.io/component=ingress", "-o", "json"))["items"]
+    answers = []
+    for envoy in envoys:
+        for _ in range(4):
+            request = urllib.request.Request(f"http://{envoy['status']['podIP']}:8080/",
+                                             headers={"Host": "spread.default.example.com"})
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                answers.append(answer.read())
+    assert answers == [b"Hello World!\n"] * 4 * len(envoys)
+
+
+def test_nodes_route_each_other_but_nothing_else(two_nodes: ContainerdCluster) -> None:
+    first, second = (node.addresses() for node in two_nodes.nodes)
+    assert first is not None and second is not None
+    pod_of_second = str(second.block.network_address + 2)
+
+    def route(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["nsenter", f"--net={second.namespace_path}", "ip", "route", "get", *args,
+                               "from", pod_of_second, "iif", "cni0"], capture_output=True, text=True, check=False)
+
+    assert f"via {second.host_address}" in route(str(first.block.network_address + 5)).stdout
+    # An address off the machine (TEST-NET-3, never routed on purpose) has no route out of a node.
+    off_machine = route("203.0.113.9")
+    assert off_machine.returncode != 0 and "unreachable" in off_machine.stderr
+    assert subprocess.run(["sysctl", "-n", "net.ipv4.conf.all.forwarding"], capture_output=True,
+                          text=True).stdout.strip() == "0"
