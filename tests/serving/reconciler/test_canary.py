@@ -202,3 +202,15 @@ def test_traffic_that_gives_the_latest_revision_no_share_has_nothing_to_analyse(
     assert step.state is not None and step.events == ()
     assert (step.state.phase, step.state.revision_name) == (PROMOTED, "hello-00002")
     assert "no share to analyse" in (step.state.message or "")
+
+
+def test_a_stopped_analysis_stays_stopped_when_the_edit_pinned_every_share() -> None:
+    pinned = [TrafficTarget(revision_name="hello-00001", percent=50), TrafficTarget(revision_name="hello-00002",
+                                                                                   percent=50)]
+    digest = traffic_digest(pinned)
+    stopped = advance(progressing(1), policy=POLICY, latest_ready="hello-00002", digest=digest, now=NOW,
+                      analysable=False)
+    assert stopped.state is not None and stopped.state.phase == STOPPED
+    again = advance(stopped.state, policy=POLICY, latest_ready="hello-00002", digest=digest, now=NOW + 5,
+                    analysable=False)
+    assert again.state == stopped.state and again.events == ()

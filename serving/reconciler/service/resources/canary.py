@@ -114,8 +114,8 @@ def advance(
     if latest_ready is None:
         return Step(state)  # nothing is ready yet: nothing to pin or analyse
     if not analysable and (state is None or state.phase != PROGRESSING or state.traffic_digest == digest):
-        if state is not None and state.revision_name == latest_ready and state.phase == PROMOTED:
-            return Step(state.model_copy(update={"traffic_digest": digest}))
+        if state is not None and state.revision_name == latest_ready and state.phase != PROGRESSING:
+            return Step(state.model_copy(update={"traffic_digest": digest}))  # what it said still holds
         quiet = CanaryStatus(
             revision_name=latest_ready, phase=PROMOTED, percent=100, steps=list(policy.steps), traffic_digest=digest,
             message=f"{latest_ready} is the latest Revision; spec.traffic gives it no share to analyse.")
