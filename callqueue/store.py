@@ -14,6 +14,9 @@
                            with compare-and-set; ``dead.<ns>.<service>.<id>`` indexes dead letters
     KV knserve-idempotency ``<ns>.<service>.<sha256(key)>`` -> call id, created once
 
+Nothing is kept for ever: bodies stay ``RETENTION_SECONDS`` (7 days) after they were accepted,
+call records and dead letters as long after their last change, idempotency keys a day.
+
 Side effects: network to a NATS server. ``CallStore`` is the boundary the accept server sees.
 """
 
@@ -47,6 +50,7 @@ CALLS_BUCKET: Final = "knserve-calls"
 IDEMPOTENCY_BUCKET: Final = "knserve-idempotency"
 REPLICAS_BUCKET: Final = "knserve-queue-replicas"
 REPLICA_TTL: Final = 10.0
+RETENTION_SECONDS: Final = 7 * 24 * 3600.0
 """A replica's key in ``knserve-queue-replicas`` (file storage, like everything here: a NATS
 restart must not take the bucket away from replicas that made it at start)."""
 CALL_ID_HEADER: Final = "Call-Id"
@@ -141,11 +145,11 @@ class CallStore(Protocol):
 class JetStreamStore:
     """``CallStore`` over a NATS server with JetStream."""
 
-    def __init__(self, servers: list[str], *, replicas: int = 1, stream_max_age: float = 7 * 24 * 3600,
+    def __init__(self, servers: list[str], *, replicas: int = 1, stream_max_age: float = RETENTION_SECONDS,
                  idempotency_ttl: float = 24 * 3600, lease: float = LEASE_SECONDS) -> None:
         self.servers = servers
         self.replicas = replicas
-        self.stream_max_age = stream_max_age
+        self.stream_max_age = stream_max_age  # request bodies, and call records since their last change
         self.idempotency_ttl = idempotency_ttl
         self.lease = lease
         self._nc: NATS | None = None
@@ -185,12 +189,23 @@ class JetStreamStore:
             await js.add_stream(config)
         except nats.js.errors.BadRequestError:
             await js.update_stream(config)
-        self._calls = await js.create_key_value(bucket=CALLS_BUCKET, history=1, replicas=self.replicas,
-                                                storage=api.StorageType.FILE)
-        self._idempotency = await js.create_key_value(bucket=IDEMPOTENCY_BUCKET, history=1, ttl=self.idempotency_ttl,
-                                                      replicas=self.replicas, storage=api.StorageType.FILE)
-        self._replicas = await js.create_key_value(bucket=REPLICAS_BUCKET, history=1, ttl=REPLICA_TTL,
-                                                   replicas=self.replicas, storage=api.StorageType.FILE)
+        self._calls = await self._bucket(CALLS_BUCKET, ttl=self.stream_max_age)
+        self._idempotency = await self._bucket(IDEMPOTENCY_BUCKET, ttl=self.idempotency_ttl)
+        self._replicas = await self._bucket(REPLICAS_BUCKET, ttl=REPLICA_TTL)
+
+    async def _bucket(self, name: str, *, ttl: float) -> KeyValue:
+        """The key-value bucket ``name`` whose entries live ``ttl`` seconds after their last write;
+        a bucket an earlier version made with other limits (call records once had none) is updated
+        in place, its entries kept."""
+        js = self.js
+        try:
+            return await js.create_key_value(bucket=name, history=1, ttl=ttl, replicas=self.replicas,
+                                             storage=api.StorageType.FILE)
+        except nats.js.errors.BadRequestError:
+            info = await js.stream_info(f"KV_{name}")
+            await js.update_stream(dataclasses.replace(info.config, max_age=ttl))
+            log.info("bucket %s: entries now live %.0f s after their last change", name, ttl)
+            return await js.key_value(name)
 
     async def close(self) -> None:
         if self._nc is not None and not self._nc.is_closed:

@@ -187,3 +187,39 @@ async def create_when_ready(store: JetStreamStore, call: Call) -> Call:
         except StoreUnavailable:
             await asyncio.sleep(0.5)
     return await store.create(call, b"")
+
+
+async def test_call_records_expire_and_a_bucket_made_without_limits_gets_them(server: NatsServer) -> None:
+    import nats
+    from nats.js import api
+
+    connection = await nats.connect(server.url)
+    try:
+        jetstream = connection.jetstream()
+        older = await jetstream.create_key_value(bucket="knserve-calls", history=1, storage=api.StorageType.FILE)
+        await older.put("default.hello.kept", b"{}")  # a record an earlier version wrote
+
+        store = JetStreamStore([server.url], lease=2.0, stream_max_age=3600.0)
+        await store.connect()
+        try:
+            info = await jetstream.stream_info("KV_knserve-calls")
+            assert info.config.max_age == 3600.0
+            assert (await (await jetstream.key_value("knserve-calls")).get("default.hello.kept")).value == b"{}"
+        finally:
+            await store.close()
+    finally:
+        await connection.close()
+
+
+async def test_a_new_store_keeps_records_and_bodies_seven_days(store: JetStreamStore, server: NatsServer) -> None:
+    import nats
+
+    from callqueue.store import RETENTION_SECONDS
+
+    connection = await nats.connect(server.url)
+    try:
+        jetstream = connection.jetstream()
+        assert (await jetstream.stream_info("KV_knserve-calls")).config.max_age == RETENTION_SECONDS == 7 * 24 * 3600
+        assert (await jetstream.stream_info("KNSERVE_CALLS")).config.max_age == RETENTION_SECONDS
+    finally:
+        await connection.close()
