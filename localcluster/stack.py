@@ -51,6 +51,10 @@ CRDS = ("services.serving.knative.dev", "configurations.serving.knative.dev", "r
 COMPONENTS = (("autoscaler", "autoscaler", "autoscaler"), ("activator", "activator", "activator"),
               ("webhook", "webhook", "webhook"), ("controller", "controller", "controller"),
               ("ingress", "envoy", "envoy"))
+# (component label, workload) that `up` does not wait for (the core answers without them); `status`
+# lists them by their pods' readiness. Their container is named as the label.
+AUXILIARY = (("queue", "knserve-queue"), ("nats", "nats"), ("gateway", "knserve-gateway"),
+             ("dashboard", "knserve-dashboard"))
 START_TIMEOUT = 90.0
 IMMUTABLE_SERVICE = re.compile(r'The Service "([a-z0-9-]+)" is invalid: spec\.clusterIPs?(\[0\])?: Invalid value: .*may not change once set')
 # Host processes an earlier knserve ran its components as; stopped when found.
@@ -212,7 +216,7 @@ class LocalStack:
     def container_logs(self, component: str, pods: list[dict[str, Any]] | None = None) -> list[Path]:
         """The log files of the component's container in ``pods`` (default: its pods now),
         oldest first (one per pod and restart)."""
-        container = {label: name for label, _, name in COMPONENTS}[component]
+        container = {label: name for label, _, name in COMPONENTS}.get(component, component)
         layout = StateLayout(self.cluster.node_state_dir)
         files: list[Path] = []
         for pod in reversed(self.pods(component) if pods is None else pods):
@@ -311,4 +315,14 @@ class LocalStack:
             pods = self.pods(component)
             logs = self.container_logs(component, pods)
             rows.append((deployment, None, bool(pods) and self.health_checks()[component](), logs[-1] if logs else "-"))
+        for component, workload in AUXILIARY:
+            pods = self.pods(component)
+            logs = self.container_logs(component, pods)
+            ready = bool(pods) and all(_pod_ready(pod) for pod in pods)
+            rows.append((workload, None, ready, logs[-1] if logs else "-"))
         return rows
+
+
+def _pod_ready(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)

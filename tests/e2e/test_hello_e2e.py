@@ -43,3 +43,20 @@ def test_knserve_runs_as_pods_of_config_deployments(stack):
     logs = stack.kubectl("logs", "-n", "knative-serving", "deployment/controller").stdout
     # One of the two replicas leads (it reconciles), the other stands by for the Lease.
     assert "informer" in logs or "reconcil" in logs or "lease knative-serving/knserve-controller" in logs, logs[-2000:]
+
+
+def test_local_status_lists_every_component_with_its_log(stack):
+    """`knserve local status` covers the components `up` does not wait for too (the call queue,
+    NATS, the gateway, the dashboard), each healthy once its pods are Ready."""
+    import time
+
+    deadline = time.monotonic() + 90
+    while True:
+        rows = {name: (healthy, log) for name, _, healthy, log in stack.local.status()}
+        if all(healthy for healthy, _ in rows.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert set(rows) == {"autoscaler", "activator", "webhook", "controller", "envoy", "knserve-queue", "nats",
+                         "knserve-gateway", "knserve-dashboard"}
+    assert all(healthy for healthy, _ in rows.values()), rows
+    assert all(str(log).endswith(".log") for _, log in rows.values()), rows
