@@ -13,6 +13,8 @@ import json
 import time
 from typing import Any
 
+import pytest
+
 from tests.e2e.test_traffic_e2e import Answers, steady_stream
 
 FAULTY_IMAGE = "knserve.dev/samples/faulty"
@@ -175,3 +177,47 @@ def test_a_malformed_canary_annotation_is_refused_at_apply(stack, namespace):
     assert "knserve.dev/canary-steps" in result.stderr and "like \"5,25,50\"" in result.stderr, result.stderr
     assert "knserve.dev/canary-max-error-rate" in result.stderr, result.stderr
     assert stack.kubectl("get", "ksvc", "hello", "-n", namespace, check=False).returncode != 0
+
+
+@pytest.fixture
+def fast_scale_to_zero(stack):
+    """The autoscaling e2e's short windows, so a revision without traffic reaches zero in seconds."""
+    from tests.e2e.test_autoscaling_e2e import FAST_AUTOSCALER, _merge_patch
+
+    original = stack.get("configmap", "config-autoscaler", "knative-serving").get("data") or {}
+    _merge_patch(stack, "configmap", "config-autoscaler", dict(FAST_AUTOSCALER))
+    try:
+        yield stack
+    finally:
+        _merge_patch(stack, "configmap", "config-autoscaler", {key: original.get(key) for key in FAST_AUTOSCALER})
+
+
+def revision_pods(stack, namespace: str, revision: str) -> int:
+    pods = json.loads(stack.kubectl("get", "pods", "-n", namespace, "-l", f"serving.knative.dev/revision={revision}",
+                                    "-o", "json").stdout)["items"]
+    return sum(1 for pod in pods if not pod["metadata"].get("deletionTimestamp"))
+
+
+def test_a_candidate_that_scales_to_zero_between_requests_is_still_judged_and_promoted(fast_scale_to_zero, namespace):
+    stack = fast_scale_to_zero
+    deploy_v1(stack, namespace, steps="50", interval="45s")
+    host = HOST.format(namespace=namespace)
+    v2 = canary_service("v2", steps="50", interval="45s")
+    del v2["spec"]["template"]["metadata"]  # no min-scale: the candidate may go to zero
+    stack.apply(v2, namespace)
+    wait_phase(stack, namespace, {"Progressing"})
+
+    def burst() -> set[str]:
+        return {stack.request(host)[1] for _ in range(30)}
+
+    assert V2 in burst()
+    deadline = time.monotonic() + 40
+    while revision_pods(stack, namespace, "hello-00002"):
+        assert time.monotonic() < deadline, "the candidate never scaled to zero"
+        assert canary(stack, namespace).get("phase") == "Progressing", canary(stack, namespace)
+        time.sleep(0.5)
+    assert canary(stack, namespace).get("phase") == "Progressing"  # zero within the step
+    assert V2 in burst()  # woken through the activator, answered, counted
+    state, _ = wait_phase(stack, namespace, {"Promoted", "RolledBack"})
+    assert state["phase"] == "Promoted", state
+    assert state["lastAnalysis"]["requests"] >= 10, state
