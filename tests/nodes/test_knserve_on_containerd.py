@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,11 +55,11 @@ def _kubectl(real: ContainerdCluster, *args: str, input: str | None = None, time
     return result.stdout
 
 
-def _get_through_envoy(real: ContainerdCluster, host: str) -> str:
+def _get_through_envoy(real: ContainerdCluster, host: str, *, path: str = "/") -> str:
     envoy = json.loads(_kubectl(real, "-n", "knative-serving", "get", "pods", "-l",
                                 "app.kubernetes.io/component=ingress", "-o", "json"))["items"]
     address = next(p["status"]["podIP"] for p in envoy if p["status"].get("podIP"))
-    request = urllib.request.Request(f"http://{address}:8080/", headers={"Host": host})
+    request = urllib.request.Request(f"http://{address}:8080{path}", headers={"Host": host})
     with urllib.request.urlopen(request, timeout=30) as answer:
         return str(answer.read().decode())
 
@@ -112,3 +113,67 @@ def test_pods_run_as_their_images_user_under_containerd(knserve: ContainerdClust
     container = pods[0]["status"]["containerStatuses"][0]["containerID"].split("//")[1]
     info = json.loads(knserve.nodes[0].ctr("containers", "info", container).stdout)
     assert info["Spec"]["process"]["user"]["uid"] == 65532
+
+
+CONTRACT = {
+    "apiVersion": "serving.knative.dev/v1",
+    "kind": "Service",
+    "metadata": {"name": "contract", "namespace": "default"},
+    "spec": {"template": {"spec": {"containers": [{
+        "image": "knserve.dev/samples/autoscale:latest",
+        "ports": [{"containerPort": 8080}],
+        "securityContext": {"runAsUser": 1234, "readOnlyRootFilesystem": True},
+        "resources": {"limits": {"memory": "96Mi"}},
+    }]}}},
+}
+
+
+def _contract_pod(knserve: ContainerdCluster) -> str:
+    _kubectl(knserve, "apply", "-f", "-", input=json.dumps(CONTRACT))
+    _kubectl(knserve, "wait", "ksvc/contract", "--for=condition=Ready", "--timeout=120s")
+    return _kubectl(knserve, "get", "pods", "-l", "serving.knative.dev/service=contract", "-o",
+                    "jsonpath={.items[0].metadata.name}").strip()
+
+
+def test_run_as_user_and_a_read_only_root_filesystem_hold_in_the_container(knserve: ContainerdCluster) -> None:
+    pod = _contract_pod(knserve)
+    uid = knserve.kubectl("exec", pod, "-c", "user-container", "--", "python3", "-c", "import os; print(os.getuid())")
+    assert uid.stdout.strip() == "1234", uid.stderr
+    write = knserve.kubectl("exec", pod, "-c", "user-container", "--", "python3", "-c", "open('/written', 'w')")
+    assert write.returncode != 0 and "Read-only file system" in write.stderr + write.stdout
+
+
+def test_going_over_the_memory_limit_ends_in_oomkilled(knserve: ContainerdCluster) -> None:
+    pod = _contract_pod(knserve)
+    with pytest.raises(urllib.error.HTTPError):
+        _get_through_envoy(knserve, "contract.default.example.com", path="/?bloat=300")
+    deadline = time.monotonic() + 60
+    while True:
+        statuses = json.loads(_kubectl(knserve, "get", "pod", pod, "-o", "json"))["status"]["containerStatuses"]
+        [user] = [s for s in statuses if s["name"] == "user-container"]
+        terminated = user.get("lastState", {}).get("terminated") or user.get("state", {}).get("terminated")
+        if terminated:
+            assert terminated["reason"] == "OOMKilled"
+            return
+        assert time.monotonic() < deadline, f"no termination recorded: {user}"
+        time.sleep(1)
+
+
+def test_an_image_no_registry_has_is_reported_on_the_revision(knserve: ContainerdCluster) -> None:
+    missing = {"apiVersion": "serving.knative.dev/v1", "kind": "Service",
+               "metadata": {"name": "missing", "namespace": "default"},
+               "spec": {"template": {"spec": {"containers": [{"image": "knserve.local/missing:1"}]}}}}
+    _kubectl(knserve, "apply", "-f", "-", input=json.dumps(missing))
+    deadline = time.monotonic() + 120
+    while True:
+        revisions = json.loads(_kubectl(knserve, "get", "revisions", "-l", "serving.knative.dev/service=missing",
+                                        "-o", "json"))["items"]
+        ready = [c for r in revisions for c in r.get("status", {}).get("conditions", []) if c["type"] == "Ready"]
+        if ready and ready[0]["status"] == "False":
+            assert ready[0]["reason"] == "ContainerMissing"
+            # The kubelet's pull error (ErrImagePull, then ImagePullBackOff), as Knative words it.
+            assert ready[0]["message"].startswith('Unable to fetch image "knserve.local/missing:1"')
+            assert "not found" in ready[0]["message"]
+            return
+        assert time.monotonic() < deadline, f"the revision never reported the missing image: {ready}"
+        time.sleep(1)
