@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
+import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,3 +86,68 @@ def test_nodes_route_each_other_but_nothing_else(two_nodes: ContainerdCluster) -
     assert off_machine.returncode != 0 and "unreachable" in off_machine.stderr
     assert subprocess.run(["sysctl", "-n", "net.ipv4.conf.all.forwarding"], capture_output=True,
                           text=True).stdout.strip() == "0"
+
+
+def _steady_load(address: str, host: str, *, until: threading.Event, limit: float) -> tuple[int, dict[str, int]]:
+    """Four clients sending requests back to back until ``until`` is set (at most ``limit`` s):
+    the answered count and the failures by kind."""
+    answered = 0
+    failures: dict[str, int] = {}
+    lock = threading.Lock()
+    deadline = time.monotonic() + limit
+
+    def client() -> None:
+        nonlocal answered
+        while not until.is_set() and time.monotonic() < deadline:
+            failure = None
+            try:
+                request = urllib.request.Request(f"http://{address}:8080/", headers={"Host": host})
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    if answer.read() != b"Hello World!\n":
+                        failure = "unexpected body"
+            except (urllib.error.URLError, OSError) as error:
+                failure = type(error).__name__
+            with lock:
+                if failure is None:
+                    answered += 1
+                else:
+                    failures[failure] = failures.get(failure, 0) + 1
+            time.sleep(0.01)
+
+    clients = [threading.Thread(target=client) for _ in range(4)]
+    for thread in clients:
+        thread.start()
+    for thread in clients:
+        thread.join()
+    return answered, failures
+
+
+def test_draining_a_node_under_steady_load_fails_no_request(two_nodes: ContainerdCluster) -> None:
+    steady = json.loads(json.dumps(SPREAD))
+    steady["metadata"]["name"] = "steady"
+    _kubectl(two_nodes, "apply", "-f", "-", input=json.dumps(steady))
+    _kubectl(two_nodes, "wait", "ksvc/steady", "--for=condition=Ready", "--timeout=120s")
+    envoys = json.loads(_kubectl(two_nodes, "-n", "knative-serving", "get", "pods", "-l",
+                                 "app.kubernetes.io/component=ingress", "-o", "json"))["items"]
+    kept = envoys[0]
+    drained = ({"knserve-node-0", "knserve-node-1"} - {kept["spec"]["nodeName"]}).pop()
+    done = threading.Event()
+    result: list[tuple[int, dict[str, int]]] = []
+    load = threading.Thread(target=lambda: result.append(
+        _steady_load(kept["status"]["podIP"], "steady.default.example.com", until=done, limit=150)))
+    load.start()
+    try:
+        time.sleep(3)
+        _kubectl(two_nodes, "drain", drained, "--ignore-daemonsets", "--delete-emptydir-data",
+                 "--timeout=90s")
+        _kubectl(two_nodes, "wait", "ksvc/steady", "--for=condition=Ready", "--timeout=60s")
+        time.sleep(5)
+    finally:
+        done.set()
+        load.join()
+        two_nodes.kubectl("uncordon", drained)
+    answered, failures = result[0]
+    print(f"drain under load: {answered} answered, failures {failures}")
+    assert failures == {} and answered > 100
+    pods = json.loads(_kubectl(two_nodes, "get", "pods", "-l", "serving.knative.dev/service=steady", "-o", "json"))
+    assert {p["spec"]["nodeName"] for p in pods["items"]} == {kept["spec"]["nodeName"]}
