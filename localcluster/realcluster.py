@@ -52,16 +52,30 @@ def node_names(count: int) -> list[str]:
     return [f"knserve-node-{index}" for index in range(count)]
 
 
+# A node whose kubelet has not reported for this long is NotReady, and its pods are evicted
+# this long after (upstream: 50 s and 300 s, for machines that may come back; a local node that
+# stopped is gone, and its pods should be running elsewhere soon).
+NODE_MONITOR_GRACE_PERIOD = "20s"
+EVICTION_TOLERATION_SECONDS = "10"
+
+
 class RealNodesControlPlane(LocalCluster):
     """The control plane for real nodes: kube-controller-manager also runs the node lifecycle
     controller, which removes a new node's ``not-ready`` taint once it is Ready and evicts the
-    pods of a node that stopped answering (the process node leaves it off)."""
+    pods of a node that stopped answering (the process node leaves it off), within
+    ``NODE_MONITOR_GRACE_PERIOD`` plus ``EVICTION_TOLERATION_SECONDS``."""
 
     def controller_manager_spec(self) -> processes.ProcessSpec:
         spec = super().controller_manager_spec()
         argv = tuple(
             f"{arg},node-lifecycle-controller" if arg.startswith("--controllers=") else arg for arg in spec.argv
-        )
+        ) + (f"--node-monitor-grace-period={NODE_MONITOR_GRACE_PERIOD}",)
+        return dataclasses.replace(spec, argv=argv)
+
+    def apiserver_spec(self) -> processes.ProcessSpec:
+        spec = super().apiserver_spec()
+        argv = spec.argv + (f"--default-not-ready-toleration-seconds={EVICTION_TOLERATION_SECONDS}",
+                            f"--default-unreachable-toleration-seconds={EVICTION_TOLERATION_SECONDS}")
         return dataclasses.replace(spec, argv=argv)
 
 
