@@ -21,7 +21,8 @@ the kubelet's root directory (unix socket paths must be short). Facts of this ki
 
 The pause image is a static C program (``localcluster.images``), imported at every start.
 ``stop`` stops the daemons, kills what containerd still runs, unmounts what the node mounted,
-removes the pods' and the node's namespaces, its cgroups and its veth pair.
+removes the pods' and the node's namespaces, its cgroups and its veth pair. ``lose`` stops it
+as a machine losing its power would (daemons and pods gone, its network left in place).
 
 The kubelet authenticates as a member of ``system:masters`` (the local cluster runs no Node
 authorizer); kube-proxy and kube-scheduler as the users the default RBAC bindings name.
@@ -364,6 +365,13 @@ class ContainerdNode:
         addresses = self.addresses()
         return addresses is not None and any(processes.running_pid(s) is not None for s in self._specs(addresses))
 
+    def daemon_pids(self) -> dict[str, int | None]:
+        """containerd's, the kubelet's and kube-proxy's pid while each runs (by component name)."""
+        addresses = self.addresses()
+        if addresses is None:
+            return {}
+        return {spec.name.removeprefix(f"{self.name}-"): processes.running_pid(spec) for spec in self._specs(addresses)}
+
     def status(self) -> list[tuple[str, int | None, bool, Path]]:
         """(name, pid, healthy, log) of the node's daemons."""
         addresses = self.addresses()
@@ -461,6 +469,28 @@ class ContainerdNode:
                     os.kill(int(entry.name), signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+
+    def lose(self, *, progress: Progress = print) -> None:
+        """The node as a machine that lost its power: the kubelet and kube-proxy stop reporting,
+        every pod's processes are killed with their network namespaces, and containerd stops. The
+        node's own namespace and routes stay, so its pods' addresses go unanswered (nothing refuses
+        a connection) until the cluster notices; ``stop`` removes the rest."""
+        addresses = self.addresses()
+        if addresses is None:
+            return
+        containerd, kubelet, proxy = self._specs(addresses)
+        for spec in (kubelet, proxy):
+            if processes.stop(spec):
+                progress(f"stopped {spec.name}")
+        pod_namespaces: list[str] = []
+        if processes.running_pid(containerd) is not None:
+            pod_namespaces = self._pod_namespaces()
+            self._kill_tasks()
+        if processes.stop(containerd):
+            progress(f"stopped {containerd.name}")
+        self._kill_shims()
+        for namespace in pod_namespaces:
+            subprocess.run(["ip", "netns", "del", namespace], capture_output=True, check=False)
 
     def stop(self, *, progress: Progress = print) -> None:
         """Stop the daemons and remove what the node made: pods, mounts, namespaces, cgroups, veth pair."""

@@ -10,16 +10,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
+from localcluster.realcluster import ContainerdCluster
 
-from localcluster import binaries, nodesetup
-from localcluster.controlplane import Ports
-from localcluster.realcluster import ContainerdCluster, RealNodesControlPlane
-
-REPOSITORY = Path(__file__).resolve().parents[2]
 SPREAD = {
     "apiVersion": "serving.knative.dev/v1",
     "kind": "Service",
@@ -29,21 +22,6 @@ SPREAD = {
         "spec": {"containers": [{"image": "ghcr.io/knative/helloworld-go:latest", "ports": [{"containerPort": 8080}]}]},
     }},
 }
-
-
-@pytest.fixture(scope="module")
-def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ContainerdCluster]:
-    nodesetup.ensure_packages()
-    control_plane = RealNodesControlPlane(tmp_path_factory.mktemp("two-nodes") / "state", binaries.ensure_binaries(),
-                                          ports=Ports.free())
-    real = ContainerdCluster(control_plane, binaries.ensure_node_binaries(), nodes=2)
-    try:
-        real.start(progress=lambda _: None)
-        real.start_addons(progress=lambda _: None)
-        real.install_knserve(REPOSITORY, progress=lambda _: None)
-        yield real
-    finally:
-        real.stop(progress=lambda _: None)
 
 
 def _kubectl(real: ContainerdCluster, *args: str, input: str | None = None) -> str:
