@@ -1,7 +1,16 @@
 """Envoy clusters and their endpoints (CDS and EDS resources), one pair per revision.
 
 A revision's cluster is EDS-fed over ADS, so moving it between its pods and the activator,
-or adding a pod, is an endpoint-only update. Pure builders; no side effects.
+or adding a pod, is an endpoint-only update.
+
+An endpoint that cannot be connected to (its node is gone, its pod's address unreachable) is
+set aside after ``EJECT_AFTER_CONNECT_FAILURES`` failed connections in a row, for
+``EJECTION_TIME`` and longer each time again, until the endpoints catch up: without it every
+request Envoy gives such an endpoint fails until the pod is NotReady, tens of seconds after a
+node is lost. Only failures to connect count (local-origin errors): a pod answering 503 because
+it is full stays in, as the queue-proxy's fast 503s are load shedding, not a dead pod.
+
+Pure builders; no side effects.
 """
 
 from __future__ import annotations
@@ -29,6 +38,24 @@ UPSTREAM_IDLE_TIMEOUT: Final = datetime.timedelta(seconds=SERVER_IDLE_TIMEOUT_SE
 """Envoy closes an idle pooled connection before the activator would (a request sent on a
 connection the server is closing fails with a 503)."""
 HTTP_PROTOCOL_OPTIONS: Final = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+EJECT_AFTER_CONNECT_FAILURES: Final = 3
+EJECTION_TIME: Final = datetime.timedelta(seconds=5)
+
+
+def make_outlier_detection() -> cluster_v3.OutlierDetection:
+    """Eject an endpoint after consecutive failed connections, never for its HTTP answers."""
+    return cluster_v3.OutlierDetection(
+        split_external_local_origin_errors=True,
+        consecutive_local_origin_failure=EJECT_AFTER_CONNECT_FAILURES,
+        enforcing_consecutive_local_origin_failure=100,
+        enforcing_consecutive_5xx=0,
+        enforcing_consecutive_gateway_failure=0,
+        enforcing_success_rate=0,
+        enforcing_local_origin_success_rate=0,
+        interval=datetime.timedelta(seconds=1),
+        base_ejection_time=EJECTION_TIME,
+        max_ejection_percent=100,
+    )
 
 
 def ads_config_source() -> core_v3.ConfigSource:
@@ -57,6 +84,7 @@ def make_cluster(name: str, *, connect_timeout: datetime.timedelta = CONNECT_TIM
         per_connection_buffer_limit_bytes=CONNECTION_BUFFER_BYTES,
         typed_extension_protocol_options={HTTP_PROTOCOL_OPTIONS: make_upstream_http_options()},
         lb_policy=cluster_v3.ClusterLbPolicy.LEAST_REQUEST,
+        outlier_detection=make_outlier_detection(),
         circuit_breakers=cluster_v3.CircuitBreakers(
             thresholds=[
                 cluster_v3.CircuitBreakersThresholds(

@@ -25,6 +25,13 @@ def test_make_cluster_is_an_eds_cluster_over_ads() -> None:
         typed_extension_protocol_options={
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": cluster.make_upstream_http_options()},
         lb_policy=cluster_v3.ClusterLbPolicy.LEAST_REQUEST,
+        outlier_detection=cluster_v3.OutlierDetection(
+            split_external_local_origin_errors=True, consecutive_local_origin_failure=3,
+            enforcing_consecutive_local_origin_failure=100, enforcing_consecutive_5xx=0,
+            enforcing_consecutive_gateway_failure=0, enforcing_success_rate=0, enforcing_local_origin_success_rate=0,
+            interval=datetime.timedelta(seconds=1), base_ejection_time=datetime.timedelta(seconds=5),
+            max_ejection_percent=100,
+        ),
         circuit_breakers=cluster_v3.CircuitBreakers(
             thresholds=[
                 cluster_v3.CircuitBreakersThresholds(
