@@ -19,6 +19,18 @@ from localcluster.realcluster import ContainerdCluster, RealNodesControlPlane
 
 collect_ignore_glob = [] if os.environ.get("KNSERVE_NODE_TESTS") == "1" else ["test_*.py"]
 
+NODE_TEST_TIMEOUT = 1200
+"""Seconds a real-node test may take with its module's cluster set-up, which in a fresh checkout
+or with empty caches includes building the base images and knserve's image (the suite's 300 s
+is for tests whose set-up is a process node)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here):
+            item.add_marker(pytest.mark.timeout(NODE_TEST_TIMEOUT))
+
 REPOSITORY = Path(__file__).resolve().parents[2]
 
 
