@@ -112,6 +112,9 @@ def test_losing_a_node_under_steady_load_moves_its_pods_and_the_traffic_recovers
     kept = envoys[0]["spec"]["nodeName"]
     lost = (NODES - {kept}).pop()
     lost_pods = sum(p["spec"]["nodeName"] == lost for p in before)
+    components = json.loads(_kubectl(two_nodes, "-n", "knative-serving", "get", "pods", "-o", "json"))["items"]
+    lost_components = sorted(p["metadata"].get("labels", {}).get("app.kubernetes.io/component", p["metadata"]["name"])
+                             for p in components if p["spec"].get("nodeName") == lost)
     load = Recorder(envoys[0]["status"]["podIP"], "survivor.default.example.com")
     load.start()
     replaced_after = None
@@ -146,7 +149,8 @@ def test_losing_a_node_under_steady_load_moves_its_pods_and_the_traffic_recovers
     recovery = (f"the last failure {recovered_at - lost_at:.1f}s after the loss" if recovered_at is not None
                 else "still failing at the end")
     print(f"\nnode loss under load: {lost_pods} of 4 pods on the lost node; {len(after_loss)} requests after the loss, "
-          f"{sum(failures.values())} failed {failures}; {recovery}; pods replaced on {kept} after {replaced_after:.1f}s")
+          f"{sum(failures.values())} failed {failures}; {recovery}; pods replaced on {kept} after {replaced_after:.1f}s; "
+          f"knserve's pods on the lost node: {', '.join(lost_components) or 'none'}")
     assert recovered_at is not None, (
         f"requests were still failing {RECOVER_LIMIT:.0f}s after the pods were replaced: {failures}")
     steady = load.since(recovered_at + 0.001)
