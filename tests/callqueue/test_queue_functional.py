@@ -221,6 +221,11 @@ async def test_the_callback_gets_the_final_response_with_its_headers(stack: Stac
     assert headers["X-Call-Id"] == call_id and headers["X-Function-Status"] == "200"
     assert headers["X-Attempts"] == "2" and float(headers["X-Duration-Seconds"]) > 0
     view = await stack.wait_state(call_id, "succeeded")
+    # the record notes the callback's answer once the POST returned, a moment after the receiver saw it
+    deadline = time.monotonic() + 20
+    while view["callback"]["lastStatus"] is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        view = await stack.status(call_id, unavailable_ok=True)
     assert view["callback"]["lastStatus"] == 200
 
 
