@@ -124,7 +124,6 @@ class ServiceReconciler:
             status.canary, policy=policy, latest_ready=configuration.status.latest_ready_revision_name,
             digest=canary.traffic_digest(service.spec.traffic), now=now,
             analysable=canary.follows_latest(route_traffic(service)))
-        events = step.events
         if step.analyse and step.state is not None:
             state = step.state
             since = parse_time(state.step_started_at) or now
@@ -139,11 +138,10 @@ class ServiceReconciler:
                 log.info("%s: canary analysis of %s: %s", service.key, state.revision_name, error)
             judged = canary.judge(state, policy=policy, candidate=candidate, previous=previous, now=now,
                                   unavailable=unavailable)
-            step = canary.Step(judged.state, events + judged.events)
-            events = step.events
+            step = canary.Step(judged.state, step.events + judged.events)
         status.canary = step.state
         owner = event_target(service)
-        for event in events:
+        for event in step.events:
             context.events.event(owner, WARNING if event.warning else NORMAL, event.reason, event.message)
         if step.state is not None and step.state.phase:
             status.mark_canary(canary.CONDITION_STATUS[step.state.phase], step.state.phase, step.state.message or "")
