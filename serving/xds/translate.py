@@ -49,6 +49,9 @@ _CLUSTER_NAME: Final = 1
 _VIRTUAL_HOST_NAME: Final = 1
 _VIRTUAL_HOST_DOMAINS: Final = 2
 _VIRTUAL_HOST_ROUTES: Final = 3
+_VIRTUAL_HOST_RETRY_POLICY: Final = 16
+_RETRY_POLICY: Final = wire.length_delimited(_VIRTUAL_HOST_RETRY_POLICY, wire.encode(route.RETRY_POLICY))
+"""Every virtual host's retry policy, encoded once."""
 _ROUTE_CONFIG_NAME: Final = 1
 _ROUTE_CONFIG_VIRTUAL_HOSTS: Final = 2
 
@@ -311,10 +314,11 @@ class Translator:
     def _virtual_host_entry(self, hosts: tuple[str, ...], domains: tuple[bytes, ...], routes: _Route, *,
                             async_always: bool = False) -> bytes:
         """``make_virtual_host(hosts[0], hosts, ...)``, encoded: name, domains, then the queue's
-        routes (if any) and the route."""
+        routes (if any), the route and the retry policy."""
         name = wire.length_delimited(_VIRTUAL_HOST_NAME, hosts[0].encode())
         queue = self._queue_routes_always if async_always else self._queue_routes
-        return wire.length_delimited(_ROUTE_CONFIG_VIRTUAL_HOSTS, b"".join((name, *domains, queue, routes.entry)))
+        return wire.length_delimited(_ROUTE_CONFIG_VIRTUAL_HOSTS,
+                                     b"".join((name, *domains, queue, routes.entry, _RETRY_POLICY)))
 
     def _make_rule_parts(self, rule: IngressRule) -> _RuleParts:
         problems = tuple(rule_problems(rule))

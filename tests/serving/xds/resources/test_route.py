@@ -4,6 +4,7 @@ import pytest
 from envoy_data_plane.envoy.config.core import v3 as core_v3
 from envoy_data_plane.envoy.config.route import v3 as route_v3
 from envoy_data_plane.envoy.type.matcher import v3 as matcher_v3
+from envoy_data_plane.google import protobuf
 
 from serving.xds.model import RevisionKey, Split
 from serving.xds.resources import route
@@ -26,6 +27,18 @@ def weight(namespace: str, revision: str, percent: int) -> route_v3.WeightedClus
     )
 
 
+RETRY_ONLY_UNSENT = route_v3.RetryPolicy(
+    retry_on="connect-failure,reset-before-request",
+    num_retries=2,
+    retry_host_predicate=[route_v3.RetryPolicyRetryHostPredicate(
+        name="envoy.retry_host_predicates.previous_hosts",
+        typed_config=protobuf.Any(
+            type_url="type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"))],
+    host_selection_retry_max_attempts=3,
+)
+"""Requests no pod has seen, tried again up to twice, each time on another pod."""
+
+
 def virtual_host(hosts: tuple[str, ...], *weights: route_v3.WeightedClusterClusterWeight) -> route_v3.VirtualHost:
     return route_v3.VirtualHost(
         name=hosts[0],
@@ -40,6 +53,7 @@ def virtual_host(hosts: tuple[str, ...], *weights: route_v3.WeightedClusterClust
                 ),
             )
         ],
+        retry_policy=RETRY_ONLY_UNSENT,
     )
 
 
