@@ -19,9 +19,9 @@ import sys
 import time
 from pathlib import Path
 
+from localcluster import baseimages, nodeimages, nodesetup, processes, realcluster
 from localcluster import binaries as binaries_module
 from localcluster.controlplane import LocalCluster, default_state_dir
-from localcluster import baseimages, nodeimages, nodesetup, processes, realcluster
 from localcluster.processes import StartError
 from localcluster.stack import LocalStack
 
@@ -59,12 +59,19 @@ def up_containerd(args: argparse.Namespace) -> int:
     real = realcluster.ContainerdCluster(control_plane, node_binaries, nodes=args.nodes)
     try:
         real.start(progress=_say)
-        _say(f"Kubernetes {binaries_module.KUBERNETES_VERSION} with {args.nodes} containerd node(s) ready in "
-             f"{time.monotonic() - began:.1f}s")
+    except StartError as error:
+        print(f"error: {error}", file=sys.stderr)
+        _say(f"stopping what had started (its logs stay in {control_plane.state_dir / 'logs'})")
+        real.stop(progress=_say)
+        return 1
+    _say(f"Kubernetes {binaries_module.KUBERNETES_VERSION} with {args.nodes} containerd node(s) ready in "
+         f"{time.monotonic() - began:.1f}s")
+    try:
         real.start_addons(progress=_say)
         real.install_knserve(Path(__file__).resolve().parent.parent, progress=_say)
     except (StartError, nodeimages.ImageBuildError, baseimages.BaseImageError) as error:
         print(f"error: {error}", file=sys.stderr)
+        _say("the cluster keeps running for a look (`knserve local status`); `knserve local down` stops it")
         return 1
     _say(f"knserve applied on containerd nodes in {time.monotonic() - began:.1f}s")
     print()
@@ -139,7 +146,7 @@ def status(args: argparse.Namespace) -> int:
         rows += LocalStack(cluster).status()
     for name, pid, healthy, log in rows:
         state = "healthy" if healthy else ("running" if pid else "stopped")
-        print(f"{name:<26} {state:<8} pid {str(pid or '-'):<8} log {log}")
+        print(f"{name:<26} {state:<8} pid {pid or '-'!s:<8} log {log}")
     return 0 if all(healthy for _, _, healthy, _ in rows) else 1
 
 

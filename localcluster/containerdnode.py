@@ -24,8 +24,9 @@ The pause image is a static C program (``localcluster.images``), imported at eve
 removes the pods' and the node's namespaces, its cgroups and its veth pair. ``lose`` stops it
 as a machine losing its power would (daemons and pods gone, its network left in place).
 
-The kubelet authenticates as a member of ``system:masters`` (the local cluster runs no Node
-authorizer); kube-proxy and kube-scheduler as the users the default RBAC bindings name.
+The kubelet authenticates as ``system:node:<name>`` in ``system:nodes``, which the API server's
+Node authorizer and NodeRestriction admission hold to what its own pods need; kube-proxy and
+kube-scheduler as the users the default RBAC bindings name.
 
 Side effects: starts and stops processes; writes under the state directory, /run/knserve/nodes
 and the cgroup hierarchy; changes the host's network (``nodenet``).
@@ -181,7 +182,8 @@ class ContainerdNode:
             if lock is None:
                 continue
             addresses = NodeAddresses(block)
-            routed = subprocess.run(["ip", "route", "show", "exact", str(block)], capture_output=True, text=True)
+            routed = subprocess.run(["ip", "route", "show", "exact", str(block)], check=False, capture_output=True,
+                                    text=True)
             if routed.stdout.strip() and not (previous is not None and previous.block == block):
                 lock.close()  # a node that was killed left its route; leave that block alone
                 continue
@@ -301,8 +303,8 @@ class ContainerdNode:
         (self.dir / "kubelet" / "config.yaml").write_text(json.dumps(self._kubelet_config(addresses), indent=2) + "\n")
         (self.dir / "kube-proxy" / "config.yaml").write_text(json.dumps(self._proxy_config(addresses), indent=2) + "\n")
         ca = pki.ensure_ca(self.pki_dir)
-        kubelet_cert = pki.issue(ca, self.pki_dir, f"node-{self.name}", common_name=f"system:node:{self.name}",
-                                 organizations=("system:nodes", "system:masters"), client=True)
+        kubelet_cert = pki.issue(ca, self.pki_dir, f"kubelet-{self.name}", common_name=f"system:node:{self.name}",
+                                 organizations=("system:nodes",), client=True)
         proxy_cert = pki.issue(ca, self.pki_dir, "kube-proxy", common_name="system:kube-proxy", client=True)
         self._kubeconfig(self.dir / "kubelet.kubeconfig", addresses, kubelet_cert)
         self._kubeconfig(self.dir / "kube-proxy.kubeconfig", addresses, proxy_cert)
@@ -470,48 +472,45 @@ class ContainerdNode:
                 except ProcessLookupError:
                     pass
 
+    def _halt(self, addresses: NodeAddresses, *, kubelet_first: bool, progress: Progress) -> list[str]:
+        """Stop the kubelet and kube-proxy, kill every pod's processes, stop containerd and its
+        shims; the pods' network namespaces, left for the caller to delete."""
+        containerd, kubelet, proxy = self._specs(addresses)
+        for spec in (kubelet, proxy) if kubelet_first else (proxy, kubelet):
+            if processes.stop(spec):
+                progress(f"stopped {spec.name}")
+        pod_namespaces: list[str] = []
+        if processes.running_pid(containerd) is not None:
+            pod_namespaces = self._pod_namespaces()
+            self._kill_tasks()
+        if processes.stop(containerd):
+            progress(f"stopped {containerd.name}")
+        self._kill_shims()
+        return pod_namespaces
+
+    @staticmethod
+    def _delete_namespaces(names: list[str]) -> None:
+        for namespace in names:
+            subprocess.run(["ip", "netns", "del", namespace], capture_output=True, check=False)
+
     def lose(self, *, progress: Progress = print) -> None:
         """The node as a machine that lost its power: the kubelet and kube-proxy stop reporting,
         every pod's processes are killed with their network namespaces, and containerd stops. The
         node's own namespace and routes stay, so its pods' addresses go unanswered (nothing refuses
         a connection) until the cluster notices; ``stop`` removes the rest."""
         addresses = self.addresses()
-        if addresses is None:
-            return
-        containerd, kubelet, proxy = self._specs(addresses)
-        for spec in (kubelet, proxy):
-            if processes.stop(spec):
-                progress(f"stopped {spec.name}")
-        pod_namespaces: list[str] = []
-        if processes.running_pid(containerd) is not None:
-            pod_namespaces = self._pod_namespaces()
-            self._kill_tasks()
-        if processes.stop(containerd):
-            progress(f"stopped {containerd.name}")
-        self._kill_shims()
-        for namespace in pod_namespaces:
-            subprocess.run(["ip", "netns", "del", namespace], capture_output=True, check=False)
+        if addresses is not None:
+            self._delete_namespaces(self._halt(addresses, kubelet_first=True, progress=progress))
 
     def stop(self, *, progress: Progress = print) -> None:
         """Stop the daemons and remove what the node made: pods, mounts, namespaces, cgroups, veth pair."""
         addresses = self.addresses()
         if addresses is None:
             return
-        containerd, kubelet, proxy = self._specs(addresses)
-        for spec in (proxy, kubelet):
-            if processes.stop(spec):
-                progress(f"stopped {spec.name}")
-        pod_namespaces: list[str] = []
-        if processes.running_pid(containerd) is not None:
-            pod_namespaces = self._pod_namespaces()
-            self._kill_tasks()
-        if processes.stop(containerd):
-            progress(f"stopped {containerd.name}")
-        self._kill_shims()
+        pod_namespaces = self._halt(addresses, kubelet_first=False, progress=progress)
         for point in _mounts_under([self.dir, self.run_dir]):
             subprocess.run(["umount", "-l", point], capture_output=True, check=False)
-        for namespace in pod_namespaces:
-            subprocess.run(["ip", "netns", "del", namespace], capture_output=True, check=False)
+        self._delete_namespaces(pod_namespaces)
         NodeNetwork(addresses, blocked=self.blocked, service_range=self.service_range).teardown()
         self._remove_cgroups()
         shutil.rmtree(self.dir / "cni" / "ipam", ignore_errors=True)

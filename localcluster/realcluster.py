@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from knserve import pki
+from knserve.networking import SYSTEM_NAMESPACE
 from localcluster import clusteraddons, images, nodeimages, processes
 from localcluster.binaries import NodeBinaries, cache_root
 from localcluster.containerdnode import ContainerdNode, write_cert_kubeconfig
@@ -73,9 +74,14 @@ class RealNodesControlPlane(LocalCluster):
         return dataclasses.replace(spec, argv=argv)
 
     def apiserver_spec(self) -> processes.ProcessSpec:
+        """As the process node's, plus the Node authorizer and NodeRestriction: a kubelet acts as
+        ``system:node:<name>`` and may read and write only what its own pods need."""
         spec = super().apiserver_spec()
-        argv = spec.argv + (f"--default-not-ready-toleration-seconds={EVICTION_TOLERATION_SECONDS}",
-                            f"--default-unreachable-toleration-seconds={EVICTION_TOLERATION_SECONDS}")
+        argv = tuple("--authorization-mode=Node,RBAC" if arg == "--authorization-mode=RBAC" else arg
+                     for arg in spec.argv)
+        argv += ("--enable-admission-plugins=NodeRestriction",
+                 f"--default-not-ready-toleration-seconds={EVICTION_TOLERATION_SECONDS}",
+                 f"--default-unreachable-toleration-seconds={EVICTION_TOLERATION_SECONDS}")
         return dataclasses.replace(spec, argv=argv)
 
 
@@ -238,11 +244,25 @@ class ContainerdCluster:
         nodeimages.publish_samples(context, self.registry_layout, progress=progress)
         progress(f"knserve's images on the nodes ({time.monotonic() - began:.1f}s)")
         config = context / "config"
-        for part in ("100-namespace.yaml", "200-roles", "300-resources", "configmaps", "deployments"):
+        for part in ("100-namespace.yaml", "200-roles", "300-resources", "400-webhooks.yaml", "configmaps", "deployments"):
             result = self.kubectl("apply", "-f", str(config / part))
             if result.returncode != 0:
                 raise StartError(f"kubectl apply -f config/{part} failed: {result.stderr.strip()}")
         progress("config/ applied")
+        self.wait_knserve_ready(progress=progress)
+
+    def wait_knserve_ready(self, *, progress: Progress = print, timeout: float = 300) -> None:
+        """Every workload of config/ rolled out (the webhook among them: until it has registered,
+        the API server refuses knserve's kinds)."""
+        began = time.monotonic()
+        listed = self.kubectl("-n", SYSTEM_NAMESPACE, "get", "deployments,statefulsets", "-o", "name")
+        workloads = listed.stdout.split() if listed.returncode == 0 else []
+        result = self.kubectl("-n", SYSTEM_NAMESPACE, "rollout", "status", *workloads, f"--timeout={timeout:.0f}s",
+                              timeout=timeout + 20)
+        if listed.returncode != 0 or result.returncode != 0:
+            raise StartError(f"knserve's components did not become ready: "
+                             f"{(listed.stderr + result.stderr).strip() or result.stdout.strip()}")
+        progress(f"knserve's components ready ({time.monotonic() - began:.1f}s)")
 
     def status(self) -> list[tuple[str, int | None, bool, Path]]:
         """(name, pid, healthy, log) of the control plane, kube-scheduler and every node's daemons."""

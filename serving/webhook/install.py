@@ -24,7 +24,11 @@ from knserve.networking import SYSTEM_NAMESPACE
 from kube.client import KubeClient
 from kube.errors import AlreadyExists, Conflict, NotFound
 from kube.resources import SECRETS, Resource
-from serving.webhook.registration import mutating_webhook_configuration, validating_webhook_configuration
+from serving.webhook.registration import (
+    NOT_SYSTEM_NAMESPACES,
+    mutating_webhook_configuration,
+    validating_webhook_configuration,
+)
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +118,10 @@ async def _create_or_replace(client: KubeClient, resource: Resource, desired: di
         pass
     for attempt in range(3):
         current = await client.get(resource, None, desired["metadata"]["name"])
-        replacement = {**desired, "metadata": {**desired["metadata"],
+        # The install's annotations stay (kubectl's last-applied configuration among them: a later
+        # `kubectl apply` of config/ then leaves the CA alone).
+        annotations = {**(current["metadata"].get("annotations") or {}), **(desired["metadata"].get("annotations") or {})}
+        replacement = {**desired, "metadata": {**desired["metadata"], "annotations": annotations,
                                                "resourceVersion": current["metadata"]["resourceVersion"]}}
         try:
             await client.update(resource, replacement)
@@ -127,10 +134,7 @@ async def _create_or_replace(client: KubeClient, resource: Resource, desired: di
 async def register_webhooks(client: KubeClient, *, ca_pem: bytes, url: str | None) -> None:
     target: dict[str, Any] = {"url": url} if url else {"service_namespace": SYSTEM_NAMESPACE,
                                                        "service_name": WEBHOOK_SERVICE, "service_port": 443}
-    # System namespaces are never sent to the webhook: a broken webhook must not lock them.
-    selector = {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn",
-                                      "values": ["kube-system", SYSTEM_NAMESPACE]}]}
-    await _create_or_replace(client, MUTATING_WEBHOOKS,
-                             mutating_webhook_configuration(ca_pem=ca_pem, namespace_selector=selector, **target))
-    await _create_or_replace(client, VALIDATING_WEBHOOKS,
-                             validating_webhook_configuration(ca_pem=ca_pem, namespace_selector=selector, **target))
+    await _create_or_replace(client, MUTATING_WEBHOOKS, mutating_webhook_configuration(
+        ca_pem=ca_pem, namespace_selector=NOT_SYSTEM_NAMESPACES, **target))
+    await _create_or_replace(client, VALIDATING_WEBHOOKS, validating_webhook_configuration(
+        ca_pem=ca_pem, namespace_selector=NOT_SYSTEM_NAMESPACES, **target))

@@ -17,7 +17,7 @@ import yaml
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 CONFIG = REPOSITORY / "config"
-INSTALL = ("100-namespace.yaml", "200-roles", "300-resources", "configmaps", "deployments")
+INSTALL = ("100-namespace.yaml", "200-roles", "300-resources", "400-webhooks.yaml", "configmaps", "deployments")
 """What `kubectl apply` gets, relative to config/ (config/local is for `knserve local` only)."""
 IMAGE = "ghcr.io/knserve/knserve:0.1.0"
 ENVOY_IMAGE = "envoyproxy/envoy:v1.40-latest"

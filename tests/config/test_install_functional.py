@@ -3,7 +3,10 @@ and the RBAC lets each component do what its code does, and no more."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+import yaml
 
 from tests.config.manifests import CONFIG, INSTALL
 from tests.conftest import Cluster
@@ -119,3 +122,27 @@ def test_rbac(installed_roles: Cluster, account: str, verb: str, resource: str, 
     args += [f"--subresource={subresource}"] if subresource else []
     result = installed_roles.kubectl(*args, check=False)
     assert result.stdout.strip() == ("yes" if allowed else "no"), result.stderr
+
+
+def test_before_the_webhook_runs_the_install_refuses_knserve_kinds_with_the_reason(installed_roles: Cluster) -> None:
+    """config/400-webhooks.yaml as the install applies it, but scoped to one namespace (the test
+    API server is shared) and under names of its own: with no webhook running yet, a Service is
+    refused and says why, instead of being stored without its defaults and validation."""
+    namespace = "webhook-not-yet"
+    installed_roles.kubectl("create", "namespace", namespace)
+    scoped = []
+    for document in yaml.safe_load_all((CONFIG / "400-webhooks.yaml").read_text()):
+        document["metadata"]["name"] += f".{namespace}"
+        document["webhooks"][0]["namespaceSelector"] = {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+        scoped.append(document)
+    installed_roles.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(scoped))
+    service = {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": "early"},
+               "spec": {"template": {"spec": {"containers": [{"image": "ghcr.io/knative/helloworld-go"}]}}}}
+    try:
+        refused = installed_roles.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(service), check=False)
+        assert refused.returncode != 0
+        assert 'failed calling webhook "webhook.serving.knative.dev"' in refused.stderr, refused.stderr
+        assert installed_roles.kubectl("get", "ksvc", "-n", namespace, "-o", "name").stdout.strip() == ""
+    finally:
+        installed_roles.kubectl("delete", "-f", "-", input=yaml.safe_dump_all(scoped), check=False)
+        installed_roles.kubectl("delete", "namespace", namespace, "--wait=false", check=False)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from knserve.cli import COMMANDS
+from serving.webhook import registration
 from serving.xds import bootstrap_manifest
 from tests.config import manifests
 from tests.config.manifests import CONFIG, ENVOY_IMAGE, IMAGE, INSTALL, REPOSITORY
@@ -42,7 +43,8 @@ def test_the_install_holds_each_component_and_not_the_local_image_map() -> None:
                            "knserve-gateway", "knserve-dashboard"}
     assert not any(path.is_relative_to(CONFIG / "local") for path in manifests.install_files())
     namespaced = [o for o in manifests.install_objects() if o["kind"] not in
-                  {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}]
+                  {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
+                   "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}]
     assert {o["metadata"].get("namespace") for o in namespaced} == {"knative-serving"}
 
 
@@ -190,6 +192,11 @@ def test_probes_resources_and_security(item: tuple[dict[str, Any], dict[str, Any
     assert security["allowPrivilegeEscalation"] is False
     assert security["readOnlyRootFilesystem"] is True
     assert security["capabilities"]["drop"] == ["ALL"]
+
+
+def test_the_webhook_configurations_are_generated() -> None:
+    assert (CONFIG / "400-webhooks.yaml").read_text() == registration.install_manifest(), (
+        "run `python -m serving.webhook.registration > config/400-webhooks.yaml` and commit it")
 
 
 def test_envoy_bootstrap_is_generated() -> None:

@@ -1,11 +1,15 @@
 """One containerd node in the local cluster: a pod of a local image runs and answers from the
-host, cluster addresses nobody serves stay unreachable, and stopping removes what the node made."""
+host, cluster addresses nobody serves stay unreachable, and stopping removes what the node made,
+as does a start that fails."""
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
+import socket
 import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -88,6 +92,18 @@ def test_cluster_addresses_nobody_serves_are_unreachable_on_the_host_and_for_pod
         assert pod.returncode != 0 and "No route to host" in pod.stderr, pod
 
 
+def test_the_kubelet_acts_as_its_node_and_may_not_read_the_clusters_secrets(nodes: NodeCluster) -> None:
+    [node] = nodes.real.nodes
+    as_kubelet = [f"--kubeconfig={node.dir / 'kubelet.kubeconfig'}", "auth", "can-i"]
+    whoami = nodes.kubectl(f"--kubeconfig={node.dir / 'kubelet.kubeconfig'}", "auth", "whoami", "-o", "json")
+    assert json.loads(whoami.stdout)["status"]["userInfo"]["username"] == f"system:node:{node.name}"
+    assert nodes.kubectl(*as_kubelet, "get", f"nodes/{node.name}").stdout.strip() == "yes"
+    for verb, what in (("list", "secrets"), ("create", "deployments.apps"), ("update", "services"),
+                       ("delete", "namespaces")):
+        answer = nodes.kubectl(*as_kubelet, verb, what, "--all-namespaces", check=False)
+        assert answer.stdout.startswith("no"), (verb, what, answer.stdout, answer.stderr)
+
+
 def test_stop_removes_processes_namespaces_mounts_and_cgroups(nodes: NodeCluster) -> None:
     [node] = nodes.real.nodes
     addresses = node.addresses()
@@ -112,3 +128,30 @@ def _processes_naming(text: str) -> list[str]:
         except OSError:
             continue
     return found
+
+
+def _namespaces() -> set[str]:
+    return {line.split()[0] for line in _ip("netns", "list").stdout.splitlines() if line.strip()}
+
+
+def test_an_up_whose_api_server_cannot_start_says_why_and_leaves_no_node_behind(tmp_path: Path) -> None:
+    """``knserve local up --runtime containerd`` with the API server's port taken: it fails with
+    the reason and removes the node it had made (namespace, veth, route, processes) again."""
+    state = tmp_path / "state"
+    state.mkdir()
+    ports = Ports.free()
+    (state / "cluster.json").write_text(json.dumps({"ports": dataclasses.asdict(ports),
+                                                    "version": binaries.KUBERNETES_VERSION}))
+    namespaces, links = _namespaces(), _ip("-o", "link", "show").stdout.count("\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", ports.apiserver))
+        taken.listen()
+        result = subprocess.run([str(Path(sys.executable).parent / "knserve"), "local", "--state-dir", str(state),
+                                 "up", "--runtime", "containerd"],
+                                capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "kube-apiserver" in result.stderr, result.stderr
+    assert "network namespace" in result.stdout, result.stdout  # the node had been made
+    assert _namespaces() == namespaces
+    assert _ip("-o", "link", "show").stdout.count("\n") == links
+    assert _processes_naming(str(state)) == []

@@ -1,15 +1,19 @@
 """knserve installed from config/ on a containerd node, its images built here: every component
-becomes ready, and a Knative Service of a local image answers through Envoy, also after it
-scaled to zero."""
+becomes ready, a Knative Service of a local image answers through Envoy, also after it scaled
+to zero, and the examples' walk-throughs (examples/canary by hand, examples/progressive by
+itself under load) run unchanged on containers."""
 
 from __future__ import annotations
 
+import collections
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Self
 
 import pytest
 import yaml
@@ -55,11 +59,15 @@ def _kubectl(real: ContainerdCluster, *args: str, input: str | None = None, time
     return result.stdout
 
 
-def _get_through_envoy(real: ContainerdCluster, host: str, *, path: str = "/") -> str:
+def _envoy_address(real: ContainerdCluster) -> str:
+    """The Envoy pod's IP: the ingress on containerd nodes (port 8080; no host route to Service IPs)."""
     envoy = json.loads(_kubectl(real, "-n", "knative-serving", "get", "pods", "-l",
                                 "app.kubernetes.io/component=ingress", "-o", "json"))["items"]
-    address = next(p["status"]["podIP"] for p in envoy if p["status"].get("podIP"))
-    request = urllib.request.Request(f"http://{address}:8080{path}", headers={"Host": host})
+    return str(next(p["status"]["podIP"] for p in envoy if p["status"].get("podIP")))
+
+
+def _get_through_envoy(real: ContainerdCluster, host: str, *, path: str = "/") -> str:
+    request = urllib.request.Request(f"http://{_envoy_address(real)}:8080{path}", headers={"Host": host})
     with urllib.request.urlopen(request, timeout=30) as answer:
         return str(answer.read().decode())
 
@@ -177,3 +185,157 @@ def test_an_image_no_registry_has_is_reported_on_the_revision(knserve: Container
             return
         assert time.monotonic() < deadline, f"the revision never reported the missing image: {ready}"
         time.sleep(1)
+
+
+def _apply_example(real: ContainerdCluster, namespace: str, path: str) -> None:
+    _kubectl(real, "apply", "-n", namespace, "-f", str(REPOSITORY / "examples" / path))
+
+
+def _patch_example(real: ContainerdCluster, namespace: str, service: str, path: str) -> None:
+    _kubectl(real, "patch", "-n", namespace, f"ksvc/{service}", "--type", "merge", "--patch-file",
+             str(REPOSITORY / "examples" / path))
+
+
+def _wait_settled(real: ContainerdCluster, namespace: str, service: str, *, timeout: float = 180) -> dict[str, Any]:
+    """The Service once it is Ready for its newest generation (its Route then served by Envoy)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ksvc = json.loads(_kubectl(real, "get", "-n", namespace, f"ksvc/{service}", "-o", "json"))
+        ready = [c for c in ksvc.get("status", {}).get("conditions", []) if c["type"] == "Ready"]
+        if ksvc.get("status", {}).get("observedGeneration") == ksvc["metadata"]["generation"] and ready \
+                and ready[0]["status"] == "True":
+            return dict(ksvc)
+        assert time.monotonic() < deadline, f"{service} did not become Ready: {ksvc.get('status')}"
+        time.sleep(0.5)
+
+
+def _bodies(address: str, host: str, count: int) -> collections.Counter[str]:
+    answers: collections.Counter[str] = collections.Counter()
+    for _ in range(count):
+        request = urllib.request.Request(f"http://{address}:8080/", headers={"Host": host})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            answers[answer.read().decode()] += 1
+    return answers
+
+
+def test_the_canary_walk_through_runs_unchanged_on_containers(knserve: ContainerdCluster) -> None:
+    """examples/canary/README.md step by step: 90/10 with tag URLs, 50/50, roll back, promote."""
+    namespace, world, knative = "canary", "Hello World!\n", "Hello Knative!\n"
+    host = f"hello.{namespace}.example.com"
+    _kubectl(knserve, "create", "namespace", namespace)
+    _apply_example(knserve, namespace, "canary/v1.yaml")
+    _wait_settled(knserve, namespace, "hello")
+    address = _envoy_address(knserve)
+    assert _bodies(address, host, 5) == {world: 5}
+
+    _apply_example(knserve, namespace, "canary/v2.yaml")
+    ksvc = _wait_settled(knserve, namespace, "hello")
+    assert {(t.get("tag"), t["revisionName"], t["percent"]) for t in ksvc["status"]["traffic"]} == {
+        ("current", "hello-00001", 90), ("candidate", "hello-00002", 10)}
+    split = _bodies(address, host, 200)
+    assert set(split) == {world, knative} and 5 <= split[knative] <= 40, split
+    assert _bodies(address, f"candidate-hello.{namespace}.example.com", 3) == {knative: 3}
+    assert _bodies(address, f"current-hello.{namespace}.example.com", 3) == {world: 3}
+
+    _patch_example(knserve, namespace, "hello", "canary/split-50-50.yaml")
+    _wait_settled(knserve, namespace, "hello")
+    half = _bodies(address, host, 200)
+    assert set(half) == {world, knative} and 65 <= half[knative] <= 135, half
+
+    _patch_example(knserve, namespace, "hello", "canary/rollback.yaml")
+    _wait_settled(knserve, namespace, "hello")
+    assert _bodies(address, host, 40) == {world: 40}
+    assert _bodies(address, f"candidate-hello.{namespace}.example.com", 3) == {knative: 3}
+    assert len(json.loads(_kubectl(knserve, "get", "-n", namespace, "revisions", "-o", "json"))["items"]) == 2
+
+    _patch_example(knserve, namespace, "hello", "canary/promote.yaml")
+    _wait_settled(knserve, namespace, "hello")
+    assert _bodies(address, host, 40) == {knative: 40}
+    assert _bodies(address, f"previous-hello.{namespace}.example.com", 3) == {world: 3}
+
+
+class SteadyLoad:
+    """Requests at a steady rate from a few threads; each answer kept with the time it came."""
+
+    def __init__(self, address: str, host: str, *, threads: int = 4, per_thread_per_second: float = 12) -> None:
+        self.url, self.host, self.pause = f"http://{address}:8080/", host, 1 / per_thread_per_second
+        self.answers: list[tuple[float, int, str]] = []
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            began = time.monotonic()
+            try:
+                request = urllib.request.Request(self.url, headers={"Host": self.host})
+                with urllib.request.urlopen(request, timeout=30) as answer:
+                    self.answers.append((began, answer.status, answer.read().decode()))
+            except urllib.error.HTTPError as error:
+                self.answers.append((began, error.code, ""))
+            except OSError as error:
+                self.answers.append((began, 0, str(error)))
+            self.stopping.wait(max(0.0, self.pause - (time.monotonic() - began)))
+
+    def since(self, moment: float) -> list[tuple[float, int, str]]:
+        return [answer for answer in list(self.answers) if answer[0] >= moment]
+
+    def __enter__(self) -> Self:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(timeout=40)
+
+
+def _wait_canary(real: ContainerdCluster, namespace: str, revision: str, phase: str, *,
+                 timeout: float = 420) -> tuple[dict[str, Any], list[int]]:
+    """status.canary once ``revision``'s analysis reached ``phase``; the shares it went through."""
+    deadline, shares = time.monotonic() + timeout, list[int]()
+    while True:
+        ksvc = json.loads(_kubectl(real, "get", "-n", namespace, "ksvc/shop", "-o", "json"))
+        canary = ksvc.get("status", {}).get("canary") or {}
+        if canary.get("revisionName") == revision:
+            if canary.get("phase") == "Progressing" and (not shares or shares[-1] != canary.get("percent")):
+                shares.append(canary["percent"])
+            if canary.get("phase") == phase:
+                return ksvc, shares
+        assert time.monotonic() < deadline, f"{revision} never reached {phase}: {json.dumps(canary)}"
+        time.sleep(1)
+
+
+def test_the_progressive_delivery_walk_through_runs_unchanged_on_containers(knserve: ContainerdCluster) -> None:
+    """examples/progressive as the README walks it, under steady load (~45 requests/s): the broken
+    version is rolled back at its first step by itself, the good one walks 5 -> 25 -> 50 -> 100."""
+    namespace = "progressive"
+    host = f"shop.{namespace}.example.com"
+    _kubectl(knserve, "create", "namespace", namespace)
+    _apply_example(knserve, namespace, "progressive/v1.yaml")
+    ksvc = _wait_settled(knserve, namespace, "shop")
+    assert (ksvc["status"]["canary"]["phase"], ksvc["status"]["canary"]["revisionName"]) == ("Promoted", "shop-00001")
+    with SteadyLoad(_envoy_address(knserve), host) as load:
+        time.sleep(3)
+        _apply_example(knserve, namespace, "progressive/v2-broken.yaml")
+        ksvc, shares = _wait_canary(knserve, namespace, "shop-00002", "RolledBack")
+        assert shares == [5], shares
+        [ready] = [c for c in ksvc["status"]["conditions"] if c["type"] == "Ready"]
+        assert (ready["status"], ready["reason"]) == ("False", "RolledBack")
+        assert "error rate" in ksvc["status"]["canary"]["message"], ksvc["status"]["canary"]
+        assert {t["revisionName"]: t["percent"] for t in ksvc["status"]["traffic"]}.get("shop-00001") == 100
+        time.sleep(3)  # the rolled-back route reaches Envoy
+        rolled_back = time.monotonic()
+        time.sleep(5)
+        after = load.since(rolled_back)
+        assert after and {(status, body) for _, status, body in after} == {(200, "Hello v1!\n")}, after[:5]
+
+        good = time.monotonic()
+        _apply_example(knserve, namespace, "progressive/v3.yaml")
+        ksvc, shares = _wait_canary(knserve, namespace, "shop-00003", "Promoted")
+        assert shares == [5, 25, 50], shares
+        during = load.since(good)
+    failed = [answer for answer in during if answer[1] != 200]
+    assert not failed, f"{len(failed)} of {len(during)} requests failed while v3 rolled out: {failed[:5]}"
+    assert {body for _, _, body in during} == {"Hello v1!\n", "Hello v3!\n"}
+    assert _bodies(_envoy_address(knserve), host, 20) == {"Hello v3!\n": 20}

@@ -6,8 +6,11 @@ import asyncio
 import ssl
 from pathlib import Path
 
+import yaml
+
 from kube.fake import FakeKubeClient
 from kube.resources import SECRETS
+from serving.webhook import registration
 from serving.webhook.install import (
     CERTIFICATE_SECRET,
     MUTATING_WEBHOOKS,
@@ -42,3 +45,21 @@ async def test_registration_replaces_what_another_replica_registered() -> None:
         assert webhook["clientConfig"]["service"] == {
             "namespace": NS, "name": "webhook", "port": 443, "path": webhook["clientConfig"]["service"]["path"]}
         assert webhook["clientConfig"]["caBundle"] == "bmV3IGNh"  # base64 of "new ca"
+
+
+async def test_registration_adds_the_ca_to_what_the_install_declared_and_keeps_its_annotations() -> None:
+    """config/400-webhooks.yaml applied with kubectl, then the webhook starts: the configurations
+    get its CA, and kubectl's last-applied configuration stays (a later apply leaves the CA alone)."""
+    client = FakeKubeClient()
+    applied = {"kubectl.kubernetes.io/last-applied-configuration": "{}"}
+    for document in yaml.safe_load_all(registration.install_manifest()):
+        document["metadata"]["annotations"] = applied
+        await client.create(MUTATING_WEBHOOKS if document["kind"].startswith("Mutating") else VALIDATING_WEBHOOKS,
+                            document)
+        assert "caBundle" not in document["webhooks"][0]["clientConfig"]
+    await register_webhooks(client, ca_pem=b"the ca", url=None)
+    for resource in (MUTATING_WEBHOOKS, VALIDATING_WEBHOOKS):
+        [configuration] = client.objects(resource)
+        assert configuration["metadata"]["annotations"] == applied
+        assert configuration["webhooks"][0]["clientConfig"]["caBundle"] == "dGhlIGNh"  # base64 of "the ca"
+        assert configuration["webhooks"][0]["failurePolicy"] == "Fail"
