@@ -79,9 +79,8 @@ def up_containerd(args: argparse.Namespace) -> int:
     print(f"  export KUBECONFIG={control_plane.kubeconfig} PATH=\"{Path(sys.executable).parent}:$PATH\"")
     print("  kubectl apply -f examples/hello.yaml")
     print("  kubectl wait ksvc/hello --for=condition=Ready --timeout=60s")
-    print("  INGRESS=$(kubectl -n knative-serving get pods -l app.kubernetes.io/component=ingress "
-          "-o jsonpath='{.items[0].status.podIP}')")
-    print("  curl -H 'Host: hello.default.example.com' http://$INGRESS:8080/")
+    print(f"  curl -H 'Host: hello.default.example.com' http://{real.loadbalancer_address()}/"
+          "   (knserve-ingress's EXTERNAL-IP in `kubectl -n knative-serving get service`)")
     return 0
 
 

@@ -4,10 +4,12 @@ and containerd nodes (``containerdnode``) in place of the process node.
 Order of ``start``, so nothing ever leaves the machine: the host's ``unreachable`` routes for
 the cluster's ranges, then each node's namespace and the route of its pod block into it, then
 etcd, the API server, kube-controller-manager and kube-scheduler, then each node's containerd,
-kubelet and kube-proxy. The runtime is recorded in the state directory (``runtime``), so
+kubelet and kube-proxy, then the load balancer that gives LoadBalancer Services a loopback
+address of the cluster's own (``loadbalancer``). The runtime is recorded in the state directory (``runtime``), so
 ``knserve local down`` knows to stop the nodes.
 
-Side effects: those of ``LocalCluster`` and ``ContainerdNode``; starts kube-scheduler.
+Side effects: those of ``LocalCluster`` and ``ContainerdNode``; starts kube-scheduler, the local
+registry and the load balancer.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 
 from knserve import pki
 from knserve.networking import SYSTEM_NAMESPACE
-from localcluster import clusteraddons, images, nodeimages, processes
+from localcluster import clusteraddons, images, loadbalancer, nodeimages, processes
 from localcluster.binaries import NodeBinaries, cache_root
 from localcluster.containerdnode import ContainerdNode, write_cert_kubeconfig
 from localcluster.controlplane import HOST_BLOCKED_RANGES, POD_NETWORK, SERVICE_CLUSTER_IP_RANGE, LocalCluster
@@ -138,6 +140,40 @@ class ContainerdCluster:
         processes.wait_healthy(spec, pid, self.registry_healthy, timeout=20.0, interval=0.1)
         progress(f"local registry on {self.registry_address()}")
 
+    # --- the load balancer ------------------------------------------------------------------
+    def loadbalancer_address(self) -> str | None:
+        """The loopback address LoadBalancer Services get: 127.244.<block>.1 after the first node's
+        block (10.244.<block>.0/24), so that clusters side by side each have their own."""
+        first = self.nodes[0].addresses() if self.nodes else None
+        return f"127.{first.block.network_address.packed[1]}.{first.third}.1" if first else None
+
+    def loadbalancer_spec(self) -> processes.ProcessSpec:
+        return processes.ProcessSpec(
+            name="loadbalancer",
+            argv=(sys.executable, "-m", "localcluster.loadbalancer", f"--address={self.loadbalancer_address()}",
+                  f"--node-network={POD_NETWORK}", f"--kubeconfig={self.cluster.kubeconfig}"),
+            run_dir=self.cluster.state_dir / "run", log_dir=self.cluster.state_dir / "logs",
+            marker="localcluster.loadbalancer",
+        )
+
+    def loadbalancer_healthy(self) -> bool:
+        url = f"http://{self.loadbalancer_address()}:{loadbalancer.HEALTH_PORT}/healthz"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                return int(answer.status) == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def _start_loadbalancer(self, progress: Progress) -> None:
+        spec = self.loadbalancer_spec()
+        pid = processes.running_pid(spec)
+        if pid is not None and processes.argv_of(pid) == spec.argv:
+            return
+        processes.stop(spec)
+        pid = processes.start(spec)
+        processes.wait_healthy(spec, pid, self.loadbalancer_healthy, timeout=30.0, interval=0.1)
+        progress(f"load balancer for LoadBalancer Services on {self.loadbalancer_address()}")
+
     # --- kube-scheduler ------------------------------------------------------------------
     def scheduler_spec(self) -> processes.ProcessSpec:
         kubeconfig = self.cluster.state_dir / "scheduler.kubeconfig"
@@ -196,6 +232,7 @@ class ContainerdCluster:
         self._start_scheduler(progress)
         for node in self.nodes:
             node.start(progress=progress)
+        self._start_loadbalancer(progress)
 
     # --- what runs on the nodes ----------------------------------------------------------
     def kubectl(self, *args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -274,11 +311,16 @@ class ContainerdCluster:
         spec = self.registry_spec()
         pid = processes.running_pid(spec)
         rows.append((spec.name, pid, pid is not None and self.registry_healthy(), spec.log_file))
+        spec = self.loadbalancer_spec()
+        pid = processes.running_pid(spec)
+        rows.append((spec.name, pid, pid is not None and self.loadbalancer_healthy(), spec.log_file))
         for node in self.nodes:
             rows += node.status()
         return rows
 
     def stop(self, *, progress: Progress = print, remove_routes: bool = False) -> None:
+        if self.nodes and processes.stop(self.loadbalancer_spec()):
+            progress("stopped the load balancer")
         for node in self.nodes:
             node.stop(progress=progress)
         if processes.stop(self.scheduler_spec()):

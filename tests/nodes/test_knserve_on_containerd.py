@@ -104,6 +104,13 @@ def test_the_hello_example_runs_unchanged_with_its_latest_tag_from_the_local_reg
     name = yaml.safe_load(example.read_text())["metadata"]["name"]
     _kubectl(knserve, "-n", "examples", "wait", f"ksvc/{name}", "--for=condition=Ready", "--timeout=120s")
     assert _get_through_envoy(knserve, f"{name}.examples.example.com") == "Hello World!\n"
+    # as config/README.md finds the ingress on a cloud: the LoadBalancer Service's address, port 80
+    ingress = _kubectl(knserve, "-n", "knative-serving", "get", "service", "knserve-ingress", "-o",
+                       "jsonpath={.status.loadBalancer.ingress[0].ip}").strip()
+    assert ingress == knserve.loadbalancer_address()
+    request = urllib.request.Request(f"http://{ingress}/", headers={"Host": f"{name}.examples.example.com"})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        assert answer.read() == b"Hello World!\n"
     pods = json.loads(_kubectl(knserve, "-n", "examples", "get", "pods", "-l", f"serving.knative.dev/service={name}",
                                "-o", "json"))
     [status] = [c for p in pods["items"] for c in p["status"]["containerStatuses"] if c["name"] == "user-container"]
