@@ -343,10 +343,12 @@ async def test_stats_report_steady_concurrency(queue_proxy) -> None:
     assert set(stat) == {"podName", "averageConcurrentRequests", "averageProxiedConcurrentRequests",
                          "requestCount", "proxiedRequestCount", "processUptime", "timestamp",
                          "responses", "latencyCounts"}
-    # the responses that ended in that second, all 200s held for 100 ms: none in a bucket up to 100 ms
+    # the responses that ended in that second, all 200s held for 100 ms: none in a bucket up to 80 ms
+    # (not "up to 100 ms": the queue-proxy reads its event loop's clock, which moves once per loop
+    # pass, so a 100 ms hold is now and then measured a fraction of a millisecond short)
     assert set(stat["responses"]) == {"2xx"} and stat["responses"]["2xx"] >= 20, stat
     assert sum(stat["latencyCounts"]) == stat["responses"]["2xx"]
-    assert sum(stat["latencyCounts"][:7]) == 0, stat["latencyCounts"]
+    assert sum(stat["latencyCounts"][:6]) == 0, stat["latencyCounts"]
     assert stat["podName"] == "pod-under-test"
     assert clients * 0.8 <= stat["averageConcurrentRequests"] <= clients + 0.05, stat
     assert stat["averageProxiedConcurrentRequests"] == pytest.approx(stat["averageConcurrentRequests"])
