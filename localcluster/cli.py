@@ -81,6 +81,10 @@ def up_containerd(args: argparse.Namespace) -> int:
     print("  kubectl wait ksvc/hello --for=condition=Ready --timeout=60s")
     print(f"  curl -H 'Host: hello.default.example.com' http://{real.loadbalancer_address()}/"
           "   (knserve-ingress's EXTERNAL-IP in `kubectl -n knative-serving get service`)")
+    print("  kubectl -n knative-serving port-forward svc/knserve-dashboard 8070   "
+          "then open http://127.0.0.1:8070/ (the dashboard, read-only)")
+    print("  kubectl -n knative-serving port-forward svc/knserve-gateway 31112:8080   "
+          "then faas-cli --gateway http://127.0.0.1:31112 (OpenFaaS's API)")
     return 0
 
 
