@@ -5,7 +5,8 @@ later ``knserve local down`` (another process) must find and stop them. Each pro
 pid file and a log file in the state directory; a pid file only counts while its process is
 alive and still runs the same program, so a stale or reused pid is never signalled.
 
-Side effects: spawns processes in their own session, writes pid and log files, sends signals.
+Side effects: spawns processes in their own session, writes pid and log files, sends signals;
+``answers`` makes an HTTP request (a health check).
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import ssl
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -155,6 +159,20 @@ def log_tail(spec: ProcessSpec, lines: int = 20) -> str:
 
 class StartError(RuntimeError):
     """A component did not become healthy; the message carries its log's tail."""
+
+
+def answers(url: str, expect: bytes | None = None) -> bool:
+    """Whether ``url`` answers 200 within 2 s (and its body holds ``expect``, when given). A
+    health check: an https server's certificate is not checked, only that it answers."""
+    context = None
+    if url.startswith("https:"):
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(url, timeout=2, context=context) as response:
+            return bool(response.status == 200 and (expect is None or expect in response.read()))
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def wait_healthy(

@@ -16,12 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import ssl
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -125,20 +122,22 @@ class ContainerdCluster:
         )
 
     def registry_healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://{self.registry_address()}/v2/", timeout=2) as answer:
-                return int(answer.status) == 200
-        except (urllib.error.URLError, OSError):
+        return processes.answers(f"http://{self.registry_address()}/v2/")
+
+    @staticmethod
+    def _start_helper(spec: processes.ProcessSpec, healthy: Callable[[], bool], *, timeout: float) -> bool:
+        """Start a helper process of the cluster (the registry, the load balancer) unless it runs
+        as ``spec`` says; whether it was started."""
+        pid = processes.running_pid(spec)
+        if pid is not None and processes.argv_of(pid) == spec.argv:
             return False
+        processes.stop(spec)
+        processes.wait_healthy(spec, processes.start(spec), healthy, timeout=timeout, interval=0.1)
+        return True
 
     def _start_registry(self, progress: Progress) -> None:
-        spec = self.registry_spec()
-        if processes.running_pid(spec) is not None and processes.argv_of(processes.running_pid(spec) or 0) == spec.argv:
-            return
-        processes.stop(spec)
-        pid = processes.start(spec)
-        processes.wait_healthy(spec, pid, self.registry_healthy, timeout=20.0, interval=0.1)
-        progress(f"local registry on {self.registry_address()}")
+        if self._start_helper(self.registry_spec(), self.registry_healthy, timeout=20.0):
+            progress(f"local registry on {self.registry_address()}")
 
     # --- the load balancer ------------------------------------------------------------------
     def loadbalancer_address(self) -> str | None:
@@ -157,22 +156,11 @@ class ContainerdCluster:
         )
 
     def loadbalancer_healthy(self) -> bool:
-        url = f"http://{self.loadbalancer_address()}:{loadbalancer.HEALTH_PORT}/healthz"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as answer:
-                return int(answer.status) == 200
-        except (urllib.error.URLError, OSError):
-            return False
+        return processes.answers(f"http://{self.loadbalancer_address()}:{loadbalancer.HEALTH_PORT}/healthz")
 
     def _start_loadbalancer(self, progress: Progress) -> None:
-        spec = self.loadbalancer_spec()
-        pid = processes.running_pid(spec)
-        if pid is not None and processes.argv_of(pid) == spec.argv:
-            return
-        processes.stop(spec)
-        pid = processes.start(spec)
-        processes.wait_healthy(spec, pid, self.loadbalancer_healthy, timeout=30.0, interval=0.1)
-        progress(f"load balancer for LoadBalancer Services on {self.loadbalancer_address()}")
+        if self._start_helper(self.loadbalancer_spec(), self.loadbalancer_healthy, timeout=30.0):
+            progress(f"load balancer for LoadBalancer Services on {self.loadbalancer_address()}")
 
     # --- kube-scheduler ------------------------------------------------------------------
     def scheduler_spec(self) -> processes.ProcessSpec:
@@ -192,15 +180,7 @@ class ContainerdCluster:
         )
 
     def scheduler_healthy(self) -> bool:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        try:
-            with urllib.request.urlopen(f"https://127.0.0.1:{self.cluster.ports.scheduler}/healthz", timeout=2,
-                                        context=context) as answer:
-                return int(answer.status) == 200
-        except (urllib.error.URLError, OSError):
-            return False
+        return processes.answers(f"https://127.0.0.1:{self.cluster.ports.scheduler}/healthz")
 
     def _start_scheduler(self, progress: Progress) -> None:
         ca = pki.ensure_ca(self.cluster.pki_dir)
@@ -308,12 +288,10 @@ class ContainerdCluster:
         spec = self.scheduler_spec()
         pid = processes.running_pid(spec)
         rows.append((spec.name, pid, pid is not None and self.scheduler_healthy(), spec.log_file))
-        spec = self.registry_spec()
-        pid = processes.running_pid(spec)
-        rows.append((spec.name, pid, pid is not None and self.registry_healthy(), spec.log_file))
-        spec = self.loadbalancer_spec()
-        pid = processes.running_pid(spec)
-        rows.append((spec.name, pid, pid is not None and self.loadbalancer_healthy(), spec.log_file))
+        for spec, healthy in ((self.registry_spec(), self.registry_healthy),
+                              (self.loadbalancer_spec(), self.loadbalancer_healthy)):
+            pid = processes.running_pid(spec)
+            rows.append((spec.name, pid, pid is not None and healthy(), spec.log_file))
         for node in self.nodes:
             rows += node.status()
         return rows

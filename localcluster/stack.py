@@ -22,12 +22,9 @@ from __future__ import annotations
 
 import json
 import re
-import ssl
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 from collections.abc import Callable
 from pathlib import Path
@@ -139,31 +136,18 @@ class LocalStack:
             self._apply("config/deployments (local settings)", "-f", "-", input=manifests)
 
     # --- components ------------------------------------------------------------------------
-    @staticmethod
-    def _answers(url: str, expect: bytes | None = None) -> bool:
-        # The webhook's certificate is its own CA's; only whether it answers matters here.
-        context = None
-        if url.startswith("https:"):
-            context = ssl.create_default_context()
-            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-        try:
-            with urllib.request.urlopen(url, timeout=2, context=context) as response:
-                return response.status == 200 and (expect is None or expect in response.read())
-        except (urllib.error.URLError, OSError):
-            return False
-
     def dashboard_ready(self, *, timeout: float = 30.0) -> bool:
         """Whether the dashboard answers on 127.0.0.1:<dashboard> within ``timeout`` (it is not
         one of the components ``start`` waits for: the stack serves without it)."""
         deadline = time.monotonic() + timeout
-        while not self._answers(f"http://127.0.0.1:{self.ports.dashboard}/healthz"):
+        while not processes.answers(f"http://127.0.0.1:{self.ports.dashboard}/healthz"):
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.2)
         return True
 
     def envoy_live(self) -> bool:
-        return self._answers(f"http://127.0.0.1:{self.ports.envoy_admin}/ready", b"LIVE")
+        return processes.answers(f"http://127.0.0.1:{self.ports.envoy_admin}/ready", b"LIVE")
 
     def component_url(self, component: str, port_name: str) -> str | None:
         """``http://<pod IP>:<port>`` of the component's newest running pod, by container port name."""
@@ -180,7 +164,7 @@ class LocalStack:
 
     def _component_answers(self, component: str, port_name: str, path: str) -> bool:
         base = self.component_url(component, port_name)
-        return base is not None and self._answers(base + path)
+        return base is not None and processes.answers(base + path)
 
     def _leader_answers(self, component: str, port_name: str, path: str) -> bool:
         for pod in self.pods(component):
@@ -189,7 +173,7 @@ class LocalStack:
                 continue
             ports = [port for container in pod["spec"]["containers"] for port in container.get("ports") or []
                      if port.get("name") == port_name]
-            if ports and self._answers(f"http://{address}:{ports[0]['containerPort']}{path}", b"ok"):
+            if ports and processes.answers(f"http://{address}:{ports[0]['containerPort']}{path}", b"ok"):
                 return True
         return False
 
